@@ -1,0 +1,125 @@
+"""The one table of Depth Anything V2 variants: architecture, checkpoint kind, Hub location, licence.
+
+Everything else (model construction, checkpoint detection, downloads, node combos, CLI choices,
+tooltips) reads this module; nothing else hard-codes an encoder size or a repo name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DepthKind = Literal["relative", "metric"]
+
+PATCH_SIZE = 14
+#: Side of the square position-embedding grid the checkpoints were trained with (518 / 14).
+POS_EMBED_GRID = 37
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+LICENCE_APACHE = "Apache-2.0"
+LICENCE_NC = "CC-BY-NC-4.0 (non-commercial use only)"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """DINOv2 ViT backbone + DPT head sizes for one encoder (official table)."""
+
+    name: str  # "vits" | "vitb" | "vitl" | "vitg"
+    embed_dim: int
+    depth: int  # transformer blocks
+    num_heads: int
+    ffn: Literal["mlp", "swiglu"]
+    features: int  # DPT fusion width
+    out_channels: tuple[int, int, int, int]  # DPT per-level projections
+    layer_ids: tuple[int, int, int, int]  # blocks whose (normed) tokens feed the DPT head
+    licence: str
+
+    @property
+    def mlp_hidden(self) -> int:
+        """Hidden width of the feed-forward layer (SwiGLU packs 2/3 of 4x, rounded up to 8)."""
+        hidden = 4 * self.embed_dim
+        if self.ffn == "swiglu":
+            hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
+        return hidden
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "vits": EncoderSpec("vits", 384, 12, 6, "mlp", 64, (48, 96, 192, 384), (2, 5, 8, 11), LICENCE_APACHE),
+    "vitb": EncoderSpec("vitb", 768, 12, 12, "mlp", 128, (96, 192, 384, 768), (2, 5, 8, 11), LICENCE_NC),
+    "vitl": EncoderSpec("vitl", 1024, 24, 16, "mlp", 256, (256, 512, 1024, 1024), (4, 11, 17, 23), LICENCE_NC),
+    "vitg": EncoderSpec("vitg", 1536, 40, 24, "swiglu", 384, (1536, 1536, 1536, 1536), (9, 19, 29, 39), LICENCE_NC),
+}
+
+_SIZE_WORD = {"vits": "Small", "vitb": "Base", "vitl": "Large", "vitg": "Giant"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A published checkpoint: which encoder, relative or metric, and where the official file lives."""
+
+    name: str  # stable id used by the CLI, nodes and load_model(), e.g. "vits", "metric_hypersim_vitl"
+    encoder: str
+    kind: DepthKind
+    max_depth: float | None  # metres, metric variants only (sigmoid output x max_depth)
+    hf_repo: str | None  # None: not published (vitg)
+    filename: str
+    dataset: str | None = None  # metric training set: "hypersim" (indoor) | "vkitti" (outdoor)
+
+    @property
+    def spec(self) -> EncoderSpec:
+        return ENCODERS[self.encoder]
+
+    @property
+    def licence(self) -> str:
+        return self.spec.licence
+
+    @property
+    def units(self) -> str:
+        return "m" if self.kind == "metric" else "relative"
+
+    @property
+    def label(self) -> str:
+        """Human-readable one-liner for combos and tooltips."""
+        size = _SIZE_WORD[self.encoder]
+        if self.kind == "metric":
+            scene = "indoor, Hypersim" if self.dataset == "hypersim" else "outdoor, VKITTI"
+            return f"{size} metric ({scene}, up to {self.max_depth:g} m) - {self.licence}"
+        return f"{size} relative - {self.licence}"
+
+
+def _relative(encoder: str) -> Variant:
+    repo = None if encoder == "vitg" else f"depth-anything/Depth-Anything-V2-{_SIZE_WORD[encoder]}"
+    return Variant(encoder, encoder, "relative", None, repo, f"depth_anything_v2_{encoder}.pth")
+
+
+def _metric(dataset: str, encoder: str) -> Variant:
+    max_depth = 20.0 if dataset == "hypersim" else 80.0
+    ds_title = "Hypersim" if dataset == "hypersim" else "VKITTI"
+    return Variant(
+        f"metric_{dataset}_{encoder}", encoder, "metric", max_depth,
+        f"depth-anything/Depth-Anything-V2-Metric-{ds_title}-{_SIZE_WORD[encoder]}",
+        f"depth_anything_v2_metric_{dataset}_{encoder}.pth", dataset,
+    )
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        *(_relative(e) for e in ("vits", "vitb", "vitl", "vitg")),
+        *(_metric(d, e) for d in ("hypersim", "vkitti") for e in ("vits", "vitb", "vitl")),
+    ]
+}
+
+#: Variants whose official file can be downloaded from the Hub.
+DOWNLOADABLE: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.hf_repo)
+
+#: Max depth (m) of each metric training set, for checkpoints whose metadata names only the dataset.
+METRIC_MAX_DEPTH = {"hypersim": 20.0, "vkitti": 80.0}
+
+
+def get_variant(name: str) -> Variant:
+    """Look a variant up by id, with an error that lists the valid ids."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"Unknown Depth Anything V2 variant {name!r}; choose one of: {', '.join(VARIANTS)}") from None
