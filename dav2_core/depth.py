@@ -1,0 +1,58 @@
+"""`DepthMap`: the float depth of a batch plus what its numbers mean (the DEPTH type in ComfyUI)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from .variants import DepthKind
+
+
+@dataclass(frozen=True)
+class DepthMap:
+    """Depth for a batch of images.
+
+    values: [B,H,W] float32. For ``kind="relative"`` it is the model's affine-invariant inverse depth
+    (disparity-like: larger = nearer, arbitrary scale and shift). For ``kind="metric"`` it is distance
+    in metres (larger = farther).
+    """
+
+    values: torch.Tensor
+    kind: DepthKind = "relative"
+    units: str = "relative"  # "relative" | "m"
+    model: str = ""  # variant id or checkpoint file name it came from
+
+    def __post_init__(self) -> None:
+        v = self.values
+        if not isinstance(v, torch.Tensor) or v.ndim != 3:
+            raise ValueError(f"DepthMap.values must be a [B,H,W] tensor, got {getattr(v, 'shape', type(v))}")
+        if self.kind not in ("relative", "metric"):
+            raise ValueError(f"DepthMap.kind must be 'relative' or 'metric', got {self.kind!r}")
+
+    @property
+    def batch(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.values.shape[2]
+
+    @property
+    def is_metric(self) -> bool:
+        return self.kind == "metric"
+
+    def nearness(self) -> torch.Tensor:
+        """[B,H,W] values oriented so larger = nearer (relative: as is; metric: negated metres)."""
+        return -self.values if self.is_metric else self.values
+
+    def with_values(self, values: torch.Tensor) -> "DepthMap":
+        """Same meaning and units, new numbers (e.g. a slice of the batch, or resized)."""
+        return replace(self, values=values)
+
+    def __getitem__(self, index: int | slice) -> "DepthMap":
+        v = self.values[index]
+        return self.with_values(v.unsqueeze(0) if v.ndim == 2 else v)

@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: the ../shared data folder and a deterministic CPU setup."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (real photos + measured depth); tests that need it skip when it is absent."""
+    if not (SHARED / "images").is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED} (set DAV2_SHARED_DIR); real-photo tests skipped")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shared_images(shared_dir: Path) -> list[Path]:
+    """The real photos in ../shared/images, sorted by name."""
+    images = sorted((shared_dir / "images").glob("*.jpg"))
+    if not images:
+        pytest.skip(f"no .jpg photos in {shared_dir / 'images'}")
+    return images
