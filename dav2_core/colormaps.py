@@ -1,0 +1,121 @@
+"""Colormaps for depth: matplotlib's tables as 256-entry LUTs applied on the tensor's device.
+
+Near maps to the high end of the colormap (Spectral_r: near = red, far = blue, as the official demo).
+Only ``matplotlib.colormaps`` is used (no pyplot, no global figure state).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .depth import DepthMap
+from .normalize import as_depth_values, nearness, normalize_depth, scale_to_unit
+
+#: The colormaps offered everywhere (CLI, nodes, web UI); the first is the default.
+COLORMAPS: tuple[str, ...] = ("Spectral_r", "viridis", "plasma", "magma", "inferno", "turbo", "gray")
+DEFAULT_COLORMAP = COLORMAPS[0]
+LUT_SIZE = 256
+
+#: Colorize range modes with their tooltip help (the one list of them).
+RANGE_MODE_HELP: dict[str, str] = {
+    "auto": "min-max of each image (near = high end of the colormap)",
+    "percentile": "each image clipped at its 2nd-98th percentiles, robust to outliers",
+    "manual": "fixed min/max in the depth's own units (metres for metric models, raw values for relative)",
+}
+RANGE_MODES: tuple[str, ...] = tuple(RANGE_MODE_HELP)
+PERCENTILE_RANGE = (2.0, 98.0)
+
+
+def _check_name(name: str) -> None:
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colormap {name!r}; valid colormaps: {', '.join(COLORMAPS)}")
+
+
+@lru_cache(maxsize=None)
+def _lut_numpy(name: str) -> np.ndarray:
+    from matplotlib import colormaps as mpl_colormaps  # registry only; does not import pyplot
+
+    cmap = mpl_colormaps[name].resampled(LUT_SIZE)
+    table = np.asarray(cmap(np.arange(LUT_SIZE)), dtype=np.float32)[:, :3]
+    table.setflags(write=False)
+    return table
+
+
+def lut(name: str = DEFAULT_COLORMAP, device: torch.device | str | None = None) -> torch.Tensor:
+    """The colormap as a [256,3] float32 RGB table in 0..1 (entry 0 = far end, 255 = near end)."""
+    _check_name(name)
+    return torch.tensor(_lut_numpy(name), dtype=torch.float32, device=device)
+
+
+def lut_uint8_table() -> dict[str, list[int]]:
+    """Every colormap as a flat list of 256*3 uint8 RGB values (r0,g0,b0,r1,...) for the web UI."""
+    return {
+        name: np.rint(_lut_numpy(name) * 255.0).clip(0, 255).astype(np.uint8).reshape(-1).tolist()
+        for name in COLORMAPS
+    }
+
+
+def colorize(values01: torch.Tensor, name: str = DEFAULT_COLORMAP, invert: bool = False) -> torch.Tensor:
+    """Map values in 0..1 [B,H,W] to RGB IMAGE [B,H,W,3] float32 0..1 through the colormap LUT.
+
+    Linear interpolation between the 256 LUT entries (0 gives entry 0 and 1 gives entry 255 exactly).
+    Values outside 0..1 are clamped, NaN counts as 0. ``invert`` uses 1 - v. Runs on the input's device.
+    """
+    _check_name(name)
+    if not isinstance(values01, torch.Tensor) or values01.ndim != 3:
+        raise ValueError(f"colorize needs a [B,H,W] tensor of 0..1 values, got {getattr(values01, 'shape', type(values01))}")
+    v = torch.nan_to_num(values01.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+    if invert:
+        v = 1.0 - v
+    table = lut(name, device=v.device)
+    pos = v * (LUT_SIZE - 1)
+    i0 = pos.floor().long().clamp_(0, LUT_SIZE - 1)
+    i1 = (i0 + 1).clamp_(max=LUT_SIZE - 1)
+    frac = (pos - i0).unsqueeze(-1)
+    c0 = table[i0]
+    return c0.add_((table[i1] - c0).mul_(frac))
+
+
+def colorize_depth(
+    depth: DepthMap | torch.Tensor,
+    name: str = DEFAULT_COLORMAP,
+    invert: bool = False,
+    range_mode: str = "auto",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> torch.Tensor:
+    """Depth [B,H,W] → colour IMAGE [B,H,W,3] float32 0..1, near at the high end of the colormap.
+
+    ``range_mode``: 'auto' = per-image min-max of nearness; 'percentile' = per-image 2nd-98th
+    percentiles; 'manual' = ``vmin``..``vmax`` in the depth's own units (metres for metric: vmin is the
+    near end; relative values: vmax is the near end). ``vmin``/``vmax`` are used only in 'manual'.
+    ``invert`` puts near at the low end. A plain tensor is read as relative depth (larger = nearer).
+    NaN/Inf pixels and zero-range images get the colormap's first colour (entry 0), inverted or not.
+    """
+    _check_name(name)
+    if range_mode not in RANGE_MODES:
+        raise ValueError(f"unknown range mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}")
+    if range_mode == "auto":
+        v = normalize_depth(depth, "per_image", invert=invert)
+    elif range_mode == "percentile":
+        v = normalize_depth(depth, "percentile", *PERCENTILE_RANGE, invert=invert)
+    else:
+        if vmin is None or vmax is None:
+            raise ValueError("manual range needs both min and max (in the depth's units)")
+        vmin, vmax = float(vmin), float(vmax)
+        if not (math.isfinite(vmin) and math.isfinite(vmax)):
+            raise ValueError(f"manual range min and max must be finite numbers, got min={vmin}, max={vmax}")
+        if vmin >= vmax:
+            raise ValueError(f"manual range: min must be smaller than max (got min={vmin}, max={vmax})")
+        values = as_depth_values(depth)
+        batch = values.shape[0]
+        metric = isinstance(depth, DepthMap) and depth.is_metric
+        # nearness bounds: metric nearness = -metres, so the far bound is -vmax and the near one -vmin
+        lo, hi = (-vmax, -vmin) if metric else (vmin, vmax)
+        lo_t = torch.full((batch,), lo, dtype=torch.float32, device=values.device)
+        hi_t = torch.full((batch,), hi, dtype=torch.float32, device=values.device)
+        v = scale_to_unit(nearness(depth), lo_t, hi_t, invert)
+    return colorize(v, name)
