@@ -69,8 +69,8 @@ def masked_quantile(values: torch.Tensor, valid: torch.Tensor, qs: list[float] |
 
     ``qs`` are fractions in 0..1. Same definition as ``numpy.percentile`` (linear interpolation between
     the two nearest order statistics), computed with ``torch.kthvalue`` plus a count/min pass for the
-    upper neighbour, so there is no size limit (``torch.quantile`` refuses more than 16M elements) and
-    no sort of the whole row. Rows with no valid entry give NaN. Returns [R, len(qs)] float32.
+    upper neighbour, so there is no size limit (``torch.quantile`` in older torch refuses more than 16M
+    elements), rows may have different numbers of valid entries, and no row is fully sorted. Rows with no valid entry give NaN. Returns [R, len(qs)] float32.
     """
     if values.ndim != 2 or valid.shape != values.shape:
         raise ValueError(f"masked_quantile needs values and valid of the same [R,N] shape, got {values.shape}, {valid.shape}")
