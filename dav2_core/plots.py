@@ -10,7 +10,6 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .stats import units_label
 
 SURFACE_MAX_SIDE = 64
 DEFAULT_SIZE = (1200, 900)  # width, height in pixels
@@ -47,7 +46,8 @@ def _downsample(arr: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _slice_panel(ax, profile: np.ndarray, title: str, xlabel: str, ylabel: str) -> None:
-    ax.plot(np.arange(profile.size), profile, color="tab:blue", linewidth=1.2, label="depth")
+    marker = "o" if profile.size < 2 else None  # a 1-pixel profile is a point, not a line
+    ax.plot(np.arange(profile.size), profile, color="tab:blue", linewidth=1.2, marker=marker, label="depth")
     finite = profile[np.isfinite(profile)]
     if finite.size:
         mean = float(finite.mean())
@@ -78,8 +78,7 @@ def plot_depth_analysis(
     width, height = int(size[0]), int(size[1])
     if width < 200 or height < 150:
         raise ValueError(f"plot size must be at least 200x150 pixels, got {width}x{height}")
-    label = units_label(units)
-    axis_label = f"depth ({label})"
+    axis_label = "relative inverse depth" if units == "relative" else f"depth ({units})"
     finite = arr[np.isfinite(arr)]
     h, w = arr.shape
 
