@@ -1,0 +1,90 @@
+"""`load_model`: a variant id or checkpoint path -> a ready DepthAnythingV2 in eval mode on a device."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .checkpoints import CheckpointInfo, load_checkpoint
+from .hub import resolve_checkpoint
+from .model import DepthAnythingV2
+from .variants import VARIANTS
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+           "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def default_models_dir() -> Path:
+    """Where variants are looked for / downloaded when no folder is given: $DAV2_MODELS_DIR or ~/.cache/dav2."""
+    return Path(os.environ.get("DAV2_MODELS_DIR", Path.home() / ".cache" / "dav2" / "models")).expanduser()
+
+
+def default_device() -> torch.device:
+    """CUDA if present, then Apple MPS, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+    """Precision for a device: None/'auto' = fp16 on CUDA and MPS, fp32 on CPU. fp16 on CPU is refused."""
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16 or bf16")
+        dtype = _DTYPES[dtype]
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"unsupported precision {dtype}; use fp32, fp16 or bf16")
+    if dtype == torch.float16 and device.type == "cpu":
+        raise ValueError("fp16 is not supported on the CPU (slow and partly unimplemented); use bf16 or fp32 there")
+    return dtype
+
+
+def build_model(info: CheckpointInfo) -> DepthAnythingV2:
+    """An empty (meta-device) network shaped for a checkpoint; fill it with ``load_state_dict(assign=True)``."""
+    spec = info.spec
+    with torch.device("meta"):
+        return DepthAnythingV2(spec.name, spec.features, spec.out_channels, info.max_depth if info.kind == "metric" else None)
+
+
+def load_model(
+    path_or_variant: str | os.PathLike[str],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
+    kind: str | None = None,
+    max_depth: float | None = None,
+) -> DepthAnythingV2:
+    """Load Depth Anything V2 ready for inference.
+
+    path_or_variant: a variant id from ``variants.VARIANTS`` (found in, or downloaded to, ``models_dir``)
+    or the path of a checkpoint in any supported format (official .pth, official-key or HF-transformers
+    safetensors). The encoder is read from the tensors; relative vs metric from the variant, the file's
+    metadata, or ``kind``/``max_depth``. The result carries ``.checkpoint_info`` and ``.source``.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    dtype = resolve_dtype(dtype, device)
+    if device.type == "mps":
+        os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks
+    name = os.fspath(path_or_variant)
+    if name in VARIANTS:
+        variant = VARIANTS[name]
+        path = resolve_checkpoint(name, models_dir if models_dir is not None else default_models_dir())
+        if kind is None and variant.kind == "metric":
+            kind, max_depth = "metric", max_depth or variant.max_depth
+        state_dict, info = load_checkpoint(path, expected_encoder=variant.encoder, kind=kind, max_depth=max_depth)
+    else:
+        path = Path(name)
+        if not path.suffix and not path.exists():
+            raise ValueError(f"{name!r} is neither a known variant ({', '.join(VARIANTS)}) nor an existing checkpoint file")
+        state_dict, info = load_checkpoint(path, kind=kind, max_depth=max_depth)
+    model = build_model(info)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model.checkpoint_info = info
+    model.source = name
+    return model
