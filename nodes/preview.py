@@ -1,0 +1,131 @@
+"""Server side of the web depth preview: each depth map as an exact "packed 16-bit" PNG in ComfyUI's temp folder.
+
+The browser (``web/depth_preview.js``) fetches the PNG through ``/view``, reads its bytes with a canvas and
+decodes every pixel back to depth, so hovering reads the value at full resolution while the colourised
+preview is drawn downsampled. Packing, per image with ``lo``/``hi`` = min/max of its finite values::
+
+    q = round(65535 * (d - lo) / (hi - lo))      R = q >> 8, G = q & 255, B = 0
+    d ≈ lo + q / 65535 * (hi - lo)               |error| <= (hi - lo) / 131070
+
+Non-finite pixels (NaN/Inf) are stored as q = 0 with B = 255 ("no value"). A constant image has
+``hi == lo`` and q = 0 everywhere. OpenCV writes 8-bit RGB PNGs without alpha, gamma, sRGB or ICC chunks,
+so a browser canvas returns the stored bytes unchanged.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import cv2
+import numpy as np
+import torch
+
+import folder_paths
+from dav2_core.depth import DepthMap
+
+#: UI output key the web extension reads (one entry per previewed image).
+UI_KEY = "dav2_depth"
+#: Only the first images of a batch are previewed (a video batch would otherwise write hundreds of files).
+MAX_PREVIEW_IMAGES = 16
+#: Subfolder of ComfyUI's temp directory holding the packed PNGs (ComfyUI empties it on start).
+PREVIEW_SUBFOLDER = "dav2_preview"
+Q_MAX = 65535
+
+
+def pack_depth_u16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Pack one depth map [H,W] (any float dtype, any units) into [H,W,3] uint8 RGB plus its (min, max).
+
+    R/G hold the high/low byte of the 16-bit quantised value, B is 255 where the input was NaN/Inf.
+    ``(min, max)`` are over the finite pixels (0.0, 0.0 when there are none).
+    """
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"pack_depth_u16 needs a non-empty [H,W] depth map, got shape {values.shape}")
+    d = values.astype(np.float64, copy=False)
+    finite = np.isfinite(d)
+    if finite.all():
+        lo, hi = float(d.min()), float(d.max())
+    elif finite.any():
+        lo, hi = float(d[finite].min()), float(d[finite].max())
+    else:
+        lo = hi = 0.0
+    span = hi - lo
+    if span > 0.0:
+        q = np.rint((np.where(finite, d, lo) - lo) * (Q_MAX / span))
+        q = np.clip(q, 0, Q_MAX).astype(np.uint16)
+    else:  # constant depth (or nothing finite): q = 0, max == min
+        q = np.zeros(d.shape, dtype=np.uint16)
+    rgb = np.empty((*d.shape, 3), dtype=np.uint8)
+    rgb[..., 0] = q >> 8
+    rgb[..., 1] = q & 0xFF
+    rgb[..., 2] = np.where(finite, 0, 255)
+    return rgb, lo, hi
+
+
+def unpack_depth_u16(rgb: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Inverse of :func:`pack_depth_u16`: [H,W,3] uint8 RGB → [H,W] float64 depth (NaN where B = 255)."""
+    q = rgb[..., 0].astype(np.float64) * 256.0 + rgb[..., 1]
+    d = lo + q / Q_MAX * (hi - lo)
+    return np.where(rgb[..., 2] == 255, np.nan, d)
+
+
+def preview_size(width: int, height: int, max_preview_side: int) -> tuple[int, int]:
+    """Display size (w, h) with the long side at most ``max_preview_side`` px, aspect kept, at least 1 px."""
+    if max_preview_side < 1:
+        raise ValueError(f"max_preview_side must be >= 1, got {max_preview_side}")
+    scale = min(1.0, max_preview_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _write_png(path: str, rgb: np.ndarray) -> None:
+    # OpenCV wants BGR; write to a sibling temp name first so the browser never sees half a file.
+    partial = path + ".part.png"
+    if not cv2.imwrite(partial, np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+        raise OSError(f"could not write the depth preview {partial!r} (is the ComfyUI temp folder writable?)")
+    os.replace(partial, path)
+
+
+def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024) -> dict[str, list[dict]]:
+    """UI output for the web preview of ``depth`` ([B,H,W] values; the first 16 images of the batch).
+
+    Returns ``{"dav2_depth": [entry, ...]}`` to merge into a node's ``ui`` dict. Each entry:
+    ``filename``/``subfolder``/``type`` ("temp") for ``/view``; ``width``/``height`` of the full-resolution
+    map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display; ``min``/``max``
+    of the finite values in the depth's units; ``units`` ('m' or 'relative'); ``kind`` ('metric' or
+    'relative'); ``model``; ``index`` in the batch and ``batch`` size.
+    """
+    if not isinstance(depth, DepthMap):
+        raise ValueError(f"depth_preview_ui needs a DepthMap (the DEPTH type), got {type(depth).__name__}")
+    values = depth.values
+    batch, height, width = values.shape
+    if batch == 0 or height == 0 or width == 0:
+        raise ValueError(f"cannot preview an empty depth map (shape {tuple(values.shape)})")
+    count = min(batch, MAX_PREVIEW_IMAGES)
+    maps = values[:count].detach().to(device="cpu", dtype=torch.float32).numpy()
+    out_dir = os.path.join(folder_paths.get_temp_directory(), PREVIEW_SUBFOLDER)
+    os.makedirs(out_dir, exist_ok=True)
+    token = uuid.uuid4().hex[:12]
+    pw, ph = preview_size(width, height, max_preview_side)
+    entries = []
+    for i in range(count):
+        rgb, lo, hi = pack_depth_u16(maps[i])
+        filename = f"dav2_depth_{token}_{i:02d}.png"
+        _write_png(os.path.join(out_dir, filename), rgb)
+        entries.append(
+            {
+                "filename": filename,
+                "subfolder": PREVIEW_SUBFOLDER,
+                "type": "temp",
+                "width": width,
+                "height": height,
+                "preview_width": pw,
+                "preview_height": ph,
+                "min": lo,
+                "max": hi,
+                "units": depth.units,
+                "kind": depth.kind,
+                "model": depth.model,
+                "index": i,
+                "batch": batch,
+            }
+        )
+    return {UI_KEY: entries}
