@@ -1,0 +1,32 @@
+"""ComfyUI adapters (V3 ``io.ComfyNode``) over dav2_core; imported by the pack's root ``__init__``."""
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .colorize import ColorizeDepth
+from .estimate import EstimateDepth
+from .loader import LoadDepthAnythingV2
+from .routes import register_routes
+from .stats import DepthStats
+
+register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside a running server
+
+#: Every node of the pack, in menu order.
+NODES: list[type[io.ComfyNode]] = [LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats]
+
+
+class DepthAnythingV2Extension(ComfyExtension):
+    """The pack as a V3 extension (for ComfyUI versions that load ``comfy_entrypoint``)."""
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+def node_mappings() -> tuple[dict[str, type[io.ComfyNode]], dict[str, str]]:
+    """(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS) built from the V3 schemas."""
+    classes, names = {}, {}
+    for node in NODES:
+        schema = node.GET_SCHEMA()
+        classes[schema.node_id] = node
+        names[schema.node_id] = schema.display_name
+    return classes, names

@@ -1,0 +1,87 @@
+"""Colorize Depth: DEPTH (or a grey depth IMAGE) -> colour IMAGE through a matplotlib colormap LUT."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, RANGE_MODE_HELP, RANGE_MODES, colorize_depth
+from dav2_core.depth import DepthMap
+from dav2_core.preprocess import as_image_batch
+
+from .types import SEARCH_ALIASES, DepthIO, schema
+
+#: ITU-R BT.601 luma weights: an IMAGE input is read as relative depth from its brightness.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def image_as_depth(image: torch.Tensor) -> DepthMap:
+    """A depth IMAGE [B,H,W,C] (near = bright, e.g. Estimate Depth's depth_image) as relative depth."""
+    rgb = as_image_batch(image)  # validates; RGBA alpha dropped, grey repeated
+    weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device)
+    return DepthMap(rgb @ weights, kind="relative", units="relative", model="image")
+
+
+def as_depth(value: object) -> DepthMap:
+    """The DepthMap to colour from a DEPTH or IMAGE input, or a ValueError naming what was wired."""
+    if isinstance(value, DepthMap):
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.ndim == 3 and value.shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"'depth' got a tensor of shape {tuple(value.shape)}, which looks like a MASK; connect "
+                "Estimate Depth's DEPTH output (or a depth IMAGE [B,H,W,3]) instead"
+            )
+        return image_as_depth(value)
+    raise ValueError(f"'depth' must be a DEPTH or an IMAGE, got {type(value).__name__}; connect Estimate Depth's DEPTH output")
+
+
+class ColorizeDepth(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return schema(
+            node_id="DAV2ColorizeDepth",
+            display_name="Colorize Depth",
+            description=(
+                "Colours a depth map with a colormap (Spectral_r by default: near = red, far = blue). "
+                "Takes the DEPTH output of Estimate Depth, or a grey depth IMAGE (brightness = nearness)."
+            ),
+            search_aliases=SEARCH_ALIASES + ["colormap", "colorize", "depth visualisation", "heatmap"],
+            inputs=[
+                io.MultiType.Input(
+                    "depth", types=[DepthIO, io.Image],
+                    tooltip="DEPTH from Estimate Depth (keeps metres for metric models), or a grey depth IMAGE "
+                            "where brighter = nearer",
+                ),
+                io.Combo.Input("colormap", options=list(COLORMAPS), default=DEFAULT_COLORMAP,
+                               tooltip="Colour table (matplotlib); near maps to its high end, far to its low end"),
+                io.Boolean.Input("invert", default=False, tooltip="Reverse the colormap (near at the low end)"),
+                io.Combo.Input("range_mode", options=list(RANGE_MODES), default="auto",
+                               tooltip="Which depth values span the colormap:\n"
+                                       + "\n".join(f"{k}: {v}" for k, v in RANGE_MODE_HELP.items())),
+                io.Float.Input("manual_min", default=0.0, min=-1e9, max=1e9, step=0.01,
+                               tooltip="manual range only: lower bound in the depth's units (metres for metric)"),
+                io.Float.Input("manual_max", default=1.0, min=-1e9, max=1e9, step=0.01,
+                               tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min"),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="Coloured depth [B,H,W,3], same size as the depth"),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, range_mode: str | None, manual_min: float | None, manual_max: float | None) -> bool | str:
+        """Refuse a bad manual range when the graph is queued, before anything runs."""
+        if range_mode is not None and range_mode not in RANGE_MODES:
+            return f"unknown range_mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}"
+        if range_mode == "manual" and manual_min is not None and manual_max is not None and manual_min >= manual_max:
+            return (f"manual range: manual_min ({manual_min:g}) must be smaller than manual_max ({manual_max:g}); "
+                    "raise manual_max or lower manual_min, or use range_mode auto")
+        return True
+
+    @classmethod
+    def execute(cls, depth: object, colormap: str, invert: bool, range_mode: str, manual_min: float,
+                manual_max: float) -> io.NodeOutput:
+        manual = range_mode == "manual"
+        image = colorize_depth(as_depth(depth), colormap, invert=invert, range_mode=range_mode,
+                               vmin=manual_min if manual else None, vmax=manual_max if manual else None)
+        return io.NodeOutput(image)

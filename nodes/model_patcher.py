@@ -1,0 +1,68 @@
+"""ComfyUI memory management for the depth network: wrap it in a ModelPatcher, load it on demand.
+
+Like ComfyUI's own auxiliary models (CLIP vision, upscalers): weights live on the offload device
+(``unet_offload_device``) until a node needs them; ``load_models_gpu`` moves them to the torch device,
+evicting other models if VRAM is short, and ComfyUI offloads them again when something else needs room.
+"""
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import torch
+
+from dav2_core.loading import resolve_dtype
+
+PRECISIONS: dict[str, str] = {
+    "auto": "fp16 on GPUs that run it fast (bf16 where fp16 is unsupported), fp32 on CPU",
+    "fp32": "full precision (exact parity with the official implementation)",
+    "fp16": "half precision: half the memory, faster on most GPUs",
+    "bf16": "bfloat16: half the memory, safer range than fp16 on recent GPUs",
+}
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+DEVICES: dict[str, str] = {
+    "auto": "ComfyUI's device (the GPU, or the CPU when started with --cpu); offloaded when idle",
+    "cpu": "always run on the CPU (keeps GPU memory free for other models; slow)",
+}
+
+
+def devices(device: str) -> tuple[torch.device, torch.device]:
+    """(load device, offload device) for the ``device`` choice."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return torch.device("cpu"), torch.device("cpu")
+    return mm.get_torch_device(), mm.unet_offload_device()
+
+
+def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
+    """The dtype the network runs in on ``load_device`` for a precision choice (ValueError if unusable there)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return resolve_dtype(_DTYPES[precision], load_device)  # e.g. refuses fp16 on the CPU, saying why
+    if mm.is_device_cpu(load_device):
+        return torch.float32
+    if mm.should_use_fp16(load_device):
+        return torch.float16
+    if mm.should_use_bf16(load_device):
+        return torch.bfloat16
+    return torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in _DTYPES.items()}[dtype]
+
+
+def wrap(model: torch.nn.Module, load_device: torch.device, offload_device: torch.device) -> comfy.model_patcher.ModelPatcher:
+    """A ModelPatcher around ``model`` (whose weights sit on ``offload_device``)."""
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+def load(patcher: comfy.model_patcher.ModelPatcher) -> torch.nn.Module:
+    """Put the network on its load device through ComfyUI (evicting others if needed); returns it.
+
+    Loaded fully (no partial low-VRAM loading: the network uses plain torch layers, not comfy.ops).
+    """
+    mm.load_models_gpu([patcher], force_full_load=True)
+    return patcher.model

@@ -1,0 +1,53 @@
+"""Depth Stats: per-image and batch statistics of a DEPTH as text, UI data and an analysis plot."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from dav2_core.plots import plot_to_tensor
+from dav2_core.stats import depth_stats, format_stats
+
+from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+
+MAX_BATCH_INDEX = 4095
+
+
+class DepthStats(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return schema(
+            node_id="DAV2DepthStats",
+            display_name="Depth Stats",
+            description=(
+                "Statistics of a depth map per image and for the whole batch (min, max, range, mean, median, "
+                "std, p1/p5/p95/p99, valid pixels, units), shown on the node after it runs, plus an analysis "
+                "plot: histogram with mean/median, middle row and column profiles, and a 3D surface."
+            ),
+            search_aliases=SEARCH_ALIASES + ["depth statistics", "histogram", "depth analysis"],
+            is_output_node=True,
+            inputs=[
+                DepthIO.Input("depth", tooltip="DEPTH from Estimate Depth (metres for metric models)"),
+                io.Int.Input("plot_index", default=0, min=0, max=MAX_BATCH_INDEX,
+                             tooltip="Which image of the batch the plot shows (0 = first); the stats cover all"),
+            ],
+            outputs=[
+                io.String.Output(display_name="stats",
+                                 tooltip="Readable statistics: the batch first, then each image, in the depth's units"),
+                io.Image.Output(display_name="plot",
+                                tooltip="Analysis plot [1,900,1200,3] of the chosen image: histogram, "
+                                        "middle row/column profiles, 3D surface"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, depth: object, plot_index: int) -> io.NodeOutput:
+        depth_map = require_depth(depth)
+        if not 0 <= plot_index < depth_map.batch:
+            raise ValueError(
+                f"plot_index {plot_index} is outside the batch of {depth_map.batch} image(s); "
+                f"use 0..{depth_map.batch - 1}"
+            )
+        stats = depth_stats(depth_map)
+        text = format_stats(stats)
+        title = f"Image {plot_index + 1} of {depth_map.batch}" + (f" - {depth_map.model}" if depth_map.model else "")
+        plot = plot_to_tensor(depth_map.values[plot_index], depth_map.units, title=title)
+        return io.NodeOutput(text, plot, ui={"text": [text], "dav2_stats": [stats]})

@@ -1,0 +1,73 @@
+"""The pack's ComfyUI io types (DAV2_MODEL, DEPTH) and shared constants (category, model folder)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from comfy_api.latest import io
+
+from dav2_core.depth import DepthMap
+
+#: The one "Add Node" menu category of the pack.
+CATEGORY = "depth/Depth Anything V2"
+#: ComfyUI model folder name (``models/depthanything``, also the key in ``extra_model_paths.yaml``).
+MODEL_FOLDER = "depthanything"
+#: Words the node search matches besides the display names (used where the Schema supports aliases).
+SEARCH_ALIASES = ["depth", "depth anything", "depth map", "midas", "zoe", "controlnet depth", "dav2"]
+
+
+@dataclass(frozen=True)
+class DepthModel:
+    """What flows through a DAV2_MODEL link: ComfyUI's patcher around the network plus what it is.
+
+    ``patcher`` is a ``comfy.model_patcher.ModelPatcher``; its ``.model`` is the
+    ``dav2_core.DepthAnythingV2`` network (weights on the offload device until ``load_models_gpu``).
+    """
+
+    patcher: Any
+    name: str  # variant id or checkpoint file name, recorded in every DepthMap it produces
+    encoder: str  # "vits" | "vitb" | "vitl" | "vitg"
+    kind: str  # "relative" | "metric"
+    max_depth: float | None  # metres, metric models only
+    dtype: str  # compute precision actually used: "fp32" | "fp16" | "bf16"
+
+    @property
+    def units(self) -> str:
+        return "m" if self.kind == "metric" else "relative"
+
+
+@io.comfytype(io_type="DAV2_MODEL")
+class DepthModelIO(io.ComfyTypeIO):
+    """A loaded Depth Anything V2 model (:class:`DepthModel`)."""
+
+    Type = DepthModel
+
+
+@io.comfytype(io_type="DEPTH")
+class DepthIO(io.ComfyTypeIO):
+    """Float depth of a batch with its meaning (:class:`dav2_core.depth.DepthMap`: [B,H,W], kind, units)."""
+
+    Type = DepthMap
+
+
+def schema(**fields: Any) -> io.Schema:
+    """``io.Schema`` with the pack's category, passing ``search_aliases`` only where ComfyUI knows it."""
+    fields.setdefault("category", CATEGORY)
+    aliases = fields.pop("search_aliases", None)
+    if aliases and "search_aliases" in io.Schema.__dataclass_fields__:
+        fields["search_aliases"] = aliases
+    return io.Schema(**fields)
+
+
+def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
+    """The DepthMap on a DEPTH input, or a ValueError saying what was wired instead and what to do."""
+    if isinstance(value, DepthMap):
+        return value
+    what = type(value).__name__
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        what += f" of shape {tuple(shape)}"
+    raise ValueError(
+        f"'{input_name}' must be a DEPTH (the DEPTH output of Estimate Depth), got {what}; "
+        "connect Estimate Depth's DEPTH output here"
+    )

@@ -1,0 +1,355 @@
+"""Real-ComfyUI test harness: locate ComfyUI, load this pack in-process, run a real server.
+
+No fake ``comfy``/``folder_paths``/``comfy_api`` modules: everything goes through the ComfyUI checkout
+in ``COMFYUI_DIR`` (default ``<repo>/.comfyui/ComfyUI``, installed by ``make comfyui-setup``).
+
+* :func:`comfyui_dir` finds the checkout (tests skip with the reason when it is missing).
+* :func:`load_pack_inprocess` imports ComfyUI's own modules and loads the pack with ComfyUI's
+  ``nodes.load_custom_node`` from a ``custom_nodes`` folder, exactly like ``main.py`` does.
+* :class:`ComfyServer` starts ``main.py --cpu`` on a free 127.0.0.1 port with its own base directory
+  (custom_nodes with the pack linked, models, input, output, temp, user), talks to its HTTP API and
+  stops it by PID. The session fixture ``comfy_server`` (re-exported by ``tests/conftest.py``) shares
+  one server between all server and browser tests.
+
+Importing this module is cheap: ComfyUI is imported only when a fixture or helper needs it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK_NAME = "comfyui-depth-anything-v2-pro"
+DEFAULT_COMFYUI_DIR = ROOT / ".comfyui" / "ComfyUI"
+MODEL_FOLDER = "depthanything"
+#: The pack's node ids (ComfyUI's NODE_CLASS_MAPPINGS keys) by display name.
+NODE_IDS = {
+    "Load Depth Anything V2": "DAV2ModelLoader",
+    "Estimate Depth": "DAV2EstimateDepth",
+    "Colorize Depth": "DAV2ColorizeDepth",
+    "Depth Stats": "DAV2DepthStats",
+}
+#: File name of the seeded random-init checkpoint the fixtures put in the model folder.
+TEST_CHECKPOINT = "dav2_random_vits.safetensors"
+SERVER_START_TIMEOUT = float(os.environ.get("DAV2_COMFY_START_TIMEOUT", "300"))
+
+
+# --------------------------------------------------------------------------- locating ComfyUI
+
+def comfyui_dir() -> Path:
+    """The ComfyUI checkout to test against, or ``pytest.skip`` saying how to install one."""
+    path = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_COMFYUI_DIR).expanduser().resolve()
+    if not (path / "main.py").is_file():
+        pytest.skip(
+            f"no ComfyUI checkout at {path} (main.py missing): run `make comfyui-setup` "
+            "or set COMFYUI_DIR to a ComfyUI folder"
+        )
+    return path
+
+
+def make_base_dir(base: Path, checkpoint: Path | None = None) -> Path:
+    """Lay out a ComfyUI base directory: custom_nodes/<pack> -> repo, models/depthanything, io folders.
+
+    ``checkpoint`` (if given) is copied into ``models/depthanything``. Returns ``base``.
+    """
+    for sub in ("custom_nodes", f"models/{MODEL_FOLDER}", "input", "output", "temp", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    link = base / "custom_nodes" / PACK_NAME
+    if not link.exists():
+        link.symlink_to(ROOT, target_is_directory=True)
+    if checkpoint is not None:
+        shutil.copy2(checkpoint, base / "models" / MODEL_FOLDER / checkpoint.name)
+    return base
+
+
+# --------------------------------------------------------------------------- test checkpoints
+
+def write_test_checkpoint(path: Path, encoder: str = "vits", seed: int = 0, kind: str = "relative",
+                          max_depth: float | None = None, fmt: str = "official-safetensors") -> Path:
+    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/checkpoint_factory.py)."""
+    from checkpoint_factory import write_checkpoint
+
+    return write_checkpoint(path, encoder, fmt, seed=seed, kind=kind, max_depth=max_depth)
+
+
+# --------------------------------------------------------------------------- in-process ComfyUI
+
+@dataclass
+class InProcessComfy:
+    """ComfyUI's modules imported into this process, with the pack loaded from ``custom_nodes``."""
+
+    comfyui_dir: Path
+    base_dir: Path
+    nodes: Any  # ComfyUI's top-level ``nodes`` module
+    folder_paths: Any
+    model_management: Any
+    module: Any  # the pack's module object as ComfyUI imported it
+
+    def node(self, display_name: str) -> Any:
+        """The registered node class for a display name (e.g. "Estimate Depth")."""
+        return self.nodes.NODE_CLASS_MAPPINGS[NODE_IDS[display_name]]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "models" / MODEL_FOLDER
+
+
+def import_comfyui(path: Path) -> tuple[Any, Any, Any]:
+    """Import ComfyUI's ``folder_paths``, ``nodes`` and ``comfy.model_management`` (CPU mode)."""
+    path_str = str(path)
+    if path_str in sys.path:
+        sys.path.remove(path_str)
+    sys.path.insert(0, path_str)  # before the repo root: ComfyUI's nodes.py, not the pack's nodes/
+    existing = sys.modules.get("nodes")
+    if existing is not None and not str(getattr(existing, "__file__", "")).startswith(path_str):
+        raise RuntimeError(
+            f"a different module named 'nodes' is already imported ({existing!r}); the pack's nodes/ "
+            "package must only be imported through the pack (relative imports), never as top-level 'nodes'"
+        )
+    from comfy.cli_args import args  # parses no argv: comfy.options.args_parsing is False in-process
+
+    args.cpu = True  # like main.py --cpu; must precede the first comfy.model_management import
+    import folder_paths
+    import nodes
+    import comfy.model_management as model_management
+
+    return folder_paths, nodes, model_management
+
+
+def load_pack_inprocess(base_dir: Path) -> InProcessComfy:
+    """Load the pack from ``base_dir/custom_nodes`` with ComfyUI's own ``nodes.load_custom_node``."""
+    root = comfyui_dir()
+    folder_paths, nodes, model_management = import_comfyui(root)
+    folder_paths.set_output_directory(str(base_dir / "output"))
+    folder_paths.set_input_directory(str(base_dir / "input"))
+    folder_paths.set_temp_directory(str(base_dir / "temp"))
+    module_path = os.path.join(str(base_dir / "custom_nodes"), PACK_NAME)
+    ok = asyncio.run(nodes.load_custom_node(module_path, module_parent="custom_nodes"))
+    if not ok:
+        raise RuntimeError(f"ComfyUI failed to load the pack from {module_path} (see the log above)")
+    # The pack registered models/depthanything under ComfyUI's own models dir at import; the test
+    # folder goes first so downloads and listings use it.
+    folder_paths.add_model_folder_path(MODEL_FOLDER, str(base_dir / "models" / MODEL_FOLDER), is_default=True)
+    module = sys.modules[module_path.replace(".", "_x_")]
+    return InProcessComfy(root, base_dir, nodes, folder_paths, model_management, module)
+
+
+@pytest.fixture(scope="session")
+def comfy_inprocess(tmp_path_factory: pytest.TempPathFactory) -> InProcessComfy:
+    """ComfyUI imported in this process with the pack loaded and a random-init vits checkpoint in
+    ``models/depthanything`` (:data:`TEST_CHECKPOINT`)."""
+    comfyui_dir()
+    base = tmp_path_factory.mktemp("comfy_inprocess")
+    ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt") / TEST_CHECKPOINT)
+    make_base_dir(base, ckpt)
+    return load_pack_inprocess(base)
+
+
+# --------------------------------------------------------------------------- real server
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PromptError(RuntimeError):
+    """/prompt refused the graph (validation error); ``.body`` is ComfyUI's JSON answer."""
+
+    def __init__(self, body: dict):
+        super().__init__(json.dumps(body)[:4000])
+        self.body = body
+
+
+@dataclass
+class ComfyServer:
+    """A running ``main.py --cpu`` with its own base directory; HTTP helpers; stop by PID."""
+
+    comfyui_dir: Path
+    base_dir: Path
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base_dir / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "output"
+
+    @property
+    def models_dir(self) -> Path:
+        """``models/depthanything`` of this server."""
+        return self.base_dir / "models" / MODEL_FOLDER
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "comfyui.log"
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    # ---- lifecycle
+    def start(self, timeout: float = SERVER_START_TIMEOUT) -> "ComfyServer":
+        cmd = [
+            sys.executable, str(self.comfyui_dir / "main.py"), "--cpu",
+            "--listen", "127.0.0.1", "--port", str(self.port),
+            "--base-directory", str(self.base_dir),
+            "--database-url", "sqlite:///:memory:",
+            "--disable-auto-launch", "--disable-api-nodes",
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(cmd, cwd=self.comfyui_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with code {self.process.returncode} while starting:\n{self.log_tail()}")
+            try:
+                info = self.get(f"/object_info/{NODE_IDS['Estimate Depth']}", timeout=5)
+            except OSError:
+                info = None
+            if info is not None:
+                if not info:
+                    self.stop()
+                    raise RuntimeError(f"ComfyUI started without the pack's nodes:\n{self.log_tail()}")
+                return self
+            time.sleep(1.0)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not answer /object_info within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Terminate the server by its PID (SIGTERM, then SIGKILL after 15 s)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # ---- HTTP
+    def get(self, route: str, timeout: float = 30) -> Any:
+        import requests
+
+        r = requests.get(self.url + route, timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, route: str, payload: Any = None, timeout: float = 30):
+        import requests
+
+        return requests.post(self.url + route, json=payload, timeout=timeout)
+
+    def object_info(self, node_id: str | None = None) -> dict:
+        info = self.get("/object_info" + (f"/{node_id}" if node_id else ""))
+        return info[node_id] if node_id else info
+
+    def queue_prompt(self, graph: dict) -> str:
+        """POST an API-format graph to /prompt; returns the prompt id or raises :class:`PromptError`."""
+        r = self.post("/prompt", {"prompt": graph, "client_id": self.client_id})
+        body = r.json()
+        if r.status_code != 200 or body.get("node_errors"):
+            raise PromptError(body)
+        return body["prompt_id"]
+
+    def wait_history(self, prompt_id: str, timeout: float = 300) -> dict:
+        """Poll /history until the prompt finished (success or error); returns its history entry."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"ComfyUI died while running {prompt_id}:\n{self.log_tail()}")
+            hist = self.get(f"/history/{prompt_id}")
+            entry = hist.get(prompt_id)
+            if entry:  # ComfyUI writes history when a prompt ends: success, error or interrupted
+                return entry
+            time.sleep(0.5)
+        raise TimeoutError(f"prompt {prompt_id} not finished after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def run(self, graph: dict, timeout: float = 300) -> dict:
+        """Queue a graph and wait for its history entry."""
+        return self.wait_history(self.queue_prompt(graph), timeout)
+
+    def interrupt(self) -> None:
+        self.post("/interrupt", {}).raise_for_status()
+
+    def queue_running(self) -> bool:
+        q = self.get("/queue")
+        return bool(q.get("queue_running") or q.get("queue_pending"))
+
+    def output_files(self, entry: dict, node_id: str, key: str = "images") -> list[Path]:
+        """Paths of the files a node saved (from its history ``outputs``), checked to exist."""
+        items = entry["outputs"][node_id][key]
+        root = {"output": self.output_dir, "temp": self.base_dir / "temp", "input": self.input_dir}
+        paths = [root[i.get("type", "output")] / i.get("subfolder", "") / i["filename"] for i in items]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise AssertionError(f"files reported in history but missing on disk: {missing}")
+        return paths
+
+
+def has_message(entry: dict, kind: str) -> bool:
+    """Whether a history entry's status messages include ``kind`` (e.g. "execution_interrupted")."""
+    return any(m[0] == kind for m in entry.get("status", {}).get("messages", []))
+
+
+def execution_error(entry: dict) -> dict | None:
+    """The ``execution_error`` message data of a history entry (exception_message, node_type...)."""
+    for kind, data in entry.get("status", {}).get("messages", []):
+        if kind == "execution_error":
+            return data
+    return None
+
+
+def start_server(base_dir: Path, env: dict[str, str] | None = None) -> ComfyServer:
+    return ComfyServer(comfyui_dir(), base_dir, env=dict(env or {})).start()
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real ComfyUI server for the whole session (node e2e and browser tests share it).
+
+    Attributes: ``url``, ``input_dir``, ``output_dir``, ``models_dir`` (models/depthanything holding
+    :data:`TEST_CHECKPOINT`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
+    offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
+    """
+    comfyui_dir()
+    base = tmp_path_factory.mktemp("comfy_server")
+    ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt_server") / TEST_CHECKPOINT)
+    make_base_dir(base, ckpt)
+    server = start_server(base, env={"HF_HUB_OFFLINE": "1"})
+    try:
+        yield server
+    finally:
+        server.stop()
