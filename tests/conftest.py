@@ -12,6 +12,9 @@ SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
 
 torch.manual_seed(0)
 
+# Real-ComfyUI fixtures (tests/comfy_harness.py), defined once here so the session server is shared.
+from comfy_harness import comfy_inprocess, comfy_server  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
@@ -28,3 +31,4 @@ def shared_images(shared_dir: Path) -> list[Path]:
     if not images:
         pytest.skip(f"no .jpg photos in {shared_dir / 'images'}")
     return images
+
