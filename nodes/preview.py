@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import torch
 
-import folder_paths
 from dav2_core.depth import DepthMap
 
 #: UI output key the web extension reads (one entry per previewed image).
@@ -84,24 +83,23 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024) -> dict[str, list[dict]]:
-    """UI output for the web preview of ``depth`` ([B,H,W] values; the first 16 images of the batch).
+def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int = 1024) -> list[dict]:
+    """Write the packed PNGs of the first 16 images of ``depth`` under ``temp_dir/dav2_preview``; their entries.
 
-    Returns ``{"dav2_depth": [entry, ...]}`` to merge into a node's ``ui`` dict. Each entry:
-    ``filename``/``subfolder``/``type`` ("temp") for ``/view``; ``width``/``height`` of the full-resolution
-    map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display; ``min``/``max``
-    of the finite values in the depth's units; ``units`` ('m' or 'relative'); ``kind`` ('metric' or
-    'relative'); ``model``; ``index`` in the batch and ``batch`` size.
+    Each entry: ``filename``/``subfolder``/``type`` ("temp") for ``/view``; ``width``/``height`` of the
+    full-resolution map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display;
+    ``min``/``max`` of the finite values in the depth's units; ``units`` ('m' or 'relative'); ``kind``
+    ('metric' or 'relative'); ``model``; ``index`` in the batch and ``batch`` size.
     """
     if not isinstance(depth, DepthMap):
-        raise ValueError(f"depth_preview_ui needs a DepthMap (the DEPTH type), got {type(depth).__name__}")
+        raise ValueError(f"the depth preview needs a DepthMap (the DEPTH type), got {type(depth).__name__}")
     values = depth.values
     batch, height, width = values.shape
     if batch == 0 or height == 0 or width == 0:
         raise ValueError(f"cannot preview an empty depth map (shape {tuple(values.shape)})")
     count = min(batch, MAX_PREVIEW_IMAGES)
     maps = values[:count].detach().to(device="cpu", dtype=torch.float32).numpy()
-    out_dir = os.path.join(folder_paths.get_temp_directory(), PREVIEW_SUBFOLDER)
+    out_dir = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
     os.makedirs(out_dir, exist_ok=True)
     token = uuid.uuid4().hex[:12]
     pw, ph = preview_size(width, height, max_preview_side)
@@ -128,4 +126,12 @@ def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024) -> dict[str,
                 "batch": batch,
             }
         )
-    return {UI_KEY: entries}
+    return entries
+
+
+def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024) -> dict[str, list[dict]]:
+    """UI output for the web preview of ``depth`` ([B,H,W]): ``{"dav2_depth": [entry, ...]}`` to merge into
+    a node's ``ui`` dict; the PNGs go to ComfyUI's temp folder (see :func:`write_preview_entries`)."""
+    import folder_paths  # ComfyUI's; imported here so the packing code above works without ComfyUI
+
+    return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side)}
