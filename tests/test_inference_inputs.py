@@ -1,0 +1,179 @@
+"""The tensor API on awkward and bad inputs: each gives a correct result or a clear ValueError."""
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+import pytest
+import torch
+
+import dav2_core.inference as inference
+from dav2_core import DepthAnythingV2
+from dav2_core.inference import predict_depth
+from dav2_core.preprocess import network_size
+
+
+@pytest.fixture(scope="module")
+def model() -> DepthAnythingV2:
+    torch.manual_seed(0)
+    m = DepthAnythingV2("vits").eval()
+    with torch.no_grad():
+        m.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
+    return m
+
+
+def _rand(*shape, seed=0) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_network_size_follows_official_rule():
+    # Official Resize(lower_bound, keep aspect, x14) on a 480x640 photo runs at 518x686.
+    assert network_size(480, 640, 518) == (518, 686)
+    assert network_size(640, 480, 518) == (686, 518)
+    assert network_size(1, 1, 518) == (518, 518)
+    assert network_size(1080, 1920, 518, "native", max_side=1932) == (1078, 1918)
+    assert network_size(100, 100, 518, "native") == (98, 98)
+
+
+def test_empty_batch_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="empty"):
+        predict_depth(model, torch.zeros(0, 32, 32, 3))
+
+
+@pytest.mark.parametrize("bad", [13, 0, -14, 70.5, "518", True])
+def test_bad_input_size(model, bad):
+    with pytest.raises(ValueError, match="input_size"):
+        predict_depth(model, _rand(1, 28, 28, 3), input_size=bad)
+
+
+def test_input_size_not_multiple_of_14_rounds_like_official(model):
+    # 100 is not a multiple of 14: the official rule rounds the network size (up, never below 100).
+    assert network_size(100, 100, 100) == (112, 112)
+    out = predict_depth(model, _rand(1, 50, 50, 3), input_size=100)
+    assert out.shape == (1, 50, 50) and torch.isfinite(out).all()
+
+
+def test_one_pixel_image(model):
+    out = predict_depth(model, _rand(1, 1, 1, 3), input_size=28)
+    assert out.shape == (1, 1, 1) and torch.isfinite(out).all()
+
+
+def test_extreme_aspect_ratio_is_refused_in_keep_aspect_but_runs_native(model):
+    strip = _rand(1, 1, 4000, 3)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        predict_depth(model, strip, input_size=518)
+    out = predict_depth(model, strip, resolution="native", max_side=560)
+    assert out.shape == (1, 1, 4000) and torch.isfinite(out).all()
+
+
+def test_rgba_and_grey_inputs(model):
+    rgb = _rand(1, 42, 56, 3)
+    ref = predict_depth(model, rgb, input_size=56)
+    rgba = torch.cat((rgb, torch.zeros(1, 42, 56, 1)), dim=-1)
+    assert torch.equal(predict_depth(model, rgba, input_size=56), ref)
+    grey = rgb[..., :1]
+    expected = predict_depth(model, grey.expand(-1, -1, -1, 3).contiguous(), input_size=56)
+    assert torch.equal(predict_depth(model, grey, input_size=56), expected)
+
+
+def test_other_channel_counts_are_refused(model):
+    with pytest.raises(ValueError, match="channels"):
+        predict_depth(model, _rand(1, 28, 28, 2))
+    with pytest.raises(ValueError, match=r"\[B,H,W,C\]"):
+        predict_depth(model, _rand(28, 28))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_pixels_are_refused(model, value):
+    image = _rand(1, 28, 28, 3)
+    image[0, 3, 4, 1] = value
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        predict_depth(model, image, input_size=28)
+
+
+def test_uint8_fp16_and_non_contiguous_inputs(model):
+    rgb8 = (torch.rand(2, 42, 56, 3, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8)
+    as_float = rgb8.float() / 255
+    ref = predict_depth(model, as_float, input_size=56)
+    assert torch.allclose(predict_depth(model, rgb8, input_size=56), ref, atol=1e-6)
+    half = as_float.half()
+    assert torch.allclose(predict_depth(model, half, input_size=56), predict_depth(model, half.float(), input_size=56))
+    # A non-contiguous view (channels-first storage permuted to BHWC) gives the same answer.
+    view = as_float.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+    assert not view.is_contiguous()
+    assert torch.equal(predict_depth(model, view, input_size=56), ref)
+
+
+def test_chunks_give_the_same_result_as_one_batch(model):
+    images = _rand(5, 28, 42, 3, seed=4)
+    whole = predict_depth(model, images, input_size=42, chunk_size=5)
+    seen = []
+    chunked = predict_depth(model, images, input_size=42, chunk_size=2, progress=lambda d, t: seen.append((d, t)))
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_out_of_memory_halves_the_chunk_and_keeps_every_frame(model, monkeypatch):
+    images = _rand(7, 28, 28, 3, seed=5)
+    expected = predict_depth(model, images, input_size=28, chunk_size=1)
+    real = inference._forward_chunk
+    sizes = []
+
+    def limited(m, chunk, net_size, flip_tta):
+        sizes.append(chunk.shape[0])
+        if chunk.shape[0] > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real(m, chunk, net_size, flip_tta)
+
+    monkeypatch.setattr(inference, "_forward_chunk", limited)
+    got = predict_depth(model, images, input_size=28, chunk_size=8)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert sizes[:3] == [7, 4, 2] and max(sizes[3:]) <= 2
+    assert sum(s for s in sizes if s <= 2) == 7  # each frame computed exactly once
+
+
+def test_out_of_memory_at_chunk_one_is_a_clear_error(model, monkeypatch):
+    def always(*_):
+        raise torch.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(inference, "_forward_chunk", always)
+    with pytest.raises(torch.OutOfMemoryError, match="single"):
+        predict_depth(model, _rand(2, 28, 28, 3), input_size=28, chunk_size=2)
+
+
+def test_cancel_from_progress_stops_between_chunks(model):
+    calls = []
+
+    def cancel(done, total):
+        calls.append(done)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_depth(model, _rand(6, 28, 28, 3), input_size=28, chunk_size=2, progress=cancel)
+    assert calls == [2]
+
+
+def test_flip_tta_averages_flipped_prediction(model):
+    image = _rand(1, 28, 42, 3, seed=6)
+    plain = predict_depth(model, image, input_size=28)
+    flipped = predict_depth(model, image.flip(2), input_size=28).flip(2)
+    tta = predict_depth(model, image, input_size=28, flip_tta=True)
+    assert torch.allclose(tta, (plain + flipped) / 2, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_8k_image_on_cpu_keeps_memory_bounded(model):
+    """An 8K frame runs at the official 518-short-side size; working memory stays a small multiple of the image."""
+    image = torch.rand(1, 4320, 7680, 3)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = predict_depth(model, image, input_size=518)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert out.shape == (1, 4320, 7680) and torch.isfinite(out).all()
+    image_bytes = image.numel() * 4
+    assert grown < 4 * image_bytes, f"peak RSS grew by {grown / 2**20:.0f} MiB for a {image_bytes / 2**20:.0f} MiB image"
+
+
+def test_auto_chunk_size_is_bounded(model):
+    chunk = inference.auto_chunk_size(model, (518, 686), (480, 640))
+    assert 1 <= chunk <= inference.MAX_CHUNK
+    assert inference.bytes_per_image(model, (518, 686), (480, 640)) > 50 * 2**20
