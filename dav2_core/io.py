@@ -1,0 +1,349 @@
+"""File input/output for the CLI: finding inputs, reading images, streaming video frames, atomic writes.
+
+Layouts: images are returned as [H,W,3] float32 RGB in 0..1 (numpy); video chunks as [n,H,W,3] uint8
+RGB. Depth written here is already normalised (0..1, near = 1) or raw float32 for ``.npy``.
+Every file is written atomically: to a hidden temporary file in the target folder, then
+``os.replace``d over the final name, so an interrupted run never leaves a half-written output.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Literal
+
+import cv2
+import numpy as np
+
+#: File extensions read as images / videos (lower case; matching ignores case).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+InputKind = Literal["image", "video"]
+
+#: Consecutive frames a video may fail to decode before the reader decides the stream has ended.
+MAX_CONSECUTIVE_BAD_FRAMES = 25
+
+
+class InputError(ValueError):
+    """A command-line input that cannot be used (missing path, unsupported file, nothing found)."""
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file to process. ``out_stem``: output path without suffix, relative to the output folder."""
+
+    path: Path
+    kind: InputKind
+    out_stem: Path
+
+
+def input_kind(path: Path) -> InputKind | None:
+    """'image' or 'video' from the file extension (case-insensitive), None for other files."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path == folder or folder in path.parents)
+
+
+def collect_inputs(
+    paths: list[str | os.PathLike[str]], recursive: bool = False, exclude: str | os.PathLike[str] | None = None
+) -> list[InputFile]:
+    """Expand command-line paths into the files to process, in the given order.
+
+    A file is taken as it is (its extension must be an image or video one). A folder contributes its
+    image and video files sorted by name; with ``recursive`` also those of its subfolders (outputs then
+    mirror the subfolder layout). Anything inside ``exclude`` (the output folder) is skipped, so a
+    re-run never reads its own results. A file named twice is processed once. When two inputs would
+    write the same output name (``a.jpg`` and ``a.png``) both keep their extension in it (``a_jpg``).
+    Raises InputError for a missing path, an unsupported file or when nothing is found.
+    """
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found: list[tuple[Path, InputKind, Path]] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InputError(f"input not found: {path}")
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and input_kind(p) is not None)
+            files = [p for p in files if not _inside(p.resolve(), excluded)]
+            if not files:
+                hint = "" if recursive else " (use --recursive to include subfolders)"
+                raise InputError(f"no image or video files in folder {path}{hint}")
+            entries = [(p, p.relative_to(path).with_suffix("")) for p in files]
+        else:
+            if input_kind(path) is None:
+                raise InputError(
+                    f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; images: "
+                    f"{' '.join(IMAGE_EXTENSIONS)}; videos: {' '.join(VIDEO_EXTENSIONS)}"
+                )
+            entries = [(path, Path(path.stem))]
+        for file, stem in entries:
+            key = file.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append((file, input_kind(file), stem))  # type: ignore[arg-type]
+    counts: dict[tuple[Path, str], int] = {}
+    for _, kind, stem in found:
+        counts[(stem, kind)] = counts.get((stem, kind), 0) + 1
+    result = []
+    for file, kind, stem in found:
+        if counts[(stem, kind)] > 1:
+            stem = stem.with_name(f"{stem.name}_{file.suffix.lstrip('.').lower()}")
+        result.append(InputFile(file, kind, stem))
+    if not result:
+        raise InputError("no input files given")
+    return result
+
+
+# ------------------------------------------------------------------------------------------ images
+_ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def probe_image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of an image as it will be decoded (EXIF rotation applied), from its header only.
+
+    Uses Pillow's lazy open (no pixel decoding). None when Pillow cannot read the header.
+    """
+    from PIL import Image  # matplotlib's own dependency; lazy so plain engine users do not import it
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in _ROTATED_ORIENTATIONS:
+                width, height = height, width
+    except (OSError, ValueError, SyntaxError):  # PIL raises these for unknown/corrupt headers
+        return None
+    return height, width
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file -> [H,W,3] float32 RGB in 0..1.
+
+    8- and 16-bit files keep their precision (16-bit / 65535); grey is repeated to RGB, alpha dropped,
+    EXIF rotation applied (OpenCV's IMREAD_COLOR rules). Float TIFFs are clipped to 0..1, NaN -> 0.
+    Raises ImageReadError naming the file when it cannot be decoded.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if bgr is None:
+        raise ImageReadError(f"{path}: not a readable image (empty, truncated or not an image file)")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float32) / np.float32(255.0)
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float32) / np.float32(65535.0)
+    return np.clip(np.nan_to_num(rgb.astype(np.float32), nan=0.0), 0.0, 1.0)
+
+
+def group_by_size(sizes: list[tuple[int, int]]) -> list[list[int]]:
+    """Indices grouped by equal (H, W), groups in order of first appearance, indices ascending in each."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(size, []).append(index)
+    return list(groups.values())
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _temp_path(path: Path, suffix: str = ".tmp") -> Path:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on any error it is deleted.
+
+    ``suffix`` lets writers that pick the format from the name (cv2.VideoWriter) see the right one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_path(path, suffix)
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(file)`` on a temporary file, then move it over ``path`` (never a partial file)."""
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as file:
+            write(file)
+    return Path(path)
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Atomically write a PNG: [H,W] uint8/uint16 grey, or [H,W,3] uint8 in **RGB** order."""
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode a {array.dtype} array of shape {array.shape} as PNG")
+    return atomic_write(path, lambda f: f.write(encoded.tobytes()))
+
+
+def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Atomically write ``array`` as a ``.npy`` file (``numpy.load`` reads it back)."""
+    return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def to_uint16(norm01: np.ndarray) -> np.ndarray:
+    """0..1 values (any shape) -> uint16 0..65535, rounded; NaN -> 0."""
+    return np.rint(np.clip(np.nan_to_num(norm01, nan=0.0), 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def to_uint8(values01: np.ndarray) -> np.ndarray:
+    """0..1 values (any shape, e.g. RGB [...,3]) -> uint8 0..255, rounded; NaN -> 0."""
+    return np.rint(np.clip(np.nan_to_num(values01, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ video
+@dataclass
+class VideoStats:
+    """What a :class:`VideoFrameReader` saw. ``expected``: the container's frame count (0 = unknown)."""
+
+    expected: int = 0
+    read: int = 0
+    skipped: list[int] = field(default_factory=list)  # indices of unreadable frames followed by good ones
+    unreadable_tail: bool = False  # decoding stopped before the expected count
+
+
+class VideoFrameReader:
+    """Stream a video's frames in chunks with OpenCV, never holding more than one chunk.
+
+    ``chunks(n)`` yields ``(indices, frames)``: source frame indices (ints) and [k,H,W,3] uint8 RGB,
+    k <= n. A frame that fails to decode, or whose size differs from the first frame's, is skipped
+    and its index recorded in ``stats.skipped`` (``on_skip(index, why)`` is called); decoding then
+    continues with the next frame. ``MAX_CONSECUTIVE_BAD_FRAMES`` failures in a row end the stream.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise InputError(f"{self.path}: OpenCV cannot open this video (unsupported codec or not a video file)")
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.stats = VideoStats(expected=int(count) if count and count > 0 else 0)
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> "VideoFrameReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _frames(self, on_skip: Callable[[int, str], None] | None) -> Iterator[tuple[int, np.ndarray]]:
+        index, bad_run, pending_bad = 0, 0, []
+        while True:
+            frame = self._capture.retrieve()[1] if self._capture.grab() else None
+            why = "cannot be decoded"
+            if frame is not None and (self.height, self.width) not in ((0, 0), frame.shape[:2]):
+                why = f"its size {frame.shape[1]}x{frame.shape[0]} differs from {self.width}x{self.height}"
+                frame = None
+            if frame is None:
+                ended = self.stats.expected and index >= self.stats.expected
+                bad_run += 1
+                if ended or bad_run >= MAX_CONSECUTIVE_BAD_FRAMES:
+                    break
+                pending_bad.append((index, why))
+                index += 1
+                continue
+            for bad, reason in pending_bad:  # failures followed by a good frame: real mid-stream skips
+                self.stats.skipped.append(bad)
+                if on_skip is not None:
+                    on_skip(bad, reason)
+            pending_bad, bad_run = [], 0
+            if (self.height, self.width) == (0, 0):
+                self.height, self.width = frame.shape[:2]
+            self.stats.read += 1
+            yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+        self.stats.unreadable_tail = bool(self.stats.expected) and (
+            self.stats.read + len(self.stats.skipped) < self.stats.expected
+        )
+
+    def chunks(
+        self, size: int, on_skip: Callable[[int, str], None] | None = None
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield ``(indices, frames[k,H,W,3] uint8 RGB)`` with k <= ``size``, in stream order."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        indices: list[int] = []
+        frames: list[np.ndarray] = []
+        for index, frame in self._frames(on_skip):
+            indices.append(index)
+            frames.append(frame)
+            if len(frames) == size:
+                yield indices, np.stack(frames)
+                indices, frames = [], []
+        if frames:
+            yield indices, np.stack(frames)
+
+
+class AtomicVideoWriter:
+    """An mp4 (codec mp4v) written to a temporary file and moved to ``path`` only when complete.
+
+    Frames are [H,W,3] uint8 RGB. As a context manager: a normal exit commits (``os.replace``), an
+    exception (an error, Ctrl-C) deletes the temporary file, so ``path`` is never a partial video.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, size_wh: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._temp = _temp_path(self.path, ".tmp" + self.path.suffix)
+        self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_wh)
+        if not self._writer.isOpened():
+            self._temp.unlink(missing_ok=True)
+            raise ValueError(f"{self.path}: OpenCV cannot write an mp4v video of size {size_wh[0]}x{size_wh[1]}")
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def commit(self) -> Path:
+        """Finish the file and move it to ``path``."""
+        self._writer.release()
+        os.replace(self._temp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the partial file."""
+        self._writer.release()
+        self._temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicVideoWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.discard()
+        elif self._temp.exists():
+            self.commit()
