@@ -29,7 +29,7 @@ class ResidualConvUnit(nn.Module):
         self.conv2 = _conv3x3(features, features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        return self.conv2(F.relu_(self.conv1(F.relu(x)))).add_(x)
 
 
 class FeatureFusionBlock(nn.Module):
@@ -50,7 +50,7 @@ class FeatureFusionBlock(nn.Module):
 
     def forward(self, path: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         if skip is not None:
-            path = path + self.resConfUnit1(skip)
+            path = self.resConfUnit1(skip).add_(path)
         path = self.resConfUnit2(path)
         return _upsample(self.out_conv(path), size)
 
@@ -71,7 +71,7 @@ class Scratch(nn.Module):
         self.output_conv1 = _conv3x3(features, features // 2)
         # Indices 0 and 2 carry the weights (official names); relative ends in ReLU, metric in a sigmoid.
         self.output_conv2 = nn.Sequential(
-            _conv3x3(features // 2, 32), nn.ReLU(), nn.Conv2d(32, 1, kernel_size=1), nn.Sigmoid() if metric else nn.ReLU()
+            _conv3x3(features // 2, 32), nn.ReLU(inplace=True), nn.Conv2d(32, 1, kernel_size=1), nn.Sigmoid() if metric else nn.ReLU(inplace=True)
         )
 
 
