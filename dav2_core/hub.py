@@ -1,0 +1,78 @@
+"""Find a variant's checkpoint in a models folder, or download the official file with huggingface_hub."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huggingface_hub import constants, hf_hub_download
+
+from .variants import Variant, get_variant
+
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError,)  # HfHubHTTPError, LocalEntryNotFoundError, ...
+try:  # huggingface_hub >= 1.0 talks through httpx
+    import httpx
+
+    _NETWORK_ERRORS += (httpx.HTTPError,)
+except ImportError:  # pragma: no cover - older huggingface_hub uses requests (its errors are OSErrors)
+    pass
+
+
+class HubUnavailableError(RuntimeError):
+    """The checkpoint is not in the models folder and cannot be downloaded (offline, no network, unpublished)."""
+
+
+def repo_url(variant: Variant) -> str:
+    """Web page of the variant's Hub repository."""
+    return f"https://huggingface.co/{variant.hf_repo}"
+
+
+def local_filenames(variant: Variant) -> tuple[str, ...]:
+    """File names accepted for a variant in a models folder, preferred first.
+
+    The official ``.pth`` name, then kijai's safetensors re-uploads of the same weights
+    (``depth_anything_v2_vits_fp32.safetensors``, ``..._fp16...``,
+    ``depth_anything_v2_metric_hypersim_vitl_fp32.safetensors``).
+    """
+    stem = variant.filename.removesuffix(".pth")
+    if variant.kind == "metric":
+        return variant.filename, f"{stem}_fp32.safetensors"
+    return variant.filename, f"{stem}_fp32.safetensors", f"{stem}_fp16.safetensors"
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set now (env read at call time) or was at huggingface_hub import."""
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {
+        "1", "ON", "YES", "TRUE"
+    }
+
+
+def resolve_checkpoint(variant_name: str, models_dir: str | os.PathLike[str]) -> Path:
+    """Path of a variant's checkpoint: found in ``models_dir`` or downloaded there from the Hub.
+
+    Downloads go through ``hf_hub_download(repo, filename, local_dir=models_dir)`` (huggingface_hub's own
+    tqdm progress). Raises HubUnavailableError naming the file, the full path to put it at and the repo
+    page when it is missing and cannot be downloaded (``HF_HUB_OFFLINE=1``, no network, or no published
+    file, as for vitg). ValueError for an unknown variant name.
+    """
+    variant = get_variant(variant_name)
+    folder = Path(models_dir).expanduser().resolve()
+    for name in local_filenames(variant):
+        if (folder / name).is_file():
+            return folder / name
+    target = folder / variant.filename
+    if variant.hf_repo is None:
+        raise HubUnavailableError(
+            f"{variant.filename}: Depth Anything V2 {variant.encoder} ({variant.name}) has no published "
+            f"checkpoint to download. Put your own copy at {target}."
+        )
+    how = f"Download {variant.filename} from {repo_url(variant)} and put it at {target}."
+    if hub_offline():
+        raise HubUnavailableError(f"{variant.filename} is not in {folder} and HF_HUB_OFFLINE is set. {how}")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(hf_hub_download(variant.hf_repo, variant.filename, local_dir=folder))
+    except _NETWORK_ERRORS as exc:
+        raise HubUnavailableError(
+            f"{variant.filename} is not in {folder} and could not be downloaded "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). {how}"
+        ) from exc
