@@ -1,0 +1,152 @@
+"""Temporal consistency for relative depth of video frames: scale/shift alignment and a flicker metric.
+
+Relative depth is affine-invariant: every forward pass (each chunk, each frame) comes out with its own
+unknown scale and shift, so normalising frames one by one makes video flicker. Here each chunk is
+aligned to its predecessor by least squares (outliers trimmed) on the frames they share (or, without overlap, on the
+adjacent frames), per-frame scale/shift jitter is smoothed exponentially against the previous output
+frame, and the caller then normalises the whole batch once (``normalize`` mode 'batch').
+All maps are [B,H,W] (frames first), float32, on the input's device.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def align_scale_shift(
+    prev: torch.Tensor, cur: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares ``scale, shift`` ([B] each) with ``scale * cur + shift ≈ prev`` per frame.
+
+    prev, cur: [B,H,W] (or [H,W]); mask: optional bool [B,H,W] of pixels to use (non-finite pixels are
+    always left out). A frame with no variance (or < 2 usable pixels) gets scale 1 and the mean offset.
+    """
+    if prev.shape != cur.shape:
+        raise ValueError(f"prev and cur must have the same shape, got {tuple(prev.shape)} and {tuple(cur.shape)}")
+    if prev.ndim == 2:
+        prev, cur = prev[None], cur[None]
+        mask = None if mask is None else mask[None]
+    if prev.ndim != 3:
+        raise ValueError(f"prev/cur must be [B,H,W] depth maps, got shape {tuple(prev.shape)}")
+    p, c = prev.double().flatten(1), cur.double().flatten(1)
+    w = torch.isfinite(p) & torch.isfinite(c)
+    if mask is not None:
+        if mask.shape != prev.shape:
+            raise ValueError(f"mask must match the depth shape {tuple(prev.shape)}, got {tuple(mask.shape)}")
+        w = w & mask.flatten(1).bool()
+    w = w.double()
+    p, c = torch.nan_to_num(p) * w, torch.nan_to_num(c) * w
+    n = w.sum(1).clamp_min(1.0)
+    mp, mc = p.sum(1) / n, c.sum(1) / n
+    cov = (w * (c - mc[:, None]) * (p - mp[:, None])).sum(1)
+    var = (w * (c - mc[:, None]) ** 2).sum(1)
+    ok = (var > 1e-12 * n * torch.clamp(mc.abs(), min=1.0) ** 2) & (w.sum(1) >= 2)
+    scale = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.ones_like(var))
+    shift = mp - scale * mc
+    return scale.float(), shift.float()
+
+
+def robust_scale_shift(
+    prev: torch.Tensor, cur: torch.Tensor, iterations: int = 3, cutoff: float = 3.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`align_scale_shift` with outlier trimming ([B] each): after each fit, pixels whose residual is
+    more than ``cutoff`` robust standard deviations (1.4826·MAD) from the median residual are left out
+    and the fit is repeated. Flying pixels and content that moved between frames then do not bias it.
+    The start is outlier-proof: median and MAD matched (scale assumed positive, as between two relative
+    depth maps of the same scene)."""
+    p, c = prev.flatten(1), cur.flatten(1)
+    med_p, med_c = p.nanmedian(1, keepdim=True).values, c.nanmedian(1, keepdim=True).values
+    mad_p = (p - med_p).abs().nanmedian(1).values
+    mad_c = (c - med_c).abs().nanmedian(1).values
+    ok = mad_c > 1e-12
+    scale = torch.where(ok, mad_p / torch.where(ok, mad_c, torch.ones_like(mad_c)), torch.ones_like(mad_c))
+    shift = med_p[:, 0] - scale * med_c[:, 0]
+    for _ in range(iterations):
+        r = (scale[:, None, None] * cur + shift[:, None, None] - prev).flatten(1)
+        med = r.nanmedian(dim=1, keepdim=True).values
+        mad = (r - med).abs().nanmedian(dim=1, keepdim=True).values
+        keep = (r - med).abs() <= cutoff * 1.4826 * mad.clamp_min(1e-12)
+        scale, shift = align_scale_shift(prev, cur, keep.view_as(prev))
+    return scale, shift
+
+
+def _fit_stacked(prev: torch.Tensor, cur: torch.Tensor) -> tuple[float, float]:
+    """One robust scale/shift over all pixels of several frames ([n,H,W] each)."""
+    s, t = robust_scale_shift(prev.reshape(1, -1, 1), cur.reshape(1, -1, 1))
+    return float(s[0]), float(t[0])
+
+
+def temporally_consistent(
+    depth: Sequence[torch.Tensor] | torch.Tensor, overlap: int = 0, smoothing: float = 1.0
+) -> torch.Tensor:
+    """Relative depth of consecutive frames made consistent in scale and shift → [T,H,W] float32.
+
+    depth: a list of chunks [n_i,H,W] in time order, where the first ``overlap`` frames of each chunk
+    repeat the last ``overlap`` frames of the previous one (the duplicates are averaged after
+    alignment, so T = Σ n_i − overlap·(chunks − 1)); or one [T,H,W] tensor of frames (``overlap`` must
+    be 0). Each chunk is fitted to its aligned predecessor by least squares on the shared frames, or on
+    its first frame against the previous chunk's last when ``overlap`` is 0.
+    smoothing: 0..1, exponential smoothing of each frame's scale/shift against the previous output frame
+    (0 = chunks keep their internal frame-to-frame jitter, 1 = every frame is fitted to the previous
+    one; frames predicted one by one need this). The first chunk fixes the overall scale.
+    The result is still relative depth: normalise it once for the whole batch.
+    """
+    if isinstance(depth, torch.Tensor):
+        if overlap != 0:
+            raise ValueError("overlap only applies to a list of chunks; a single [T,H,W] tensor has no repeated frames")
+        chunks = [depth]
+    else:
+        chunks = list(depth)
+    if not chunks:
+        raise ValueError("no depth given: pass a [T,H,W] tensor or a non-empty list of [n,H,W] chunks")
+    for i, ch in enumerate(chunks):
+        if not isinstance(ch, torch.Tensor) or ch.ndim != 3 or min(ch.shape) == 0:
+            raise ValueError(f"chunk {i} must be a non-empty [n,H,W] tensor, got {getattr(ch, 'shape', type(ch))}")
+        if ch.shape[1:] != chunks[0].shape[1:]:
+            raise ValueError(f"chunk {i} is {tuple(ch.shape[1:])} but chunk 0 is {tuple(chunks[0].shape[1:])}; all frames need one size")
+    if int(overlap) != overlap or overlap < 0:
+        raise ValueError(f"overlap must be a whole number ≥ 0, got {overlap}")
+    if any(ch.shape[0] <= overlap for ch in chunks[1:]) or (len(chunks) > 1 and chunks[0].shape[0] < overlap):
+        raise ValueError(f"overlap {overlap} must be smaller than every chunk after the first (sizes {[c.shape[0] for c in chunks]})")
+    if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
+        raise ValueError(f"smoothing must be in 0..1, got {smoothing}")
+
+    out = [chunks[0].float()]
+    for ch in chunks[1:]:
+        ch = ch.float().to(out[0].device)
+        if overlap:
+            s, t = _fit_stacked(out[-1][-overlap:], ch[:overlap])
+            ch = s * ch + t
+            out[-1] = torch.cat([out[-1][:-overlap], 0.5 * (out[-1][-overlap:] + ch[:overlap])])
+            ch = ch[overlap:]
+        else:
+            s, t = _fit_stacked(out[-1][-1:], ch[:1])
+            ch = s * ch + t
+        out.append(ch)
+    frames = torch.cat(out)
+    if smoothing == 0.0 or frames.shape[0] < 2:
+        return frames
+    result = [frames[0]]
+    for k in range(1, frames.shape[0]):
+        s, t = robust_scale_shift(result[-1][None], frames[k][None])
+        a = smoothing
+        result.append((1.0 + a * (s[0] - 1.0)) * frames[k] + a * t[0])
+    return torch.stack(result)
+
+
+def flicker_metric(normalised: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean absolute frame-to-frame change of normalised depth [T,H,W] (0..1), over ``mask`` pixels
+    ([H,W] or [T,H,W] bool, e.g. a static part of the scene) or all pixels. Needs T ≥ 2."""
+    if not isinstance(normalised, torch.Tensor) or normalised.ndim != 3:
+        raise ValueError(f"normalised depth must be [T,H,W], got {getattr(normalised, 'shape', type(normalised))}")
+    if normalised.shape[0] < 2:
+        raise ValueError("flicker needs at least two frames")
+    diff = (normalised[1:] - normalised[:-1]).abs()
+    if mask is None:
+        return float(diff.mean())
+    m = mask.bool().expand_as(normalised)[1:] & mask.bool().expand_as(normalised)[:-1]
+    if not bool(m.any()):
+        raise ValueError("the flicker mask selects no pixels")
+    return float(diff[m].mean())
