@@ -1,6 +1,7 @@
 """Find a variant's checkpoint in a models folder, or download the official file with huggingface_hub."""
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -8,13 +9,21 @@ from huggingface_hub import constants, hf_hub_download
 
 from .variants import Variant, get_variant
 
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError,)  # HfHubHTTPError, LocalEntryNotFoundError, ...
-try:  # huggingface_hub >= 1.0 talks through httpx
-    import httpx
 
-    _NETWORK_ERRORS += (httpx.HTTPError,)
-except ImportError:  # pragma: no cover - older huggingface_hub uses requests (its errors are OSErrors)
-    pass
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "could not fetch": OSError covers huggingface_hub's own errors (HfHubHTTPError,
+    LocalEntryNotFoundError, OfflineModeIsEnabled) and requests'; plus the HTTPError of whichever httpx
+    flavour this huggingface_hub version talks through."""
+    errors: list[type[BaseException]] = [OSError]
+    for module in ("httpx", "httpx2"):
+        try:
+            errors.append(importlib.import_module(module).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+_NETWORK_ERRORS = _network_errors()
 
 
 class HubUnavailableError(RuntimeError):
