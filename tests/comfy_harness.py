@@ -44,6 +44,9 @@ NODE_IDS = {
 }
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
+#: The server fixture also links it under the official vits name, so the example workflows run as
+#: shipped (they select the official file) without downloading anything.
+OFFICIAL_VITS = "depth_anything_v2_vits.pth"
 SERVER_START_TIMEOUT = float(os.environ.get("DAV2_COMFY_START_TIMEOUT", "300"))
 
 
@@ -308,6 +311,44 @@ class ComfyServer:
         q = self.get("/queue")
         return bool(q.get("queue_running") or q.get("queue_pending"))
 
+    def run_and_interrupt(self, graph: dict, node_id: str, after: int, timeout: float = 300) -> dict:
+        """Queue ``graph``, POST /interrupt once node ``node_id`` reports progress ``after``, and
+        collect what happened from the websocket.
+
+        Returns ``{"prompt_id", "progress": [values of node_id in order], "at_interrupt": value,
+        "end": "execution_interrupted" | "execution_success" | "execution_error"}``.
+        """
+        return asyncio.run(asyncio.wait_for(self._run_and_interrupt(graph, node_id, after), timeout))
+
+    async def _run_and_interrupt(self, graph: dict, node_id: str, after: int) -> dict:
+        import aiohttp
+
+        result: dict[str, Any] = {"progress": [], "at_interrupt": None, "end": None}
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}") as ws:
+                async with session.post(self.url + "/prompt", json={"prompt": graph, "client_id": self.client_id}) as r:
+                    body = await r.json()
+                    if r.status != 200 or body.get("node_errors"):
+                        raise PromptError(body)
+                result["prompt_id"] = prompt_id = body["prompt_id"]
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    data = json.loads(msg.data)
+                    kind, payload = data.get("type"), data.get("data", {})
+                    if payload.get("prompt_id") != prompt_id:
+                        continue
+                    if kind == "progress" and str(payload.get("node")) == node_id:
+                        result["progress"].append(payload["value"])
+                        if payload["value"] >= after and result["at_interrupt"] is None:
+                            result["at_interrupt"] = payload["value"]
+                            async with session.post(self.url + "/interrupt", json={}) as ir:
+                                ir.raise_for_status()
+                    if kind in ("execution_interrupted", "execution_success", "execution_error"):
+                        result["end"] = kind
+                        break
+        return result
+
     def output_files(self, entry: dict, node_id: str, key: str = "images") -> list[Path]:
         """Paths of the files a node saved (from its history ``outputs``), checked to exist."""
         items = entry["outputs"][node_id][key]
@@ -332,6 +373,96 @@ def execution_error(entry: dict) -> dict | None:
     return None
 
 
+# --------------------------------------------------------------------------- workflows and media
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    """Convert a UI-format workflow (what the frontend saves) to the API format /prompt takes.
+
+    Uses the node definitions from ``/object_info`` the way the frontend does: inputs in
+    ``input_order``; a widget input consumes the next ``widgets_values`` entry (plus one for a
+    ``control_after_generate`` or upload widget), and a linked input becomes ``[source_id, slot]``.
+    Raises ValueError on unknown node types or when the widget values do not line up.
+    """
+    links = {link[0]: link for link in workflow["links"]}
+    graph = {}
+    for node in workflow["nodes"]:
+        if node.get("mode", 0) in (2, 4):  # muted / bypassed
+            continue
+        info = object_info.get(node["type"])
+        if info is None:
+            raise ValueError(f"node {node['id']}: unknown node type {node['type']!r}")
+        linked = {i["name"]: i.get("link") for i in node.get("inputs", [])}
+        values = list(node.get("widgets_values") or [])
+        inputs: dict[str, Any] = {}
+        for section in ("required", "optional"):
+            for name in info["input_order"].get(section, []):
+                spec = info["input"][section][name]
+                type_, options = spec[0], (spec[1] if len(spec) > 1 else {})
+                is_widget = (isinstance(type_, list) or type_ in WIDGET_TYPES) and not options.get("forceInput")
+                if is_widget:
+                    if not values:
+                        raise ValueError(f"node {node['id']} ({node['type']}): no widget value left for {name!r}")
+                    inputs[name] = values.pop(0)
+                    if options.get("control_after_generate") or options.get("image_upload") or options.get("video_upload"):
+                        values.pop(0)
+                link_id = linked.get(name)
+                if link_id is not None:
+                    _, src, slot, *_ = links[link_id]
+                    inputs[name] = [str(src), slot]
+        if values:
+            raise ValueError(f"node {node['id']} ({node['type']}): widget values left over: {values}")
+        graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
+                                  "_meta": {"title": node.get("title") or info["display_name"]}}
+    return graph
+
+
+def set_inputs(graph: dict, class_type: str, **values: Any) -> dict:
+    """Set widget values on every node of ``class_type`` in an API graph (in place; returns the graph)."""
+    hits = [n for n in graph.values() if n["class_type"] == class_type]
+    if not hits:
+        raise KeyError(f"no {class_type} node in the graph")
+    for node in hits:
+        node["inputs"].update(values)
+    return graph
+
+
+def node_id_of(graph: dict, class_type: str) -> str:
+    """The id of the only ``class_type`` node of an API graph."""
+    ids = [i for i, n in graph.items() if n["class_type"] == class_type]
+    if len(ids) != 1:
+        raise KeyError(f"expected one {class_type} node, found {len(ids)}")
+    return ids[0]
+
+
+def write_test_video(path: Path, frames: "Any", fps: int = 8) -> Path:
+    """Write frames [N,H,W,3] uint8 (H, W even) as an H.264 mp4 with PyAV (a ComfyUI dependency)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1], frames.shape[2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def read_video(path: Path) -> "Any":
+    """Decoded frames of a video file as [N,H,W,3] uint8 (PyAV)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
 def start_server(base_dir: Path, env: dict[str, str] | None = None) -> ComfyServer:
     return ComfyServer(comfyui_dir(), base_dir, env=dict(env or {})).start()
 
@@ -341,13 +472,14 @@ def comfy_server(tmp_path_factory: pytest.TempPathFactory):
     """One real ComfyUI server for the whole session (node e2e and browser tests share it).
 
     Attributes: ``url``, ``input_dir``, ``output_dir``, ``models_dir`` (models/depthanything holding
-    :data:`TEST_CHECKPOINT`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
+    :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
     offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
     """
     comfyui_dir()
     base = tmp_path_factory.mktemp("comfy_server")
     ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt_server") / TEST_CHECKPOINT)
     make_base_dir(base, ckpt)
+    (base / "models" / MODEL_FOLDER / OFFICIAL_VITS).symlink_to(TEST_CHECKPOINT)
     server = start_server(base, env={"HF_HUB_OFFLINE": "1"})
     try:
         yield server

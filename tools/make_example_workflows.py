@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Write the example workflows (ComfyUI UI-format JSON) into ``example_workflows/``.
+
+Each workflow is described once below as nodes + links; this script lays them out in the frontend's
+workflow format (version 0.4). The tests convert the files to API format with ComfyUI's /object_info
+and run them on a real server, so a wrong socket or widget here fails there.
+
+``--thumbnails`` also renders the same-name ``.jpg`` thumbnails from real outputs: it starts ComfyUI
+(tests/comfy_harness.py), runs each workflow on a photo from ../shared/images with the checkpoint found in
+``--models`` (a random-init test checkpoint if no real weights are there), and puts input and output
+side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = ROOT / "example_workflows"
+EXAMPLE_IMAGE = "dav2_example.jpg"
+EXAMPLE_VIDEO = "dav2_example.mp4"
+OFFICIAL_SMALL = "depth_anything_v2_vits.pth"
+
+#: Socket inputs and outputs (name, type) of every node type used; widgets are given per node.
+SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
+    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
+    "SaveImage": ([("images", "IMAGE")], []),
+    "PreviewImage": ([("images", "IMAGE")], []),
+    "LoadVideo": ([], [("VIDEO", "VIDEO")]),
+    "GetVideoComponents": ([("video", "VIDEO")], [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
+    "CreateVideo": ([("images", "IMAGE"), ("audio", "AUDIO")], [("VIDEO", "VIDEO")]),
+    "SaveVideo": ([("video", "VIDEO")], []),
+    "CheckpointLoaderSimple": ([], [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]),
+    "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")]),
+    "ControlNetLoader": ([], [("CONTROL_NET", "CONTROL_NET")]),
+    "ControlNetApplyAdvanced": (
+        [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("control_net", "CONTROL_NET"),
+         ("image", "IMAGE"), ("vae", "VAE")],
+        [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+    ),
+    "EmptyLatentImage": ([], [("LATENT", "LATENT")]),
+    "KSampler": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                  ("latent_image", "LATENT")], [("LATENT", "LATENT")]),
+    "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")]),
+    "DAV2ModelLoader": ([], [("model", "DAV2_MODEL")]),
+    "DAV2EstimateDepth": ([("model", "DAV2_MODEL"), ("image", "IMAGE")],
+                          [("depth_image", "IMAGE"), ("depth", "DEPTH"), ("mask", "MASK")]),
+    "DAV2ColorizeDepth": ([("depth", "DEPTH,IMAGE")], [("image", "IMAGE")]),
+    "DAV2DepthStats": ([("depth", "DEPTH")], [("stats", "STRING"), ("plot", "IMAGE")]),
+}
+#: Widget inputs that a workflow feeds from a link instead (the frontend keeps their widget value too).
+WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    widgets: list[Any]
+    pos: tuple[float, float]
+    size: tuple[float, float] = (315, 130)
+    title: str | None = None
+    links_in: dict[str, int] = field(default_factory=dict)
+    links_out: dict[int, list[int]] = field(default_factory=dict)
+
+
+class Workflow:
+    """Nodes and typed links, serialised in the ComfyUI frontend's workflow format."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.links: list[list[Any]] = []
+
+    def add(self, type_: str, widgets: list[Any], pos: tuple[float, float], size=(315, 130), title=None) -> Node:
+        node = Node(len(self.nodes) + 1, type_, widgets, pos, size, title)
+        self.nodes.append(node)
+        return node
+
+    def connect(self, src: Node, output: str, dst: Node, input_: str) -> None:
+        outputs = SOCKETS[src.type][1]
+        slot = [name for name, _ in outputs].index(output)
+        link_id = len(self.links) + 1
+        self.links.append([link_id, src.id, slot, dst.id, self._input_slot(dst, input_), outputs[slot][1]])
+        src.links_out.setdefault(slot, []).append(link_id)
+        dst.links_in[input_] = link_id
+
+    def _inputs(self, node: Node) -> list[tuple[str, str, bool]]:
+        sockets = [(name, type_, False) for name, type_ in SOCKETS[node.type][0]]
+        for (type_, name), wtype in WIDGET_SOCKETS.items():
+            if type_ == node.type and name in node.links_in and all(n != name for n, _, _ in sockets):
+                sockets.append((name, wtype, True))
+        return sockets
+
+    def _input_slot(self, node: Node, input_: str) -> int:
+        names = [n for n, _ in SOCKETS[node.type][0]]
+        if input_ in names:
+            return names.index(input_)
+        if (node.type, input_) in WIDGET_SOCKETS:
+            return len(names)
+        raise KeyError(f"{node.type} has no input {input_!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        nodes = []
+        for order, n in enumerate(self.nodes):
+            inputs = []
+            for name, type_, is_widget in self._inputs(n):
+                entry = {"name": name, "type": type_, "link": n.links_in.get(name)}
+                if is_widget:
+                    entry["widget"] = {"name": name}
+                inputs.append(entry)
+            outputs = [
+                {"name": name, "type": type_, "links": n.links_out.get(slot, []), "slot_index": slot}
+                for slot, (name, type_) in enumerate(SOCKETS[n.type][1])
+            ]
+            node = {
+                "id": n.id, "type": n.type, "pos": list(n.pos), "size": list(n.size), "flags": {},
+                "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": {"Node name for S&R": n.type}, "widgets_values": n.widgets,
+            }
+            if n.title:
+                node["title"] = n.title
+            nodes.append(node)
+        return {
+            "last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": nodes,
+            "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
+            "version": 0.4,
+        }
+
+
+def _loader(wf: Workflow, pos=(20, 300)) -> Node:
+    return wf.add("DAV2ModelLoader", [OFFICIAL_SMALL, "auto", "auto", "auto"], pos, (330, 130))
+
+
+def _estimate(wf: Workflow, normalization="per_image", pos=(400, 120)) -> Node:
+    return wf.add("DAV2EstimateDepth", [518, "keep_aspect", 1932, normalization, False, 0], pos, (330, 250))
+
+
+def depth_colorize_save() -> Workflow:
+    wf = Workflow()
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
+    loader = _loader(wf, (20, 380))
+    est = _estimate(wf)
+    wf.connect(loader, "model", est, "model")
+    wf.connect(image, "IMAGE", est, "image")
+    save_grey = wf.add("SaveImage", ["depth/dav2_depth"], (780, 20), (320, 300), title="Save depth (ControlNet-ready)")
+    wf.connect(est, "depth_image", save_grey, "images")
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 420), (330, 180))
+    wf.connect(est, "depth", color, "depth")
+    save_color = wf.add("SaveImage", ["depth/dav2_colorized"], (780, 360), (320, 300), title="Save colorized depth")
+    wf.connect(color, "image", save_color, "images")
+    return wf
+
+
+def depth_stats() -> Workflow:
+    wf = Workflow()
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
+    loader = _loader(wf, (20, 380))
+    est = _estimate(wf)
+    wf.connect(loader, "model", est, "model")
+    wf.connect(image, "IMAGE", est, "image")
+    stats = wf.add("DAV2DepthStats", [0], (780, 20), (420, 360))
+    wf.connect(est, "depth", stats, "depth")
+    save_plot = wf.add("SaveImage", ["depth/dav2_stats_plot"], (1240, 20), (480, 400), title="Save analysis plot")
+    wf.connect(stats, "plot", save_plot, "images")
+    return wf
+
+
+def controlnet_depth() -> Workflow:
+    """SD1.5 + depth ControlNet: the depth image conditions generation (needs your own weights)."""
+    wf = Workflow()
+    ckpt = wf.add("CheckpointLoaderSimple", ["v1-5-pruned-emaonly-fp16.safetensors"], (20, 20), (330, 100))
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 170), (315, 314))
+    loader = _loader(wf, (20, 530))
+    est = _estimate(wf, pos=(400, 300))
+    wf.connect(loader, "model", est, "model")
+    wf.connect(image, "IMAGE", est, "image")
+    preview = wf.add("PreviewImage", [], (400, 600), (330, 260), title="Depth used as control")
+    wf.connect(est, "depth_image", preview, "images")
+    pos_text = wf.add("CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], (400, 20), (330, 110),
+                      title="Positive prompt")
+    neg_text = wf.add("CLIPTextEncode", ["blurry, lowres, watermark"], (400, 160), (330, 100), title="Negative prompt")
+    wf.connect(ckpt, "CLIP", pos_text, "clip")
+    wf.connect(ckpt, "CLIP", neg_text, "clip")
+    cn = wf.add("ControlNetLoader", ["control_v11f1p_sd15_depth_fp16.safetensors"], (780, 20), (330, 60))
+    apply = wf.add("ControlNetApplyAdvanced", [0.8, 0.0, 1.0], (780, 130), (330, 190))
+    wf.connect(pos_text, "CONDITIONING", apply, "positive")
+    wf.connect(neg_text, "CONDITIONING", apply, "negative")
+    wf.connect(cn, "CONTROL_NET", apply, "control_net")
+    wf.connect(est, "depth_image", apply, "image")
+    wf.connect(ckpt, "VAE", apply, "vae")
+    latent = wf.add("EmptyLatentImage", [512, 512, 1], (780, 370), (330, 110))
+    sampler = wf.add("KSampler", [42, "fixed", 20, 7.0, "euler", "normal", 1.0], (1150, 20), (320, 270))
+    wf.connect(ckpt, "MODEL", sampler, "model")
+    wf.connect(apply, "positive", sampler, "positive")
+    wf.connect(apply, "negative", sampler, "negative")
+    wf.connect(latent, "LATENT", sampler, "latent_image")
+    decode = wf.add("VAEDecode", [], (1150, 330), (210, 50))
+    wf.connect(sampler, "LATENT", decode, "samples")
+    wf.connect(ckpt, "VAE", decode, "vae")
+    save = wf.add("SaveImage", ["depth/dav2_controlnet"], (1500, 20), (400, 420))
+    wf.connect(decode, "IMAGE", save, "images")
+    return wf
+
+
+def video_depth() -> Workflow:
+    """Video frames -> depth with one batch-wide normalisation (no flicker) -> grey and colour videos."""
+    wf = Workflow()
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
+    parts = wf.add("GetVideoComponents", [], (20, 370), (260, 70))
+    wf.connect(video, "VIDEO", parts, "video")
+    loader = _loader(wf, (20, 490))
+    est = _estimate(wf, normalization="batch")
+    wf.connect(loader, "model", est, "model")
+    wf.connect(parts, "images", est, "image")
+    grey = wf.add("CreateVideo", [30.0], (780, 20), (270, 80), title="Depth video (ControlNet-ready)")
+    wf.connect(est, "depth_image", grey, "images")
+    wf.connect(parts, "fps", grey, "fps")
+    save_grey = wf.add("SaveVideo", ["video/dav2_depth", "auto", "auto"], (1090, 20), (320, 300))
+    wf.connect(grey, "VIDEO", save_grey, "video")
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 420), (330, 180))
+    wf.connect(est, "depth", color, "depth")
+    colored = wf.add("CreateVideo", [30.0], (780, 380), (270, 80), title="Colorized depth video")
+    wf.connect(color, "image", colored, "images")
+    wf.connect(parts, "fps", colored, "fps")
+    save_color = wf.add("SaveVideo", ["video/dav2_colorized", "auto", "auto"], (1090, 380), (320, 300))
+    wf.connect(colored, "VIDEO", save_color, "video")
+    return wf
+
+
+WORKFLOWS = {
+    "depth_colorize_save": depth_colorize_save,
+    "depth_stats": depth_stats,
+    "controlnet_depth": controlnet_depth,
+    "video_batch_depth": video_depth,
+}
+
+
+def write_workflows(out_dir: Path = OUT_DIR) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, build in WORKFLOWS.items():
+        path = out_dir / f"{name}.json"
+        path.write_text(json.dumps(build().to_json(), indent=1) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+THUMB_HEIGHT = 300
+
+
+def _fit_height(rgb: "np.ndarray", height: int = THUMB_HEIGHT) -> "np.ndarray":
+    import cv2
+
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+
+
+def _save_jpg(path: Path, panels: list["np.ndarray"]) -> Path:
+    import cv2
+    import numpy as np
+
+    strip = np.concatenate([_fit_height(p) for p in panels], axis=1)
+    if not cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88]):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR) -> list[Path]:
+    """Run the workflows on a real ComfyUI and write ``<name>.jpg`` (input | outputs) for each."""
+    import shutil
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import comfy_harness as h
+
+    bgr = cv2.imread(str(photo))
+    if bgr is None:
+        raise SystemExit(f"cannot read the photo {photo}; pass --photo")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    scale = 512 / max(rgb.shape[:2])
+    rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale) // 2 * 2, round(rgb.shape[0] * scale) // 2 * 2),
+                     interpolation=cv2.INTER_AREA)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = h.make_base_dir(Path(tmp) / "comfy")
+        model_dir = base / "models" / h.MODEL_FOLDER
+        if (models / OFFICIAL_SMALL).is_file():
+            shutil.copy2(models / OFFICIAL_SMALL, model_dir / OFFICIAL_SMALL)
+        else:
+            print(f"no {OFFICIAL_SMALL} in {models}: thumbnails use a random-init checkpoint (noise depth)")
+            h.write_test_checkpoint(model_dir / OFFICIAL_SMALL, fmt="official-pth")
+        cv2.imwrite(str(base / "input" / EXAMPLE_IMAGE), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        crop_w = rgb.shape[1] * 3 // 4 // 2 * 2
+        frames = np.stack([rgb[:, i * (rgb.shape[1] - crop_w) // 5:][:, :crop_w] for i in range(6)])
+        h.write_test_video(base / "input" / EXAMPLE_VIDEO, frames)
+        server = h.start_server(base, env={"HF_HUB_OFFLINE": "1"})
+        try:
+            info = server.object_info()
+
+            def run(name: str) -> tuple[dict, dict]:
+                graph = h.ui_to_api(json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8")), info)
+                entry = server.run(graph, timeout=900)
+                if entry["status"]["status_str"] != "success":
+                    raise SystemExit(f"{name} failed: {h.execution_error(entry)}")
+                return graph, entry
+
+            def image_of(graph: dict, entry: dict, title: str) -> np.ndarray:
+                node = next(i for i, n in graph.items() if n["_meta"]["title"] == title)
+                return cv2.cvtColor(cv2.imread(str(server.output_files(entry, node)[0])), cv2.COLOR_BGR2RGB)
+
+            graph, entry = run("depth_colorize_save")
+            grey = image_of(graph, entry, "Save depth (ControlNet-ready)")
+            color = image_of(graph, entry, "Save colorized depth")
+            written = [_save_jpg(out_dir / "depth_colorize_save.jpg", [rgb, grey, color]),
+                       _save_jpg(out_dir / "controlnet_depth.jpg", [rgb, grey])]
+            graph, entry = run("depth_stats")
+            written.append(_save_jpg(out_dir / "depth_stats.jpg", [rgb, image_of(graph, entry, "Save analysis plot")]))
+            graph, entry = run("video_batch_depth")
+            videos = [h.read_video(server.output_files(entry, i)[0]) for i, n in graph.items() if n["class_type"] == "SaveVideo"]
+            written.append(_save_jpg(out_dir / "video_batch_depth.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+        finally:
+            server.stop()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--thumbnails", action="store_true", help="also render the .jpg thumbnails on a real ComfyUI")
+    parser.add_argument("--photo", type=Path, default=ROOT.parent / "shared" / "images" / "demo01.jpg")
+    parser.add_argument("--models", type=Path, default=ROOT / "models",
+                        help=f"folder with {OFFICIAL_SMALL} (real weights); a random-init one is made if absent")
+    args = parser.parse_args(argv)
+    for path in write_workflows():
+        print(f"wrote {path.relative_to(ROOT)}")
+    if args.thumbnails:
+        for path in render_thumbnails(args.photo, args.models):
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
