@@ -1,0 +1,135 @@
+"""Depth → surface normals and coloured point clouds (pinhole camera from a horizontal field of view).
+
+Camera: focal length ``f = (W/2) / tan(fov/2)`` px, principal point at the image centre. Metric maps give
+z-depth in metres. Relative maps (affine inverse depth, no absolute scale) are turned into a pseudo
+z-depth with a 10:1 far/near ratio, ``Z = 1 / (0.1 + 0.9·n)`` with ``n`` the min-max normalised map, so
+shapes are plausible but not to scale. Outputs use the OpenGL / Blender convention: x right, y up, z
+toward the viewer (normal maps encode ``(n + 1) / 2``, a wall facing the camera is (0.5, 0.5, 1)).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..depth import DepthMap
+from ..io import atomic_path
+from ._common import check_depth, check_image, normalise_per_image, pair_batches
+
+PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1
+
+
+def _check_fov(fov_deg: float) -> float:
+    if not (math.isfinite(fov_deg) and 0.0 < fov_deg < 180.0):
+        raise ValueError(f"fov_deg is the horizontal field of view in degrees and must be in (0, 180), got {fov_deg}")
+    return float(fov_deg)
+
+
+def camera_z(depth: DepthMap) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Z [B,H,W] float32 z-depth, valid [B,H,W] bool): metres for metric maps, pseudo-depth for relative."""
+    v = depth.values.float()
+    if depth.is_metric:
+        valid = torch.isfinite(v) & (v > 0)
+        return torch.where(valid, v, torch.ones_like(v)), valid
+    valid = torch.isfinite(v)
+    n, _ = normalise_per_image(torch.where(valid, v, v[valid].min() if bool(valid.any()) else torch.zeros_like(v)))
+    return 1.0 / (PSEUDO_NEAR_DISPARITY + (1.0 - PSEUDO_NEAR_DISPARITY) * n), valid
+
+
+def _backproject(z: torch.Tensor, fov_deg: float) -> torch.Tensor:
+    """[B,H,W,3] camera-space points (x right, y down, z forward) for z-depth [B,H,W]."""
+    _, h, w = z.shape
+    f = (w / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+    us = (torch.arange(w, device=z.device, dtype=torch.float32) - (w - 1) / 2.0) / f
+    vs = (torch.arange(h, device=z.device, dtype=torch.float32) - (h - 1) / 2.0) / f
+    return torch.stack([us[None, None, :] * z, vs[None, :, None] * z, z], dim=-1)
+
+
+def depth_to_normals(depth: DepthMap, fov_deg: float = 60.0) -> torch.Tensor:
+    """Surface normals of a DEPTH as a normal-map IMAGE [B,H,W,3] float 0..1 ((n + 1) / 2, OpenGL axes).
+
+    Normals come from central differences of the back-projected points; pixels without valid depth get
+    the camera-facing normal (0.5, 0.5, 1). fov_deg: horizontal field of view in degrees (0..180).
+    """
+    check_depth(depth)
+    fov = _check_fov(fov_deg)
+    z, valid = camera_z(depth)
+    if min(z.shape[1:]) < 2:
+        raise ValueError(f"depth must be at least 2x2 pixels for normals, got {tuple(z.shape[1:])}")
+    p = _backproject(z, fov)
+    dv, du = torch.gradient(p, dim=(1, 2))
+    n = torch.cross(dv, du, dim=-1)  # points toward the camera (negative z in camera axes)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    gl = torch.stack([n[..., 0], -n[..., 1], -n[..., 2]], dim=-1)
+    facing = torch.tensor([0.0, 0.0, 1.0], device=gl.device)
+    gl = torch.where(valid[..., None] & torch.isfinite(gl).all(-1, keepdim=True), gl, facing)
+    return ((gl + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def depth_to_pointcloud(
+    depth: DepthMap, image: torch.Tensor, fov_deg: float = 60.0, stride: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coloured point cloud of ONE image → (xyz [N,3] float32, rgb [N,3] float 0..1).
+
+    depth: DepthMap with batch 1; image: IMAGE [1,H,W,3] (a depth of another size is resized to it with a
+    warning). xyz in OpenGL axes (x right, y up, z toward the viewer; the camera at the origin looking
+    down −z), metres for metric maps. stride: keep every stride-th pixel in x and y (≥ 1). Pixels without
+    valid depth are left out.
+    """
+    check_depth(depth)
+    img = check_image(image)
+    fov = _check_fov(fov_deg)
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a whole number ≥ 1, got {stride}")
+    if img.shape[0] != 1 or depth.batch != 1:
+        raise ValueError(
+            f"a point cloud is made from one image; got {img.shape[0]} image(s) and {depth.batch} depth map(s):"
+            " pick one (e.g. batch index) first"
+        )
+    z, valid = camera_z(depth)
+    img, zv = pair_batches(img, torch.cat([z, valid.float()]).to(img.device))
+    z, valid = zv[:1], zv[1:] > 0.5
+    p = _backproject(z, fov)
+    s = int(stride)
+    p, rgb, keep = p[0, ::s, ::s], img[0, ::s, ::s], valid[0, ::s, ::s]
+    xyz = p[keep] * torch.tensor([1.0, -1.0, -1.0], device=p.device)
+    return xyz.float(), rgb[keep].float()
+
+
+def write_ply(path: str | os.PathLike[str], xyz: torch.Tensor | np.ndarray, rgb: torch.Tensor | np.ndarray) -> Path:
+    """Write a binary little-endian PLY (float x, y, z; uchar red, green, blue) atomically → its path.
+
+    xyz: [N,3]; rgb: [N,3] float 0..1 (or uint8). Readers: Blender, MeshLab, CloudCompare, Open3D.
+    """
+    xyz_np = xyz.detach().cpu().numpy() if isinstance(xyz, torch.Tensor) else np.asarray(xyz)
+    rgb_np = rgb.detach().cpu().numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb)
+    if xyz_np.ndim != 2 or xyz_np.shape[1] != 3:
+        raise ValueError(f"xyz must be [N,3], got shape {xyz_np.shape}")
+    if rgb_np.shape != xyz_np.shape:
+        raise ValueError(f"rgb must be [N,3] like xyz {xyz_np.shape}, got shape {rgb_np.shape}")
+    if not np.isfinite(xyz_np).all():
+        raise ValueError("xyz has NaN/inf coordinates; drop those points first")
+    if rgb_np.dtype != np.uint8:
+        rgb_np = np.rint(np.clip(rgb_np.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    rows = np.empty(
+        len(xyz_np), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
+    for i, name in enumerate(("x", "y", "z")):
+        rows[name] = xyz_np[:, i]
+    for i, name in enumerate(("red", "green", "blue")):
+        rows[name] = rgb_np[:, i]
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment written by dav2_core\n"
+        f"element vertex {len(rows)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
+    )
+    target = Path(path)
+    with atomic_path(target, suffix=".ply") as temp:
+        with open(temp, "wb") as f:
+            f.write(header.encode("ascii"))
+            f.write(rows.tobytes())
+    return target
