@@ -168,11 +168,14 @@ def _depth_map(model: torch.nn.Module, values: torch.Tensor) -> DepthMap:
 
 
 def _predict(model: torch.nn.Module, args: argparse.Namespace, images: np.ndarray) -> torch.Tensor:
-    """[b,H,W,3] (float32 0..1 or uint8) -> depth [b,H,W] float32 on the CPU, in one chunk."""
+    """[b,H,W,3] (float32 0..1 or uint8) -> depth [b,H,W] float32 on the model's device, in one chunk.
+
+    Normalising and colourising then run on that device too; each chunk goes to the CPU once, to be written.
+    """
     from .inference import predict_depth
 
     return predict_depth(model, torch.from_numpy(images), input_size=args.input_size, resolution=args.resolution,
-                         max_side=args.max_side, chunk_size=len(images), output_device="cpu")
+                         max_side=args.max_side, chunk_size=len(images), output_device=None)
 
 
 def _batch_size(model: torch.nn.Module, args: argparse.Namespace, height: int, width: int) -> int:
@@ -186,20 +189,21 @@ def _batch_size(model: torch.nn.Module, args: argparse.Namespace, height: int, w
 
 # ---------------------------------------------------------------------------------------- outputs
 def _colour(norm01: torch.Tensor, args: argparse.Namespace) -> np.ndarray:
-    """[b,H,W] 0..1 -> [b,H,W,3] uint8 RGB (colormap, or grey with --no-color)."""
+    """[b,H,W] 0..1 (any device) -> [b,H,W,3] uint8 RGB numpy (colormap, or grey with --no-color)."""
     if args.no_color:
-        return io.to_uint8(norm01.numpy())[..., None].repeat(3, axis=-1)
-    return io.to_uint8(colorize(norm01, args.colormap).numpy())
+        return io.to_uint8(norm01.cpu().numpy())[..., None].repeat(3, axis=-1)
+    return io.to_uint8(colorize(norm01, args.colormap).cpu().numpy())
 
 
-def _write_image_outputs(out_dir: Path, item: io.InputFile, raw: torch.Tensor, norm01: torch.Tensor,
-                         args: argparse.Namespace) -> None:
+def _write_image_outputs(out_dir: Path, item: io.InputFile, raw: np.ndarray | None, norm01: np.ndarray,
+                         colour: np.ndarray | None) -> None:
+    """``<stem>_depth.png`` (16-bit), ``_depth_color.png`` if ``colour``, ``_depth.npy`` if ``raw``."""
     base = out_dir / item.out_stem
-    io.write_png(base.with_name(base.name + "_depth.png"), io.to_uint16(norm01.numpy()))
-    if not args.no_color:
-        io.write_png(base.with_name(base.name + "_depth_color.png"), _colour(norm01[None], args)[0])
-    if args.npy:
-        io.write_npy(base.with_name(base.name + "_depth.npy"), raw.numpy())
+    io.write_png(base.with_name(base.name + "_depth.png"), io.to_uint16(norm01))
+    if colour is not None:
+        io.write_png(base.with_name(base.name + "_depth_color.png"), colour)
+    if raw is not None:
+        io.write_npy(base.with_name(base.name + "_depth.npy"), raw)
 
 
 @dataclass
@@ -239,8 +243,12 @@ def process_images(model: torch.nn.Module, items: list[io.InputFile], args: argp
     def run(batch_items: list[io.InputFile], pixels: list[np.ndarray]) -> None:
         depth = _predict(model, args, np.stack(pixels))
         norm = normalize_depth(_depth_map(model, depth), args.normalize)
+        colour = None if args.no_color else _colour(norm, args)
+        raw = depth.cpu().numpy() if args.npy else None
+        norm_np = norm.cpu().numpy()
         for i, item in enumerate(batch_items):
-            _write_image_outputs(out_dir, item, depth[i], norm[i], args)
+            _write_image_outputs(out_dir, item, None if raw is None else raw[i], norm_np[i],
+                                 None if colour is None else colour[i])
             report.images_done += 1
 
     with tqdm(total=len(items), unit="img", desc="images", disable=args.quiet, file=sys.stderr) as bar:
@@ -331,7 +339,11 @@ def process_video(model: torch.nn.Module, item: io.InputFile, args: argparse.Nam
             _warn(f"{item.path}: the video has no frame rate; writing at {DEFAULT_FPS:g} fps")
             fps = DEFAULT_FPS
         running = RunningRange(args.normalize)
-        writer = io.AtomicVideoWriter(base.with_name(base.name + "_depth.mp4"), fps, (reader.width, reader.height))
+        try:
+            writer = io.AtomicVideoWriter(base.with_name(base.name + "_depth.mp4"), fps, (reader.width, reader.height))
+        except ValueError as exc:
+            report.fail(item.path, str(exc))
+            return
         last_index, previous = -1, None
 
         def on_skip(index: int, why: str) -> None:
@@ -344,15 +356,17 @@ def process_video(model: torch.nn.Module, item: io.InputFile, args: argparse.Nam
                 lo, hi = running.update(depth)
                 norm = scale_to_unit(nearness(depth), lo, hi)
                 colour = _colour(norm, args)
+                norm_np = norm.cpu().numpy() if args.frames else None
+                raw = depth.values.cpu().numpy() if args.npy else None
                 for i, index in enumerate(indices):
                     for _ in range(index - last_index - 1):  # slots of skipped frames keep the timing
                         writer.write(colour[i] if previous is None else previous)
                     writer.write(colour[i])
                     previous, last_index = colour[i], index
                     if args.frames:
-                        io.write_png(frames_dir / f"{index:06d}.png", io.to_uint16(norm[i].numpy()))
+                        io.write_png(frames_dir / f"{index:06d}.png", io.to_uint16(norm_np[i]))
                     if args.npy:
-                        io.write_npy(frames_dir / f"{index:06d}.npy", depth.values[i].numpy())
+                        io.write_npy(frames_dir / f"{index:06d}.npy", raw[i])
                 bar.update(reader.stats.read + len(reader.stats.skipped) - bar.n)
             stats = reader.stats
             if stats.read == 0:
