@@ -4,3 +4,31 @@ refinement, metric calibration, export, normals. Every function is batched and r
 Pairing rule for functions taking an IMAGE [B,H,W,3] and a DEPTH: batch lengths must match or one be 1
 (reused); a depth of another height/width is resized (bilinear) to the image with a ``UserWarning``.
 """
+from .bokeh import lens_blur
+from .calibrate import calibrate_to_metric
+from .export import FORMATS, exr_backend, load_depth, save_depth
+from .normals import depth_to_normals, depth_to_pointcloud, write_ply
+from .parallax import MOTION_HELP, MOTIONS, parallax_frames
+from .refine import flip_tta_merge, guided_filter
+from .temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
+
+__all__ = [
+    "FORMATS",
+    "MOTIONS",
+    "MOTION_HELP",
+    "align_scale_shift",
+    "calibrate_to_metric",
+    "depth_to_normals",
+    "depth_to_pointcloud",
+    "exr_backend",
+    "flicker_metric",
+    "flip_tta_merge",
+    "guided_filter",
+    "lens_blur",
+    "load_depth",
+    "parallax_frames",
+    "robust_scale_shift",
+    "save_depth",
+    "temporally_consistent",
+    "write_ply",
+]
