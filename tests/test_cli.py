@@ -358,3 +358,14 @@ def test_read_image_keeps_16_bit_and_expands_grey(tmp_path: Path) -> None:
     with pytest.raises(io.ImageReadError, match="not a readable image"):
         (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
         io.read_image(tmp_path / "bad.png")
+
+
+def test_probe_size_matches_decoded_size_for_exif_rotated_photos(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photo = Image.fromarray(np.zeros((40, 60, 3), np.uint8))
+    exif = photo.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW": decoded as 60 high, 40 wide
+    photo.save(tmp_path / "rotated.jpg", exif=exif)
+    assert io.probe_image_size(tmp_path / "rotated.jpg") == (60, 40)
+    assert io.read_image(tmp_path / "rotated.jpg").shape == (60, 40, 3)
