@@ -273,7 +273,10 @@ def process_images(model: torch.nn.Module, items: list[io.InputFile], args: argp
                         bar.update(1)
                         continue
                     if image.shape[:2] != (height, width):  # header and pixels disagree: run it alone
-                        run([item], [image])
+                        try:
+                            run([item], [image])
+                        except ValueError as exc:  # e.g. an aspect ratio too extreme for keep_aspect
+                            report.fail(item.path, str(exc))
                         bar.update(1)
                         continue
                     batch_items.append(item)
