@@ -97,8 +97,8 @@ def test_dolly_keeps_the_centre_subject():
     r, c = markers[1]  # the 4 m plane (inverse depth 0.5) is at the centre and keeps its size
     assert _marker_x(last, r, c) == pytest.approx(c, abs=0.5)
     cx = (150 - 1) / 2
-    for (r, c), d in ((markers[0], 0.25), (markers[2], 1.0)):  # far shrinks, near grows: (1+0.2d)/(1+0.1)
-        assert _marker_x(last, r, c) - cx == pytest.approx((c - cx) * (1 + 0.2 * d) / 1.1, abs=0.6)
+    for (r, c), d in ((markers[0], 0.25), (markers[2], 1.0)):  # far grows, near shrinks: 1.1 / (1 + 0.2 d)
+        assert _marker_x(last, r, c) - cx == pytest.approx((c - cx) * 1.1 / (1 + 0.2 * d), abs=0.6)
 
 
 def test_batches_and_frame_order():
@@ -145,3 +145,16 @@ def test_real_photo_with_ramp_depth(shared_images):
     top = (frames[:, :3] - img[:, :3]).abs().mean()
     bottom = (frames[:, -3:] - img[:, -3:]).abs().mean()
     assert float(bottom) > 3 * float(top)
+
+
+def test_magnified_foreground_has_no_cracks_showing_the_background():
+    h, w = 64, 96
+    img = torch.zeros(1, h, w, 3)
+    img[..., 1] = 0.8  # green background
+    img[0, 16:48, 56:88] = torch.tensor([0.9, 0.1, 0.1])  # red box right of centre, nearer
+    rel = torch.zeros(1, h, w)
+    rel[0, 16:48, 56:88] = 1.0
+    last = parallax_frames(img, DepthMap(rel), frames=2, motion="zoom_in", strength=0.1)[-1]
+    # the box grows by 1.2 about the image centre (47.5, 31.5): columns 57.7..95.9, rows 12.3..50.7
+    inside = last[15:48, 60:94]
+    assert float(inside[..., 1].max()) < 0.15 and float(inside[..., 0].min()) > 0.85

@@ -24,13 +24,14 @@ Motion = Literal["zoom_in", "dolly", "circle", "swing"]
 #: as a fraction of the image width.
 MOTION_HELP: dict[str, str] = {
     "zoom_in": "camera moves forward: near things grow faster than far ones (frames go from the photo to the end)",
-    "dolly": "dolly zoom ('vertigo'): camera moves forward while zooming out, the subject at the centre keeps its"
-    " size while the background shrinks away",
+    "dolly": "dolly zoom ('vertigo'): camera moves back while zooming in, the subject at the centre keeps its"
+    " size while the background looms larger",
     "circle": "camera moves on a small circle parallel to the image (a seamless loop)",
     "swing": "camera swings left and right (a seamless loop)",
 }
 MOTIONS: tuple[str, ...] = tuple(MOTION_HELP)
 
+_COARSE_BITS = 4  # coarse nearness levels: above the splat tier in the z-buffer key
 _NEAR_BITS = 12  # nearness levels in the z-buffer key
 _CLOSE_BITS = 8  # how close a splat lands to the target pixel
 _IDX_BITS = 32  # source pixel index
@@ -63,8 +64,8 @@ def _displacements(
     amount = 2.0 * strength * t  # the nearest point at the side edge moves strength × width at t = 1
     if motion == "zoom_in":
         grow = amount * d
-    else:  # dolly: magnification (1 + a d) / (1 + a d_subject), so the subject keeps its size
-        grow = (1.0 + amount * d) / (1.0 + amount * subject[:, None, None]) - 1.0
+    else:  # dolly out + zoom in: magnification (1 + a d_subject) / (1 + a d), the subject keeps its size
+        grow = (1.0 + amount * subject[:, None, None]) / (1.0 + amount * d) - 1.0
     return xs * grow, ys * grow
 
 
@@ -74,8 +75,9 @@ def _splat(
     """Forward-warp [B,3,H,W] by (dx, dy) with a z-buffer → (colour, nearness, valid mask).
 
     Each source pixel is splatted to the target nearest to where it lands (first tier) and to the three
-    other pixels around it (second tier, which only fills targets no first-tier splat reached, i.e.
-    stretching cracks). Within a tier the nearer source wins, then the closer-landing one.
+    other pixels around it (second tier: fills the cracks a magnified surface opens). Priority, highest
+    first: coarse nearness (16 levels, so a far surface never shows through a near surface's cracks), tier
+    (within one surface the nearest landing wins: no smearing), fine nearness, then landing closeness.
     """
     b, _, h, w = colour.shape
     hw = h * w
@@ -87,6 +89,7 @@ def _splat(
     fx, fy = tx - x0, ty - y0
     src = torch.arange(hw, device=dev, dtype=torch.int64).expand(b, hw)
     qnear = (d.flatten(1) * (2**_NEAR_BITS - 1)).round().long()
+    qcoarse = (d.flatten(1) * (2**_COARSE_BITS - 1)).round().long()
     keys = torch.full((b, hw), -1, device=dev, dtype=torch.int64)
     nearest_x = (fx >= 0.5).float()
     nearest_y = (fy >= 0.5).float()
@@ -98,7 +101,8 @@ def _splat(
             inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1) & (weight > 0)
             target = (py.clamp(0, h - 1) * w + px.clamp(0, w - 1)).long().flatten(1)
             key = (
-                (first.long().flatten(1) << (_NEAR_BITS + _CLOSE_BITS + _IDX_BITS))
+                (qcoarse << (1 + _NEAR_BITS + _CLOSE_BITS + _IDX_BITS))
+                | (first.long().flatten(1) << (_NEAR_BITS + _CLOSE_BITS + _IDX_BITS))
                 | (qnear << (_CLOSE_BITS + _IDX_BITS))
                 | ((weight * (2**_CLOSE_BITS - 1)).round().long().flatten(1) << _IDX_BITS)
                 | src
