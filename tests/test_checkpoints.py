@@ -374,3 +374,19 @@ def test_save_checkpoint_is_atomic_and_validated(tmp_path, ref, monkeypatch):
         save_checkpoint(ref, out, CheckpointInfo("vits", "relative", None, "x", torch.float32))
     assert out.read_bytes() == before  # the old file is untouched
     assert sorted(p.name for p in out.parent.iterdir()) == ["a.safetensors"]  # no temp file left
+
+
+def test_make_random_checkpoint_tool(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_random_checkpoint", Path(__file__).parents[1] / "tools" / "make_random_checkpoint.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "m.safetensors"
+    assert tool.main(["vits", str(out), "--format", "official-safetensors", "--kind", "metric", "--max-depth", "80"]) == 0
+    assert "vits, metric 80 m (metadata)" in capsys.readouterr().out
+    _, info = load_checkpoint(out)
+    assert (info.encoder, info.kind, info.max_depth) == ("vits", "metric", 80.0)
+    with pytest.raises(SystemExit):
+        tool.main(["vits", str(tmp_path / "n.pth"), "--kind", "metric"])
+    assert "--max-depth" in capsys.readouterr().err and not (tmp_path / "n.pth").exists()
