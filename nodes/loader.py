@@ -7,6 +7,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from dav2_core.checkpoints import META_KIND, read_metadata
 from dav2_core.hub import local_filenames
 from dav2_core.loading import load_model
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS, Variant
@@ -16,6 +17,9 @@ from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schem
 
 # models/depthanything under ComfyUI's models dir; extra_model_paths.yaml may add more folders.
 folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
+_extensions = folder_paths.folder_names_and_paths[MODEL_FOLDER][1]
+if not _extensions:  # a new folder accepts any file: list checkpoints only (not config.json, notes...)
+    _extensions.update(folder_paths.supported_pt_extensions)
 
 #: Checkpoint type choices -> (kind, max_depth) handed to dav2_core; None = read from the file.
 CHECKPOINT_TYPES: dict[str, tuple[str | None, float | None]] = {
@@ -85,9 +89,9 @@ class LoadDepthAnythingV2(io.ComfyNode):
             raise ValueError(f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}")
         kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]
         known = _known_file_variants().get(os.path.basename(model))
-        if kind is None and known is not None:
-            kind, max_depth = known.kind, known.max_depth  # official name: trusted only when metadata is silent
         path = folder_paths.get_full_path(MODEL_FOLDER, model)
+        if kind is None and known is not None and path is not None and META_KIND not in read_metadata(path):
+            kind, max_depth = known.kind, known.max_depth  # a known file name decides only when metadata is silent
         folders = folder_paths.get_folder_paths(MODEL_FOLDER)
         if path is None and (known is None or model != known.filename):
             raise ValueError(

@@ -70,7 +70,8 @@ def test_schema_has_category_description_and_tooltips(comfy_inprocess, display):
 
 
 def test_loader_lists_official_variants_and_folder_files(comfy_inprocess):
-    (comfy_inprocess.model_dir / "my_finetune.safetensors").write_bytes(b"")  # any file in the folder is listed
+    (comfy_inprocess.model_dir / "my_finetune.safetensors").write_bytes(b"")  # any checkpoint file is listed
+    (comfy_inprocess.model_dir / "notes.txt").write_text("not a model")
     schema = comfy_inprocess.node("Load Depth Anything V2").GET_SCHEMA()
     model_input = schema.inputs[0]
     assert model_input.id == "model"
@@ -78,8 +79,10 @@ def test_loader_lists_official_variants_and_folder_files(comfy_inprocess):
         assert VARIANTS[name].filename in model_input.options
         assert VARIANTS[name].label in model_input.tooltip
     assert TEST_CHECKPOINT in model_input.options and "my_finetune.safetensors" in model_input.options
+    assert "notes.txt" not in model_input.options
     assert "CC-BY-NC-4.0" in model_input.tooltip and "Apache-2.0" in model_input.tooltip
     (comfy_inprocess.model_dir / "my_finetune.safetensors").unlink()
+    (comfy_inprocess.model_dir / "notes.txt").unlink()
 
 
 # ------------------------------------------------------------------------------------ loader
@@ -109,6 +112,17 @@ def test_loader_official_name_gives_metric_kind(comfy_inprocess):
         assert (loaded.kind, loaded.max_depth) == ("metric", 20.0)
         depth = run_estimate(comfy_inprocess, loaded, torch.rand(1, 28, 28, 3)).args[1]
         assert depth.kind == "metric" and depth.units == "m"
+    finally:
+        path.unlink()
+
+
+def test_loader_metadata_beats_the_file_name(comfy_inprocess):
+    """A file under a known metric name (kijai's) whose metadata says relative is relative."""
+    name = "depth_anything_v2_metric_vkitti_vits_fp32.safetensors"
+    path = write_test_checkpoint(comfy_inprocess.model_dir / name, kind="relative")
+    try:
+        loaded = comfy_inprocess.node("Load Depth Anything V2").execute(name, "fp32", "auto", "auto").args[0]
+        assert (loaded.kind, loaded.max_depth) == ("relative", None)
     finally:
         path.unlink()
 
