@@ -85,6 +85,7 @@ def prepare_user_settings(server_url: str) -> None:
         "Comfy.TutorialCompleted": True,
         "Comfy.InstalledVersion": "99.0.0",
         "Comfy.Validation.Workflows": False,
+        "Comfy.Minimap.Visible": False,  # it sits over the canvas's bottom-right corner
     }
     r = requests.post(f"{server_url}/settings", json=settings, timeout=30)
     r.raise_for_status()

@@ -17,8 +17,9 @@ const HIST_BINS = 128;
 const TOOLBAR_PX = 24;
 const HIST_PX = 36 + 16; // strip + axis labels
 const READOUT_PX = 16;
-const MIN_VIEW_PX = 120;
+const MIN_VIEW_PX = 80;
 const MAX_VIEW_PX = 420;
+const CHROME_PX = TOOLBAR_PX + HIST_PX + READOUT_PX + 24; // everything but the image view, gaps included
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -114,12 +115,16 @@ export class DepthPreview {
     this.resizeObserver.observe(this.view);
   }
 
-  /** Minimum widget height for the node's current width (the view keeps the image's aspect). */
+  /** Smallest widget height: the controls plus a small view (the node cannot be shrunk below it). */
   minHeight() {
+    return CHROME_PX + MIN_VIEW_PX;
+  }
+
+  /** Widget height that shows the image at the node's width with its aspect ratio (view capped). */
+  preferredHeight() {
     const width = Math.max(100, (this.node.size?.[0] ?? 300) - 20);
     const aspect = this.current ? this.current.ph / this.current.pw : 0.75;
-    const view = Math.max(MIN_VIEW_PX, Math.min(MAX_VIEW_PX, width * aspect));
-    return TOOLBAR_PX + view + HIST_PX + READOUT_PX + 16;
+    return CHROME_PX + Math.max(MIN_VIEW_PX, Math.min(MAX_VIEW_PX, width * aspect));
   }
 
   setStatus(text, isError = false) {
@@ -280,9 +285,19 @@ export class DepthPreview {
     let peak = 0;
     for (const c of hist) peak = Math.max(peak, c);
     const binW = cssW / HIST_BINS;
+    if (flat) {
+      // Zero range: one spike; draw it in the middle, where the marker goes too.
+      ctx.fillStyle = `rgb(${lut[0]},${lut[1]},${lut[2]})`;
+      ctx.fillRect(Math.floor(cssW / 2 - binW), 0, Math.max(2, 2 * binW), cssH);
+      if (markerLevel !== null) {
+        ctx.fillStyle = "#fff";
+        ctx.fillRect(Math.floor(cssW / 2), 0, 1.5, cssH);
+      }
+      return;
+    }
     for (let b = 0; b < HIST_BINS; b++) {
       if (!hist[b]) continue;
-      let level = flat ? 0 : Math.round(((b + 0.5) / HIST_BINS) * Q_MAX);
+      let level = Math.round(((b + 0.5) / HIST_BINS) * Q_MAX);
       if (reverse) level = Q_MAX - level;
       ctx.fillStyle = `rgb(${lut[level * 3]},${lut[level * 3 + 1]},${lut[level * 3 + 2]})`;
       const h = Math.max(1, Math.sqrt(hist[b] / peak) * (cssH - 2)); // sqrt scale keeps small bins visible
@@ -305,6 +320,7 @@ export class DepthPreview {
     const scale = Math.min(boxW / pw, boxH / ph);
     this.canvas.style.width = `${Math.max(1, Math.floor(pw * scale))}px`;
     this.canvas.style.height = `${Math.max(1, Math.floor(ph * scale))}px`;
+    this.canvas.style.imageRendering = scale > 1 ? "pixelated" : "auto"; // enlarged: show the real pixels
     this.drawHistogram();
   }
 
@@ -354,7 +370,7 @@ export class DepthPreview {
 
   /** Grow the node so the preview gets a sensible size (never shrinks what the user made larger). */
   resizeNode() {
-    growNode(this.node, 320);
+    growNode(this.node, 320, this.preferredHeight() - this.minHeight());
   }
 
   dispose() {
@@ -363,13 +379,16 @@ export class DepthPreview {
   }
 }
 
-/** Widen a node to ``minWidth`` and make it tall enough for its widgets; never shrinks it; redraws. */
-export function growNode(node, minWidth) {
+/**
+ * Widen a node to ``minWidth`` and make it tall enough for its widgets' minimum heights plus ``extra`` px;
+ * never shrinks it; redraws.
+ */
+export function growNode(node, minWidth, extra = 0) {
   if (!node.size || !node.computeSize) return;
   const width = Math.max(node.size[0], minWidth);
-  node.setSize([width, node.size[1]]); // first the width: widget min heights depend on it
-  const wanted = node.computeSize();
-  node.setSize([width, Math.max(node.size[1], wanted[1])]);
+  node.setSize([width, node.size[1]]); // first the width: the preferred height depends on it
+  const wanted = node.computeSize()[1] + Math.max(0, extra);
+  node.setSize([width, Math.max(node.size[1], wanted)]);
   node.setDirtyCanvas?.(true, true);
   app.canvas?.setDirty(true, true);
 }
