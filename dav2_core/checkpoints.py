@@ -251,7 +251,8 @@ def to_official_keys(
 
 def expected_shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
     """Every official key of an encoder's depth model with its shape (the strict-load contract)."""
-    d, hidden, (c0, c1, c2, c3), f = spec.embed_dim, spec.mlp_hidden, spec.out_channels, spec.features
+    d, hidden, f = spec.embed_dim, spec.mlp_hidden, spec.features
+    c0, c1, _, c3 = spec.out_channels  # level 2 keeps its resolution: Identity, no resize weights
     s: dict[str, tuple[int, ...]] = {
         "pretrained.cls_token": (1, 1, d),
         "pretrained.pos_embed": (1, POS_EMBED_GRID * POS_EMBED_GRID + 1, d),
@@ -286,7 +287,6 @@ def expected_shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
     for i, (c, k) in {0: (c0, 4), 1: (c1, 2)}.items():  # transposed-conv upsampling x4, x2
         s[f"{h}.resize_layers.{i}.weight"], s[f"{h}.resize_layers.{i}.bias"] = (c, c, k, k), (c,)
     s[f"{h}.resize_layers.3.weight"], s[f"{h}.resize_layers.3.bias"] = (c3, c3, 3, 3), (c3,)  # stride-2 conv
-    del c2  # level 2 keeps its resolution (Identity, no weights)
     s[f"{h}.scratch.output_conv1.weight"], s[f"{h}.scratch.output_conv1.bias"] = (f // 2, f, 3, 3), (f // 2,)
     s[f"{h}.scratch.output_conv2.0.weight"], s[f"{h}.scratch.output_conv2.0.bias"] = (32, f // 2, 3, 3), (32,)
     s[f"{h}.scratch.output_conv2.2.weight"], s[f"{h}.scratch.output_conv2.2.bias"] = (1, 32, 1, 1), (1,)
