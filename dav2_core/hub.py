@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from huggingface_hub import constants, hf_hub_download
 
@@ -28,6 +30,20 @@ _NETWORK_ERRORS = _network_errors()
 
 class HubUnavailableError(RuntimeError):
     """The checkpoint is not in the models folder and cannot be downloaded (offline, no network, unpublished)."""
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the Hub endpoint cannot be reached at all (its host name does not resolve), else None.
+
+    huggingface_hub retries a failed connection for about half a minute; a host that does not even
+    resolve (no network, or a closed sandbox) is known at once, so we say so without the wait.
+    """
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc.strerror or exc}"
+    return None
 
 
 def repo_url(variant: Variant) -> str:
@@ -77,6 +93,9 @@ def resolve_checkpoint(variant_name: str, models_dir: str | os.PathLike[str]) ->
     how = f"Download {variant.filename} from {repo_url(variant)} and put it at {target}."
     if hub_offline():
         raise HubUnavailableError(f"{variant.filename} is not in {folder} and HF_HUB_OFFLINE is set. {how}")
+    unreachable = hub_unreachable_reason()
+    if unreachable:
+        raise HubUnavailableError(f"{variant.filename} is not in {folder} and the Hub is unreachable ({unreachable}). {how}")
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return Path(hf_hub_download(variant.hf_repo, variant.filename, local_dir=folder))

@@ -29,6 +29,12 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
+def resolvable_hub(monkeypatch):
+    """Pretend huggingface.co resolves, so the (stubbed) downloader is reached."""
+    monkeypatch.setattr(hub, "hub_unreachable_reason", lambda: None)
+
+
+@pytest.fixture
 def offline(monkeypatch, no_network):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -63,7 +69,7 @@ def test_offline_env_set_after_import_is_honoured(tmp_path, monkeypatch, no_netw
         ConnectionError("Name or service not known"),
     ],
 )
-def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, error):
+def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub, error):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
@@ -78,7 +84,7 @@ def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, error):
 
 
 @pytest.mark.parametrize("module", ["httpx", "httpx2"])
-def test_httpx_errors_become_hub_unavailable(tmp_path, monkeypatch, module):
+def test_httpx_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub, module):
     """huggingface_hub >= 1 talks through httpx (2.x: httpx2); its transport errors are not OSErrors."""
     httpx = pytest.importorskip(module)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -93,7 +99,7 @@ def test_httpx_errors_become_hub_unavailable(tmp_path, monkeypatch, module):
     _assert_tells_where(str(exc.value), "metric_hypersim_vitl", tmp_path)
 
 
-def test_download_goes_to_models_dir(tmp_path, monkeypatch):
+def test_download_goes_to_models_dir(tmp_path, monkeypatch, resolvable_hub):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     calls = []
@@ -157,3 +163,19 @@ def test_vitg_has_no_published_file(tmp_path, monkeypatch, no_network):
 def test_unknown_variant_lists_the_valid_ones(tmp_path, offline):
     with pytest.raises(ValueError, match="metric_hypersim_vitl"):
         resolve_checkpoint("vitx", tmp_path)
+
+
+def test_unresolvable_hub_fails_at_once_without_retries(tmp_path, monkeypatch, no_network):
+    """No network at all (the host does not resolve): the error comes at once, the downloader is never called."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(HubUnavailableError, match="Hub is unreachable.*cannot resolve huggingface.co") as exc:
+        resolve_checkpoint("vits", tmp_path / "models")
+    _assert_tells_where(str(exc.value), "vits", tmp_path / "models")
