@@ -9,7 +9,6 @@ white/black are exactly where the colorized depth shows the colormap's near/far 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -287,7 +286,10 @@ def test_model_file_errors_explain_and_server_survives(comfy_server, photo, case
         name = "other_model.safetensors"
         save_file({"first_stage_model.encoder.conv_in.weight": torch.zeros(8, 3, 3, 3)}, str(comfy_server.models_dir / name))
         expect = [name]
-    entry = comfy_server.run(small_graph(name))
+    try:
+        entry = comfy_server.run(small_graph(name))
+    finally:
+        (comfy_server.models_dir / name).unlink(missing_ok=True)  # the session server is shared
     error = execution_error(entry)
     assert error is not None and error["node_type"] == "DAV2ModelLoader", entry["status"]
     for text in expect:
