@@ -674,3 +674,72 @@ def test_colormaps_route_serves_the_lut_table(comfy_server: Any) -> None:
     assert list(table) == list(COLORMAPS)
     assert table == lut_uint8_table()
     assert comfy_server.get("/api/dav2/colormaps") == table  # the path the frontend's api.fetchApi uses
+
+
+def _relief_pixels(page: Any, node_id: int) -> np.ndarray:
+    data = page.evaluate(
+        """(id) => {
+            const c = window.comfyAPI.app.app.graph.getNodeById(id).dav2Preview.relief.canvas;
+            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let s = "";
+            for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+            return {w: c.width, h: c.height, b64: btoa(s)};
+        }""",
+        node_id,
+    )
+    return np.frombuffer(base64.b64decode(data["b64"]), dtype=np.uint8).reshape(data["h"], data["w"], 4)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_relief_view_drag_recolour_and_wheel_zoom(page: Any, comfy_server: Any) -> None:
+    """The 3D relief draws the depth, turns when dragged, follows the colormap; the wheel still zooms the canvas."""
+    from dav2_core.depth import DepthMap
+
+    yy, xx = np.mgrid[0:90, 0:150].astype(np.float32)
+    bumps = np.exp(-((xx - 45) ** 2 + (yy - 45) ** 2) / 300.0) + 0.6 * np.exp(-((xx - 110) ** 2 + (yy - 50) ** 2) / 150.0)
+    entries = preview.write_preview_entries(DepthMap(torch.from_numpy(bumps)[None]), _temp_dir(comfy_server))
+    node = _make_node(page, NODE_IDS["Colorize Depth"])
+    _send_output(page, node, {"dav2_depth": entries})
+    page.wait_for_selector(f'{preview_sel(node)}[data-ready="1"]', state="attached")
+    show_node(page, node, 560, 560)
+
+    page.check(f"{preview_sel(node)} .dav2-relief-toggle input")
+    relief = page.locator(f"{preview_sel(node)} canvas.dav2-relief")
+    relief.wait_for(state="visible")
+    assert not page.locator(f"{preview_sel(node)} canvas.dav2-depth").is_visible()
+    page.wait_for_timeout(300)
+    before = _relief_pixels(page, node)
+    assert (before[..., 3] > 0).mean() > 0.15, "the relief drew almost nothing"
+    bh.screenshot(page, "relief")
+
+    box = relief.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy - 50, steps=4)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    turned = _relief_pixels(page, node)
+    assert np.abs(turned.astype(int) - before).mean() > 5, "dragging did not turn the relief"
+    bh.screenshot(page, "relief-turned")
+
+    page.select_option(f"{preview_sel(node)} select.dav2-colormap", "gray")
+    page.wait_for_timeout(300)
+    grey = _relief_pixels(page, node)
+    drawn = grey[..., 3] == 255
+    spread = np.abs(grey[..., 0].astype(int) - grey[..., 1]) + np.abs(grey[..., 1].astype(int) - grey[..., 2])
+    assert drawn.any() and spread[drawn].max() <= 3, "the relief did not follow the gray colormap"
+
+    page.uncheck(f"{preview_sel(node)} .dav2-relief-toggle input")
+    assert not relief.is_visible()
+    check_hover(page, node, bumps.astype(np.float64), [(45, 45), (110, 50)], "relative")
+    check_colours(page, node, bumps.astype(np.float64), "gray", metric=False, invert=False)
+
+    scale_before = page.evaluate("() => window.comfyAPI.app.app.canvas.ds.scale")
+    canvas_box = page.locator(f"{preview_sel(node)} canvas.dav2-depth").bounding_box()
+    page.mouse.move(canvas_box["x"] + 20, canvas_box["y"] + 20)
+    page.mouse.wheel(0, -300)
+    page.wait_for_timeout(300)
+    scale_after = page.evaluate("() => window.comfyAPI.app.app.canvas.ds.scale")
+    assert scale_after != scale_before, "the mouse wheel over the preview no longer zooms the canvas"

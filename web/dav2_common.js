@@ -2,6 +2,7 @@
 // Data contract (nodes/preview.py): each preview entry names a PNG in ComfyUI's temp folder whose
 // R = high byte and G = low byte of q = round(65535 * (d - min) / (max - min)); B = 255 marks "no value".
 import { api } from "../../scripts/api.js";
+import { app } from "../../scripts/app.js";
 
 export const Q_MAX = 65535;
 export const LUT_SIZE = 256;
@@ -130,6 +131,33 @@ export function fmt4(x) {
   const a = Math.abs(x);
   if (a !== 0 && (a >= 1e5 || a < 1e-3)) return x.toExponential(3);
   return Number(x.toPrecision(4)).toString();
+}
+
+/**
+ * Let the mouse wheel over one of our widgets zoom/pan the canvas as it does everywhere else (the DOM
+ * widget would swallow it). Inside a ``.dav2-scroll`` box, wheel events it can still scroll stay there.
+ */
+export function forwardWheelToCanvas(element) {
+  element.addEventListener(
+    "wheel",
+    (e) => {
+      const scrollable = e.target?.closest?.(".dav2-scroll");
+      if (scrollable) {
+        const canY = e.deltaY < 0 ? scrollable.scrollTop > 0 : scrollable.scrollTop + scrollable.clientHeight < scrollable.scrollHeight;
+        const canX = e.deltaX < 0 ? scrollable.scrollLeft > 0 : scrollable.scrollLeft + scrollable.clientWidth < scrollable.scrollWidth;
+        if ((e.deltaY && canY) || (e.deltaX && canX)) return;
+      }
+      const target = app.canvas?.canvas;
+      if (!target) return;
+      e.preventDefault();
+      e.stopPropagation();
+      const { clientX, clientY, deltaX, deltaY, deltaMode, ctrlKey, metaKey, shiftKey, altKey } = e;
+      target.dispatchEvent(
+        new WheelEvent("wheel", { clientX, clientY, deltaX, deltaY, deltaMode, ctrlKey, metaKey, shiftKey, altKey, bubbles: true, cancelable: true })
+      );
+    },
+    { passive: false }
+  );
 }
 
 let styleInjected = false;

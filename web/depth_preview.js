@@ -5,12 +5,14 @@ import {
   Q_MAX,
   expandLut,
   fetchColormaps,
+  forwardWheelToCanvas,
   injectStyle,
   levelToValue,
   loadPackedDepth,
   unitsSuffix,
   valueDecimals,
 } from "./dav2_common.js";
+import { ReliefView } from "./depth_relief.js";
 
 export const PREVIEW_WIDGET = "dav2_depth_preview";
 const HIST_BINS = 128;
@@ -74,16 +76,22 @@ export class DepthPreview {
     const invertLabel = el("label", "dav2-invert");
     invertLabel.title = "Swap the ends of the colormap (default: near = high end, like Colorize Depth)";
     invertLabel.append(this.invertBox, document.createTextNode("invert"));
+    this.reliefBox = el("input");
+    this.reliefBox.type = "checkbox";
+    const reliefLabel = el("label", "dav2-relief-toggle");
+    reliefLabel.title = "Show the depth as a 3D relief you can turn by dragging";
+    reliefLabel.append(this.reliefBox, document.createTextNode("3D"));
     this.imageSelect = el("select", "dav2-image");
     this.imageSelect.title = "Image of the batch to show";
     this.imageSelect.style.display = "none";
     this.status = el("span", "dav2-status", "waiting for execution");
-    bar.append(this.cmapSelect, invertLabel, this.imageSelect, this.status);
+    bar.append(this.cmapSelect, invertLabel, reliefLabel, this.imageSelect, this.status);
 
     this.view = el("div", "dav2-view");
     this.canvas = el("canvas", "dav2-depth");
     this.canvas.width = 1;
     this.canvas.height = 1;
+    this.relief = null; // ReliefView, created the first time 3D is switched on
     this.view.append(this.canvas);
 
     this.hist = el("canvas", "dav2-hist");
@@ -103,6 +111,7 @@ export class DepthPreview {
       this.invert = this.invertBox.checked;
       this.render();
     });
+    this.reliefBox.addEventListener("change", () => this.setRelief(this.reliefBox.checked));
     this.imageSelect.addEventListener("change", () =>
       this.showImage(Number(this.imageSelect.value)).catch((err) => {
         console.error("[dav2] depth preview:", err);
@@ -111,6 +120,7 @@ export class DepthPreview {
     );
     this.canvas.addEventListener("pointermove", (e) => this.onHover(e));
     this.canvas.addEventListener("pointerleave", () => this.clearHover());
+    forwardWheelToCanvas(this.root);
     this.resizeObserver = new ResizeObserver(() => this.fitCanvas());
     this.resizeObserver.observe(this.view);
   }
@@ -231,7 +241,9 @@ export class DepthPreview {
     this.resizeNode();
     this.fitCanvas();
     this.render();
-    this.clearHover();
+    this.updateRelief();
+    if (this.reliefBox.checked) this.readout.textContent = "drag to turn the relief · double-click to face it";
+    else this.clearHover();
     this.root.dataset.ready = "1";
   }
 
@@ -269,6 +281,35 @@ export class DepthPreview {
     ctx.putImageData(img, 0, 0);
     this.root.dataset.colormap = this.colormap;
     this.drawHistogram();
+    if (this.relief && this.reliefBox.checked) this.relief.setColours(lut, reverse);
+  }
+
+  /** Switch between the flat preview (hover read-out) and the 3D relief (drag to turn). */
+  setRelief(on) {
+    this.reliefBox.checked = on;
+    this.root.dataset.relief = on ? "1" : "0";
+    if (on && !this.relief) {
+      this.relief = new ReliefView();
+      this.view.append(this.relief.canvas);
+    }
+    this.canvas.style.display = on ? "none" : "";
+    if (this.relief) this.relief.canvas.style.display = on ? "" : "none";
+    if (on) {
+      this.clearHover();
+      this.readout.textContent = "drag to turn the relief · double-click to face it";
+      this.updateRelief();
+    } else {
+      this.clearHover();
+    }
+    this.fitCanvas();
+  }
+
+  updateRelief() {
+    if (!this.relief || !this.reliefBox.checked || !this.current || !this.luts) return;
+    const { depth, pw, ph, entry } = this.current;
+    const { flat, reverse } = this.levelMap();
+    const lut = expandLut(this.colormap, this.luts.get(this.colormap));
+    this.relief.setData(depth, pw, ph, lut, flat, reverse, entry.kind === "metric");
   }
 
   drawHistogram(markerLevel = null) {
@@ -317,6 +358,7 @@ export class DepthPreview {
     const boxW = this.view.clientWidth;
     const boxH = this.view.clientHeight;
     if (!boxW || !boxH) return;
+    if (this.relief && this.reliefBox.checked) this.relief.resize(boxW, boxH);
     const scale = Math.min(boxW / pw, boxH / ph);
     this.canvas.style.width = `${Math.max(1, Math.floor(pw * scale))}px`;
     this.canvas.style.height = `${Math.max(1, Math.floor(ph * scale))}px`;
@@ -375,6 +417,7 @@ export class DepthPreview {
 
   dispose() {
     this.loadToken++;
+    this.relief?.dispose();
     this.resizeObserver.disconnect();
   }
 }

@@ -1,6 +1,6 @@
 // Depth Stats: after execution the node shows its statistics table (one row per image plus the batch).
 // The plot image arrives as a normal "images" UI output and is drawn by ComfyUI's own image preview.
-import { fmt4, injectStyle } from "./dav2_common.js";
+import { fmt4, forwardWheelToCanvas, injectStyle } from "./dav2_common.js";
 import { growNode } from "./depth_preview.js";
 
 export const STATS_WIDGET = "dav2_depth_stats";
@@ -62,7 +62,7 @@ export function buildStatsTable(stats, text) {
   }
   if (images.length > 1 && stats.batch) tbody.append(recordRow("batch", stats.batch, "dav2-batch"));
   table.append(thead, tbody);
-  const scroll = el("div", "dav2-stats-scroll");
+  const scroll = el("div", "dav2-stats-scroll dav2-scroll");
   scroll.append(table);
   wrap.append(head, scroll);
   return wrap;
@@ -75,6 +75,7 @@ export function showDepthStats(node, stats, text) {
     const root = el("div", "dav2-stats");
     root.dataset.dav2 = "depth-stats";
     const state = { root, rows: 1, execution: 0 };
+    forwardWheelToCanvas(root);
     const widget = node.addDOMWidget(STATS_WIDGET, "dav2_stats", root, {
       serialize: false,
       hideOnZoom: false,
