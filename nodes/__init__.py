@@ -3,16 +3,24 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .bokeh import DepthBokeh
+from .calibrate import CalibrateDepthToMetric
 from .colorize import ColorizeDepth
 from .estimate import EstimateDepth
 from .loader import LoadDepthAnythingV2
+from .normals import DepthToNormals
+from .parallax import DepthParallax
 from .routes import register_routes
+from .save_depth import SaveDepth
 from .stats import DepthStats
 
 register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside a running server
 
 #: Every node of the pack, in menu order.
-NODES: list[type[io.ComfyNode]] = [LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats]
+NODES: list[type[io.ComfyNode]] = [
+    LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats,
+    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals,
+]
 
 
 class DepthAnythingV2Extension(ComfyExtension):

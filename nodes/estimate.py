@@ -9,10 +9,11 @@ from comfy_api.latest import io
 from dav2_core.depth import DepthMap
 from dav2_core.inference import MAX_CHUNK, predict_depth
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES, normalize_depth, to_image
-from dav2_core.preprocess import RESOLUTION_MODES
+from dav2_core.preprocess import RESOLUTION_MODES, network_size
 from dav2_core.variants import PATCH_SIZE
 
 from . import model_patcher
+from .estimate_quality import normalization_for, quality_inputs, refine_depth, temporal_align
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
 
@@ -32,7 +33,9 @@ class EstimateDepth(io.ComfyNode):
             description=(
                 "Monocular depth with Depth Anything V2 for an image batch (or video frames), run in chunks "
                 "with a progress step per chunk. Outputs a ControlNet-ready grey depth image (near = white, "
-                "same size as the input), the float DEPTH map with its units, and the normalised depth as a MASK."
+                "same size as the input), the float DEPTH map with its units, and the normalised depth as a MASK. "
+                "Optional: flip test-time augmentation, edge-aware refinement guided by the image, and temporal "
+                "consistency for video (no flicker)."
             ),
             search_aliases=SEARCH_ALIASES + ["estimate depth", "depth estimation", "depth preprocessor"],
             inputs=[
@@ -53,6 +56,7 @@ class EstimateDepth(io.ComfyNode):
                 io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK,
                              tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
                                      "between chunks, and the progress bar advances per chunk."),
+                *quality_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="depth_image",
@@ -78,7 +82,8 @@ class EstimateDepth(io.ComfyNode):
 
     @classmethod
     def execute(cls, model: DepthModel, image: torch.Tensor, input_size: int, resolution: str, max_side: int,
-                normalization: str, invert: bool, chunk_size: int) -> io.NodeOutput:
+                normalization: str, invert: bool, chunk_size: int, flip_tta: bool = False, refine: float = 0.0,
+                temporal_consistency: bool = False, temporal_smoothing: float = 1.0) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
         message = cls.validate_inputs(normalization, invert)
@@ -93,9 +98,14 @@ class EstimateDepth(io.ComfyNode):
             mm.throw_exception_if_processing_interrupted()
 
         values = predict_depth(network, image, input_size=input_size, resolution=resolution, max_side=max_side,
-                               chunk_size=chunk_size or None, progress=progress,
+                               chunk_size=chunk_size or None, flip_tta=flip_tta, progress=progress,
                                output_device=mm.intermediate_device())
+        net_size = network_size(*values.shape[1:], input_size, resolution, max_side)
+        values = refine_depth(image, values, refine, net_size, model.patcher.load_device,
+                              mm.throw_exception_if_processing_interrupted)
+        values = temporal_align(values, model.kind, temporal_consistency, temporal_smoothing)
         depth = DepthMap(values, kind=model.kind, units=model.units, model=model.name)
+        normalization = normalization_for(normalization, temporal_consistency)
         norm = normalize_depth(depth, normalization, invert=invert)
         depth_image = to_image(norm) if normalization != "raw" else norm.unsqueeze(-1).expand(*norm.shape, 3).contiguous()
         return io.NodeOutput(depth_image, depth, norm, ui=depth_preview_ui(depth))

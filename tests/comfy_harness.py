@@ -41,6 +41,11 @@ NODE_IDS = {
     "Estimate Depth": "DAV2EstimateDepth",
     "Colorize Depth": "DAV2ColorizeDepth",
     "Depth Stats": "DAV2DepthStats",
+    "Depth Bokeh": "DAV2DepthBokeh",
+    "Depth Parallax": "DAV2DepthParallax",
+    "Calibrate Depth to Metric": "DAV2CalibrateDepth",
+    "Save Depth": "DAV2SaveDepth",
+    "Depth to Normals": "DAV2DepthToNormals",
 }
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
@@ -384,6 +389,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     Uses the node definitions from ``/object_info`` the way the frontend does: inputs in
     ``input_order``; a widget input consumes the next ``widgets_values`` entry (plus one for a
     ``control_after_generate`` or upload widget), and a linked input becomes ``[source_id, slot]``.
+    Optional widgets past the end of ``widgets_values`` (added to a node after the workflow was saved)
+    take their defaults, as the frontend does.
     Raises ValueError on unknown node types or when the widget values do not line up.
     """
     links = {link[0]: link for link in workflow["links"]}
@@ -402,7 +409,9 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 spec = info["input"][section][name]
                 type_, options = spec[0], (spec[1] if len(spec) > 1 else {})
                 is_widget = (isinstance(type_, list) or type_ in WIDGET_TYPES) and not options.get("forceInput")
-                if is_widget:
+                if is_widget and not values and section == "optional" and "default" in options:
+                    inputs[name] = options["default"]  # a widget added after the workflow was saved
+                elif is_widget:
                     if not values:
                         raise ValueError(f"node {node['id']} ({node['type']}): no widget value left for {name!r}")
                     inputs[name] = values.pop(0)

@@ -93,6 +93,12 @@ EXPECTED = {
     ),
     "DAV2ColorizeDepth": (["depth", "colormap", "invert", "range_mode", "manual_min", "manual_max"], ["IMAGE"]),
     "DAV2DepthStats": (["depth", "plot_index"], ["STRING", "IMAGE"]),
+    "DAV2DepthBokeh": (["image", "depth", "focus_mode", "focus_x", "focus_y", "focus_depth", "max_blur_radius",
+                        "focus_range", "layers"], ["IMAGE", "MASK"]),
+    "DAV2DepthParallax": (["image", "depth", "frames", "motion", "strength"], ["IMAGE"]),
+    "DAV2CalibrateDepth": (["depth", "points", "max_depth_m"], ["DEPTH", "STRING"]),
+    "DAV2SaveDepth": (["depth", "filename_prefix", "format"], []),
+    "DAV2DepthToNormals": (["depth", "fov_degrees", "save_ply", "filename_prefix", "ply_stride"], ["IMAGE"]),
 }
 
 

@@ -1,0 +1,54 @@
+"""Depth Parallax: IMAGE + DEPTH -> an IMAGE batch of N frames of a 3D camera move ("Ken Burns" / 3D photo)."""
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
+
+from .effect_io import on_compute_device, to_output_device
+from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+
+MAX_FRAMES = 1024
+
+
+class DepthParallax(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return schema(
+            node_id="DAV2DepthParallax",
+            display_name="Depth Parallax",
+            description=(
+                "3D photo: N frames of a small camera move over each image. Every pixel moves in proportion to its "
+                "inverse depth (near things move more), splatted with a z-buffer so nearer surfaces cover farther "
+                "ones, and the background uncovered behind objects is filled from the farther side. The frames "
+                "come out as one IMAGE batch, ready for Create Video / Video Combine."
+            ),
+            search_aliases=SEARCH_ALIASES + ["parallax", "3d photo", "ken burns", "camera move", "depth animation",
+                                             "zoom", "dolly"],
+            inputs=[
+                io.Image.Input("image", tooltip="Images [B,H,W,3] to animate"),
+                DepthIO.Input("depth", tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
+                                               "another size is resized to the image with a warning."),
+                io.Int.Input("frames", default=24, min=1, max=MAX_FRAMES,
+                             tooltip="Frames N per input image (at least 1); circle and swing loop seamlessly"),
+                io.Combo.Input("motion", options=list(MOTIONS), default="circle",
+                               tooltip="Camera move:\n" + "\n".join(f"{k}: {v}" for k, v in MOTION_HELP.items())),
+                io.Float.Input("strength", default=0.03, min=0.0, max=0.5, step=0.005,
+                               tooltip="How far the nearest point moves, as a fraction of the image width "
+                                       "(0.02-0.05 looks natural; larger opens bigger gaps to fill)"),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames",
+                                tooltip="[B·N,H,W,3]: the N frames of image 1, then those of image 2, ... "
+                                        "(same size as the input)"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, depth: object, frames: int, motion: str, strength: float) -> io.NodeOutput:
+        depth_map = require_depth(depth)
+        if int(frames) != frames or not 1 <= frames <= MAX_FRAMES:
+            raise ValueError(f"frames must be a whole number from 1 to {MAX_FRAMES}, got {frames}")
+        image, depth_map = on_compute_device(image, depth_map)
+        return io.NodeOutput(to_output_device(parallax_frames(image, depth_map, int(frames), motion, strength)))
