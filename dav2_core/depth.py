@@ -7,6 +7,9 @@ import torch
 
 from .variants import DepthKind
 
+#: ITU-R BT.601 luma weights: a depth IMAGE is read as relative depth from its brightness.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
 
 @dataclass(frozen=True)
 class DepthMap:
@@ -28,6 +31,18 @@ class DepthMap:
             raise ValueError(f"DepthMap.values must be a [B,H,W] tensor, got {getattr(v, 'shape', type(v))}")
         if self.kind not in ("relative", "metric"):
             raise ValueError(f"DepthMap.kind must be 'relative' or 'metric', got {self.kind!r}")
+
+    @classmethod
+    def from_image(cls, image: torch.Tensor) -> "DepthMap":
+        """A grey depth IMAGE [B,H,W,C] (near = bright, e.g. a depth_image output) as relative depth [B,H,W].
+
+        The brightness (BT.601 luma) is the nearness; RGBA alpha is dropped and grey is accepted.
+        """
+        from .preprocess import as_image_batch  # validates and converts to [B,H,W,3] float
+
+        rgb = as_image_batch(image)
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
+        return cls(rgb @ weights, kind="relative", units="relative", model="image")
 
     @property
     def batch(self) -> int:

@@ -6,20 +6,8 @@ from comfy_api.latest import io
 
 from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, RANGE_MODE_HELP, RANGE_MODES, colorize_depth
 from dav2_core.depth import DepthMap
-from dav2_core.preprocess import as_image_batch
 
 from .types import SEARCH_ALIASES, DepthIO, schema
-
-#: ITU-R BT.601 luma weights: an IMAGE input is read as relative depth from its brightness.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def image_as_depth(image: torch.Tensor) -> DepthMap:
-    """A depth IMAGE [B,H,W,C] (near = bright, e.g. Estimate Depth's depth_image) as relative depth."""
-    rgb = as_image_batch(image)  # validates; RGBA alpha dropped, grey repeated
-    weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device)
-    return DepthMap(rgb @ weights, kind="relative", units="relative", model="image")
-
 
 def as_depth(value: object) -> DepthMap:
     """The DepthMap to colour from a DEPTH or IMAGE input, or a ValueError naming what was wired."""
@@ -31,7 +19,7 @@ def as_depth(value: object) -> DepthMap:
                 f"'depth' got a tensor of shape {tuple(value.shape)}, which looks like a MASK; connect "
                 "Estimate Depth's DEPTH output (or a depth IMAGE [B,H,W,3]) instead"
             )
-        return image_as_depth(value)
+        return DepthMap.from_image(value)
     raise ValueError(f"'depth' must be a DEPTH or an IMAGE, got {type(value).__name__}; connect Estimate Depth's DEPTH output")
 
 
