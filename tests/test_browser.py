@@ -199,8 +199,10 @@ def api_node(info: dict, class_type: str, **inputs: Any) -> dict:
     return {"class_type": class_type, "inputs": values}
 
 
-def depth_graph(server: Any, image_name: str, model_file: str, colorize: bool = True, stats: bool = True) -> dict:
-    """LoadImage -> Load Depth Anything V2 -> Estimate Depth (-> Colorize Depth -> Preview, -> Depth Stats)."""
+def depth_graph(server: Any, image_name: str, model_file: str, colorize: bool = True, stats: bool = True,
+                save_npy: str | None = None) -> dict:
+    """LoadImage -> Load Depth Anything V2 -> Estimate Depth (-> Colorize Depth -> Preview, -> Depth Stats,
+    -> Save Depth as .npy under the prefix ``save_npy``)."""
     info = server.object_info()
     graph = {
         "1": api_node(info, "LoadImage", image=image_name),
@@ -214,9 +216,18 @@ def depth_graph(server: Any, image_name: str, model_file: str, colorize: bool = 
         graph["6"] = api_node(info, "PreviewImage", images=["4", 0])
     if stats:
         graph["5"] = api_node(info, NODE_IDS["Depth Stats"], depth=["3", 1])
+    if save_npy:
+        graph["7"] = api_node(info, "DAV2SaveDepth", depth=["3", 1], filename_prefix=save_npy, format="npy")
     if not colorize and not stats:
         graph["6"] = api_node(info, "PreviewImage", images=["3", 0])
     return graph
+
+
+def saved_depth(server: Any, entry: dict, node_id: str) -> np.ndarray:
+    """The DEPTH output as the server saved it (Save Depth, .npy [B,H,W] float32): image 0 as float64 [H,W]."""
+    files = [f for f in server.output_files(entry, node_id, "depth_files") if f.suffix == ".npy"]
+    assert len(files) == 1, files
+    return np.load(files[0])[0].astype(np.float64)
 
 
 def preview_sel(node_id: int | str) -> str:
@@ -376,11 +387,15 @@ def check_colours(page: Any, node_id: int | str, truth: np.ndarray, colormap: st
 
 
 def stats_cells(page: Any, node_id: int | str) -> dict:
+    """The Depth Stats table as shown: summary line, column heads, and {stat: [cell per column]}."""
     return page.evaluate(
         """(id) => {
             const root = document.querySelector(`[data-dav2="depth-stats"][data-node-id="${id}"]`);
-            const heads = [...root.querySelectorAll("thead th")].map((t) => t.textContent);
-            const rows = [...root.querySelectorAll("tbody tr")].map((tr) => [...tr.children].map((td) => td.textContent));
+            const heads = [...root.querySelectorAll("thead th")].slice(1).map((t) => t.textContent);
+            const rows = {};
+            for (const tr of root.querySelectorAll("tbody tr")) {
+                rows[tr.dataset.stat] = [...tr.children].slice(1).map((td) => td.textContent);
+            }
             return {head: root.querySelector(".dav2-stats-head").textContent, heads, rows};
         }""",
         int(node_id),
@@ -392,16 +407,19 @@ def check_stats_table(page: Any, node_id: int | str, truth: np.ndarray, units_la
     table = stats_cells(page, node_id)
     h, w = truth.shape
     assert f"1 image of {w}x{h}" in table["head"] and f"units: {units_label}" in table["head"], table["head"]
-    heads = table["heads"]
-    assert heads[:4] == ["image", "min", "max", "range"] and "median" in heads and "valid" in heads
-    assert len(table["rows"]) == 1 and table["rows"][0][0] == "1"
-    row = dict(zip(heads, table["rows"][0]))
+    assert table["heads"] == ["value"]
+    rows = table["rows"]
+    assert list(rows) == ["min", "max", "range", "mean", "median", "std", "p1", "p5", "p95", "p99", "valid"]
     lo, hi = truth.min(), truth.max()
-    expect = {"min": lo, "max": hi, "range": hi - lo, "mean": truth.mean(), "median": np.median(truth)}
+    expect = {
+        "min": lo, "max": hi, "range": hi - lo, "mean": truth.mean(), "median": np.median(truth),
+        "std": truth.std(), "p5": np.percentile(truth, 5), "p95": np.percentile(truth, 95),
+    }
     scale = max(abs(lo), abs(hi), 1e-6)
     for key, value in expect.items():
-        assert abs(float(row[key]) - value) <= 1e-3 * scale + 5e-4 * abs(value), (key, row[key], value)
-    assert row["valid"] == "100%"
+        shown = float(rows[key][0])
+        assert abs(shown - value) <= 1e-3 * scale + 5e-4 * abs(value), (key, shown, value)
+    assert rows["valid"] == ["100%"]
 
 
 # ============================================================================ browser fixtures
@@ -443,14 +461,16 @@ def page(browser: Any, comfy_server: Any, checkpoints: dict, request: pytest.Fix
 
 
 @pytest.fixture(scope="module")
-def checkpoints(comfy_server: Any) -> dict[str, Path]:
+def checkpoints(comfy_server: Any):
     """The relative test checkpoint and a metric one (metadata kind=metric, max 20 m) in the server's model folder."""
     from checkpoint_factory import write_checkpoint
 
     metric = comfy_server.models_dir / METRIC_CHECKPOINT
-    if not metric.is_file():
-        write_checkpoint(metric, "vits", "official-safetensors", seed=0, kind="metric", max_depth=METRIC_MAX_DEPTH)
-    return {"relative": comfy_server.models_dir / TEST_CHECKPOINT, "metric": metric}
+    write_checkpoint(metric, "vits", "official-safetensors", seed=0, kind="metric", max_depth=METRIC_MAX_DEPTH)
+    try:
+        yield {"relative": comfy_server.models_dir / TEST_CHECKPOINT, "metric": metric}
+    finally:
+        metric.unlink(missing_ok=True)  # the server is shared: leave its model folder as we found it
 
 
 def _temp_dir(server: Any) -> str:
@@ -484,8 +504,12 @@ def test_workflow_stats_hover_and_colormap(page: Any, comfy_server: Any, checkpo
     image = test_image(96, 136, seed=3)
     name = upload_image(comfy_server, image, "dav2_browser_main.png")
     truth = truth_depth(checkpoints["relative"], image)
-    bh.load_api_graph(page, depth_graph(comfy_server, name, TEST_CHECKPOINT))
+    bh.load_api_graph(page, depth_graph(comfy_server, name, TEST_CHECKPOINT, save_npy="dav2_browser/main"))
     entry = queue_and_wait(page, comfy_server, 3, execution=1)
+    # The server's own DEPTH output (Save Depth .npy) agrees with the independent in-process computation.
+    server_depth = saved_depth(comfy_server, entry, "7")
+    assert server_depth.shape == truth.shape == (96, 136)
+    assert np.abs(server_depth - truth).max() <= 1e-5 * np.abs(truth).max()
 
     # Depth Stats shows its table, with the numbers of the DEPTH output, and its plot image.
     page.wait_for_selector(stats_sel(5), state="attached", timeout=30_000)
@@ -504,7 +528,9 @@ def test_workflow_stats_hover_and_colormap(page: Any, comfy_server: Any, checkpo
     state = preview_state(page, 3)
     assert state["entry"]["width"] == 136 and state["entry"]["height"] == 96
     assert state["canvas"] == [136, 96] and state["entry"]["units"] == "relative"
-    check_hover(page, 3, truth, [(0, 0), (135, 95), (67, 40), (12, 80), (100, 5)], "relative")
+    points = [(0, 0), (135, 95), (67, 40), (12, 80), (100, 5)]
+    check_hover(page, 3, server_depth, points, "relative")  # the DEPTH output at that pixel
+    check_hover(page, 3, truth, points, "relative")  # and the independent truth
     bh.screenshot(page, "main-hover")
     check_colours(page, 3, truth, "Spectral_r", metric=False, invert=False)
 
@@ -543,6 +569,19 @@ def test_reexecution_with_new_image_replaces_preview(page: Any, comfy_server: An
         name2,
     )
     queue_and_wait(page, comfy_server, 3, execution=2)
+    # Our widgets are display only: not in the saved workflow's widget values, not in the queued prompt.
+    saved = page.evaluate(
+        """async () => {
+            const app = window.comfyAPI.app.app;
+            const node = app.graph.getNodeById(3);
+            const wf = app.graph.serialize().nodes.find((n) => n.id === 3);
+            const prompt = (await app.graphToPrompt()).output;
+            return {values: wf.widgets_values.length, real: node.widgets.filter((w) => !w.name.startsWith("dav2_")).length,
+                    inputs: Object.keys(prompt["3"].inputs), stats: Object.keys(prompt["5"].inputs)};
+        }"""
+    )
+    assert saved["values"] == saved["real"], saved
+    assert not [k for k in saved["inputs"] + saved["stats"] if k.startswith("dav2_")], saved
     state = preview_state(page, 3)
     assert state["canvas"] == [60, 110] and state["entry"]["width"] == 60 and state["entry"]["height"] == 110
     assert "60x110" in state["status"]
@@ -592,7 +631,7 @@ def test_single_pixel_image(page: Any, comfy_server: Any, checkpoints: dict) -> 
     assert float(r["value"]) == pytest.approx(truth[0, 0], rel=1e-5, abs=1e-6)
     check_colours(page, 3, truth, "Spectral_r", metric=False, invert=False)  # zero range: first LUT colour
     table = stats_cells(page, 5)
-    assert dict(zip(table["heads"], table["rows"][0]))["range"] == "0"
+    assert table["rows"]["range"] == ["0"] and table["rows"]["std"] == ["0"]
     bh.screenshot(page, "single-pixel")
 
 
@@ -743,3 +782,54 @@ def test_relief_view_drag_recolour_and_wheel_zoom(page: Any, comfy_server: Any) 
     page.wait_for_timeout(300)
     scale_after = page.evaluate("() => window.comfyAPI.app.app.canvas.ds.scale")
     assert scale_after != scale_before, "the mouse wheel over the preview no longer zooms the canvas"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.parametrize("example", ["depth_stats", "depth_colorize_save"])
+def test_example_workflow_from_the_ui(page: Any, comfy_server: Any, checkpoints: dict, example: str) -> None:
+    """An example workflow loaded like a user does (app.loadGraphData), pointed at the test checkpoint and image."""
+    import json
+
+    workflow = json.loads((ROOT / "example_workflows" / f"{example}.json").read_text(encoding="utf-8"))
+    image = test_image(64, 100, seed=12)
+    name = upload_image(comfy_server, image, f"dav2_browser_{example}.png")
+    truth = truth_depth(checkpoints["relative"], image)
+    ids = page.evaluate(
+        """async ([wf, image, model, size, types]) => {
+            const app = window.comfyAPI.app.app;
+            await app.loadGraphData(wf, true, true, "example");
+            const set = (node, name, value) => {
+                const w = node.widgets.find((w) => w.name === name);
+                if (!w) throw new Error(`${node.type} has no widget ${name}`);
+                w.value = value;
+                w.callback?.(value);
+            };
+            const ids = {};
+            for (const node of app.graph.nodes) {
+                ids[node.type] = node.id;
+                // the official weights cannot be downloaded in tests: the seeded checkpoint, a small input size
+                if (node.type === "LoadImage") set(node, "image", image);
+                if (node.type === types.loader) set(node, "model", model);
+                if (node.type === types.estimate) set(node, "input_size", size);
+            }
+            return ids;
+        }""",
+        [workflow, name, TEST_CHECKPOINT, INPUT_SIZE,
+         {"loader": NODE_IDS["Load Depth Anything V2"], "estimate": NODE_IDS["Estimate Depth"]}],
+    )
+    estimate = ids[NODE_IDS["Estimate Depth"]]
+    queue_and_wait(page, comfy_server, estimate, execution=1)
+    show_node(page, estimate, 420, 480)
+    check_hover(page, estimate, truth, [(0, 0), (99, 63), (50, 30)], "relative")
+    if NODE_IDS["Depth Stats"] in ids:
+        stats = ids[NODE_IDS["Depth Stats"]]
+        page.wait_for_selector(stats_sel(stats), state="attached")
+        check_stats_table(page, stats, truth, "relative (inverse depth)")
+    if NODE_IDS["Colorize Depth"] in ids:
+        colorize = ids[NODE_IDS["Colorize Depth"]]
+        page.wait_for_selector(f'{preview_sel(colorize)}[data-ready="1"]', state="attached", timeout=30_000)
+        show_node(page, colorize, 420, 480)
+        check_colours(page, colorize, truth, "Spectral_r", metric=False, invert=False)
+        check_hover(page, colorize, truth, [(10, 10), (80, 40)], "relative")
+    bh.screenshot(page, f"example-{example}")

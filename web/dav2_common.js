@@ -184,13 +184,15 @@ export function injectStyle() {
 .dav2-hist { flex: 0 0 auto; height: 36px; width: 100%; display: block; border-radius: 3px; background: rgba(0,0,0,0.25); }
 .dav2-axis { display: flex; justify-content: space-between; opacity: 0.8; font-variant-numeric: tabular-nums; }
 .dav2-readout { min-height: 15px; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.dav2-stats-head { opacity: 0.85; }
+.dav2-stats-head { opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.dav2-stats-body { display: flex; flex-direction: column; gap: 2px; min-height: 0; flex: 1 1 auto; }
 .dav2-stats-scroll { flex: 1 1 auto; overflow: auto; min-height: 0; }
 .dav2-stats table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; }
-.dav2-stats th, .dav2-stats td { padding: 1px 5px; text-align: right; border-bottom: 1px solid var(--border-color, #444); white-space: nowrap; }
+.dav2-stats th, .dav2-stats td { padding: 0 6px; height: 16px; text-align: right; border-bottom: 1px solid var(--border-color, #444); white-space: nowrap; }
 .dav2-stats th { position: sticky; top: 0; background: var(--comfy-menu-bg, #353535); font-weight: 600; }
-.dav2-stats th:first-child, .dav2-stats td:first-child { text-align: left; }
-.dav2-stats tr.dav2-batch td { font-weight: 600; border-top: 2px solid var(--border-color, #555); }
+.dav2-stats th:first-child, .dav2-stats td:first-child { text-align: left; opacity: 0.85; }
+.dav2-stats .dav2-batch { font-weight: 600; border-left: 2px solid var(--border-color, #555); }
+.dav2-stats-text { margin: 0; white-space: pre; overflow: auto; flex: 1 1 auto; }
 `;
   document.head.appendChild(style);
 }

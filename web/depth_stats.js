@@ -1,11 +1,14 @@
-// Depth Stats: after execution the node shows its statistics table (one row per image plus the batch).
+// Depth Stats: after execution the node shows its statistics table: one row per statistic, one column per
+// image (up to 16) plus the batch. Narrow for the usual single image; a wide batch scrolls inside the node.
 // The plot image arrives as a normal "images" UI output and is drawn by ComfyUI's own image preview.
 import { fmt4, forwardWheelToCanvas, injectStyle } from "./dav2_common.js";
 import { growNode } from "./depth_preview.js";
 
 export const STATS_WIDGET = "dav2_depth_stats";
-const COLUMNS = ["min", "max", "range", "mean", "median", "std", "p1", "p5", "p95", "p99"];
-const MAX_ROWS = 16;
+const STATS = ["min", "max", "range", "mean", "median", "std", "p1", "p5", "p95", "p99"];
+const MAX_IMAGES = 16;
+const ROW_PX = 17;
+const HEAD_PX = 40; // summary line + table header + padding
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -14,27 +17,12 @@ function el(tag, className, text) {
   return e;
 }
 
-function validCell(rec) {
+function validText(rec) {
   const pct = rec.total_pixels ? (100 * rec.valid_pixels) / rec.total_pixels : 0;
-  const td = el("td", null, `${pct.toFixed(pct === 100 ? 0 : 1)}%`);
-  td.title = `${rec.valid_pixels.toLocaleString()} of ${rec.total_pixels.toLocaleString()} pixels have a value`;
-  return td;
+  return `${pct.toFixed(pct === 100 ? 0 : 1)}%`;
 }
 
-function recordRow(label, rec, className) {
-  const tr = el("tr", className);
-  tr.append(el("td", null, label));
-  for (const key of COLUMNS) {
-    const td = el("td", null, fmt4(rec[key]));
-    if (rec[key] !== null && rec[key] !== undefined) td.title = String(rec[key]);
-    tr.append(td);
-  }
-  tr.append(validCell(rec));
-  if (rec.note) tr.title = rec.note;
-  return tr;
-}
-
-/** The table DOM of a dav2_core.stats.depth_stats() record (header line + scrollable table). */
+/** The table DOM of a dav2_core.stats.depth_stats() record (summary line + scrollable table). */
 export function buildStatsTable(stats, text) {
   const wrap = el("div", "dav2-stats-body");
   const n = stats.batch_size ?? stats.images?.length ?? 0;
@@ -45,26 +33,45 @@ export function buildStatsTable(stats, text) {
     `${n} image${n === 1 ? "" : "s"} of ${stats.width}x${stats.height} · units: ${stats.units_label ?? stats.units}${model}`
   );
   if (text) head.title = text; // the node's STRING output, full text on hover
+  const images = (stats.images ?? []).slice(0, MAX_IMAGES);
+  const columns = images.map((rec, i) => ({ label: n === 1 ? "value" : `image ${i + 1}`, rec }));
+  if (n > 1 && stats.batch) columns.push({ label: "batch", rec: stats.batch, batch: true });
+
   const table = el("table", "dav2-stats-table");
-  const thead = el("thead");
   const hr = el("tr");
-  for (const h of ["image", ...COLUMNS, "valid"]) hr.append(el("th", null, h));
+  hr.append(el("th", null, "stat"));
+  for (const c of columns) hr.append(el("th", c.batch ? "dav2-batch" : null, c.label));
+  const thead = el("thead");
   thead.append(hr);
   const tbody = el("tbody");
-  const images = stats.images ?? [];
-  images.slice(0, MAX_ROWS).forEach((rec, i) => tbody.append(recordRow(String(i + 1), rec)));
-  if (images.length > MAX_ROWS) {
+  for (const key of STATS) {
     const tr = el("tr");
-    const td = el("td", null, `… ${images.length - MAX_ROWS} more images (see the STRING output)`);
-    td.colSpan = COLUMNS.length + 2;
-    tr.append(td);
+    tr.dataset.stat = key;
+    tr.append(el("td", null, key));
+    for (const c of columns) {
+      const td = el("td", c.batch ? "dav2-batch" : null, fmt4(c.rec[key]));
+      if (c.rec[key] !== null && c.rec[key] !== undefined) td.title = String(c.rec[key]);
+      if (c.rec.note) td.title = c.rec.note;
+      tr.append(td);
+    }
     tbody.append(tr);
   }
-  if (images.length > 1 && stats.batch) tbody.append(recordRow("batch", stats.batch, "dav2-batch"));
+  const valid = el("tr");
+  valid.dataset.stat = "valid";
+  valid.append(el("td", null, "valid"));
+  for (const c of columns) {
+    const td = el("td", c.batch ? "dav2-batch" : null, validText(c.rec));
+    td.title = `${c.rec.valid_pixels.toLocaleString()} of ${c.rec.total_pixels.toLocaleString()} pixels have a value`;
+    valid.append(td);
+  }
+  tbody.append(valid);
   table.append(thead, tbody);
   const scroll = el("div", "dav2-stats-scroll dav2-scroll");
   scroll.append(table);
   wrap.append(head, scroll);
+  if (n > MAX_IMAGES) {
+    wrap.append(el("div", "dav2-stats-head", `first ${MAX_IMAGES} of ${n} images shown; all are in the STRING output`));
+  }
   return wrap;
 }
 
@@ -75,14 +82,14 @@ export function showDepthStats(node, stats, text) {
     const root = el("div", "dav2-stats");
     root.dataset.dav2 = "depth-stats";
     const state = { root, rows: 1, execution: 0 };
-    forwardWheelToCanvas(root);
     const widget = node.addDOMWidget(STATS_WIDGET, "dav2_stats", root, {
       serialize: false,
       hideOnZoom: false,
-      getMinHeight: () => 44 + 19 * Math.min(state.rows, 8),
-      getMaxHeight: () => 44 + 19 * Math.min(state.rows, MAX_ROWS + 2) + 8,
+      getMinHeight: () => Math.min(state.height, HEAD_PX + 4 * ROW_PX),
+      getMaxHeight: () => state.height + 8,
     });
     widget.serialize = false;
+    forwardWheelToCanvas(root);
     node.dav2Stats = state;
   }
   const state = node.dav2Stats;
@@ -90,17 +97,13 @@ export function showDepthStats(node, stats, text) {
   state.root.dataset.nodeId = String(node.id);
   state.root.dataset.execution = String(state.execution);
   if (!stats) {
-    state.root.replaceChildren(el("pre", "dav2-stats-text", text ?? "no statistics"));
-    state.rows = (text ?? "").split("\n").length;
+    const pre = el("pre", "dav2-stats-text dav2-scroll", text ?? "no statistics");
+    state.root.replaceChildren(pre);
+    state.height = HEAD_PX + ROW_PX * Math.min(12, (text ?? "").split("\n").length);
   } else {
     state.root.replaceChildren(buildStatsTable(stats, text));
-    const images = stats.images?.length ?? 0;
-    state.rows = Math.min(images, MAX_ROWS + 1) + (images > 1 ? 1 : 0);
+    state.height = HEAD_PX + ROW_PX * (STATS.length + 1) + ((stats.batch_size ?? 0) > MAX_IMAGES ? ROW_PX : 0);
   }
-  growNode(node, 360);
-  // Once laid out, widen the node to the table's natural width so no column hides behind the scroll.
-  requestAnimationFrame(() => {
-    const table = state.root.querySelector("table");
-    if (table && table.scrollWidth > 0) growNode(node, Math.min(900, table.scrollWidth + 30));
-  });
+  // Taller if needed, never wider than a usual node: a wide batch table scrolls inside.
+  growNode(node, 300, state.height - Math.min(state.height, HEAD_PX + 4 * ROW_PX));
 }
