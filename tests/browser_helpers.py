@@ -50,6 +50,7 @@ class ConsoleLog:
     """Console messages and page errors of one page, with the ones raised by our extension."""
 
     messages: list[dict] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)  # substrings of errors a test provokes on purpose
 
     def attach(self, page: Any) -> "ConsoleLog":
         def on_console(msg: Any) -> None:
@@ -68,9 +69,17 @@ class ConsoleLog:
         blob = m["url"] + "\n" + m["text"]
         return "[dav2]" in m["text"] or any(f"/{name}" in blob for name in WEB_FILES)
 
+    def expect(self, substring: str) -> None:
+        """Declare an error message the test provokes on purpose (it then does not count as a failure)."""
+        self.expected.append(substring)
+
     def our_errors(self) -> list[dict]:
-        """Errors and warnings from our extension (by file URL, stack, or the "[dav2]" prefix)."""
-        return [m for m in self.messages if m["type"] in ("error", "pageerror", "warning") and self._ours(m)]
+        """Errors and warnings from our extension (by file URL, stack, or the "[dav2]" prefix), minus expected ones."""
+        return [
+            m for m in self.messages
+            if m["type"] in ("error", "pageerror", "warning") and self._ours(m)
+            and not any(x in m["text"] for x in self.expected)
+        ]
 
     def dump(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

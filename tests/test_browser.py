@@ -444,6 +444,7 @@ def page(browser: Any, comfy_server: Any, checkpoints: dict, request: pytest.Fix
     context = browser.new_context(viewport={"width": 1600, "height": 1100})
     pg = context.new_page()
     log = bh.ConsoleLog().attach(pg)
+    request.node.dav2_console = log
     bh.open_comfy(pg, comfy_server.url, node_type=NODE_IDS["Estimate Depth"])
     pg.evaluate("() => window.comfyAPI.app.app.graph.clear()")
     try:
@@ -458,6 +459,12 @@ def page(browser: Any, comfy_server: Any, checkpoints: dict, request: pytest.Fix
         context.close()
     ours = log.our_errors()
     assert not ours, f"errors from the dav2 web extension in the browser console: {ours}"
+
+
+@pytest.fixture
+def console(page: Any, request: pytest.FixtureRequest) -> bh.ConsoleLog:
+    """The browser console of this test's page (to declare errors the test provokes on purpose)."""
+    return request.node.dav2_console
 
 
 @pytest.fixture(scope="module")
@@ -833,3 +840,60 @@ def test_example_workflow_from_the_ui(page: Any, comfy_server: Any, checkpoints:
         check_colours(page, colorize, truth, "Spectral_r", metric=False, invert=False)
         check_hover(page, colorize, truth, [(10, 10), (80, 40)], "relative")
     bh.screenshot(page, f"example-{example}")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_batch_preview_image_choice_and_stats_columns(page: Any, comfy_server: Any) -> None:
+    """A batch: the preview offers each image (up to 16 of 20) and reads the chosen one; stats get a column per image."""
+    from dav2_core.depth import DepthMap
+    from dav2_core.stats import depth_stats, format_stats
+
+    rng = np.random.default_rng(4)
+    values = torch.from_numpy(rng.uniform(0.0, 1.0, (20, 30, 40)).astype(np.float32))
+    values[2] *= 10.0  # image 3 has a range of its own
+    depth = DepthMap(values, model="batch-test")
+    entries = preview.write_preview_entries(depth, _temp_dir(comfy_server))
+    stats = depth_stats(depth[:3])
+    node = _make_node(page, NODE_IDS["Estimate Depth"], (100, 100))
+    stats_node = _make_node(page, NODE_IDS["Depth Stats"], (100, 900))
+    _send_output(page, node, {"dav2_depth": entries})
+    _send_output(page, stats_node, {"text": [format_stats(stats)], "dav2_stats": [stats]})
+    page.wait_for_selector(f'{preview_sel(node)}[data-ready="1"]', state="attached")
+    options = page.locator(f"{preview_sel(node)} select.dav2-image option").all_text_contents()
+    assert options == [f"image {i + 1}/20" for i in range(16)]
+
+    page.select_option(f"{preview_sel(node)} select.dav2-image", "2")
+    page.wait_for_function(
+        f"() => window.comfyAPI.app.app.graph.getNodeById({node}).dav2Preview.current?.index === 2"
+        f" && document.querySelector('{preview_sel(node)}').dataset.ready === '1'"
+    )
+    show_node(page, node, 420, 440)
+    check_hover(page, node, values[2].double().numpy(), [(0, 0), (39, 29), (17, 11)], "relative")
+    check_colours(page, node, values[2].double().numpy(), "Spectral_r", metric=False, invert=False)
+
+    table = stats_cells(page, stats_node)
+    assert table["heads"] == ["image 1", "image 2", "image 3", "batch"]
+    assert "3 images of 40x30" in table["head"]
+    for i in range(3):
+        assert float(table["rows"]["max"][i]) == pytest.approx(float(values[i].max()), rel=1e-3)
+    assert float(table["rows"]["max"][3]) == pytest.approx(float(values[:3].max()), rel=1e-3)
+    show_node(page, stats_node)
+    bh.screenshot(page, "batch")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_missing_preview_file_reports_an_error_on_the_node(page: Any, comfy_server: Any, console: Any) -> None:
+    """A preview file that cannot be loaded (temp folder emptied by a restart) says so on the node."""
+    from dav2_core.depth import DepthMap
+
+    (entry,) = preview.write_preview_entries(DepthMap(torch.rand(1, 8, 8)), _temp_dir(comfy_server))
+    (Path(_temp_dir(comfy_server)) / entry["subfolder"] / entry["filename"]).unlink()
+    console.expect("HTTP 404")
+    node = _make_node(page, NODE_IDS["Estimate Depth"])
+    _send_output(page, node, {"dav2_depth": [entry]})
+    status = page.locator(f"{preview_sel(node)} .dav2-status.dav2-error")
+    status.wait_for(state="attached")
+    assert "preview failed" in status.text_content() and "HTTP 404" in status.text_content()
+    assert page.locator(f"{preview_sel(node)}").get_attribute("data-ready") == "0"

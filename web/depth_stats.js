@@ -103,7 +103,9 @@ export function showDepthStats(node, stats, text) {
   } else {
     state.root.replaceChildren(buildStatsTable(stats, text));
     state.height = HEAD_PX + ROW_PX * (STATS.length + 1) + ((stats.batch_size ?? 0) > MAX_IMAGES ? ROW_PX : 0);
+    const n = stats.batch_size ?? 1;
+    state.columns = Math.min(n, MAX_IMAGES) + (n > 1 ? 1 : 0);
   }
-  // Taller if needed, never wider than a usual node: a wide batch table scrolls inside.
-  growNode(node, 300, state.height - Math.min(state.height, HEAD_PX + 4 * ROW_PX));
+  // Taller if needed; wider only up to a few columns (a wide batch table scrolls inside the node).
+  growNode(node, Math.min(480, 90 + 75 * (state.columns ?? 1)), state.height - Math.min(state.height, HEAD_PX + 4 * ROW_PX));
 }
