@@ -295,6 +295,7 @@ def preview_state(page: Any, node_id: int | str) -> dict:
                 colormap: p.colormap,
                 status: p.status.textContent,
                 execution: p.execution,
+                loading: p.root.classList.contains("dav2-loading"),
             };
         }""",
         int(node_id),
@@ -518,16 +519,10 @@ def test_workflow_stats_hover_and_colormap(page: Any, comfy_server: Any, checkpo
     assert server_depth.shape == truth.shape == (96, 136)
     assert np.abs(server_depth - truth).max() <= 1e-5 * np.abs(truth).max()
 
-    # Depth Stats shows its table, with the numbers of the DEPTH output, and its plot image.
+    # Depth Stats shows its table, with the numbers of the DEPTH output (its plot is checked at the end).
     page.wait_for_selector(stats_sel(5), state="attached", timeout=30_000)
     show_node(page, 5)
     check_stats_table(page, 5, truth, "relative (inverse depth)")
-    stats_out = entry["outputs"]["5"]
-    assert stats_out.get("images"), f"Depth Stats sent no plot image in its UI output: {list(stats_out)}"
-    page.wait_for_function(
-        "() => (window.comfyAPI.app.app.graph.getNodeById(5).imgs ?? []).some((i) => i.naturalWidth > 0)",
-        timeout=30_000,
-    )
     bh.screenshot(page, "main-stats")
 
     # Estimate Depth: the preview, hover, colormaps.
@@ -553,6 +548,16 @@ def test_workflow_stats_hover_and_colormap(page: Any, comfy_server: Any, checkpo
     time.sleep(0.5)
     assert len(comfy_server.get("/history")) == history_before, "switching the colormap re-ran the graph"
     assert preview_state(page, 3)["execution"] == 1
+
+    # The Depth Stats plot arrives as a normal "images" output and shows on the node.
+    stats_out = entry["outputs"]["5"]
+    assert stats_out.get("images"), f"Depth Stats sent no plot image in its UI output: {list(stats_out)}"
+    page.wait_for_function(
+        "() => (window.comfyAPI.app.app.graph.getNodeById(5).imgs ?? []).some((i) => i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    show_node(page, 5)
+    bh.screenshot(page, "main-stats-plot")
 
 
 @pytest.mark.browser
@@ -684,6 +689,7 @@ def test_synthetic_outputs_exact_full_res_nan_constant_and_late_load(page: Any, 
     page.wait_for_timeout(3000)  # time for the 4K decode to finish and (wrongly) land
     state = preview_state(page, node)
     assert state["canvas"] == [64, 48] and state["entry"]["filename"] == flat[0]["filename"]
+    assert not state["loading"]
     assert "constant depth" in state["status"]
     show_node(page, node, 420, 420)
     r = hover(page, node, 10, 20, 64, 48)
@@ -897,3 +903,5 @@ def test_missing_preview_file_reports_an_error_on_the_node(page: Any, comfy_serv
     status.wait_for(state="attached")
     assert "preview failed" in status.text_content() and "HTTP 404" in status.text_content()
     assert page.locator(f"{preview_sel(node)}").get_attribute("data-ready") == "0"
+    state = preview_state(page, node)
+    assert state["entry"] is None and not state["loading"]

@@ -181,6 +181,7 @@ export function injectStyle() {
   background: repeating-conic-gradient(#2a2a2a 0% 25%, #333 0% 50%) 50% / 12px 12px; border-radius: 4px; overflow: hidden; }
 .dav2-view canvas.dav2-depth { display: block; image-rendering: auto; cursor: crosshair; }
 .dav2-view canvas.dav2-relief { display: block; cursor: grab; }
+.dav2-loading .dav2-view canvas, .dav2-loading .dav2-hist { opacity: 0.3; }
 .dav2-hist { flex: 0 0 auto; height: 36px; width: 100%; display: block; border-radius: 3px; background: rgba(0,0,0,0.25); }
 .dav2-axis { display: flex; justify-content: space-between; opacity: 0.8; font-variant-numeric: tabular-nums; }
 .dav2-readout { min-height: 15px; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }

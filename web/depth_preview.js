@@ -112,12 +112,12 @@ export class DepthPreview {
       this.render();
     });
     this.reliefBox.addEventListener("change", () => this.setRelief(this.reliefBox.checked));
-    this.imageSelect.addEventListener("change", () =>
+    this.imageSelect.addEventListener("change", () => {
+      const token = this.loadToken + 1; // the token showImage is about to take
       this.showImage(Number(this.imageSelect.value)).catch((err) => {
-        console.error("[dav2] depth preview:", err);
-        this.setStatus(`preview failed: ${err.message ?? err}`, true);
-      })
-    );
+        if (token === this.loadToken) this.fail(err);
+      });
+    });
     this.canvas.addEventListener("pointermove", (e) => this.onHover(e));
     this.canvas.addEventListener("pointerleave", () => this.clearHover());
     forwardWheelToCanvas(this.root);
@@ -152,8 +152,9 @@ export class DepthPreview {
     this.clearHover();
     this.root.dataset.execution = String(this.execution);
     this.root.dataset.ready = "0";
+    this.root.classList.add("dav2-loading"); // the old picture stays dimmed until the new one is there
     if (!this.entries.length) {
-      this.setStatus("no depth to preview");
+      this.fail(new Error("the node sent no depth to preview"));
       return;
     }
     this.imageSelect.replaceChildren(
@@ -175,9 +176,19 @@ export class DepthPreview {
       await this.showImage(0);
     } catch (err) {
       if (execution !== this.execution) return; // failure of an output that was already replaced
-      console.error("[dav2] depth preview:", err);
-      this.setStatus(`preview failed: ${err.message ?? err}`, true);
+      this.fail(err);
     }
+  }
+
+  /** A load failed: say why on the node and show no (stale) picture. */
+  fail(err) {
+    console.error("[dav2] depth preview:", err);
+    this.setStatus(`preview failed: ${err.message ?? err}`, true);
+    this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.hist.getContext("2d").clearRect(0, 0, this.hist.width, this.hist.height);
+    this.axisMin.textContent = "";
+    this.axisMax.textContent = "";
+    this.root.classList.remove("dav2-loading");
   }
 
   fillColormaps() {
@@ -214,6 +225,7 @@ export class DepthPreview {
     this.current = null;
     this.clearHover();
     this.root.dataset.ready = "0";
+    this.root.classList.add("dav2-loading");
     this.setStatus(`loading ${entry.width}x${entry.height}…`);
     const depth = await loadPackedDepth(entry);
     if (token !== this.loadToken) return; // a newer execution (or image choice) superseded this load
@@ -244,6 +256,7 @@ export class DepthPreview {
     this.updateRelief();
     if (this.reliefBox.checked) this.readout.textContent = "drag to turn the relief · double-click to face it";
     else this.clearHover();
+    this.root.classList.remove("dav2-loading");
     this.root.dataset.ready = "1";
   }
 
