@@ -54,6 +54,10 @@ SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
                           [("depth_image", "IMAGE"), ("depth", "DEPTH"), ("mask", "MASK")]),
     "DAV2ColorizeDepth": ([("depth", "DEPTH,IMAGE")], [("image", "IMAGE")]),
     "DAV2DepthStats": ([("depth", "DEPTH")], [("stats", "STRING"), ("plot", "IMAGE")]),
+    "DAV2DepthBokeh": ([("image", "IMAGE"), ("depth", "DEPTH")], [("image", "IMAGE"), ("coc", "MASK")]),
+    "DAV2DepthParallax": ([("image", "IMAGE"), ("depth", "DEPTH")], [("frames", "IMAGE")]),
+    "DAV2SaveDepth": ([("depth", "DEPTH")], []),
+    "MaskToImage": ([("mask", "MASK")], [("IMAGE", "IMAGE")]),
 }
 #: Widget inputs that a workflow feeds from a link instead (the frontend keeps their widget value too).
 WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
@@ -138,8 +142,10 @@ def _loader(wf: Workflow, pos=(20, 300)) -> Node:
     return wf.add("DAV2ModelLoader", [OFFICIAL_SMALL, "auto", "auto", "auto"], pos, (330, 130))
 
 
-def _estimate(wf: Workflow, normalization="per_image", pos=(400, 120)) -> Node:
-    return wf.add("DAV2EstimateDepth", [518, "keep_aspect", 1932, normalization, False, 0], pos, (330, 250))
+def _estimate(wf: Workflow, normalization="per_image", pos=(400, 120), quality: list[Any] | None = None) -> Node:
+    """Estimate Depth; ``quality`` = [flip_tta, refine, temporal_consistency, temporal_smoothing] (optional widgets)."""
+    widgets = [518, "keep_aspect", 1932, normalization, False, 0] + list(quality or [])
+    return wf.add("DAV2EstimateDepth", widgets, pos, (330, 250 + 90 * bool(quality)))
 
 
 def depth_colorize_save() -> Workflow:
@@ -234,11 +240,81 @@ def video_depth() -> Workflow:
     return wf
 
 
+def depth_bokeh() -> Workflow:
+    """Photo -> depth (edge-refined) -> lens blur focused on the image centre; the circle of confusion as a preview."""
+    wf = Workflow()
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
+    loader = _loader(wf, (20, 380))
+    est = _estimate(wf, quality=[False, 0.5, False, 1.0])
+    wf.connect(loader, "model", est, "model")
+    wf.connect(image, "IMAGE", est, "image")
+    blur = wf.add("DAV2DepthBokeh", ["point", 0.5, 0.5, 1.0, 12.0, 0.1, 16], (780, 20), (330, 300))
+    wf.connect(image, "IMAGE", blur, "image")
+    wf.connect(est, "depth", blur, "depth")
+    save = wf.add("SaveImage", ["depth/dav2_bokeh"], (1150, 20), (400, 360), title="Save bokeh")
+    wf.connect(blur, "image", save, "images")
+    coc = wf.add("MaskToImage", [], (780, 380), (210, 30))
+    wf.connect(blur, "coc", coc, "mask")
+    preview = wf.add("PreviewImage", [], (1150, 420), (400, 300), title="Circle of confusion (white = most blur)")
+    wf.connect(coc, "IMAGE", preview, "images")
+    return wf
+
+
+def depth_parallax() -> Workflow:
+    """Photo -> depth (edge-refined) -> 48 frames of a looping circular camera move -> video."""
+    wf = Workflow()
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
+    loader = _loader(wf, (20, 380))
+    est = _estimate(wf, quality=[False, 0.5, False, 1.0])
+    wf.connect(loader, "model", est, "model")
+    wf.connect(image, "IMAGE", est, "image")
+    move = wf.add("DAV2DepthParallax", [48, "circle", 0.03], (780, 20), (330, 150))
+    wf.connect(image, "IMAGE", move, "image")
+    wf.connect(est, "depth", move, "depth")
+    video = wf.add("CreateVideo", [24.0], (780, 220), (270, 80), title="Parallax video")
+    wf.connect(move, "frames", video, "images")
+    save = wf.add("SaveVideo", ["video/dav2_parallax", "auto", "auto"], (1150, 20), (400, 360))
+    wf.connect(video, "VIDEO", save, "video")
+    return wf
+
+
+def video_depth_temporal() -> Workflow:
+    """Video -> temporally consistent depth (frames aligned, one normalisation) -> grey and colour videos, plus the
+    float depth of every frame as one .npy."""
+    wf = Workflow()
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
+    parts = wf.add("GetVideoComponents", [], (20, 370), (260, 70))
+    wf.connect(video, "VIDEO", parts, "video")
+    loader = _loader(wf, (20, 490))
+    est = _estimate(wf, normalization="batch", quality=[False, 0.0, True, 1.0])
+    wf.connect(loader, "model", est, "model")
+    wf.connect(parts, "images", est, "image")
+    grey = wf.add("CreateVideo", [30.0], (780, 20), (270, 80), title="Depth video (ControlNet-ready)")
+    wf.connect(est, "depth_image", grey, "images")
+    wf.connect(parts, "fps", grey, "fps")
+    save_grey = wf.add("SaveVideo", ["video/dav2_depth_temporal", "auto", "auto"], (1090, 20), (320, 300))
+    wf.connect(grey, "VIDEO", save_grey, "video")
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 480), (330, 180))
+    wf.connect(est, "depth", color, "depth")
+    colored = wf.add("CreateVideo", [30.0], (780, 380), (270, 80), title="Colorized depth video")
+    wf.connect(color, "image", colored, "images")
+    wf.connect(parts, "fps", colored, "fps")
+    save_color = wf.add("SaveVideo", ["video/dav2_colorized_temporal", "auto", "auto"], (1090, 380), (320, 300))
+    wf.connect(colored, "VIDEO", save_color, "video")
+    save_depth = wf.add("DAV2SaveDepth", ["video/dav2_depth_frames", "npy"], (400, 700), (330, 110),
+                        title="Save float depth of all frames")
+    wf.connect(est, "depth", save_depth, "depth")
+    return wf
+
+
 WORKFLOWS = {
     "depth_colorize_save": depth_colorize_save,
     "depth_stats": depth_stats,
     "controlnet_depth": controlnet_depth,
     "video_batch_depth": video_depth,
+    "depth_bokeh": depth_bokeh,
+    "depth_parallax": depth_parallax,
+    "video_depth_temporal": video_depth_temporal,
 }
 
 
@@ -272,8 +348,8 @@ def _save_jpg(path: Path, panels: list["np.ndarray"]) -> Path:
     return path
 
 
-def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR) -> list[Path]:
-    """Run the workflows on a real ComfyUI and write ``<name>.jpg`` (input | outputs) for each."""
+def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: set[str] | None = None) -> list[Path]:
+    """Run the workflows on a real ComfyUI and write ``<name>.jpg`` (input | outputs) for each (or those in ``only``)."""
     import shutil
     import tempfile
 
@@ -317,16 +393,40 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR) -> lis
                 node = next(i for i, n in graph.items() if n["_meta"]["title"] == title)
                 return cv2.cvtColor(cv2.imread(str(server.output_files(entry, node)[0])), cv2.COLOR_BGR2RGB)
 
-            graph, entry = run("depth_colorize_save")
-            grey = image_of(graph, entry, "Save depth (ControlNet-ready)")
-            color = image_of(graph, entry, "Save colorized depth")
-            written = [_save_jpg(out_dir / "depth_colorize_save.jpg", [rgb, grey, color]),
-                       _save_jpg(out_dir / "controlnet_depth.jpg", [rgb, grey])]
-            graph, entry = run("depth_stats")
-            written.append(_save_jpg(out_dir / "depth_stats.jpg", [rgb, image_of(graph, entry, "Save analysis plot")]))
-            graph, entry = run("video_batch_depth")
-            videos = [h.read_video(server.output_files(entry, i)[0]) for i, n in graph.items() if n["class_type"] == "SaveVideo"]
-            written.append(_save_jpg(out_dir / "video_batch_depth.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+            def wanted(*names: str) -> bool:
+                return only is None or any(n in only for n in names)
+
+            def videos_of(graph: dict, entry: dict) -> list[np.ndarray]:
+                return [h.read_video(server.output_files(entry, i)[0]) for i, n in graph.items() if n["class_type"] == "SaveVideo"]
+
+            written = []
+            if wanted("depth_colorize_save", "controlnet_depth"):
+                graph, entry = run("depth_colorize_save")
+                grey = image_of(graph, entry, "Save depth (ControlNet-ready)")
+                color = image_of(graph, entry, "Save colorized depth")
+                written += [_save_jpg(out_dir / "depth_colorize_save.jpg", [rgb, grey, color]),
+                            _save_jpg(out_dir / "controlnet_depth.jpg", [rgb, grey])]
+            if wanted("depth_stats"):
+                graph, entry = run("depth_stats")
+                written.append(_save_jpg(out_dir / "depth_stats.jpg", [rgb, image_of(graph, entry, "Save analysis plot")]))
+            if wanted("video_batch_depth"):
+                graph, entry = run("video_batch_depth")
+                videos = videos_of(graph, entry)
+                written.append(_save_jpg(out_dir / "video_batch_depth.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+            if wanted("depth_bokeh"):
+                graph, entry = run("depth_bokeh")
+                preview = next(i for i, n in graph.items() if n["class_type"] == "PreviewImage")
+                coc = cv2.cvtColor(cv2.imread(str(server.output_files(entry, preview)[0])), cv2.COLOR_BGR2RGB)
+                written.append(_save_jpg(out_dir / "depth_bokeh.jpg", [rgb, image_of(graph, entry, "Save bokeh"), coc]))
+            if wanted("depth_parallax"):
+                graph, entry = run("depth_parallax")
+                (clip,) = videos_of(graph, entry)
+                written.append(_save_jpg(out_dir / "depth_parallax.jpg", [clip[0], clip[len(clip) // 4], clip[len(clip) // 2]]))
+            if wanted("video_depth_temporal"):
+                graph, entry = run("video_depth_temporal")
+                videos = videos_of(graph, entry)
+                written.append(_save_jpg(out_dir / "video_depth_temporal.jpg",
+                                         [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
         finally:
             server.stop()
     return written
@@ -336,13 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thumbnails", action="store_true", help="also render the .jpg thumbnails on a real ComfyUI")
     parser.add_argument("--photo", type=Path, default=ROOT.parent / "shared" / "images" / "demo01.jpg")
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKFLOWS), metavar="NAME",
+                        help="render only these thumbnails (the JSON files are always all written)")
     parser.add_argument("--models", type=Path, default=ROOT / "models",
                         help=f"folder with {OFFICIAL_SMALL} (real weights); a random-init one is made if absent")
     args = parser.parse_args(argv)
     for path in write_workflows():
         print(f"wrote {path.relative_to(ROOT)}")
     if args.thumbnails:
-        for path in render_thumbnails(args.photo, args.models):
+        for path in render_thumbnails(args.photo, args.models, only=set(args.only) if args.only else None):
             print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
