@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -24,8 +25,12 @@ from dav2_core.depth import DepthMap
 
 #: UI output key the web extension reads (one entry per previewed image).
 UI_KEY = "dav2_depth"
-#: Only the first images of a batch are previewed (a video batch would otherwise write hundreds of files).
+#: Only the first images of a batch are previewed (a video batch would otherwise write hundreds of files)...
 MAX_PREVIEW_IMAGES = 16
+#: ...and only while their pixels add up to this, 8 Mpx: one 4K map (packed ~11 MB, ~1 s to write), four 1080p;
+#: the first
+#: image is always previewed, whatever its size.
+MAX_PREVIEW_PIXELS = 8_388_608
 #: Subfolder of ComfyUI's temp directory holding the packed PNGs (ComfyUI empties it on start).
 PREVIEW_SUBFOLDER = "dav2_preview"
 Q_MAX = 65535
@@ -78,13 +83,15 @@ def preview_size(width: int, height: int, max_preview_side: int) -> tuple[int, i
 def _write_png(path: str, rgb: np.ndarray) -> None:
     # OpenCV wants BGR; write to a sibling temp name first so the browser never sees half a file.
     partial = path + ".part.png"
-    if not cv2.imwrite(partial, np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+    # Level 1: the low byte of smooth 16-bit depth barely compresses; higher levels cost 1.5-3x the time for <5%.
+    if not cv2.imwrite(partial, np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise OSError(f"could not write the depth preview {partial!r} (is the ComfyUI temp folder writable?)")
     os.replace(partial, path)
 
 
 def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int = 1024) -> list[dict]:
-    """Write the packed PNGs of the first 16 images of ``depth`` under ``temp_dir/dav2_preview``; their entries.
+    """Write the packed PNGs of the first images of ``depth`` (at most 16 and 8 Mpx in all, at least one)
+    under ``temp_dir/dav2_preview``; returns their entries.
 
     Each entry: ``filename``/``subfolder``/``type`` ("temp") for ``/view``; ``width``/``height`` of the
     full-resolution map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display;
@@ -97,35 +104,38 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     batch, height, width = values.shape
     if batch == 0 or height == 0 or width == 0:
         raise ValueError(f"cannot preview an empty depth map (shape {tuple(values.shape)})")
-    count = min(batch, MAX_PREVIEW_IMAGES)
+    count = max(1, min(batch, MAX_PREVIEW_IMAGES, MAX_PREVIEW_PIXELS // (height * width)))
     maps = values[:count].detach().to(device="cpu", dtype=torch.float32).numpy()
     out_dir = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
     os.makedirs(out_dir, exist_ok=True)
     token = uuid.uuid4().hex[:12]
     pw, ph = preview_size(width, height, max_preview_side)
-    entries = []
-    for i in range(count):
+
+    def write_one(i: int) -> dict:
         rgb, lo, hi = pack_depth_u16(maps[i])
         filename = f"dav2_depth_{token}_{i:02d}.png"
         _write_png(os.path.join(out_dir, filename), rgb)
-        entries.append(
-            {
-                "filename": filename,
-                "subfolder": PREVIEW_SUBFOLDER,
-                "type": "temp",
-                "width": width,
-                "height": height,
-                "preview_width": pw,
-                "preview_height": ph,
-                "min": lo,
-                "max": hi,
-                "units": depth.units,
-                "kind": depth.kind,
-                "model": depth.model,
-                "index": i,
-                "batch": batch,
-            }
-        )
+        return {
+            "filename": filename,
+            "subfolder": PREVIEW_SUBFOLDER,
+            "type": "temp",
+            "width": width,
+            "height": height,
+            "preview_width": pw,
+            "preview_height": ph,
+            "min": lo,
+            "max": hi,
+            "units": depth.units,
+            "kind": depth.kind,
+            "model": depth.model,
+            "index": i,
+            "batch": batch,
+        }
+
+    if count == 1:
+        return [write_one(0)]
+    with ThreadPoolExecutor(max_workers=min(4, count)) as pool:  # numpy and the PNG encoder release the GIL
+        entries = list(pool.map(write_one, range(count)))
     return entries
 
 

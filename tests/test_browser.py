@@ -118,6 +118,18 @@ def test_preview_entries_fields_cap_and_sizes(tmp_path: Path) -> None:
     assert preview.preview_size(5000, 3, 1024) == (1024, 1)
 
 
+def test_preview_pixel_budget_keeps_at_least_one_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dav2_core.depth import DepthMap
+
+    monkeypatch.setattr(preview, "MAX_PREVIEW_PIXELS", 1300)
+    entries = preview.write_preview_entries(DepthMap(torch.rand(5, 20, 30)), str(tmp_path))
+    assert [e["index"] for e in entries] == [0, 1] and {e["batch"] for e in entries} == {5}
+    big = preview.write_preview_entries(DepthMap(torch.rand(3, 40, 50)), str(tmp_path))
+    assert [e["index"] for e in big] == [0]
+    for e in entries + big:
+        assert (tmp_path / e["subfolder"] / e["filename"]).is_file()
+
+
 def test_preview_rejects_bad_input(tmp_path: Path) -> None:
     from dav2_core.depth import DepthMap
 
