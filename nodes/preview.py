@@ -27,9 +27,8 @@ from dav2_core.depth import DepthMap
 UI_KEY = "dav2_depth"
 #: Only the first images of a batch are previewed (a video batch would otherwise write hundreds of files)...
 MAX_PREVIEW_IMAGES = 16
-#: ...and only while their pixels add up to this, 8 Mpx: one 4K map (packed ~11 MB, ~1 s to write), four 1080p;
-#: the first
-#: image is always previewed, whatever its size.
+#: ...and only while their pixels add up to this, 8 Mpx: one 4K map (packed ~11 MB, ~1 s to write) or four
+#: 1080p ones. The first image is always previewed, whatever its size.
 MAX_PREVIEW_PIXELS = 8_388_608
 #: Subfolder of ComfyUI's temp directory holding the packed PNGs (ComfyUI empties it on start).
 PREVIEW_SUBFOLDER = "dav2_preview"
