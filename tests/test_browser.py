@@ -837,6 +837,8 @@ def test_example_workflow_from_the_ui(page: Any, comfy_server: Any, checkpoints:
                 if (node.type === "LoadImage") set(node, "image", image);
                 if (node.type === types.loader) set(node, "model", model);
                 if (node.type === types.estimate) set(node, "input_size", size);
+                // our own output folder on the shared server
+                if (node.type === "SaveImage") set(node, "filename_prefix", `dav2_browser/${node.id}`);
             }
             return ids;
         }""",
