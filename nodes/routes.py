@@ -36,6 +36,3 @@ def register_routes() -> bool:
     prompt_server.routes.get(COLORMAPS_ROUTE)(get_colormaps)
     _registered = True
     return True
-
-
-register_routes()
