@@ -1,0 +1,232 @@
+"""CPU benchmark: the official ``infer_image`` vs ours, on the same seeded weights and the same photo.
+
+For each encoder (``--encoders``, default vits,vitb) and in one run:
+
+* speed - official ``infer_image``, our ``infer_image`` and our batched tensor API
+  ``dav2_core.inference.predict_depth`` (fp32 at ``--batches``, bf16 at ``--bf16-batches``; a batch is the
+  timed photo repeated B times, run as one chunk): median wall time per image over ``--runs`` calls after
+  ``--warmup`` untimed calls, and the speed-up over official; with ``--compile`` also our paths through the
+  engine's ``torch.compile`` fast path (``dav2_core.accel.optimize``; compilation happens in the warm-up);
+* peak memory - every configuration runs in a fresh spawned process; after the model is built and the input
+  prepared, the kernel's resident high-water mark is reset (``/proc/self/clear_refs``) and the reported
+  figure is VmHWM minus VmRSS at that point: the working memory of the timed calls, weights excluded;
+* accuracy - on every photo of ``--images`` (default: the timed photo): our ``infer_image`` and tensor API
+  vs official ``infer_image`` (parity: we are the same model), and bf16 vs fp32 of our tensor API; max and
+  mean abs error over the reference's output range, and Pearson.
+
+The official model is called exactly as its users call it (its own ``infer_image``, under its own
+``torch.no_grad``); ours under ``torch.inference_mode`` as the engine does. Weights are random
+(``torch.manual_seed``), as the Hub is unreachable here; speed does not depend on weight values.
+
+Full run (what ``make bench`` does)::
+
+    .venv/bin/python benchmarks/bench_cpu.py --images ../shared/images --out bench-results/cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_model, format_table, int_list,
+    is_compiled, list_photos, load_accel, machine_info, median, non_negative_int, positive_int, read_bgr,
+    resolve_photo, run_isolated, seeded_models, time_calls, worst, write_json,
+)
+from dav2_core.inference import predict_depth  # noqa: E402
+from dav2_core.preprocess import network_size  # noqa: E402
+
+CPU_ENCODERS = ("vits", "vitb", "vitl")
+IMPLS = {
+    "official": "official infer_image",
+    "ours_infer_image": "our infer_image",
+    "ours_tensor": "our predict_depth",
+}
+COMPARISONS = {
+    "ours_infer_image_vs_official": "our infer_image vs official",
+    "ours_tensor_fp32_vs_official": "our predict_depth fp32 vs official",
+    "ours_tensor_bf16_vs_fp32": "our predict_depth bf16 vs fp32",
+}
+
+
+def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Time one configuration and measure its peak RSS; meant to run in a fresh process (``run_isolated``)."""
+    torch.set_num_threads(cfg["threads"])
+    official, ours = seeded_models(cfg["encoder"], cfg["seed"])
+    bgr = read_bgr(Path(cfg["photo"]))
+    input_size = cfg["input_size"]
+    if cfg["impl"] == "official":
+        del ours
+        model = official
+
+        def call() -> Any:
+            return model.infer_image(bgr, input_size)
+    elif cfg["impl"] == "ours_infer_image":
+        del official
+        model = ours if cfg["mode"] == "eager" else compile_model(ours, cfg["compile"])
+
+        def call() -> Any:
+            return model.infer_image(bgr, input_size)
+    else:
+        del official
+        model = ours.to(DTYPES[cfg["dtype"]])
+        if cfg["mode"] == "compiled":
+            model = compile_model(model, cfg["compile"])
+        images = bgr_to_images(bgr, cfg["batch"])
+
+        def call() -> Any:
+            return predict_depth(model, images, input_size=input_size, chunk_size=cfg["batch"])
+    gc.collect()
+    rss = PeakRss()
+    rss.start()
+    times = time_calls(call, cfg["runs"], cfg["warmup"])
+    peak = rss.peak_growth()
+    per_image = median(times) / cfg["batch"]
+    return {
+        **{k: cfg[k] for k in ("encoder", "impl", "mode", "dtype", "batch")},
+        **({"compiled_active": is_compiled(model)} if cfg["mode"] == "compiled" else {}),
+        "label": IMPLS[cfg["impl"]],
+        "median_ms_per_image": per_image * 1e3,
+        "images_per_s": 1.0 / per_image,
+        "call_ms": [t * 1e3 for t in times],
+        "peak_rss_mib": peak / MIB,
+        "rss_after_load_mib": rss.baseline / MIB,
+        "memory_method": rss.method,
+    }
+
+
+def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
+    """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
+    common = {"photo": str(args.photo), "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
+              "threads": threads, "seed": args.seed, "compile": args.compile}
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
+    configs = []
+    for encoder in args.encoders:
+        configs.append({**common, "encoder": encoder, "impl": "official", "mode": "eager", "dtype": "fp32", "batch": 1})
+        for mode in modes:
+            configs.append({**common, "encoder": encoder, "impl": "ours_infer_image", "mode": mode, "dtype": "fp32",
+                            "batch": 1})
+            for dtype, batches in (("fp32", args.batches), ("bf16", args.bf16_batches)):
+                for batch in batches:
+                    configs.append({**common, "encoder": encoder, "impl": "ours_tensor", "mode": mode, "dtype": dtype,
+                                    "batch": batch})
+    return configs
+
+
+def accuracy(encoder: str, photos: list[Path], input_size: int, seed: int) -> dict[str, Any]:
+    """Parity with official and bf16-vs-fp32 error on every photo; per photo and the worst case."""
+    official, ours = seeded_models(encoder, seed)
+    low = copy.deepcopy(ours).to(torch.bfloat16)
+    per_photo = []
+    for path in photos:
+        bgr = read_bgr(path)
+        expected = official.infer_image(bgr, input_size)
+        images = bgr_to_images(bgr)
+        fp32 = predict_depth(ours, images, input_size=input_size)[0]
+        per_photo.append({
+            "photo": path.name,
+            "size": list(bgr.shape[:2]),
+            "ours_infer_image_vs_official": compare(expected, ours.infer_image(bgr, input_size)),
+            "ours_tensor_fp32_vs_official": compare(expected, fp32),
+            "ours_tensor_bf16_vs_fp32": compare(fp32, predict_depth(low, images, input_size=input_size)[0]),
+        })
+    keys = ("ours_infer_image_vs_official", "ours_tensor_fp32_vs_official", "ours_tensor_bf16_vs_fp32")
+    return {"encoder": encoder, "worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photo", type=Path, default=None,
+                        help="timed photo (default: ../shared/depth_gt/nyu/rgb/rgb_00000.jpg, 640x480 -> 518x686)")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="folder of photos for the accuracy figures (default: the timed photo only)")
+    parser.add_argument("--encoders", type=choice_list(CPU_ENCODERS), default=["vits", "vitb"])
+    parser.add_argument("--batches", type=int_list, default=[1, 4], help="fp32 tensor-API batch sizes (e.g. 1,4,16)")
+    parser.add_argument("--bf16-batches", type=lambda s: int_list(s) if s.strip() else [], default=[],
+                        help="also time bf16 at these batch sizes, e.g. 1 (default none: CPUs without native bf16 "
+                             "run it many times slower; the bf16 error is always measured)")
+    parser.add_argument("--runs", type=positive_int, default=5, help="timed calls per configuration (median)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first")
+    parser.add_argument("--input-size", type=positive_int, default=518)
+    parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
+                        help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
+                             "engine's choice); errors if the engine has no fast path")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    try:
+        args.photo = resolve_photo(args.photo)
+        photos = list_photos(args.images) if args.images else [args.photo]
+        bgr = read_bgr(args.photo)
+    except ValueError as exc:
+        raise SystemExit(f"bench_cpu: {exc}") from None
+    if args.compile:
+        load_accel(args.compile)  # fail before measuring anything
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    height, width = bgr.shape[:2]
+    net = network_size(height, width, args.input_size)
+    print(f"bench_cpu: {args.photo.name} {width}x{height} -> network {net[1]}x{net[0]}, {threads} threads, "
+          f"{args.runs} runs after {args.warmup} warm-up, encoders {','.join(args.encoders)}")
+
+    results = []
+    for cfg in configurations(args, threads):
+        row = run_isolated(measure_config, cfg)
+        results.append(row)
+        print(f"  {row['encoder']} {row['label']} {row['mode']} {row['dtype']} b{row['batch']}: "
+              f"{row['median_ms_per_image']:.1f} ms/image, peak +{row['peak_rss_mib']:.0f} MiB", flush=True)
+    for row in results:
+        base = next(r for r in results if r["encoder"] == row["encoder"] and r["impl"] == "official")
+        row["speedup_vs_official"] = base["median_ms_per_image"] / row["median_ms_per_image"]
+
+    acc = [accuracy(encoder, photos, args.input_size, args.seed) for encoder in args.encoders]
+
+    print()
+    print(format_table(results, [
+        ("encoder", "encoder", "s"), ("label", "implementation", "s"), ("mode", "mode", "s"), ("dtype", "dtype", "s"),
+        ("batch", "batch", "d"),
+        ("median_ms_per_image", "ms/image", ".1f"), ("images_per_s", "images/s", ".2f"),
+        ("speedup_vs_official", "x official", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".0f"),
+    ]))
+    print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
+    acc_rows = [{"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()]
+    print(format_table(acc_rows, [
+        ("encoder", "encoder", "s"), ("comparison", "comparison", "s"), ("max_abs_over_range", "max abs/range", ".2e"),
+        ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f"),
+    ]))
+
+    report = {
+        "benchmark": "cpu",
+        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+        "machine": machine_info(),
+        "settings": {
+            "photo": str(args.photo), "photo_size_hw": [height, width], "network_size_hw": list(net),
+            "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup, "threads": threads,
+            "seed": args.seed, "compile": args.compile, "batch_input": "the timed photo repeated B times, one chunk",
+            "memory": "peak_rss_mib = VmHWM - VmRSS after model load and input preparation, in a fresh process "
+                      "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",
+            "weights": "random init under torch.manual_seed(seed), final conv bias 0.05",
+        },
+        "results": results,
+        "accuracy": acc,
+    }
+    write_json(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""GPU (CUDA) benchmark: official ``infer_image`` vs ours, and the batched tensor API's throughput.
+
+On the first CUDA device, with the same seeded weights as ``bench_cpu.py``:
+
+* ``infer_image`` - official vs ours in fp32 on ``--photo`` (640x480 -> 518x686 by default): median ms per
+  image after warm-up and the speed-up (the official method moves its input to CUDA itself);
+* throughput - ``predict_depth`` on ``--size`` x ``--size`` images already on the GPU (the photo resized,
+  repeated B times, one chunk, depth left on the GPU), for ``--encoders`` x ``--dtypes`` x ``--batches``:
+  images/s, ms per call (the batch-1 row is the latency), and ``torch.cuda.max_memory_allocated`` during
+  the timed calls (total, and above the weights);
+* accuracy on the photos of ``--images`` (default: ``--photo``): our ``infer_image`` vs official (parity) and
+  fp16/bf16 vs fp32 of the tensor API (max/mean abs error over the fp32 output range, Pearson).
+
+``--compile`` adds rows for the engine's fast path (``dav2_core.accel.optimize``) and stops with a clear
+message when the engine has none. Without CUDA the script prints why, writes ``{"skipped": "no CUDA device"}``
+and exits 0 - no GPU figure is ever claimed from a CPU run.
+
+Full run::
+
+    .venv/bin/python benchmarks/bench_gpu.py --images ../shared/images --out bench-results/gpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_model, format_table, int_list, is_compiled,
+    list_photos, load_accel, machine_info, median, non_negative_int, positive_int, read_bgr, resolve_photo,
+    seeded_models, time_calls, worst, write_json,
+)
+from dav2_core.inference import predict_depth  # noqa: E402
+from dav2_core.preprocess import network_size  # noqa: E402
+
+GPU_ENCODERS = ("vits", "vitb", "vitl")
+
+
+class _OomRetries(logging.Handler):
+    """Counts the engine's "out of memory; retrying" warnings: a batch that was split is not that batch."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "out of memory" in record.getMessage():
+            self.count += 1
+
+
+def _sync(device: torch.device) -> Callable[[], None] | None:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+
+
+def infer_image_row(model: torch.nn.Module, bgr: np.ndarray, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
+    """Median ms per ``infer_image`` call (the result comes back to the host, so each call is synchronous)."""
+    times = time_calls(lambda: model.infer_image(bgr, input_size), runs, warmup)
+    return {"median_ms_per_image": median(times) * 1e3, "call_ms": [t * 1e3 for t in times]}
+
+
+def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
+    """Time ``predict_depth`` on ``images`` [B,H,W,3] (on the model's device) as one chunk; CUDA peak memory.
+
+    Returns images/s, ms per call, and on CUDA ``peak_allocated_mib`` (max_memory_allocated during the calls)
+    and ``peak_above_weights_mib`` (minus what was allocated before them). ``oom_retries`` > 0 means the
+    engine had to split the batch. An out-of-memory failure at chunk 1 is reported as ``error``.
+    """
+    device = images.device
+    batch = images.shape[0]
+    handler = _OomRetries()
+    engine_log = logging.getLogger("dav2_core.inference")
+    engine_log.addHandler(handler)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    try:
+        times = time_calls(
+            lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
+            runs, warmup, _sync(device))
+    except torch.OutOfMemoryError as exc:
+        return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
+    finally:
+        engine_log.removeHandler(handler)
+    call = median(times)
+    row: dict[str, Any] = {"ms_per_call": call * 1e3, "images_per_s": batch / call,
+                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count}
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+        row.update(peak_allocated_mib=peak / MIB, peak_above_weights_mib=(peak - before) / MIB)
+    return row
+
+
+def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[str], input_size: int) -> dict[str, Any]:
+    """fp16/bf16 vs fp32 ``predict_depth`` on each photo (model on its device, fp32); worst case and per photo."""
+    low = {name: copy.deepcopy(model).to(DTYPES[name]) for name in dtypes if name != "fp32"}
+    per_photo = []
+    for path in photos:
+        images = bgr_to_images(read_bgr(path))
+        ref = predict_depth(model, images, input_size=input_size)[0]
+        per_photo.append({"photo": path.name, **{
+            f"{name}_vs_fp32": compare(ref, predict_depth(m, images, input_size=input_size)[0]) for name, m in low.items()}})
+    keys = [f"{name}_vs_fp32" for name in low]
+    return {"worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photo", type=Path, default=None,
+                        help="photo for infer_image and the throughput input (default: the 640x480 NYU frame)")
+    parser.add_argument("--images", type=Path, default=None, help="folder of photos for the accuracy figures")
+    parser.add_argument("--encoders", type=choice_list(GPU_ENCODERS), default=["vits", "vitl"])
+    parser.add_argument("--dtypes", type=choice_list(tuple(DTYPES)), default=["fp32", "fp16", "bf16"])
+    parser.add_argument("--batches", type=int_list, default=[1, 8, 32, 64])
+    parser.add_argument("--size", type=positive_int, default=518, help="square throughput input side, pixels")
+    parser.add_argument("--input-size", type=positive_int, default=518, help="network input_size")
+    parser.add_argument("--runs", type=positive_int, default=10)
+    parser.add_argument("--warmup", type=non_negative_int, default=3)
+    parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
+                        help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
+                             "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench_gpu: skipped - no CUDA device on this machine; no GPU figures measured "
+              "(run bench_cpu.py for the CPU numbers)")
+        report: dict[str, Any] = {"skipped": "no CUDA device"}
+        write_json(args.out, report)
+        return report
+    if args.compile:
+        load_accel(args.compile)  # fail before measuring anything
+    try:
+        args.photo = resolve_photo(args.photo)
+        photos = list_photos(args.images) if args.images else [args.photo]
+        bgr = read_bgr(args.photo)
+    except ValueError as exc:
+        raise SystemExit(f"bench_gpu: {exc}") from None
+    device = torch.device("cuda")
+    square = cv2.resize(bgr, (args.size, args.size), interpolation=cv2.INTER_AREA)
+    print(f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "
+          f"{bgr.shape[1]}x{bgr.shape[0]}, throughput at {args.size}x{args.size}, {args.runs} runs after {args.warmup} warm-up")
+
+    infer_rows, throughput, parity, precision = [], [], [], []
+    for encoder in args.encoders:
+        official, ours = seeded_models(encoder, args.seed)
+        official.to(device)
+        ours.to(device)
+        # infer_image: official vs ours, fp32, and parity on every photo.
+        off = {"encoder": encoder, "impl": "official infer_image", **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
+        our = {"encoder": encoder, "impl": "our infer_image", **infer_image_row(ours, bgr, args.input_size, args.runs, args.warmup)}
+        our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
+        infer_rows += [off, our]
+        comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
+                       for p in photos]
+        parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
+        del official
+        torch.cuda.empty_cache()
+        print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
+              f"({our['speedup_vs_official']:.2f}x)", flush=True)
+        # Throughput of the tensor API, eager and (with --compile) the engine's fast path.
+        variants = [("eager", lambda m: m)]
+        if args.compile:
+            variants.append(("compiled", lambda m: compile_model(m, args.compile)))
+        for dtype in args.dtypes:
+            for mode, prepare in variants:
+                model = prepare(copy.deepcopy(ours).to(DTYPES[dtype]))
+                for batch in args.batches:
+                    images = bgr_to_images(square, batch).to(device)
+                    row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
+                           **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
+                    if mode == "compiled":  # False when the engine fell back to eager (it warns once)
+                        row["compiled_active"] = is_compiled(model)
+                    throughput.append(row)
+                    del images
+                    print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
+                          f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
+                          f"peak {row['peak_allocated_mib']:.0f} MiB"), flush=True)
+                del model
+                torch.cuda.empty_cache()
+        errors = precision_errors(ours, photos, args.dtypes, args.input_size)
+        precision.append({"encoder": encoder, **errors})
+        del ours
+        torch.cuda.empty_cache()
+
+    print()
+    print(format_table(infer_rows, [("encoder", "encoder", "s"), ("impl", "implementation", "s"),
+                                    ("median_ms_per_image", "ms/image", ".2f"), ("speedup_vs_official", "x official", ".2f")]))
+    print()
+    print(format_table(throughput, [("encoder", "encoder", "s"), ("dtype", "dtype", "s"), ("mode", "mode", "s"),
+                                    ("batch", "batch", "d"), ("images_per_s", "images/s", ".0f"),
+                                    ("ms_per_call", "ms/call", ".2f"), ("peak_allocated_mib", "peak MiB", ".0f"),
+                                    ("oom_retries", "OOM splits", "d"), ("error", "error", "s")]))
+    acc_rows = parity + [{"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
+                         for p in precision for k, v in p["worst"].items()]
+    print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
+    print(format_table(acc_rows, [("encoder", "encoder", "s"), ("comparison", "comparison", "s"),
+                                  ("max_abs_over_range", "max abs/range", ".2e"),
+                                  ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f")]))
+
+    report = {
+        "benchmark": "gpu",
+        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+        "machine": machine_info(),
+        "settings": {
+            "photo": str(args.photo), "photo_size_hw": list(bgr.shape[:2]),
+            "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
+            "throughput_size": args.size, "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
+            "seed": args.seed, "compile": args.compile,
+            "throughput_input": "the photo resized to size x size, repeated B times, on the GPU; depth left on the GPU",
+            "memory": "torch.cuda.max_memory_allocated during the timed calls (peak_allocated_mib), and that minus "
+                      "the memory allocated before them (peak_above_weights_mib)",
+        },
+        "infer_image": infer_rows,
+        "throughput": throughput,
+        "accuracy": {"parity": parity, "precision": precision},
+    }
+    write_json(args.out, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

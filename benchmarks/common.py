@@ -1,0 +1,343 @@
+"""Shared pieces of the benchmark scripts: seeded models, photos, timing, memory, error metrics, output.
+
+Benchmarks are scripts, not tests: every number they print comes from one run on the machine named in
+their JSON (``machine`` block). Nothing here is imported by the engine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from dav2_core import DepthAnythingV2
+from dav2_core.variants import ENCODERS
+
+ROOT = Path(__file__).resolve().parents[1]
+#: ../shared (real photos), overridable like the tests' fixture.
+SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
+#: The 640x480 NYU photo the speed targets are stated for (518x686 at the network).
+DEFAULT_PHOTO = SHARED / "depth_gt" / "nyu" / "rgb" / "rgb_00000.jpg"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SEED = 1234
+MIB = 1 << 20
+
+
+# ----------------------------------------------------------------------------------------- arguments
+def int_list(text: str) -> list[int]:
+    """argparse type: ``"1,4,16"`` -> [1, 4, 16] (each >= 1)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,16; got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"values must be >= 1; got {text!r}")
+    return values
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """argparse type factory: comma-separated names, each one of ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"unknown {bad or text!r}; choose from {', '.join(choices)}")
+        return values
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------- models
+def seeded_models(encoder: str, seed: int = SEED) -> tuple[torch.nn.Module, DepthAnythingV2]:
+    """The official model built under ``torch.manual_seed(seed)`` and ours loaded strictly from it, both eval/CPU fp32.
+
+    Random init can leave the final ReLU output all zero; the last conv's bias is set to 0.05 (on the official
+    model, before copying) so the depth maps are live and error metrics mean something.
+    """
+    from depth_anything_v2.dpt import DepthAnythingV2 as OfficialDepthAnythingV2
+
+    spec = ENCODERS[encoder]
+    torch.manual_seed(seed)
+    official = OfficialDepthAnythingV2(encoder=encoder, features=spec.features, out_channels=list(spec.out_channels))
+    with torch.no_grad():
+        official.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
+    official.eval()
+    ours = DepthAnythingV2(encoder, spec.features, list(spec.out_channels)).eval()
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return official, ours
+
+
+def load_accel(mode: str) -> Any:
+    """The engine's fast-path module ``dav2_core.accel`` (``optimize``, ``is_compiled``) for ``--compile MODE``.
+
+    SystemExit with a clear message when the engine has no such module or does not know ``mode``
+    ("auto" = the engine's own choice).
+    """
+    try:
+        from dav2_core import accel
+    except ImportError as exc:
+        raise SystemExit(f"--compile: not available - this engine has no dav2_core.accel ({exc})") from None
+    modes = ("auto", *getattr(accel, "COMPILE_MODES", ()))
+    if mode not in modes:
+        raise SystemExit(f"--compile: unknown mode {mode!r}; choose one of {', '.join(modes)}")
+    return accel
+
+
+def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``dav2_core.accel.optimize(model)`` with ``mode`` ("auto": the engine's default for the device)."""
+    return load_accel(mode).optimize(model, mode=None if mode == "auto" else mode)
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether the engine's compiled forward is still active (False after its fallback to eager)."""
+    from dav2_core.accel import is_compiled as engine_is_compiled
+
+    return bool(engine_is_compiled(model))
+
+
+# ----------------------------------------------------------------------------------------- photos
+def read_bgr(path: Path) -> np.ndarray:
+    """A photo as BGR uint8 [H,W,3] (the official ``infer_image`` input)."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read the photo {path} (missing or not an image); pass another with --photo/--images")
+    return bgr
+
+
+def list_photos(folder: Path) -> list[Path]:
+    """The photos (.jpg/.jpeg/.png) in a folder, sorted by name."""
+    if not folder.is_dir():
+        raise ValueError(f"photo folder {folder} does not exist; pass --images DIR (e.g. ../shared/images)")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        raise ValueError(f"no .jpg/.png photos in {folder}; pass --images DIR with at least one photo")
+    return photos
+
+
+def resolve_photo(path: Path | None) -> Path:
+    """The timed photo: ``path`` or the default 640x480 NYU frame, with a clear error when absent."""
+    photo = path or DEFAULT_PHOTO
+    if not photo.is_file():
+        raise ValueError(f"photo {photo} not found; pass --photo PATH (the targets are stated for a 640x480 photo)")
+    return photo
+
+
+def bgr_to_images(bgr: np.ndarray, batch: int = 1) -> torch.Tensor:
+    """BGR uint8 [H,W,3] -> ComfyUI IMAGE [batch,H,W,3] float32 0..1 (the photo repeated, contiguous)."""
+    rgb = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).float().div_(255.0)
+    return rgb[None].repeat(batch, 1, 1, 1)
+
+
+# ----------------------------------------------------------------------------------------- timing
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None) -> list[float]:
+    """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call)."""
+    for _ in range(warmup):
+        fn()
+    if sync is not None:
+        sync()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+# ----------------------------------------------------------------------------------------- CPU memory
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakRss:
+    """Peak resident memory of this process above a baseline, in bytes.
+
+    Linux: the high-water mark VmHWM is reset through ``/proc/self/clear_refs`` ("5") at ``start()``, so
+    ``peak_growth()`` = VmHWM since ``start()`` minus VmRSS at ``start()`` (method "VmHWM-reset"). Elsewhere:
+    ``ru_maxrss`` minus the RSS at ``start()`` (method "ru_maxrss"), an underestimate when an earlier peak
+    was higher than this one.
+    """
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.baseline = 0
+
+    def start(self) -> None:
+        try:
+            with open("/proc/self/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")
+            self.method = "VmHWM-reset"
+        except OSError:
+            self.method = "ru_maxrss"
+        self.baseline = self.current()
+
+    @staticmethod
+    def current() -> int:
+        rss = _proc_status_kib("VmRSS")
+        if rss is not None:
+            return rss * 1024
+        import resource
+
+        return _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+    def peak(self) -> int:
+        if self.method == "VmHWM-reset":
+            hwm = _proc_status_kib("VmHWM")
+            if hwm is not None:
+                return hwm * 1024
+        import resource
+
+        return _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+    def peak_growth(self) -> int:
+        return max(0, self.peak() - self.baseline)
+
+
+def _maxrss_bytes(value: int) -> int:
+    return value if sys.platform == "darwin" else value * 1024  # macOS reports bytes, Linux KiB
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a fresh spawned Python process and return its result (so its peak RSS is its own).
+
+    ``fn`` must be a module-level function; exceptions in the child come back as RuntimeError with its traceback.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_child, args=(queue, fn, args))
+    process.start()
+    try:
+        ok, payload = queue.get()
+    finally:
+        process.join()
+    if not ok:
+        raise RuntimeError(f"benchmark worker failed:\n{payload}")
+    return payload
+
+
+def _child(queue: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        queue.put((True, fn(*args)))
+    except BaseException:  # noqa: BLE001 - reported to the parent with the traceback
+        queue.put((False, traceback.format_exc()))
+
+
+# ----------------------------------------------------------------------------------------- accuracy
+def compare(reference: np.ndarray | torch.Tensor, other: np.ndarray | torch.Tensor) -> dict[str, float]:
+    """Errors of ``other`` against ``reference`` (same shape): max and mean abs error over the reference's range, Pearson."""
+    ref = np.asarray(reference.float().cpu() if isinstance(reference, torch.Tensor) else reference, np.float64)
+    got = np.asarray(other.float().cpu() if isinstance(other, torch.Tensor) else other, np.float64)
+    if ref.shape != got.shape:
+        raise ValueError(f"cannot compare depth maps of shapes {ref.shape} and {got.shape}")
+    span = float(ref.max() - ref.min())
+    if span <= 0:
+        raise ValueError("reference depth map is constant; the seeded weights are degenerate")
+    diff = np.abs(got - ref)
+    return {
+        "max_abs_over_range": float(diff.max() / span),
+        "mean_abs_over_range": float(diff.mean() / span),
+        "pearson": float(np.corrcoef(ref.ravel(), got.ravel())[0, 1]),
+    }
+
+
+def worst(comparisons: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The worst case over photos: largest errors, smallest Pearson."""
+    return {
+        "max_abs_over_range": max(c["max_abs_over_range"] for c in comparisons),
+        "mean_abs_over_range": max(c["mean_abs_over_range"] for c in comparisons),
+        "pearson": min(c["pearson"] for c in comparisons),
+    }
+
+
+# ----------------------------------------------------------------------------------------- machine + output
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, torch version and threads (and the GPU when CUDA is present)."""
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / (1 << 30), 1),
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON atomically (temp file + rename: never a half-written file)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A plain-text table; ``columns`` = (key, header, format spec); missing values print as '-'."""
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            line.append("-" if value is None else format(value, spec))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    out = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
