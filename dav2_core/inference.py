@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .preprocess import ResolutionMode, as_image_batch, network_size, prepare_batch, prepare_bgr_image
+from .preprocess import ResolutionMode, check_image_batch, network_size, prepare_batch, prepare_bgr_image, to_rgb_float
 from .variants import PATCH_SIZE
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,14 @@ def auto_chunk_size(model: torch.nn.Module, net_size: tuple[int, int], image_siz
 
 
 def _forward_chunk(
-    model: torch.nn.Module, images: torch.Tensor, net_size: tuple[int, int], flip_tta: bool
+    model: torch.nn.Module, images: torch.Tensor, net_size: tuple[int, int], flip_tta: bool, first_index: int = 0
 ) -> torch.Tensor:
-    """[b,H,W,3] (any device) -> depth [b,H,W] float32 on the model's device."""
+    """A chunk [b,H,W,C] of a checked IMAGE (any device, uint8 or float) -> depth [b,H,W] float32 on the
+    model's device. Conversion and validation happen here, per chunk, so memory does not scale with B."""
     device, dtype = model_device_dtype(model)
     height, width = images.shape[1:3]
-    x = prepare_batch(images.to(device, non_blocking=True), net_size, dtype)
+    rgb = to_rgb_float(images.to(device, non_blocking=True), first_index)
+    x = prepare_batch(rgb, net_size, dtype)
     if flip_tta:
         both = model(torch.cat((x, x.flip(-1))))
         depth = (both[: x.shape[0]] + both[x.shape[0]:].flip(-1)) * 0.5
@@ -99,7 +101,7 @@ def predict_depth(
     memory does not grow with B. ``chunk_size=None`` sizes chunks from free memory; an out-of-memory
     error halves the chunk and retries it (no frame is lost or repeated).
     """
-    images = as_image_batch(images)
+    images = check_image_batch(images)
     batch, height, width, _ = images.shape
     net_size = network_size(height, width, input_size, resolution, max_side)
     device, _ = model_device_dtype(model)
@@ -113,7 +115,7 @@ def predict_depth(
     while start < batch:
         stop = min(batch, start + chunk)
         try:
-            depth = _forward_chunk(model, images[start:stop], net_size, flip_tta)
+            depth = _forward_chunk(model, images[start:stop], net_size, flip_tta, start)
         except torch.OutOfMemoryError:
             if chunk == 1:
                 raise torch.OutOfMemoryError(

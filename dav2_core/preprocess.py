@@ -76,11 +76,11 @@ def network_size(
     return net_h, net_w
 
 
-def as_image_batch(images: torch.Tensor) -> torch.Tensor:
-    """Validate a ComfyUI-style IMAGE and return it as [B,H,W,3] float32 0..1 (same device).
+def check_image_batch(images: torch.Tensor) -> torch.Tensor:
+    """Validate the layout of a ComfyUI-style IMAGE without touching its pixels; returns [B,H,W,C].
 
-    Accepts [B,H,W,C] or [H,W,C]; C = 3 (RGB), 4 (RGBA: alpha dropped) or 1 (grey: repeated);
-    uint8 (0..255) or any float dtype; non-contiguous views. Rejects empty batches and NaN/Inf pixels.
+    Accepts [B,H,W,C] or [H,W,C]; C = 3 (RGB), 4 (RGBA) or 1 (grey); uint8 or any float dtype;
+    non-contiguous views. Rejects empty batches, other channel counts and other dtypes.
     """
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"expected an image tensor [B,H,W,C], got {type(images).__name__}")
@@ -95,20 +95,34 @@ def as_image_batch(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images have no pixels ({height}x{width})")
     if channels not in (1, 3, 4):
         raise ValueError(f"images must have 1, 3 or 4 channels (grey, RGB, RGBA); got {channels} - is a MASK or latent wired here?")
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    elif images.is_floating_point():
-        images = images.float()
-    else:
+    if images.dtype != torch.uint8 and not images.is_floating_point():
         raise ValueError(f"unsupported image dtype {images.dtype}; use float (0..1) or uint8 (0..255)")
-    if channels == 4:
-        images = images[..., :3]
-    elif channels == 1:
-        images = images.expand(-1, -1, -1, 3)
-    if not torch.isfinite(images).all():
-        bad = int((~torch.isfinite(images)).any(-1).sum())
-        raise ValueError(f"the image batch contains {bad} pixels with NaN/Inf values; fix the node that produced them")
     return images
+
+
+def to_rgb_float(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
+    """A checked IMAGE (or a chunk of one) -> [b,H,W,3] float32 0..1 on the same device.
+
+    uint8 is scaled by 1/255, RGBA alpha is dropped, grey is repeated. NaN/Inf pixels are a ValueError
+    naming the first bad image (``first_index`` is the chunk's offset in the whole batch).
+    """
+    rgb = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    channels = rgb.shape[-1]
+    if channels == 4:
+        rgb = rgb[..., :3]
+    elif channels == 1:
+        rgb = rgb.expand(-1, -1, -1, 3)
+    finite = torch.isfinite(rgb).flatten(1).all(1)
+    if not bool(finite.all()):
+        bad = first_index + int((~finite).nonzero()[0])
+        raise ValueError(f"image {bad} of the batch contains NaN/Inf pixel values; fix the node that produced them")
+    return rgb
+
+
+def as_image_batch(images: torch.Tensor) -> torch.Tensor:
+    """Validate an IMAGE and return all of it as [B,H,W,3] float32 0..1 (same device); see
+    :func:`check_image_batch` and :func:`to_rgb_float`. Large batches: convert chunk by chunk instead."""
+    return to_rgb_float(check_image_batch(images))
 
 
 def prepare_batch(images: torch.Tensor, net_size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:

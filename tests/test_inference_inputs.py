@@ -85,10 +85,22 @@ def test_other_channel_counts_are_refused(model):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_pixels_are_refused(model, value):
-    image = _rand(1, 28, 28, 3)
-    image[0, 3, 4, 1] = value
-    with pytest.raises(ValueError, match="NaN/Inf"):
-        predict_depth(model, image, input_size=28)
+    image = _rand(3, 28, 28, 3)
+    image[2, 3, 4, 1] = value
+    with pytest.raises(ValueError, match="image 2 of the batch contains NaN/Inf"):
+        predict_depth(model, image, input_size=28, chunk_size=2)
+
+
+def test_large_uint8_batch_is_converted_per_chunk(model, monkeypatch):
+    """uint8 frames are converted (and checked) one chunk at a time, never as a whole float batch."""
+    import dav2_core.inference as inf
+
+    seen = []
+    real = inf.to_rgb_float
+    monkeypatch.setattr(inf, "to_rgb_float", lambda x, i=0: seen.append((x.shape[0], x.dtype)) or real(x, i))
+    frames = (_rand(6, 28, 28, 3) * 255).to(torch.uint8)
+    predict_depth(model, frames, input_size=28, chunk_size=2)
+    assert seen == [(2, torch.uint8)] * 3
 
 
 def test_uint8_fp16_and_non_contiguous_inputs(model):
@@ -119,11 +131,11 @@ def test_out_of_memory_halves_the_chunk_and_keeps_every_frame(model, monkeypatch
     real = inference._forward_chunk
     sizes = []
 
-    def limited(m, chunk, net_size, flip_tta):
+    def limited(m, chunk, net_size, flip_tta, first_index):
         sizes.append(chunk.shape[0])
         if chunk.shape[0] > 2:
             raise torch.OutOfMemoryError("simulated")
-        return real(m, chunk, net_size, flip_tta)
+        return real(m, chunk, net_size, flip_tta, first_index)
 
     monkeypatch.setattr(inference, "_forward_chunk", limited)
     got = predict_depth(model, images, input_size=28, chunk_size=8)
