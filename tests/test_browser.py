@@ -285,6 +285,7 @@ def show_node(page: Any, node_id: int | str, width: float | None = None, height:
                 if (node.pos[0] < right + 60) node.pos = [right + 150, top];
             }
             const c = app.canvas, el = c.canvas;
+            c.deselectAll?.();  // the frontend clips DOM widgets under the selected node; nothing is selected
             c.ds.scale = 1;
             c.ds.offset[0] = -node.pos[0] + Math.max(20, (el.clientWidth - node.size[0]) / 2);
             c.ds.offset[1] = -node.pos[1] + Math.max(60, (el.clientHeight - node.size[1]) / 2);
@@ -293,6 +294,18 @@ def show_node(page: Any, node_id: int | str, width: float | None = None, height:
         [int(node_id), width, height],
     )
     page.wait_for_timeout(400)  # DOM widgets follow the canvas on its next frame
+
+
+def assert_on_top(page: Any, selector: str) -> None:
+    """The element is what a user sees at its centre (not covered, not clipped away)."""
+    hit = page.locator(selector).evaluate(
+        """(e) => {
+            const r = e.getBoundingClientRect();
+            const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return r.width > 0 && r.height > 0 && e.contains(top);
+        }"""
+    )
+    assert hit, f"{selector} is hidden or covered; see the screenshots"
 
 
 def preview_state(page: Any, node_id: int | str) -> dict:
@@ -569,6 +582,7 @@ def test_workflow_stats_hover_and_colormap(page: Any, comfy_server: Any, checkpo
         timeout=30_000,
     )
     show_node(page, 5)
+    assert_on_top(page, f"{stats_sel(5)} table")
     bh.screenshot(page, "main-stats-plot")
 
 

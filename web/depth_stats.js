@@ -81,11 +81,12 @@ export function showDepthStats(node, stats, text) {
   if (!node.dav2Stats) {
     const root = el("div", "dav2-stats");
     root.dataset.dav2 = "depth-stats";
-    const state = { root, rows: 1, execution: 0 };
+    const state = { root, height: HEAD_PX + ROW_PX, columns: 1, execution: 0 };
     const widget = node.addDOMWidget(STATS_WIDGET, "dav2_stats", root, {
       serialize: false,
       hideOnZoom: false,
-      getMinHeight: () => Math.min(state.height, HEAD_PX + 4 * ROW_PX),
+      // the whole table stays visible next to the plot preview ComfyUI adds below it
+      getMinHeight: () => state.height,
       getMaxHeight: () => state.height + 8,
     });
     widget.serialize = false;
@@ -107,5 +108,5 @@ export function showDepthStats(node, stats, text) {
     state.columns = Math.min(n, MAX_IMAGES) + (n > 1 ? 1 : 0);
   }
   // Taller if needed; wider only up to a few columns (a wide batch table scrolls inside the node).
-  growNode(node, Math.min(480, 90 + 75 * (state.columns ?? 1)), state.height - Math.min(state.height, HEAD_PX + 4 * ROW_PX));
+  growNode(node, Math.min(480, 90 + 75 * (state.columns ?? 1)));
 }
