@@ -7,6 +7,7 @@ from comfy_api.latest import io
 from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, RANGE_MODE_HELP, RANGE_MODES, colorize_depth
 from dav2_core.depth import DepthMap
 
+from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, schema
 
 def as_depth(value: object) -> DepthMap:
@@ -70,6 +71,7 @@ class ColorizeDepth(io.ComfyNode):
     def execute(cls, depth: object, colormap: str, invert: bool, range_mode: str, manual_min: float,
                 manual_max: float) -> io.NodeOutput:
         manual = range_mode == "manual"
-        image = colorize_depth(as_depth(depth), colormap, invert=invert, range_mode=range_mode,
+        depth_map = as_depth(depth)
+        image = colorize_depth(depth_map, colormap, invert=invert, range_mode=range_mode,
                                vmin=manual_min if manual else None, vmax=manual_max if manual else None)
-        return io.NodeOutput(image)
+        return io.NodeOutput(image, ui=depth_preview_ui(depth_map))
