@@ -7,13 +7,14 @@ import torch
 from comfy_api.latest import io
 
 from dav2_core.depth import DepthMap
+from dav2_core.effects import refine_with_image
 from dav2_core.inference import MAX_CHUNK, predict_depth
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES, normalize_depth, to_image
 from dav2_core.preprocess import RESOLUTION_MODES, network_size
 from dav2_core.variants import PATCH_SIZE
 
 from . import model_patcher
-from .estimate_quality import normalization_for, quality_inputs, refine_depth, temporal_align
+from .estimate_quality import normalization_for, quality_inputs, temporal_align
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
 
@@ -101,8 +102,8 @@ class EstimateDepth(io.ComfyNode):
                                chunk_size=chunk_size or None, flip_tta=flip_tta, progress=progress,
                                output_device=mm.intermediate_device())
         net_size = network_size(*values.shape[1:], input_size, resolution, max_side)
-        values = refine_depth(image, values, refine, net_size, model.patcher.load_device,
-                              mm.throw_exception_if_processing_interrupted)
+        values = refine_with_image(image, values, refine, net_size, model.patcher.load_device,
+                                   mm.throw_exception_if_processing_interrupted)
         values = temporal_align(values, model.kind, temporal_consistency, temporal_smoothing)
         depth = DepthMap(values, kind=model.kind, units=model.units, model=model.name)
         normalization = normalization_for(normalization, temporal_consistency)

@@ -5,16 +5,11 @@ Kept apart from ``estimate.py`` so the node's core stays short; the maths is in 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from comfy_api.latest import io
 
-from dav2_core.effects import guided_filter, temporally_consistent
-from dav2_core.preprocess import as_image_batch
-
-#: Guided-filter regularisation (guide intensity², images 0..1): colour edges above ~0.03 contrast are kept.
-REFINE_EPS = 1e-3
+from dav2_core.effects import temporally_consistent
 
 
 def quality_inputs() -> list[io.Input]:
@@ -38,31 +33,6 @@ def quality_inputs() -> list[io.Input]:
                                "previous frame's: 1 = fully aligned (least flicker); lower lets the scale follow the "
                                "scene more freely; 0 = no alignment, only the batch-wide normalisation"),
     ]
-
-
-def refine_depth(image: torch.Tensor, values: torch.Tensor, strength: float, net_size: tuple[int, int],
-                 device: torch.device, between_frames: Callable[[], None] | None = None) -> torch.Tensor:
-    """Depth [B,H,W] blended toward its guided-filtered version (image [B,H,W,C] as guide) by ``strength`` 0..1.
-
-    The window radius is twice the upscaling from the network size (h, w) to the image, at least 2 px: the
-    band over which upsampled depth edges are smeared. Frames are filtered one at a time on ``device``
-    (the filter's 3x3 per-pixel solves need ~150 B/pixel); ``between_frames`` runs after each (cancel).
-    """
-    if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
-        raise ValueError(f"refine strength must be in 0..1, got {strength}")
-    if strength == 0.0:
-        return values
-    rgb = as_image_batch(image)
-    h, w = values.shape[-2:]
-    radius = max(2, math.ceil(2.0 * max(h / net_size[0], w / net_size[1])))
-    out = torch.empty_like(values)
-    for i in range(values.shape[0]):
-        depth = values[i : i + 1].to(device)
-        filtered = guided_filter(rgb[i : i + 1].to(device), depth, radius=radius, eps=REFINE_EPS)
-        out[i] = torch.lerp(depth, filtered, strength)[0].to(out.device)
-        if between_frames is not None:
-            between_frames()
-    return out
 
 
 def temporal_align(values: torch.Tensor, kind: str, enabled: bool, smoothing: float) -> torch.Tensor:

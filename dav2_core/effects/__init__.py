@@ -9,10 +9,11 @@ from .calibrate import calibrate_to_metric
 from .export import FORMATS, exr_backend, load_depth, save_depth
 from .normals import depth_to_normals, depth_to_pointcloud, write_ply
 from .parallax import MOTION_HELP, MOTIONS, parallax_frames
-from .refine import flip_tta_merge, guided_filter
+from .refine import flip_tta_merge, guided_filter, refine_with_image
 from .temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
 
 __all__ = [
+    "refine_with_image",
     "FORMATS",
     "MOTIONS",
     "MOTION_HELP",

@@ -8,6 +8,7 @@ radius), in float64 for accuracy; everything runs on the tensors' device.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -78,3 +79,45 @@ def flip_tta_merge(depth: torch.Tensor, depth_flipped: torch.Tensor) -> torch.Te
             f" got {tuple(getattr(depth_flipped, 'shape', ()))}"
         )
     return 0.5 * (depth + depth_flipped.to(depth.device).flip(-1))
+
+
+#: Guided-filter regularisation for refinement (guide intensity², images 0..1): colour edges above ~0.03
+#: contrast are kept.
+REFINE_EPS = 1e-3
+
+
+def refine_with_image(
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    strength: float,
+    net_size: tuple[int, int],
+    device: torch.device | str | None = None,
+    between_frames: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Depth [B,H,W] blended toward its guided-filtered version (image [B,H,W,C] as guide) by ``strength`` 0..1.
+
+    The window radius is twice the upscaling from the network size (h, w) to the image, at least 2 px: the
+    band over which upsampled depth edges are smeared. Frames are converted and filtered one at a time on
+    ``device`` (default: the depth's; the filter's 3x3 per-pixel solves need ~150 B/pixel), so memory does
+    not grow with B; ``between_frames`` runs after each (e.g. to honour a cancel). Returns depth on its
+    original device.
+    """
+    from ..preprocess import check_image_batch, to_rgb_float
+
+    if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
+        raise ValueError(f"refine strength must be in 0..1, got {strength}")
+    if strength == 0.0:
+        return depth
+    image = check_image_batch(image)
+    h, w = depth.shape[-2:]
+    radius = max(2, math.ceil(2.0 * max(h / net_size[0], w / net_size[1])))
+    device = device if device is not None else depth.device
+    out = torch.empty_like(depth)
+    for i in range(depth.shape[0]):
+        frame = depth[i : i + 1].to(device)
+        guide = to_rgb_float(image[i : i + 1].to(device), i)
+        filtered = guided_filter(guide, frame, radius=radius, eps=REFINE_EPS)
+        out[i] = torch.lerp(frame, filtered, strength)[0].to(out.device)
+        if between_frames is not None:
+            between_frames()
+    return out
