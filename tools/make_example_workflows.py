@@ -215,28 +215,35 @@ def controlnet_depth() -> Workflow:
     return wf
 
 
-def video_depth() -> Workflow:
-    """Video frames -> depth with one batch-wide normalisation (no flicker) -> grey and colour videos."""
-    wf = Workflow()
+def _video_depth_graph(wf: Workflow, suffix: str, color_pos: tuple[int, int], **estimate: Any) -> Node:
+    """Load a video -> Estimate Depth -> grey (ControlNet-ready) and colourised depth videos; returns the
+    Estimate Depth node. ``suffix`` goes into the saved videos' names."""
     video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
     parts = wf.add("GetVideoComponents", [], (20, 370), (260, 70))
     wf.connect(video, "VIDEO", parts, "video")
     loader = _loader(wf, (20, 490))
-    est = _estimate(wf, normalization="batch")
+    est = _estimate(wf, **estimate)
     wf.connect(loader, "model", est, "model")
     wf.connect(parts, "images", est, "image")
     grey = wf.add("CreateVideo", [30.0], (780, 20), (270, 80), title="Depth video (ControlNet-ready)")
     wf.connect(est, "depth_image", grey, "images")
     wf.connect(parts, "fps", grey, "fps")
-    save_grey = wf.add("SaveVideo", ["video/dav2_depth", "auto", "auto"], (1090, 20), (320, 300))
+    save_grey = wf.add("SaveVideo", [f"video/dav2_depth{suffix}", "auto", "auto"], (1090, 20), (320, 300))
     wf.connect(grey, "VIDEO", save_grey, "video")
-    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 420), (330, 180))
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], color_pos, (330, 180))
     wf.connect(est, "depth", color, "depth")
     colored = wf.add("CreateVideo", [30.0], (780, 380), (270, 80), title="Colorized depth video")
     wf.connect(color, "image", colored, "images")
     wf.connect(parts, "fps", colored, "fps")
-    save_color = wf.add("SaveVideo", ["video/dav2_colorized", "auto", "auto"], (1090, 380), (320, 300))
+    save_color = wf.add("SaveVideo", [f"video/dav2_colorized{suffix}", "auto", "auto"], (1090, 380), (320, 300))
     wf.connect(colored, "VIDEO", save_color, "video")
+    return est
+
+
+def video_depth() -> Workflow:
+    """Video frames -> depth with one batch-wide normalisation (no flicker) -> grey and colour videos."""
+    wf = Workflow()
+    _video_depth_graph(wf, "", (400, 420), normalization="batch")
     return wf
 
 
@@ -282,25 +289,7 @@ def video_depth_temporal() -> Workflow:
     """Video -> temporally consistent depth (frames aligned, one normalisation) -> grey and colour videos, plus the
     float depth of every frame as one .npy."""
     wf = Workflow()
-    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
-    parts = wf.add("GetVideoComponents", [], (20, 370), (260, 70))
-    wf.connect(video, "VIDEO", parts, "video")
-    loader = _loader(wf, (20, 490))
-    est = _estimate(wf, normalization="batch", quality=[False, 0.0, True, 1.0])
-    wf.connect(loader, "model", est, "model")
-    wf.connect(parts, "images", est, "image")
-    grey = wf.add("CreateVideo", [30.0], (780, 20), (270, 80), title="Depth video (ControlNet-ready)")
-    wf.connect(est, "depth_image", grey, "images")
-    wf.connect(parts, "fps", grey, "fps")
-    save_grey = wf.add("SaveVideo", ["video/dav2_depth_temporal", "auto", "auto"], (1090, 20), (320, 300))
-    wf.connect(grey, "VIDEO", save_grey, "video")
-    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 480), (330, 180))
-    wf.connect(est, "depth", color, "depth")
-    colored = wf.add("CreateVideo", [30.0], (780, 380), (270, 80), title="Colorized depth video")
-    wf.connect(color, "image", colored, "images")
-    wf.connect(parts, "fps", colored, "fps")
-    save_color = wf.add("SaveVideo", ["video/dav2_colorized_temporal", "auto", "auto"], (1090, 380), (320, 300))
-    wf.connect(colored, "VIDEO", save_color, "video")
+    est = _video_depth_graph(wf, "_temporal", (400, 480), normalization="batch", quality=[False, 0.0, True, 1.0])
     save_depth = wf.add("DAV2SaveDepth", ["video/dav2_depth_frames", "npy"], (400, 700), (330, 110),
                         title="Save float depth of all frames")
     wf.connect(est, "depth", save_depth, "depth")
