@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..depth import DepthMap
+from ..normalize import scale_to_unit
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -86,14 +87,11 @@ def disparity(depth: DepthMap) -> torch.Tensor:
 def normalise_per_image(values: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """Min-max of each [H,W] map to 0..1 → (normalised [B,H,W], flat [B] bool: the map has no range).
 
-    A flat map (range ≤ eps × max(1, |max|)) becomes all zeros and is flagged.
+    A flat map (range ≤ eps × max(1, |max|)) becomes all zeros and is flagged. The scaling itself is
+    ``normalize.scale_to_unit``, the one place depth is mapped to 0..1.
     """
     flat_v = values.flatten(1)
     lo = flat_v.amin(dim=1)
     hi = flat_v.amax(dim=1)
-    rng = hi - lo
-    flat = rng <= eps * torch.clamp(hi.abs(), min=1.0)
-    safe = torch.where(flat, torch.ones_like(rng), rng)
-    n = (values - lo[:, None, None]) / safe[:, None, None]
-    n = torch.where(flat[:, None, None], torch.zeros_like(n), n).clamp(0.0, 1.0)
-    return n, flat
+    flat = (hi - lo) <= eps * torch.clamp(hi.abs(), min=1.0)
+    return scale_to_unit(values, lo, torch.where(flat, lo, hi)), flat
