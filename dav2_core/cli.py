@@ -393,7 +393,6 @@ def run(args: argparse.Namespace) -> int:
     """Process the inputs the parsed arguments name; returns the exit status."""
     from .checkpoints import CheckpointError
     from .hub import HubUnavailableError
-    from .inference import configure_cpu_threads
 
     out_dir = Path(args.output).expanduser()
     try:
@@ -403,8 +402,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        configure_cpu_threads()
     info = model.checkpoint_info
     _info(args, f"model {model.source} ({info.encoder}, {info.kind}) on {device} "
                 f"{str(next(model.parameters()).dtype).removeprefix('torch.')}")

@@ -5,7 +5,6 @@ Layouts: IMAGE [B,H,W,C] float 0..1 (ComfyUI) in, depth [B,H,W] float32 at the i
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 import numpy as np
@@ -146,11 +145,3 @@ def infer_bgr_image(model: torch.nn.Module, bgr: np.ndarray, input_size: int = 5
     depth = F.interpolate(depth[:, None], bgr.shape[:2], mode="bilinear", align_corners=True)[0, 0]
     return depth.cpu().numpy()
 
-
-def configure_cpu_threads(threads: int | None = None) -> int:
-    """Use all physical cores for intra-op work unless OMP_NUM_THREADS says otherwise; returns the count."""
-    if threads is None and "OMP_NUM_THREADS" not in os.environ:
-        threads = os.cpu_count() or 1
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
