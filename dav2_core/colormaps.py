@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .depth import DepthMap
-from .normalize import as_depth_values, nearness, normalize_depth, scale_to_unit
+from .normalize import as_depth_values, nearness, range_of, scale_to_unit
 
 #: The colormaps offered everywhere (CLI, nodes, web UI); the first is the default.
 COLORMAPS: tuple[str, ...] = ("Spectral_r", "viridis", "plasma", "magma", "inferno", "turbo", "gray")
@@ -79,6 +79,66 @@ def colorize(values01: torch.Tensor, name: str = DEFAULT_COLORMAP, invert: bool 
     return c0.add_((table[i1] - c0).mul_(frac))
 
 
+def colorize_range(
+    depth: DepthMap | torch.Tensor,
+    range_mode: str = "auto",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-image value range ``(lo[B], hi[B])`` that :func:`colorize_depth` spans the colormap with.
+
+    Float32 on the depth's device, in the DEPTH'S OWN UNITS (metres for metric, raw values for relative
+    or a plain tensor), ``lo <= hi``. 'auto': finite min/max of each image; 'percentile': each image's
+    2nd/98th percentiles; 'manual': ``vmin``/``vmax`` for every image (both required, finite, vmin < vmax).
+    The near end is ``hi`` for relative depth and ``lo`` (fewer metres) for metric depth. An image
+    without finite pixels gets ``lo = hi = 0``.
+    """
+    if range_mode not in RANGE_MODES:
+        raise ValueError(f"unknown range mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}")
+    metric = isinstance(depth, DepthMap) and depth.is_metric
+    if range_mode == "manual":
+        if vmin is None or vmax is None:
+            raise ValueError("manual range needs both min and max (in the depth's units)")
+        vmin, vmax = float(vmin), float(vmax)
+        if not (math.isfinite(vmin) and math.isfinite(vmax)):
+            raise ValueError(f"manual range min and max must be finite numbers, got min={vmin}, max={vmax}")
+        if vmin >= vmax:
+            raise ValueError(f"manual range: min must be smaller than max (got min={vmin}, max={vmax})")
+        values = as_depth_values(depth)
+        batch = values.shape[0]
+        lo = torch.full((batch,), vmin, dtype=torch.float32, device=values.device)
+        hi = torch.full((batch,), vmax, dtype=torch.float32, device=values.device)
+        return lo, hi
+    if range_mode == "auto":
+        near_lo, near_hi = range_of(depth, "per_image")
+    else:
+        near_lo, near_hi = range_of(depth, "percentile", *PERCENTILE_RANGE)
+    # range_of works in nearness (metric nearness = -metres): negate back to metres, far end = larger
+    return (-near_hi, -near_lo) if metric else (near_lo, near_hi)
+
+
+def colorize_in_range(
+    depth: DepthMap | torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    name: str = DEFAULT_COLORMAP,
+    invert: bool = False,
+) -> torch.Tensor:
+    """Depth [B,H,W] → colour IMAGE [B,H,W,3] float32 0..1 with ``lo[B]..hi[B]`` (depth units, as from
+    :func:`colorize_range`) spanning the colormap, near at the high end unless ``invert``; values outside
+    are clamped. NaN/Inf pixels and images with ``hi <= lo`` get the colormap's first colour.
+    """
+    _check_name(name)
+    metric = isinstance(depth, DepthMap) and depth.is_metric
+    lo = torch.as_tensor(lo, dtype=torch.float32).reshape(-1)
+    hi = torch.as_tensor(hi, dtype=torch.float32).reshape(-1)
+    batch = as_depth_values(depth).shape[0]
+    if lo.shape != (batch,) or hi.shape != (batch,):
+        raise ValueError(f"colour range needs one lo and one hi per image ({batch}), got {tuple(lo.shape)} and {tuple(hi.shape)}")
+    near_lo, near_hi = (-hi, -lo) if metric else (lo, hi)  # nearness bounds: metric nearness = -metres
+    return colorize(scale_to_unit(nearness(depth), near_lo, near_hi, invert), name)
+
+
 def colorize_depth(
     depth: DepthMap | torch.Tensor,
     name: str = DEFAULT_COLORMAP,
@@ -89,33 +149,12 @@ def colorize_depth(
 ) -> torch.Tensor:
     """Depth [B,H,W] → colour IMAGE [B,H,W,3] float32 0..1, near at the high end of the colormap.
 
-    ``range_mode``: 'auto' = per-image min-max of nearness; 'percentile' = per-image 2nd-98th
-    percentiles; 'manual' = ``vmin``..``vmax`` in the depth's own units (metres for metric: vmin is the
-    near end; relative values: vmax is the near end). ``vmin``/``vmax`` are used only in 'manual'.
+    ``range_mode``: 'auto' = per-image min-max; 'percentile' = per-image 2nd-98th percentiles; 'manual' =
+    ``vmin``..``vmax`` in the depth's own units (metres for metric: vmin is the near end; relative values:
+    vmax is the near end). ``vmin``/``vmax`` are used only in 'manual' (see :func:`colorize_range`).
     ``invert`` puts near at the low end. A plain tensor is read as relative depth (larger = nearer).
     NaN/Inf pixels and zero-range images get the colormap's first colour (entry 0), inverted or not.
     """
     _check_name(name)
-    if range_mode not in RANGE_MODES:
-        raise ValueError(f"unknown range mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}")
-    if range_mode == "auto":
-        v = normalize_depth(depth, "per_image", invert=invert)
-    elif range_mode == "percentile":
-        v = normalize_depth(depth, "percentile", *PERCENTILE_RANGE, invert=invert)
-    else:
-        if vmin is None or vmax is None:
-            raise ValueError("manual range needs both min and max (in the depth's units)")
-        vmin, vmax = float(vmin), float(vmax)
-        if not (math.isfinite(vmin) and math.isfinite(vmax)):
-            raise ValueError(f"manual range min and max must be finite numbers, got min={vmin}, max={vmax}")
-        if vmin >= vmax:
-            raise ValueError(f"manual range: min must be smaller than max (got min={vmin}, max={vmax})")
-        values = as_depth_values(depth)
-        batch = values.shape[0]
-        metric = isinstance(depth, DepthMap) and depth.is_metric
-        # nearness bounds: metric nearness = -metres, so the far bound is -vmax and the near one -vmin
-        lo, hi = (-vmax, -vmin) if metric else (vmin, vmax)
-        lo_t = torch.full((batch,), lo, dtype=torch.float32, device=values.device)
-        hi_t = torch.full((batch,), hi, dtype=torch.float32, device=values.device)
-        v = scale_to_unit(nearness(depth), lo_t, hi_t, invert)
-    return colorize(v, name)
+    lo, hi = colorize_range(depth, range_mode, vmin, vmax)
+    return colorize_in_range(depth, lo, hi, name, invert)

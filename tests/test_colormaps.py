@@ -11,8 +11,11 @@ from dav2_core.colormaps import (
     DEFAULT_COLORMAP,
     RANGE_MODE_HELP,
     RANGE_MODES,
+    PERCENTILE_RANGE,
     colorize,
     colorize_depth,
+    colorize_in_range,
+    colorize_range,
     lut,
     lut_uint8_table,
 )
@@ -114,6 +117,39 @@ def test_manual_range_in_depth_units():
     rel = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]))
     out = colorize_depth(rel, "gray", range_mode="manual", vmin=2.0, vmax=4.0)[0, 0, :, 0]
     torch.testing.assert_close(out, torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["relative", "metric"])
+def test_colorize_range_in_depth_units(kind):
+    g = torch.Generator().manual_seed(3)
+    values = torch.rand(2, 9, 11, generator=g) * 4.0 + 0.5
+    values[1, 2, 3] = float("nan")
+    depth = DepthMap(values, kind=kind, units="m" if kind == "metric" else "relative")
+    lo, hi = colorize_range(depth, "auto")
+    finite = [v[torch.isfinite(v)].double().numpy() for v in values]
+    np.testing.assert_allclose(lo.numpy(), [f.min() for f in finite], rtol=1e-6)
+    np.testing.assert_allclose(hi.numpy(), [f.max() for f in finite], rtol=1e-6)
+    lo, hi = colorize_range(depth, "percentile")
+    np.testing.assert_allclose(lo.numpy(), [np.percentile(f, PERCENTILE_RANGE[0]) for f in finite], rtol=1e-5)
+    np.testing.assert_allclose(hi.numpy(), [np.percentile(f, PERCENTILE_RANGE[1]) for f in finite], rtol=1e-5)
+    lo, hi = colorize_range(depth, "manual", 1.0, 3.0)
+    assert lo.tolist() == [1.0, 1.0] and hi.tolist() == [3.0, 3.0] and lo.dtype == torch.float32
+    for mode, bounds in (("auto", ()), ("percentile", ()), ("manual", (1.0, 3.0))):
+        for invert in (False, True):  # colorize_depth is colorize_in_range over colorize_range, bit for bit
+            assert torch.equal(colorize_depth(depth, "turbo", invert, mode, *bounds),
+                               colorize_in_range(depth, *colorize_range(depth, mode, *bounds), "turbo", invert))
+
+
+def test_colorize_in_range_clamps_and_checks_bounds():
+    met = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]), kind="metric", units="m")
+    out = colorize_in_range(met, torch.tensor([2.0]), torch.tensor([4.0]), "gray")[0, 0, :, 0]
+    torch.testing.assert_close(out, torch.tensor([1.0, 1.0, 0.5, 0.0, 0.0]), atol=1e-6, rtol=0)  # 2 m near = white
+    zero = colorize_in_range(met, torch.tensor([3.0]), torch.tensor([3.0]), "viridis", invert=True)
+    torch.testing.assert_close(zero[0, 0], lut("viridis")[0].expand(5, 3))  # zero range: first colour
+    with pytest.raises(ValueError, match="one lo and one hi per image"):
+        colorize_in_range(met, torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0]))
+    with pytest.raises(ValueError, match="unknown range mode"):
+        colorize_range(met, "minmax")
 
 
 @pytest.mark.parametrize("vmin, vmax", [(5.0, 5.0), (6.0, 2.0)])
