@@ -4,7 +4,14 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, RANGE_MODE_HELP, RANGE_MODES, colorize_depth
+from dav2_core.colormaps import (
+    COLORMAPS,
+    DEFAULT_COLORMAP,
+    RANGE_MODE_HELP,
+    RANGE_MODES,
+    colorize_in_range,
+    colorize_range,
+)
 from dav2_core.depth import DepthMap
 
 from .preview import depth_preview_ui
@@ -72,6 +79,8 @@ class ColorizeDepth(io.ComfyNode):
                 manual_max: float) -> io.NodeOutput:
         manual = range_mode == "manual"
         depth_map = as_depth(depth)
-        image = colorize_depth(depth_map, colormap, invert=invert, range_mode=range_mode,
-                               vmin=manual_min if manual else None, vmax=manual_max if manual else None)
-        return io.NodeOutput(image, ui=depth_preview_ui(depth_map))
+        lo, hi = colorize_range(depth_map, range_mode, vmin=manual_min if manual else None,
+                                vmax=manual_max if manual else None)
+        image = colorize_in_range(depth_map, lo, hi, colormap, invert=invert)
+        # the preview colours with the same range, so it shows what the IMAGE output is
+        return io.NodeOutput(image, ui=depth_preview_ui(depth_map, display_range=(lo, hi)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -33,6 +34,8 @@ MAX_PREVIEW_PIXELS = 8_388_608
 #: Subfolder of ComfyUI's temp directory holding the packed PNGs (ComfyUI empties it on start).
 PREVIEW_SUBFOLDER = "dav2_preview"
 Q_MAX = 65535
+#: Per-image colour range ``(lo[B], hi[B])`` in the depth's units (tensors or float sequences).
+DisplayRange = tuple[torch.Tensor | Sequence[float], torch.Tensor | Sequence[float]]
 
 
 def pack_depth_u16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -88,7 +91,27 @@ def _write_png(path: str, rgb: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int = 1024) -> list[dict]:
+def _display_bounds(display_range: DisplayRange, batch: int) -> tuple[list[float], list[float]]:
+    """``display_range`` as two lists of ``batch`` finite floats with lo <= hi, or a ValueError."""
+    try:
+        lo_values, hi_values = display_range
+    except (TypeError, ValueError):
+        raise ValueError("display_range must be a pair (lo, hi) of per-image bounds in the depth's units") from None
+    bounds = []
+    for name, values in (("lo", lo_values), ("hi", hi_values)):
+        t = torch.as_tensor(values).detach().to(device="cpu", dtype=torch.float64).reshape(-1)
+        if t.shape != (batch,):
+            raise ValueError(f"display_range {name} needs one value per image ({batch}), got {t.numel()}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"display_range {name} must be finite, got {t.tolist()}")
+        bounds.append(t.tolist())
+    if any(lo > hi for lo, hi in zip(*bounds)):
+        raise ValueError(f"display_range lo must not exceed hi, got lo={bounds[0]}, hi={bounds[1]}")
+    return bounds[0], bounds[1]
+
+
+def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int = 1024,
+                          display_range: DisplayRange | None = None) -> list[dict]:
     """Write the packed PNGs of the first images of ``depth`` (at most 16 and 8 Mpx in all, at least one)
     under ``temp_dir/dav2_preview``; returns their entries.
 
@@ -96,6 +119,10 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     full-resolution map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display;
     ``min``/``max`` of the finite values in the depth's units; ``units`` ('m' or 'relative'); ``kind``
     ('metric' or 'relative'); ``model``; ``index`` in the batch and ``batch`` size.
+
+    ``display_range`` = ``(lo[B], hi[B])`` in the depth's units (tensors or sequences, lo <= hi): the values
+    that span the colormap, as ``dav2_core.colormaps.colorize_range`` gives them; each entry then carries
+    ``display_min``/``display_max`` and the browser colours with that range instead of ``min``/``max``.
     """
     if not isinstance(depth, DepthMap):
         raise ValueError(f"the depth preview needs a DepthMap (the DEPTH type), got {type(depth).__name__}")
@@ -103,6 +130,7 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     batch, height, width = values.shape
     if batch == 0 or height == 0 or width == 0:
         raise ValueError(f"cannot preview an empty depth map (shape {tuple(values.shape)})")
+    shown = _display_bounds(display_range, batch) if display_range is not None else None
     count = max(1, min(batch, MAX_PREVIEW_IMAGES, MAX_PREVIEW_PIXELS // (height * width)))
     maps = values[:count].detach().to(device="cpu", dtype=torch.float32).numpy()
     out_dir = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
@@ -114,7 +142,7 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
         rgb, lo, hi = pack_depth_u16(maps[i])
         filename = f"dav2_depth_{token}_{i:02d}.png"
         _write_png(os.path.join(out_dir, filename), rgb)
-        return {
+        entry = {
             "filename": filename,
             "subfolder": PREVIEW_SUBFOLDER,
             "type": "temp",
@@ -130,6 +158,9 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
             "index": i,
             "batch": batch,
         }
+        if shown is not None:
+            entry["display_min"], entry["display_max"] = shown[0][i], shown[1][i]
+        return entry
 
     if count == 1:
         return [write_one(0)]
@@ -138,9 +169,12 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     return entries
 
 
-def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024) -> dict[str, list[dict]]:
+def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024,
+                     display_range: DisplayRange | None = None) -> dict[str, list[dict]]:
     """UI output for the web preview of ``depth`` ([B,H,W]): ``{"dav2_depth": [entry, ...]}`` to merge into
-    a node's ``ui`` dict; the PNGs go to ComfyUI's temp folder (see :func:`write_preview_entries`)."""
+    a node's ``ui`` dict; the PNGs go to ComfyUI's temp folder. ``display_range`` = ``(lo[B], hi[B])`` in the
+    depth's units colours the preview with that range (see :func:`write_preview_entries`)."""
     import folder_paths  # ComfyUI's; imported here so the packing code above works without ComfyUI
 
-    return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side)}
+    return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side,
+                                          display_range)}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from comfy_harness import NODE_IDS, TEST_CHECKPOINT, write_test_checkpoint
-from dav2_core.colormaps import COLORMAPS, lut
+from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
 from dav2_core.normalize import NORMALIZE_MODES
@@ -316,6 +316,20 @@ def test_colorize_manual_range(comfy_inprocess):
     metric = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 10.0]]]), kind="metric", units="m")
     image = node.execute(metric, "gray", False, "manual", 1.0, 3.0).args[0]
     np.testing.assert_allclose(image[0, 0, :, 0].numpy(), [1.0, 0.5, 0.0, 0.0], atol=1e-6)  # 1 m near = white
+
+
+@pytest.mark.parametrize("mode, bounds", [("auto", (0.0, 1.0)), ("percentile", (0.0, 1.0)), ("manual", (0.2, 0.7))])
+def test_colorize_preview_carries_the_range_it_coloured_with(comfy_inprocess, estimated, mode, bounds):
+    node = comfy_inprocess.node("Colorize Depth")
+    depth = estimated.args[1]
+    out = node.execute(depth, "viridis", True, mode, *bounds)
+    lo, hi = colorize_range(depth, mode, *(bounds if mode == "manual" else (None, None)))
+    entries = out.ui["dav2_depth"]
+    assert [(e["display_min"], e["display_max"]) for e in entries] == list(zip(lo.tolist(), hi.tolist()))
+    torch.testing.assert_close(out.args[0], colorize_in_range(depth, lo, hi, "viridis", invert=True), atol=0, rtol=0)
+    if mode == "auto":  # auto: the depth's own min/max, as the preview had before
+        assert all(e["display_min"] == pytest.approx(e["min"]) and e["display_max"] == pytest.approx(e["max"])
+                   for e in entries)
 
 
 def test_colorize_manual_min_not_below_max_is_refused(comfy_inprocess, estimated):
