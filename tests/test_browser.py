@@ -141,6 +141,24 @@ def test_preview_rejects_bad_input(tmp_path: Path) -> None:
         preview.preview_size(10, 10, 0)
 
 
+def test_preview_entries_carry_the_display_range(tmp_path: Path) -> None:
+    from dav2_core.depth import DepthMap
+
+    depth = DepthMap(torch.rand(3, 6, 7) * 5, kind="metric", units="m")
+    plain = preview.write_preview_entries(depth, str(tmp_path))
+    assert not any("display_min" in e or "display_max" in e for e in plain)  # no range given: as before
+    lo, hi = torch.tensor([0.5, 1.0, 2.0]), torch.tensor([1.5, 1.0, 4.25])
+    entries = preview.write_preview_entries(depth, str(tmp_path), display_range=(lo, hi))
+    assert [(e["display_min"], e["display_max"]) for e in entries] == [(0.5, 1.5), (1.0, 1.0), (2.0, 4.25)]
+    assert all(isinstance(e["display_min"], float) for e in entries)
+    listed = preview.write_preview_entries(depth, str(tmp_path), display_range=([0, 0, 0], [1, 2, 3]))
+    assert [e["display_max"] for e in listed] == [1.0, 2.0, 3.0]
+    for bad, match in [((lo[:2], hi[:2]), "one value per image"), ((hi, lo), "must not exceed"),
+                       ((lo, torch.tensor([1.0, float("nan"), 2.0])), "finite"), (lo, "pair")]:
+        with pytest.raises(ValueError, match=match):
+            preview.write_preview_entries(depth, str(tmp_path), display_range=bad)
+
+
 # ============================================================================ truth and graph helpers
 
 @lru_cache(maxsize=4)
@@ -649,6 +667,98 @@ def test_metric_model_shows_metres(page: Any, comfy_server: Any, checkpoints: di
     assert page.locator(f"{preview_sel(3)} .dav2-axis-max").text_content().endswith(" m")
     check_stats_table(page, 5, truth, "m")
     bh.screenshot(page, "metric")
+
+
+def set_widgets(page: Any, node_id: int, **values: Any) -> None:
+    """Set widgets of a canvas node the way a user's edit does (value, then the widget's callback)."""
+    page.evaluate(
+        """([id, values]) => {
+            const node = window.comfyAPI.app.app.graph.getNodeById(id);
+            for (const [name, value] of Object.entries(values)) {
+                const w = node.widgets.find((w) => w.name === name);
+                if (!w) throw new Error(`${node.type} has no widget ${name}`);
+                w.value = value;
+                w.callback?.(value);
+            }
+        }""",
+        [int(node_id), values],
+    )
+
+
+def check_matches_output(page: Any, server: Any, entry: dict, node_id: str, preview_node: str) -> np.ndarray:
+    """The preview canvas of ``preview_node`` shows the colours of the IMAGE that PreviewImage ``node_id``
+    received (within 2 levels per channel, 8-bit file vs LUT rounding); returns the output's pixels."""
+    from PIL import Image
+
+    (path,) = server.output_files(entry, node_id)
+    output = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+    px = canvas_pixels(page, preview_node)
+    assert px.shape[:2] == output.shape[:2], "the preview must show this small image at full size"
+    assert (px[..., 3] == 255).all()
+    diff = np.abs(px[..., :3].astype(np.int16) - output)
+    assert diff.max() <= 2, f"preview differs from Colorize Depth's IMAGE by up to {diff.max()} levels (mean {diff.mean():.2f})"
+    return output
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, checkpoints: dict) -> None:
+    """Colorize Depth's preview colours with the node's range_mode (auto, manual, percentile; relative and
+    metric; inverted): every canvas pixel equals the node's IMAGE output; hover still reads the exact depth."""
+    from dav2_core.colormaps import colorize_range
+    from dav2_core.depth import DepthMap
+
+    image = test_image(64, 90, seed=13)
+    name = upload_image(comfy_server, image, "dav2_browser_range.png")
+    bh.load_api_graph(page, depth_graph(comfy_server, name, TEST_CHECKPOINT, stats=False, save_npy="dav2_browser/range"))
+    entry = queue_and_wait(page, comfy_server, 4, execution=1)
+    depth = saved_depth(comfy_server, entry, "7")
+    show_node(page, 4, 420, 480)
+
+    # auto: unchanged, the depth's own min..max (the independent LUT check and the node's output agree)
+    check_colours(page, 4, depth, "Spectral_r", metric=False, invert=False)
+    auto = check_matches_output(page, comfy_server, entry, "6", 4)
+    assert "colours" not in preview_state(page, 4)["status"]
+
+    # manual: a window inside the depth's range, so both ends clip
+    # the frontend rounds float widgets to their 0.01 step; the random-init model's depth is only ~0.03..0.05
+    lo, hi = np.ceil(depth.min() * 100) / 100, np.floor(depth.max() * 100) / 100
+    assert depth.min() < lo < hi < depth.max()
+    set_widgets(page, 4, range_mode="manual", manual_min=float(lo), manual_max=float(hi))
+    entry = queue_and_wait(page, comfy_server, 4, execution=2)
+    shown = entry["outputs"]["4"]["dav2_depth"][0]
+    assert (shown["display_min"], shown["display_max"]) == pytest.approx((lo, hi), abs=1e-6)
+    manual = check_matches_output(page, comfy_server, entry, "6", 4)
+    assert np.abs(manual - auto).mean() > 10, "the manual range should change the colours"
+    assert "colours" in preview_state(page, 4)["status"]
+    show_node(page, 4, 420, 480)
+    bh.screenshot(page, "colorize-manual")
+    check_hover(page, 4, depth, [(0, 0), (89, 63), (45, 30)], "relative")  # values stay exact
+
+    # percentile, inverted: the preview follows the node's invert too
+    set_widgets(page, 4, range_mode="percentile", invert=True)
+    entry = queue_and_wait(page, comfy_server, 4, execution=3)
+    shown = entry["outputs"]["4"]["dav2_depth"][0]
+    want = [float(v[0]) for v in colorize_range(DepthMap(torch.from_numpy(depth)[None]), "percentile")]
+    assert [shown["display_min"], shown["display_max"]] == pytest.approx(want, rel=1e-5)
+    assert page.locator(f"{preview_sel(4)} .dav2-invert input").is_checked()
+    check_matches_output(page, comfy_server, entry, "6", 4)
+
+    # metric model, manual range in metres (near = fewer metres)
+    set_widgets(page, 2, model=METRIC_CHECKPOINT)
+    set_widgets(page, 4, invert=False, range_mode="auto")
+    entry = queue_and_wait(page, comfy_server, 4, execution=4)
+    metres = saved_depth(comfy_server, entry, "7")
+    check_colours(page, 4, metres, "Spectral_r", metric=True, invert=False)
+    check_matches_output(page, comfy_server, entry, "6", 4)
+    lo, hi = (round(float(np.quantile(metres, q)), 2) for q in (0.2, 0.7))
+    assert metres.min() < lo < hi < metres.max()
+    set_widgets(page, 4, range_mode="manual", manual_min=lo, manual_max=hi)
+    entry = queue_and_wait(page, comfy_server, 4, execution=5)
+    shown = entry["outputs"]["4"]["dav2_depth"][0]
+    assert shown["units"] == "m" and (shown["display_min"], shown["display_max"]) == pytest.approx((lo, hi), abs=1e-6)
+    check_matches_output(page, comfy_server, entry, "6", 4)
+    bh.screenshot(page, "colorize-metric-manual")
 
 
 @pytest.mark.browser

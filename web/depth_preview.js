@@ -42,6 +42,31 @@ function sampleIndex(width, height, pw, ph) {
   return idx;
 }
 
+/**
+ * Position on the expanded LUT (0..Q_MAX, see expandLut) of every stored 16-bit level of ``entry``, coloured
+ * as Colorize Depth does: the entry's ``display_min``..``display_max`` (the node's range_mode, depth units)
+ * or else its own ``min``..``max`` spans the colormap, clamped outside; near at the high end (metric: fewer
+ * metres = nearer) unless ``invert``; a zero range gives the first colour. Uint16Array(Q_MAX + 1).
+ */
+export function levelLutIndex(entry, invert) {
+  const index = new Uint16Array(Q_MAX + 1); // all zeros: the first colour
+  const reverse = (entry.kind === "metric") !== invert; // metres: larger = farther
+  const ranged = Number.isFinite(entry.display_min) && Number.isFinite(entry.display_max);
+  if (!ranged) {
+    if (entry.max === entry.min) return index;
+    for (let l = 0; l <= Q_MAX; l++) index[l] = reverse ? Q_MAX - l : l;
+    return index;
+  }
+  const lo = entry.display_min;
+  const span = entry.display_max - lo;
+  if (!(span > 0)) return index;
+  for (let l = 0; l <= Q_MAX; l++) {
+    const t = Math.min(1, Math.max(0, (levelToValue(entry, l) - lo) / span));
+    index[l] = Math.round((reverse ? 1 - t : t) * Q_MAX);
+  }
+  return index;
+}
+
 function histogram(depth) {
   const bins = new Float64Array(HIST_BINS);
   const { q, invalid } = depth;
@@ -239,6 +264,7 @@ export class DepthPreview {
       ph,
       sample: sampleIndex(depth.width, depth.height, pw, ph),
       hist: histogram(depth),
+      lutIndex: new Map(), // invert -> levelLutIndex, built when first needed
     };
     this.canvas.width = pw;
     this.canvas.height = ph;
@@ -249,7 +275,12 @@ export class DepthPreview {
     const scaled = pw !== entry.width ? ` · shown at ${pw}x${ph}` : "";
     const flat = entry.max === entry.min ? " · constant depth" : "";
     const invalid = depth.invalidCount ? ` · ${depth.invalidCount} px without value` : "";
-    this.setStatus(`${entry.width}x${entry.height} ${entry.kind}${scaled}${flat}${invalid}`);
+    const ranged = Number.isFinite(entry.display_min) && Number.isFinite(entry.display_max)
+      && (entry.display_min !== entry.min || entry.display_max !== entry.max);
+    const colours = ranged
+      ? ` · colours ${entry.display_min.toFixed(dec)}–${entry.display_max.toFixed(dec)}${units}`
+      : "";
+    this.setStatus(`${entry.width}x${entry.height} ${entry.kind}${scaled}${flat}${invalid}${colours}`);
     this.resizeNode();
     this.fitCanvas();
     this.render();
@@ -260,19 +291,22 @@ export class DepthPreview {
     this.root.dataset.ready = "1";
   }
 
-  /** The nearness mapping of a level: 0..65535 → LUT position (near = high end unless inverted). */
-  levelMap() {
-    const { entry } = this.current;
-    const flat = entry.max === entry.min; // Colorize Depth gives zero-range images the colormap's first colour
-    const metric = entry.kind === "metric"; // metres: larger = farther
-    return { flat, reverse: !flat && metric !== this.invert };
+  /** Expanded-LUT position of each stored level of the shown image (levelLutIndex), cached per invert. */
+  lutIndex() {
+    const { entry, lutIndex } = this.current;
+    let index = lutIndex.get(this.invert);
+    if (!index) {
+      index = levelLutIndex(entry, this.invert);
+      lutIndex.set(this.invert, index);
+    }
+    return index;
   }
 
   render() {
     if (!this.current || !this.luts) return;
     const { depth, sample, pw, ph } = this.current;
     const lut = expandLut(this.colormap, this.luts.get(this.colormap));
-    const { flat, reverse } = this.levelMap();
+    const index = this.lutIndex();
     const ctx = this.canvas.getContext("2d");
     const img = ctx.createImageData(pw, ph);
     const out = img.data;
@@ -283,9 +317,7 @@ export class DepthPreview {
         out[o + 3] = 0; // transparent: the checkerboard shows through
         continue;
       }
-      let level = flat ? 0 : q[src];
-      if (reverse) level = Q_MAX - level;
-      const l = level * 3;
+      const l = index[q[src]] * 3;
       out[o] = lut[l];
       out[o + 1] = lut[l + 1];
       out[o + 2] = lut[l + 2];
@@ -294,7 +326,7 @@ export class DepthPreview {
     ctx.putImageData(img, 0, 0);
     this.root.dataset.colormap = this.colormap;
     this.drawHistogram();
-    if (this.relief && this.reliefBox.checked) this.relief.setColours(lut, reverse);
+    if (this.relief && this.reliefBox.checked) this.relief.setColours(lut, index);
   }
 
   /** Switch between the flat preview (hover read-out) and the 3D relief (drag to turn). */
@@ -320,9 +352,8 @@ export class DepthPreview {
   updateRelief() {
     if (!this.relief || !this.reliefBox.checked || !this.current || !this.luts) return;
     const { depth, pw, ph, entry } = this.current;
-    const { flat, reverse } = this.levelMap();
     const lut = expandLut(this.colormap, this.luts.get(this.colormap));
-    this.relief.setData(depth, pw, ph, lut, flat, reverse, entry.kind === "metric");
+    this.relief.setData(depth, pw, ph, lut, this.lutIndex(), entry.kind === "metric");
   }
 
   drawHistogram(markerLevel = null) {
@@ -335,13 +366,15 @@ export class DepthPreview {
     ctx.clearRect(0, 0, cssW, cssH);
     const { hist } = this.current;
     const lut = expandLut(this.colormap, this.luts.get(this.colormap));
-    const { flat, reverse } = this.levelMap();
+    const index = this.lutIndex();
+    const flat = this.current.entry.max === this.current.entry.min;
     let peak = 0;
     for (const c of hist) peak = Math.max(peak, c);
     const binW = cssW / HIST_BINS;
     if (flat) {
       // Zero range: one spike; draw it in the middle, where the marker goes too.
-      ctx.fillStyle = `rgb(${lut[0]},${lut[1]},${lut[2]})`;
+      const l = index[0] * 3;
+      ctx.fillStyle = `rgb(${lut[l]},${lut[l + 1]},${lut[l + 2]})`;
       ctx.fillRect(Math.floor(cssW / 2 - binW), 0, Math.max(2, 2 * binW), cssH);
       if (markerLevel !== null) {
         ctx.fillStyle = "#fff";
@@ -351,9 +384,8 @@ export class DepthPreview {
     }
     for (let b = 0; b < HIST_BINS; b++) {
       if (!hist[b]) continue;
-      let level = Math.round(((b + 0.5) / HIST_BINS) * Q_MAX);
-      if (reverse) level = Q_MAX - level;
-      ctx.fillStyle = `rgb(${lut[level * 3]},${lut[level * 3 + 1]},${lut[level * 3 + 2]})`;
+      const l = index[Math.round(((b + 0.5) / HIST_BINS) * Q_MAX)] * 3;
+      ctx.fillStyle = `rgb(${lut[l]},${lut[l + 1]},${lut[l + 2]})`;
       const h = Math.max(1, Math.sqrt(hist[b] / peak) * (cssH - 2)); // sqrt scale keeps small bins visible
       ctx.fillRect(b * binW, cssH - h, Math.max(1, binW - 0.5), h);
     }

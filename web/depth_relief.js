@@ -8,7 +8,7 @@ const MAX_YAW = 1.2; // radians
 const MAX_PITCH = 1.2;
 
 /** Nearness 0..1 (near = 1) of a coarse grid over the full-resolution levels; NaN where no value. */
-function coarseGrid(depth, gw, gh, flat, metric) {
+function coarseGrid(depth, gw, gh, metric) {
   const { width, height, q, invalid } = depth;
   const t = new Float32Array(gw * gh);
   for (let j = 0; j < gh; j++) {
@@ -20,7 +20,7 @@ function coarseGrid(depth, gw, gh, flat, metric) {
         t[j * gw + i] = NaN;
         continue;
       }
-      const v = flat ? 0 : q[k] / Q_MAX;
+      const v = q[k] / Q_MAX; // a constant map is all level 0
       t[j * gw + i] = metric ? 1 - v : v; // metres: larger = farther
     }
   }
@@ -67,24 +67,23 @@ export class ReliefView {
   }
 
   /**
-   * New data: ``depth`` from loadPackedDepth, its preview size, ``lut`` (Uint8Array 65536*3 RGB),
-   * ``flat`` (zero range) and ``reverse`` (colour levels reversed) as the flat preview uses them.
+   * New data: ``depth`` from loadPackedDepth, its preview size, ``lut`` (Uint8Array 65536*3 RGB) and
+   * ``index`` (expanded-LUT position of each stored level, as the flat preview colours it).
    */
-  setData(depth, pw, ph, lut, flat, reverse, metric) {
+  setData(depth, pw, ph, lut, index, metric) {
     const gw = Math.max(2, Math.round(pw >= ph ? GRID : (GRID * pw) / ph));
     const gh = Math.max(2, Math.round(pw >= ph ? (GRID * ph) / pw : GRID));
-    this.grid = { gw, gh, aspect: pw / ph, t: coarseGrid(depth, gw, gh, flat, metric) };
+    this.grid = { gw, gh, aspect: pw / ph, t: coarseGrid(depth, gw, gh, metric) };
     this.lut = lut;
-    this.flat = flat;
-    this.reverse = reverse;
+    this.index = index;
     this.metric = metric;
     this.requestRender();
   }
 
   /** Same data, other colours (colormap or invert changed). */
-  setColours(lut, reverse) {
+  setColours(lut, index) {
     this.lut = lut;
-    this.reverse = reverse;
+    this.index = index;
     this.requestRender();
   }
 
@@ -109,10 +108,8 @@ export class ReliefView {
   }
 
   colour(t, shade) {
-    // t: nearness 0..1 -> the level the flat preview would colour this value with
-    let level = this.flat ? 0 : Math.round((this.metric ? 1 - t : t) * Q_MAX);
-    if (this.reverse) level = Q_MAX - level;
-    const l = level * 3;
+    // t: nearness 0..1 -> back to the stored level -> the colour the flat preview gives that level
+    const l = this.index[Math.round((this.metric ? 1 - t : t) * Q_MAX)] * 3;
     const r = Math.round(this.lut[l] * shade);
     const g = Math.round(this.lut[l + 1] * shade);
     const b = Math.round(this.lut[l + 2] * shade);
