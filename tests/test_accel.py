@@ -59,9 +59,17 @@ def test_optimize_is_idempotent_and_reversible(model, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: created.append(kw) or fn)
     accel.optimize(model)
     accel.optimize(model)
-    assert len(created) == 1 and created[0]["mode"] == "default" and created[0]["dynamic"] is False
+    assert len(created) == 1 and created[0]["dynamic"] is False
+    assert created[0]["options"] == {"freezing": True}  # CPU: default mode plus weight freezing
     assert accel.is_compiled(model)
     accel.unoptimize(model)
     assert not accel.is_compiled(model)
     with pytest.raises(ValueError, match="compile mode"):
         accel.optimize(model, mode="fastest")
+
+
+def test_cuda_mode_options_keep_cuda_graphs(model, monkeypatch):
+    created = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: created.append(kw) or fn)
+    accel.optimize(model, mode="reduce-overhead")
+    assert created[0]["options"] == {"triton.cudagraphs": True, "freezing": True}
