@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                        help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU)")
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (faster on many images or video frames; the first batch "
+                       "of each size compiles for a minute or more; falls back to plain PyTorch with a "
+                       "warning if compilation is unavailable)")
     run = parser.add_argument_group("inference")
     run.add_argument("--input-size", type=_input_size, default=518,
                      help="network short side in pixels, rounded to a multiple of 14 (default 518)")
@@ -402,6 +406,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
     device = next(model.parameters()).device
+    if args.compile:
+        from .accel import optimize
+
+        optimize(model)
     info = model.checkpoint_info
     _info(args, f"model {model.source} ({info.encoder}, {info.kind}) on {device} "
                 f"{str(next(model.parameters()).dtype).removeprefix('torch.')}")

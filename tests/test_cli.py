@@ -369,3 +369,27 @@ def test_probe_size_matches_decoded_size_for_exif_rotated_photos(tmp_path: Path)
     photo.save(tmp_path / "rotated.jpg", exif=exif)
     assert io.probe_image_size(tmp_path / "rotated.jpg") == (60, 40)
     assert io.read_image(tmp_path / "rotated.jpg").shape == (60, 40, 3)
+
+
+def test_compile_flag_goes_through_accel_and_falls_back(tmp_path: Path, models_dir: Path, model, capsys,
+                                                        monkeypatch) -> None:
+    """--compile compiles the model; where torch.compile fails, the run still succeeds on plain PyTorch."""
+    random_image(tmp_path / "photo.jpg", 56, 84, seed=7)
+    decoded = cv2.cvtColor(cv2.imread(str(tmp_path / "photo.jpg")), cv2.COLOR_BGR2RGB)
+    compiled_calls = []
+
+    def failing_compile(fn, **kwargs):
+        def compiled(x):
+            compiled_calls.append(kwargs)
+            raise RuntimeError("no working C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile is unavailable or failed"):
+        code, err = run_cli([str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "o"), "--npy", "--compile"],
+                            models_dir, capsys)
+    assert code == 0, err
+    assert len(compiled_calls) == 1 and compiled_calls[0]["options"]["freezing"] is True
+    expected = predict_depth(model, torch.from_numpy(decoded.astype(np.float32) / 255)[None], input_size=70)[0]
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "photo_depth.npy"), expected.numpy(),
+                               rtol=0, atol=1e-5 * float(expected.max() - expected.min()))
