@@ -148,13 +148,19 @@ def _estimate(wf: Workflow, normalization="per_image", pos=(400, 120), quality: 
     return wf.add("DAV2EstimateDepth", widgets, pos, (330, 250 + 90 * bool(quality)))
 
 
-def depth_colorize_save() -> Workflow:
-    wf = Workflow()
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
-    loader = _loader(wf, (20, 380))
-    est = _estimate(wf)
+def _photo_depth(wf: Workflow, top: int = 20, **estimate: Any) -> tuple[Node, Node]:
+    """The example photo -> Load Depth Anything V2 -> Estimate Depth; returns (LoadImage, Estimate Depth)."""
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, top), (315, 314))
+    loader = _loader(wf, (20, top + 360))
+    est = _estimate(wf, **estimate)
     wf.connect(loader, "model", est, "model")
     wf.connect(image, "IMAGE", est, "image")
+    return image, est
+
+
+def depth_colorize_save() -> Workflow:
+    wf = Workflow()
+    _, est = _photo_depth(wf)
     save_grey = wf.add("SaveImage", ["depth/dav2_depth"], (780, 20), (320, 300), title="Save depth (ControlNet-ready)")
     wf.connect(est, "depth_image", save_grey, "images")
     color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 420), (330, 180))
@@ -166,11 +172,7 @@ def depth_colorize_save() -> Workflow:
 
 def depth_stats() -> Workflow:
     wf = Workflow()
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
-    loader = _loader(wf, (20, 380))
-    est = _estimate(wf)
-    wf.connect(loader, "model", est, "model")
-    wf.connect(image, "IMAGE", est, "image")
+    _, est = _photo_depth(wf)
     stats = wf.add("DAV2DepthStats", [0], (780, 20), (420, 360))
     wf.connect(est, "depth", stats, "depth")
     save_plot = wf.add("SaveImage", ["depth/dav2_stats_plot"], (1240, 20), (480, 400), title="Save analysis plot")
@@ -182,11 +184,7 @@ def controlnet_depth() -> Workflow:
     """SD1.5 + depth ControlNet: the depth image conditions generation (needs your own weights)."""
     wf = Workflow()
     ckpt = wf.add("CheckpointLoaderSimple", ["v1-5-pruned-emaonly-fp16.safetensors"], (20, 20), (330, 100))
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 170), (315, 314))
-    loader = _loader(wf, (20, 530))
-    est = _estimate(wf, pos=(400, 300))
-    wf.connect(loader, "model", est, "model")
-    wf.connect(image, "IMAGE", est, "image")
+    _, est = _photo_depth(wf, top=170, pos=(400, 300))
     preview = wf.add("PreviewImage", [], (400, 600), (330, 260), title="Depth used as control")
     wf.connect(est, "depth_image", preview, "images")
     pos_text = wf.add("CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], (400, 20), (330, 110),
@@ -250,11 +248,7 @@ def video_depth() -> Workflow:
 def depth_bokeh() -> Workflow:
     """Photo -> depth (edge-refined) -> lens blur focused on the image centre; the circle of confusion as a preview."""
     wf = Workflow()
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
-    loader = _loader(wf, (20, 380))
-    est = _estimate(wf, quality=[False, 0.5, False, 1.0])
-    wf.connect(loader, "model", est, "model")
-    wf.connect(image, "IMAGE", est, "image")
+    image, est = _photo_depth(wf, quality=[False, 0.5, False, 1.0])
     blur = wf.add("DAV2DepthBokeh", ["point", 0.5, 0.5, 1.0, 12.0, 0.1, 16], (780, 20), (330, 300))
     wf.connect(image, "IMAGE", blur, "image")
     wf.connect(est, "depth", blur, "depth")
@@ -270,11 +264,7 @@ def depth_bokeh() -> Workflow:
 def depth_parallax() -> Workflow:
     """Photo -> depth (edge-refined) -> 48 frames of a looping circular camera move -> video."""
     wf = Workflow()
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, 20), (315, 314))
-    loader = _loader(wf, (20, 380))
-    est = _estimate(wf, quality=[False, 0.5, False, 1.0])
-    wf.connect(loader, "model", est, "model")
-    wf.connect(image, "IMAGE", est, "image")
+    image, est = _photo_depth(wf, quality=[False, 0.5, False, 1.0])
     move = wf.add("DAV2DepthParallax", [48, "circle", 0.03], (780, 20), (330, 150))
     wf.connect(image, "IMAGE", move, "image")
     wf.connect(est, "depth", move, "depth")
