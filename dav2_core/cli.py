@@ -29,10 +29,11 @@ from tqdm import tqdm
 from . import io
 from .colormaps import COLORMAPS, DEFAULT_COLORMAP, colorize
 from .depth import DepthMap
+from .loading import PRECISION_DTYPES
 from .variants import VARIANTS
 
 NORMALIZE_CHOICES = ("per_image", "percentile")
-DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
+DTYPE_CHOICES = ("auto", *PRECISION_DTYPES)
 DEFAULT_FPS = 30.0
 
 

@@ -11,8 +11,9 @@ from .hub import resolve_checkpoint
 from .model import DepthAnythingV2
 from .variants import VARIANTS
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
-           "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: Precision names and their dtypes: the one table the CLI, the nodes and the benchmarks offer.
+PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_DTYPES = {**PRECISION_DTYPES, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def default_models_dir() -> Path:

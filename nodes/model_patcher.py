@@ -10,7 +10,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
-from dav2_core.loading import resolve_dtype
+from dav2_core.loading import PRECISION_DTYPES, resolve_dtype
 
 PRECISIONS: dict[str, str] = {
     "auto": "fp16 on GPUs that run it fast (bf16 where fp16 is unsupported), fp32 on CPU",
@@ -18,7 +18,6 @@ PRECISIONS: dict[str, str] = {
     "fp16": "half precision: half the memory, faster on most GPUs",
     "bf16": "bfloat16: half the memory, safer range than fp16 on recent GPUs",
 }
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 DEVICES: dict[str, str] = {
     "auto": "ComfyUI's device (the GPU, or the CPU when started with --cpu); offloaded when idle",
@@ -40,7 +39,7 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
-        return resolve_dtype(_DTYPES[precision], load_device)  # e.g. refuses fp16 on the CPU, saying why
+        return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
     if mm.is_device_cpu(load_device):
         return torch.float32
     if mm.should_use_fp16(load_device):
@@ -51,7 +50,7 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    return {v: k for k, v in _DTYPES.items()}[dtype]
+    return {v: k for k, v in PRECISION_DTYPES.items()}[dtype]
 
 
 def wrap(model: torch.nn.Module, load_device: torch.device, offload_device: torch.device) -> comfy.model_patcher.ModelPatcher:
