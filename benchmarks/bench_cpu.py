@@ -38,8 +38,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import (  # noqa: E402
     DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_model, format_table, int_list,
-    is_compiled, list_photos, load_accel, machine_info, median, non_negative_int, positive_int, read_bgr,
-    resolve_photo, run_isolated, seeded_models, time_calls, worst, write_json,
+    is_compiled, load_accel, load_photos, machine_info, median, non_negative_int, positive_int, read_bgr,
+    run_isolated, seeded_models, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -168,12 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    try:
-        args.photo = resolve_photo(args.photo)
-        photos = list_photos(args.images) if args.images else [args.photo]
-        bgr = read_bgr(args.photo)
-    except ValueError as exc:
-        raise SystemExit(f"bench_cpu: {exc}") from None
+    photos, bgr = load_photos(args, "bench_cpu")
     if args.compile:
         load_accel(args.compile)  # fail before measuring anything
     threads = args.threads or torch.get_num_threads()

@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import (  # noqa: E402
     DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_model, format_table, int_list, is_compiled,
-    list_photos, load_accel, machine_info, median, non_negative_int, positive_int, read_bgr, resolve_photo,
+    load_accel, load_photos, machine_info, median, non_negative_int, positive_int, read_bgr,
     seeded_models, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -144,12 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return report
     if args.compile:
         load_accel(args.compile)  # fail before measuring anything
-    try:
-        args.photo = resolve_photo(args.photo)
-        photos = list_photos(args.images) if args.images else [args.photo]
-        bgr = read_bgr(args.photo)
-    except ValueError as exc:
-        raise SystemExit(f"bench_gpu: {exc}") from None
+    photos, bgr = load_photos(args, "bench_gpu")
     device = torch.device("cuda")
     square = cv2.resize(bgr, (args.size, args.size), interpolation=cv2.INTER_AREA)
     print(f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "

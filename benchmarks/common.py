@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dav2_core import DepthAnythingV2
+from dav2_core.loading import PRECISION_DTYPES
 from dav2_core.variants import ENCODERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
 #: The 640x480 NYU photo the speed targets are stated for (518x686 at the network).
 DEFAULT_PHOTO = SHARED / "depth_gt" / "nyu" / "rgb" / "rgb_00000.jpg"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = PRECISION_DTYPES
 SEED = 1234
 MIB = 1 << 20
 
@@ -148,6 +149,17 @@ def resolve_photo(path: Path | None) -> Path:
     if not photo.is_file():
         raise ValueError(f"photo {photo} not found; pass --photo PATH (the targets are stated for a 640x480 photo)")
     return photo
+
+
+def load_photos(args: argparse.Namespace, prog: str) -> tuple[list[Path], np.ndarray]:
+    """Resolve ``args.photo`` in place; return (accuracy photos: ``--images`` or the timed photo, timed photo
+    as BGR). A missing photo or folder ends the script with a message naming ``prog``."""
+    try:
+        args.photo = resolve_photo(args.photo)
+        photos = list_photos(args.images) if args.images else [args.photo]
+        return photos, read_bgr(args.photo)
+    except ValueError as exc:
+        raise SystemExit(f"{prog}: {exc}") from None
 
 
 def bgr_to_images(bgr: np.ndarray, batch: int = 1) -> torch.Tensor:
