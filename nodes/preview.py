@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dav2_core.depth import DepthMap
+from dav2_core.io import to_uint16
 
 #: UI output key the web extension reads (one entry per previewed image).
 UI_KEY = "dav2_depth"
@@ -56,8 +57,7 @@ def pack_depth_u16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
         lo = hi = 0.0
     span = hi - lo
     if span > 0.0:
-        q = np.rint((np.where(finite, d, lo) - lo) * (Q_MAX / span))
-        q = np.clip(q, 0, Q_MAX).astype(np.uint16)
+        q = to_uint16((np.where(finite, d, lo) - lo) / span)
     else:  # constant depth (or nothing finite): q = 0, max == min
         q = np.zeros(d.shape, dtype=np.uint16)
     rgb = np.empty((*d.shape, 3), dtype=np.uint8)

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from ..depth import DepthMap
-from ..io import atomic_path
+from ..io import atomic_path, to_uint16
 
 Format = Literal["png16", "exr", "npy"]
 FORMATS: tuple[str, ...] = ("png16", "exr", "npy")
@@ -69,7 +69,7 @@ def _write_png16(path: Path, values: np.ndarray, meta: dict) -> None:
 
     lo, hi = float(values.min()), float(values.max())
     scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    pixels = np.rint(np.clip(scaled, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    pixels = to_uint16(scaled)
     info = PngImagePlugin.PngInfo()
     info.add_text(META_KEY, json.dumps({**meta, "min": lo, "max": hi}))
     Image.fromarray(pixels).save(path, format="PNG", pnginfo=info)
