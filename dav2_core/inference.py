@@ -108,8 +108,8 @@ def predict_depth(
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     out_device = torch.device(output_device) if output_device is not None else device
-    result = torch.empty((batch, height, width), dtype=torch.float32, device=out_device,
-                         pin_memory=out_device.type == "cpu" and device.type == "cuda")
+    # Plain (unpinned) memory: pinning a whole long video's output would lock gigabytes of host RAM.
+    result = torch.empty((batch, height, width), dtype=torch.float32, device=out_device)
     start = 0
     while start < batch:
         stop = min(batch, start + chunk)
@@ -126,13 +126,11 @@ def predict_depth(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        result[start:stop].copy_(depth, non_blocking=device.type == "cuda")
+        result[start:stop].copy_(depth)  # device -> host copies are synchronous: the chunk's memory is free after
         del depth
         start = stop
         if progress is not None:
             progress(start, batch)
-    if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()
     return result
 
 
