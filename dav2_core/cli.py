@@ -169,7 +169,7 @@ def load_cli_model(args: argparse.Namespace) -> torch.nn.Module:
 
 def _depth_map(model: torch.nn.Module, values: torch.Tensor) -> DepthMap:
     info = model.checkpoint_info
-    return DepthMap(values, info.kind, "m" if info.kind == "metric" else "relative", model.source)
+    return DepthMap(values, info.kind, model.source)
 
 
 def _predict(model: torch.nn.Module, args: argparse.Namespace, images: np.ndarray) -> torch.Tensor:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .variants import DepthKind
+from .variants import DepthKind, units_for
 
 #: ITU-R BT.601 luma weights: a depth IMAGE is read as relative depth from its brightness.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -22,7 +22,6 @@ class DepthMap:
 
     values: torch.Tensor
     kind: DepthKind = "relative"
-    units: str = "relative"  # "relative" | "m"
     model: str = ""  # variant id or checkpoint file name it came from
 
     def __post_init__(self) -> None:
@@ -42,7 +41,12 @@ class DepthMap:
 
         rgb = as_image_batch(image)
         weights = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
-        return cls(rgb @ weights, kind="relative", units="relative", model="image")
+        return cls(rgb @ weights, kind="relative", model="image")
+
+    @property
+    def units(self) -> str:
+        """'m' for metric depth, 'relative' otherwise (derived from ``kind``: the two cannot disagree)."""
+        return units_for(self.kind)
 
     @property
     def batch(self) -> int:

@@ -9,10 +9,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 DepthKind = Literal["relative", "metric"]
+#: Units of depth values for each kind: the one place they are derived from the kind.
+UNITS_BY_KIND: dict[str, str] = {"relative": "relative", "metric": "m"}
+
+
+def units_for(kind: str) -> str:
+    """'m' for metric depth, 'relative' for relative (affine-invariant inverse) depth."""
+    try:
+        return UNITS_BY_KIND[kind]
+    except KeyError:
+        raise ValueError(f"depth kind must be 'relative' or 'metric', got {kind!r}") from None
 
 PATCH_SIZE = 14
 #: Side of the square position-embedding grid the checkpoints were trained with (518 / 14).
 POS_EMBED_GRID = 37
+#: The network input size (short side, px) the models were trained at: the default everywhere.
+DEFAULT_INPUT_SIZE = POS_EMBED_GRID * PATCH_SIZE
+#: Default cap of the longest network side in "native" resolution mode (px, a multiple of 14).
+DEFAULT_MAX_SIDE = 138 * PATCH_SIZE
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -50,6 +64,10 @@ ENCODERS: dict[str, EncoderSpec] = {
     "vitg": EncoderSpec("vitg", 1536, 40, 24, "swiglu", 384, (1536, 1536, 1536, 1536), (9, 19, 29, 39), LICENCE_NC),
 }
 
+#: Max depth (m) of each metric training set (Hypersim indoor, VKITTI outdoor): the metric head's
+#: sigmoid output is scaled by it. The one place these numbers live.
+METRIC_MAX_DEPTH: dict[str, float] = {"hypersim": 20.0, "vkitti": 80.0}
+
 _SIZE_WORD = {"vits": "Small", "vitb": "Base", "vitl": "Large", "vitg": "Giant"}
 
 
@@ -75,7 +93,7 @@ class Variant:
 
     @property
     def units(self) -> str:
-        return "m" if self.kind == "metric" else "relative"
+        return units_for(self.kind)
 
     @property
     def label(self) -> str:
@@ -93,7 +111,7 @@ def _relative(encoder: str) -> Variant:
 
 
 def _metric(dataset: str, encoder: str) -> Variant:
-    max_depth = 20.0 if dataset == "hypersim" else 80.0
+    max_depth = METRIC_MAX_DEPTH[dataset]
     ds_title = "Hypersim" if dataset == "hypersim" else "VKITTI"
     return Variant(
         f"metric_{dataset}_{encoder}", encoder, "metric", max_depth,
@@ -113,8 +131,6 @@ VARIANTS: dict[str, Variant] = {
 #: Variants whose official file can be downloaded from the Hub.
 DOWNLOADABLE: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.hf_repo)
 
-#: Max depth (m) of each metric training set, for checkpoints whose metadata names only the dataset.
-METRIC_MAX_DEPTH = {"hypersim": 20.0, "vkitti": 80.0}
 
 
 def get_variant(name: str) -> Variant:

@@ -105,7 +105,7 @@ class EstimateDepth(io.ComfyNode):
         values = refine_with_image(image, values, refine, net_size, model.patcher.load_device,
                                    mm.throw_exception_if_processing_interrupted)
         values = temporal_align(values, model.kind, temporal_consistency, temporal_smoothing)
-        depth = DepthMap(values, kind=model.kind, units=model.units, model=model.name)
+        depth = DepthMap(values, kind=model.kind, model=model.name)
         normalization = normalization_for(normalization, temporal_consistency)
         norm = normalize_depth(depth, normalization, invert=invert)
         depth_image = to_image(norm) if normalization != "raw" else norm.unsqueeze(-1).expand(*norm.shape, 3).contiguous()

@@ -7,6 +7,7 @@ from typing import Any
 from comfy_api.latest import io
 
 from dav2_core.depth import DepthMap
+from dav2_core.variants import units_for
 
 #: The one "Add Node" menu category of the pack.
 CATEGORY = "depth/Depth Anything V2"
@@ -33,7 +34,7 @@ class DepthModel:
 
     @property
     def units(self) -> str:
-        return "m" if self.kind == "metric" else "relative"
+        return units_for(self.kind)
 
 
 @io.comfytype(io_type="DAV2_MODEL")

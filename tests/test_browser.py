@@ -103,7 +103,7 @@ def test_preview_png_is_plain_8bit_rgb(tmp_path: Path) -> None:
 def test_preview_entries_fields_cap_and_sizes(tmp_path: Path) -> None:
     from dav2_core.depth import DepthMap
 
-    depth = DepthMap(torch.rand(20, 9, 16) * 5, kind="metric", units="m", model="m.safetensors")
+    depth = DepthMap(torch.rand(20, 9, 16) * 5, kind="metric", model="m.safetensors")
     entries = preview.write_preview_entries(depth, str(tmp_path), max_preview_side=8)
     assert len(entries) == preview.MAX_PREVIEW_IMAGES == 16
     assert [e["index"] for e in entries] == list(range(16))
@@ -144,7 +144,7 @@ def test_preview_rejects_bad_input(tmp_path: Path) -> None:
 def test_preview_entries_carry_the_display_range(tmp_path: Path) -> None:
     from dav2_core.depth import DepthMap
 
-    depth = DepthMap(torch.rand(3, 6, 7) * 5, kind="metric", units="m")
+    depth = DepthMap(torch.rand(3, 6, 7) * 5, kind="metric")
     plain = preview.write_preview_entries(depth, str(tmp_path))
     assert not any("display_min" in e or "display_max" in e for e in plain)  # no range given: as before
     lo, hi = torch.tensor([0.5, 1.0, 2.0]), torch.tensor([1.5, 1.0, 4.25])
@@ -812,9 +812,9 @@ def test_synthetic_outputs_exact_full_res_nan_constant_and_late_load(page: Any, 
     yy, xx = np.mgrid[0:h, 0:w]
     pattern = ((xx * 7919 + yy * 104729) % 1000).astype(np.float32) / 100.0 + 0.5  # metres 0.5..10.49
     pattern[100:300, 200:500] = np.nan
-    big = preview.write_preview_entries(DepthMap(torch.from_numpy(pattern)[None], kind="metric", units="m"),
+    big = preview.write_preview_entries(DepthMap(torch.from_numpy(pattern)[None], kind="metric"),
                                         _temp_dir(comfy_server))
-    flat = preview.write_preview_entries(DepthMap(torch.full((1, 48, 64), 3.5), kind="metric", units="m"),
+    flat = preview.write_preview_entries(DepthMap(torch.full((1, 48, 64), 3.5), kind="metric"),
                                          _temp_dir(comfy_server))
     node = _make_node(page, NODE_IDS["Estimate Depth"])
 

@@ -96,8 +96,8 @@ def ramp(lo: float, hi: float, w: int = 16) -> torch.Tensor:
 def test_near_is_high_end_spectral_red_for_both_kinds():
     red_end, blue_end = lut("Spectral_r")[255], lut("Spectral_r")[0]
     assert red_end[0] > red_end[2] and blue_end[2] > blue_end[0]  # high end red, low end blue
-    rel = DepthMap(ramp(0.1, 5.0), kind="relative", units="relative")  # right = nearest
-    met = DepthMap(ramp(0.5, 10.0), kind="metric", units="m")  # left = nearest
+    rel = DepthMap(ramp(0.1, 5.0), kind="relative")  # right = nearest
+    met = DepthMap(ramp(0.5, 10.0), kind="metric")  # left = nearest
     for mode in ("auto", "percentile"):
         r = colorize_depth(rel, range_mode=mode)
         m = colorize_depth(met, range_mode=mode)
@@ -110,7 +110,7 @@ def test_near_is_high_end_spectral_red_for_both_kinds():
 
 
 def test_manual_range_in_depth_units():
-    met = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]), kind="metric", units="m")
+    met = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]), kind="metric")
     out = colorize_depth(met, "gray", range_mode="manual", vmin=2.0, vmax=4.0)[0, 0, :, 0]
     # metres: vmin (2 m) is near = white, vmax (4 m) far = black, outside clamped
     torch.testing.assert_close(out, torch.tensor([1.0, 1.0, 0.5, 0.0, 0.0]), atol=1e-6, rtol=0)
@@ -124,7 +124,7 @@ def test_colorize_range_in_depth_units(kind):
     g = torch.Generator().manual_seed(3)
     values = torch.rand(2, 9, 11, generator=g) * 4.0 + 0.5
     values[1, 2, 3] = float("nan")
-    depth = DepthMap(values, kind=kind, units="m" if kind == "metric" else "relative")
+    depth = DepthMap(values, kind=kind if kind == "metric" else "relative")
     lo, hi = colorize_range(depth, "auto")
     finite = [v[torch.isfinite(v)].double().numpy() for v in values]
     np.testing.assert_allclose(lo.numpy(), [f.min() for f in finite], rtol=1e-6)
@@ -141,7 +141,7 @@ def test_colorize_range_in_depth_units(kind):
 
 
 def test_colorize_in_range_clamps_and_checks_bounds():
-    met = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]), kind="metric", units="m")
+    met = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 4.0, 6.0]]]), kind="metric")
     out = colorize_in_range(met, torch.tensor([2.0]), torch.tensor([4.0]), "gray")[0, 0, :, 0]
     torch.testing.assert_close(out, torch.tensor([1.0, 1.0, 0.5, 0.0, 0.0]), atol=1e-6, rtol=0)  # 2 m near = white
     zero = colorize_in_range(met, torch.tensor([3.0]), torch.tensor([3.0]), "viridis", invert=True)

@@ -45,7 +45,7 @@ def three_planes(h: int = H, w: int = W) -> DepthMap:
     v = torch.ones(1, h, w)
     v[:, :, w // 3 : 2 * w // 3] = 2.0
     v[:, :, 2 * w // 3 :] = 3.0
-    return DepthMap(v, kind="relative", units="relative", model="test")
+    return DepthMap(v, kind="relative", model="test")
 
 
 def bokeh(comfy, image, depth, **kw):
@@ -125,7 +125,7 @@ def test_bokeh_focus_by_depth_value(comfy_inprocess):
 
 def test_bokeh_metric_focus_in_metres(comfy_inprocess):
     image = texture()
-    metres = DepthMap(torch.where(three_planes().values > 1.5, 2.0, 8.0), kind="metric", units="m")
+    metres = DepthMap(torch.where(three_planes().values > 1.5, 2.0, 8.0), kind="metric")
     blurred, coc = bokeh(comfy_inprocess, image, metres, focus_mode="depth", focus_depth=8.0).args
     far = (0, slice(7, -7), slice(7, W // 3 - 7))
     torch.testing.assert_close(blurred[far], image[far], atol=1e-5, rtol=0)
@@ -246,7 +246,7 @@ def test_calibration_from_points_recovers_known_scale_and_shift(comfy_inprocess)
 
 def test_calibration_from_a_metric_reference_depth(comfy_inprocess):
     rel, metres = scene_relative(scale=2.0, shift=0.05)
-    reference = DepthMap(metres.clone(), kind="metric", units="m")
+    reference = DepthMap(metres.clone(), kind="metric")
     reference.values[0, :5] = float("nan")  # invalid pixels of the reference are ignored
     metric, report, _ = calibrate(comfy_inprocess, rel, "", reference=reference)
     torch.testing.assert_close(metric.values, metres, rtol=0.01, atol=0)
@@ -269,7 +269,7 @@ def test_calibration_bad_input(comfy_inprocess):
         calibrate(comfy_inprocess, rel, "10,10,two; 5,5,3.0")
     with pytest.raises(ValueError, match="> 0"):
         calibrate(comfy_inprocess, rel, "10,10,0; 5,5,3.0")
-    reference = DepthMap(metres, kind="metric", units="m")
+    reference = DepthMap(metres, kind="metric")
     with pytest.raises(ValueError, match="both"):
         calibrate(comfy_inprocess, rel, "10,10,2.0; 5,5,3.0", reference=reference)
     with pytest.raises(ValueError, match="already metric"):
@@ -291,7 +291,7 @@ def saved_paths(comfy, ui, key="depth_files"):
 
 def test_save_depth_png16_round_trip_in_the_output_folder(comfy_inprocess):
     metres = DepthMap(1.0 + 9.0 * torch.rand(1, H, W, generator=torch.Generator().manual_seed(3)),
-                      kind="metric", units="m", model="m1")
+                      kind="metric", model="m1")
     out = save(comfy_inprocess, metres, "effects_test/png")
     assert out.args == ()  # an output node without outputs
     (path,) = saved_paths(comfy_inprocess, out.ui)
@@ -387,7 +387,7 @@ def decode(normal_image: torch.Tensor) -> torch.Tensor:
 
 
 def test_normals_of_planes(comfy_inprocess):
-    wall = DepthMap(torch.full((1, H, W), 3.0), kind="metric", units="m")
+    wall = DepthMap(torch.full((1, H, W), 3.0), kind="metric")
     out = normals_node(comfy_inprocess, wall).args[0]
     assert out.shape == (1, H, W, 3) and out.dtype == torch.float32
     torch.testing.assert_close(out, torch.tensor([0.5, 0.5, 1.0]).expand(1, H, W, 3), atol=1e-5, rtol=0)
@@ -396,7 +396,7 @@ def test_normals_of_planes(comfy_inprocess):
     fov, t = 60.0, 0.5
     f = (W / 2) / math.tan(math.radians(fov) / 2)
     v = (torch.arange(H).float() - (H - 1) / 2) / f
-    floor = DepthMap((2.0 / (v + t))[None, :, None].expand(1, H, W).contiguous(), kind="metric", units="m")
+    floor = DepthMap((2.0 / (v + t))[None, :, None].expand(1, H, W).contiguous(), kind="metric")
     n = decode(normals_node(comfy_inprocess, floor, fov).args[0])
     torch.testing.assert_close(n.norm(dim=-1), torch.ones(1, H, W), atol=1e-3, rtol=0)  # unit length
     expected = torch.tensor([0.0, 1.0, t]) / math.sqrt(1 + t * t)
@@ -420,7 +420,7 @@ def read_ply(path):
 
 
 def test_normals_save_ply_with_image_colours(comfy_inprocess):
-    metres = DepthMap(torch.full((1, H, W), 2.0), kind="metric", units="m")
+    metres = DepthMap(torch.full((1, H, W), 2.0), kind="metric")
     image = torch.zeros(1, H, W, 3)
     image[..., 0] = 1.0  # pure red
     out = normals_node(comfy_inprocess, metres, save_ply=True, image=image, stride=2)
@@ -434,7 +434,7 @@ def test_normals_save_ply_with_image_colours(comfy_inprocess):
 
 
 def test_normals_save_ply_batches(comfy_inprocess):
-    depth = DepthMap(1.0 + torch.rand(2, 10, 12), kind="metric", units="m")
+    depth = DepthMap(1.0 + torch.rand(2, 10, 12), kind="metric")
     out = normals_node(comfy_inprocess, depth, save_ply=True, prefix="effects_test/pair")  # no image: normal colours
     paths = saved_paths(comfy_inprocess, out.ui, "ply_files")
     assert len(paths) == 2 and len({p.name for p in paths}) == 2 and all(len(read_ply(p)) == 120 for p in paths)

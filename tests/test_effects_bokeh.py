@@ -88,7 +88,7 @@ def test_metric_focus_in_metres_and_out_of_range():
     img = _texture(48, 72)
     metres = torch.full((1, 48, 72), 8.0)
     metres[:, :, 36:] = 2.0
-    depth = DepthMap(metres, kind="metric", units="m")
+    depth = DepthMap(metres, kind="metric")
     out, coc = lens_blur(img, depth, focus_depth=2.0, max_blur_radius=4.0)
     assert float(coc[0, :, 40:].max()) == 0.0 and float(coc[0, :, :30].min()) > 0.5
     assert torch.allclose(out[0, 5:-5, 44:-5], img[0, 5:-5, 44:-5], atol=1e-5)

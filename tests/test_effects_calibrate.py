@@ -51,7 +51,7 @@ def test_reference_map_with_invalid_pixels_and_batch():
     ref[:, :5] = 0.0  # invalid (as in Kinect holes)
     ref[:, 5:8] = float("nan")
     two = DepthMap(torch.cat([rel.values, rel.values * 2.0 + 1.0]), kind="relative")
-    out, fit = calibrate_to_metric(two, reference=DepthMap(ref, kind="metric", units="m"))
+    out, fit = calibrate_to_metric(two, reference=DepthMap(ref, kind="metric"))
     assert out.values.shape == (2, 40, 60) and fit["source"] == "reference"
     assert fit["scale"][0] == pytest.approx(S, rel=0.01)
     assert fit["scale"][1] == pytest.approx(S / 2, rel=0.01)  # the second map is 2·rel + 1
@@ -64,7 +64,7 @@ def test_reference_of_other_size_is_resized_with_warning():
     metres, rel = _scene(box=False)  # smooth, so resizing does not mix distances across an edge
     small = torch.nn.functional.interpolate(metres[None], size=(20, 30), mode="bilinear")[0]
     with pytest.warns(UserWarning, match="reference depth is 30x20"):
-        _, fit = calibrate_to_metric(rel, reference=DepthMap(small, kind="metric", units="m"))
+        _, fit = calibrate_to_metric(rel, reference=DepthMap(small, kind="metric"))
     assert fit["scale"][0] == pytest.approx(S, rel=0.02)
 
 
@@ -100,7 +100,7 @@ def test_bad_points(points, message):
 
 def test_bad_arguments():
     metres, rel = _scene()
-    ref = DepthMap(metres, kind="metric", units="m")
+    ref = DepthMap(metres, kind="metric")
     with pytest.raises(ValueError, match="exactly one"):
         calibrate_to_metric(rel)
     with pytest.raises(ValueError, match="exactly one"):
@@ -110,6 +110,6 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="must be a metric"):
         calibrate_to_metric(rel, reference=rel)
     with pytest.raises(ValueError, match="fewer than two valid"):
-        calibrate_to_metric(rel, reference=DepthMap(torch.zeros_like(metres), kind="metric", units="m"))
+        calibrate_to_metric(rel, reference=DepthMap(torch.zeros_like(metres), kind="metric"))
     with pytest.raises(ValueError, match="reference has 3 maps"):
-        calibrate_to_metric(rel, reference=DepthMap(metres.repeat(3, 1, 1), kind="metric", units="m"))
+        calibrate_to_metric(rel, reference=DepthMap(metres.repeat(3, 1, 1), kind="metric"))

@@ -18,7 +18,7 @@ def _relative(b: int = 1) -> DepthMap:
 
 
 def _metric() -> DepthMap:
-    return DepthMap(0.5 + 20.0 * torch.rand(1, 24, 32, generator=torch.Generator().manual_seed(1)), kind="metric", units="m", model="metric_hypersim_vits")
+    return DepthMap(0.5 + 20.0 * torch.rand(1, 24, 32, generator=torch.Generator().manual_seed(1)), kind="metric", model="metric_hypersim_vits")
 
 
 def test_png16_round_trip_within_quantisation(tmp_path):

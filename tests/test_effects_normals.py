@@ -25,14 +25,14 @@ def _plane(normal_cam, d: float) -> torch.Tensor:
 
 
 def test_wall_facing_the_camera_is_the_classic_normal_colour():
-    out = depth_to_normals(DepthMap(torch.full((2, H, W), 3.0), kind="metric", units="m"), FOV)
+    out = depth_to_normals(DepthMap(torch.full((2, H, W), 3.0), kind="metric"), FOV)
     assert out.shape == (2, H, W, 3)
     assert torch.allclose(out, torch.tensor([0.5, 0.5, 1.0]).expand_as(out), atol=1e-5)
 
 
 def test_tilted_plane_normal_is_recovered():
     n_cam = (0.4, -0.3, -1.0)  # faces the camera, turned right and up
-    out = depth_to_normals(DepthMap(_plane(n_cam, -3.0), kind="metric", units="m"), FOV)
+    out = depth_to_normals(DepthMap(_plane(n_cam, -3.0), kind="metric"), FOV)
     n = torch.tensor(n_cam) / torch.tensor(n_cam).norm()
     expected = (torch.stack([n[0], -n[1], -n[2]]) + 1) / 2  # OpenGL axes: y up, z toward the viewer
     assert torch.allclose(out[0, 2:-2, 2:-2], expected.expand(H - 4, W - 4, 3), atol=2e-3)
@@ -49,7 +49,7 @@ def test_relative_depth_gives_plausible_orientation_and_invalid_pixels_face_the_
 
 
 def test_pointcloud_of_a_wall():
-    depth = DepthMap(torch.full((1, H, W), 2.0), kind="metric", units="m")
+    depth = DepthMap(torch.full((1, H, W), 2.0), kind="metric")
     img = torch.rand(1, H, W, 3)
     xyz, rgb = depth_to_pointcloud(depth, img, FOV)
     assert xyz.shape == (H * W, 3) and rgb.shape == (H * W, 3)
@@ -66,7 +66,7 @@ def test_pointcloud_skips_invalid_and_checks_batch():
     m = torch.full((1, H, W), 2.0)
     m[0, :5] = 0.0
     m[0, 5, 0] = float("inf")
-    xyz, _ = depth_to_pointcloud(DepthMap(m, kind="metric", units="m"), torch.rand(1, H, W, 3), FOV)
+    xyz, _ = depth_to_pointcloud(DepthMap(m, kind="metric"), torch.rand(1, H, W, 3), FOV)
     assert xyz.shape[0] == H * W - 5 * W - 1
     with pytest.raises(ValueError, match="one image"):
         depth_to_pointcloud(DepthMap(torch.rand(2, H, W)), torch.rand(2, H, W, 3), FOV)

@@ -19,7 +19,7 @@ def _three_plane_scene(h: int = 60, w: int = 150):
     markers = [(30, 25), (30, 75), (30, 125)]  # (row, col), one per plane: 8 m, 4 m, 2 m
     for r, c in markers:
         img[0, r - 1 : r + 2, c - 1 : c + 2] = 1.0
-    return img, DepthMap(metres, kind="metric", units="m"), markers
+    return img, DepthMap(metres, kind="metric"), markers
 
 
 def _marker_x(frame: torch.Tensor, r: int, c: int, reach: int = 20) -> float:

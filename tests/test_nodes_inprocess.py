@@ -313,7 +313,7 @@ def test_colorize_accepts_a_depth_image(comfy_inprocess, estimated):
 
 def test_colorize_manual_range(comfy_inprocess):
     node = comfy_inprocess.node("Colorize Depth")
-    metric = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 10.0]]]), kind="metric", units="m")
+    metric = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 10.0]]]), kind="metric")
     image = node.execute(metric, "gray", False, "manual", 1.0, 3.0).args[0]
     np.testing.assert_allclose(image[0, 0, :, 0].numpy(), [1.0, 0.5, 0.0, 0.0], atol=1e-6)  # 1 m near = white
 

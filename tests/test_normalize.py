@@ -37,9 +37,9 @@ def test_per_image_min_max_exact():
 
 def test_near_is_white_relative_and_metric():
     # relative: larger disparity = nearer → right side nearest
-    rel = DepthMap(ramp(lo=0.5, hi=9.0), kind="relative", units="relative")
+    rel = DepthMap(ramp(lo=0.5, hi=9.0), kind="relative")
     # metric: smaller metres = nearer → left side nearest
-    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric", units="m")
+    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric")
     for mode in ("per_image", "percentile", "batch"):
         r = normalize_depth(rel, mode)
         m = normalize_depth(met, mode)
@@ -116,7 +116,7 @@ def test_nan_inf_ignored_and_mapped_to_zero():
 
 
 def test_raw_is_unchanged_and_refuses_invert():
-    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric", units="m")
+    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric")
     raw = normalize_depth(met, "raw")
     assert raw.dtype == torch.float32 and torch.equal(raw, met.values)
     assert raw.data_ptr() != met.values.data_ptr()

@@ -33,7 +33,7 @@ def test_ramp_stats_match_numpy():
     # two different ramps: exact order statistics known, per-image and batch-wide entries differ
     a = torch.linspace(0.0, 10.0, 12 * 20).reshape(12, 20)
     b = torch.linspace(5.0, 6.0, 12 * 20).reshape(12, 20) ** 2
-    d = DepthMap(torch.stack([a, b]), kind="metric", units="m", model="metric_hypersim_vits")
+    d = DepthMap(torch.stack([a, b]), kind="metric", model="metric_hypersim_vits")
     s = depth_stats(d)
     assert (s["kind"], s["units"], s["model"], s["batch_size"], s["height"], s["width"]) == (
         "metric", "m", "metric_hypersim_vits", 2, 12, 20)
@@ -102,7 +102,7 @@ def test_bad_input():
 
 
 def test_format_stats_shows_units():
-    met = DepthMap(torch.rand(2, 6, 6) * 5 + 1, kind="metric", units="m", model="metric_vkitti_vits")
+    met = DepthMap(torch.rand(2, 6, 6) * 5 + 1, kind="metric", model="metric_vkitti_vits")
     text = format_stats(depth_stats(met))
     assert "units: m" in text and "metric_vkitti_vits" in text
     assert "Batch:" in text and "Image 1:" in text and "Image 2:" in text

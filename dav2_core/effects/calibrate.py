@@ -140,5 +140,5 @@ def calibrate_to_metric(
         "clamped_pixels": n_clamped.tolist(),
         "source": source,
     }
-    out = DepthMap(metres.float(), kind="metric", units="m", model=f"{relative.model} (calibrated)".strip())
+    out = DepthMap(metres.float(), kind="metric", model=f"{relative.model} (calibrated)".strip())
     return out, fit

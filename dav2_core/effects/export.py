@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from ..depth import DepthMap
+from ..variants import UNITS_BY_KIND, units_for
 from ..io import atomic_path, to_uint16
 
 Format = Literal["png16", "exr", "npy"]
@@ -154,8 +155,14 @@ def _from_meta(values: np.ndarray, meta: dict | None, path: Path) -> DepthMap:
     if meta is None:
         warnings.warn(f"{path} has no dav2_depth metadata; loaded as relative depth", UserWarning, stacklevel=3)
         meta = {"kind": "relative", "units": "relative", "model": ""}
+    kind = meta.get("kind")
+    if kind not in UNITS_BY_KIND or meta.get("units", units_for(kind)) != units_for(kind):
+        raise ValueError(
+            f"{path}: its metadata says kind {kind!r} with units {meta.get('units')!r}; expected kind 'relative' "
+            "(units 'relative') or 'metric' (units 'm'). The file was not written by Save Depth, or was edited."
+        )
     t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-    return DepthMap(t if t.ndim == 3 else t[None], kind=meta["kind"], units=meta["units"], model=meta.get("model", ""))
+    return DepthMap(t if t.ndim == 3 else t[None], kind=kind, model=meta.get("model", ""))
 
 
 def load_depth(path: str | os.PathLike[str]) -> DepthMap:
