@@ -197,3 +197,27 @@ def to_image(norm01: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"to_image needs a [B,H,W] tensor, got {getattr(norm01, 'shape', type(norm01))}")
     grey = torch.nan_to_num(norm01.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
     return grey.unsqueeze(-1).expand(*grey.shape, 3).contiguous()
+
+
+class RunningRange:
+    """Normalisation range for streamed frames (video): the union of the frames' ranges seen so far.
+
+    Each chunk's per-frame ranges (``mode`` 'per_image': min-max, or 'percentile': 1st/99th percentiles)
+    widen the running range; it never shrinks, so a region keeps its grey level from frame to frame (no
+    flicker). After the first chunks the range settles; only depth beyond everything seen before widens it.
+    Bounds are in nearness units, as :func:`range_of` gives them.
+    """
+
+    def __init__(self, mode: str = "per_image") -> None:
+        _check_mode(mode, ("per_image", "percentile", "batch"))
+        self.mode = mode
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def update(self, depth: DepthMap | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Widen with ``depth`` [b,H,W]; return per-frame bounds (lo[b], hi[b]) for :func:`scale_to_unit`."""
+        lo, hi = range_of(depth, self.mode)
+        self.lo = min(self.lo, float(lo.min()))
+        self.hi = max(self.hi, float(hi.max()))
+        batch = lo.shape[0]
+        return torch.full((batch,), self.lo), torch.full((batch,), self.hi)

@@ -6,15 +6,14 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from dav2_core.depth import DepthMap
-from dav2_core.effects import refine_with_image
-from dav2_core.inference import MAX_CHUNK, predict_depth
-from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES, normalize_depth, to_image
-from dav2_core.preprocess import RESOLUTION_MODES, network_size
-from dav2_core.variants import PATCH_SIZE
+from dav2_core.inference import MAX_CHUNK
+from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
+from dav2_core.pipeline import EstimateOptions, estimate
+from dav2_core.preprocess import RESOLUTION_MODES
+from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
-from .estimate_quality import normalization_for, quality_inputs, temporal_align
+from .estimate_quality import quality_inputs
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
 
@@ -42,12 +41,12 @@ class EstimateDepth(io.ComfyNode):
             inputs=[
                 DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
                 io.Image.Input("image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."),
-                io.Int.Input("input_size", default=518, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
+                io.Int.Input("input_size", default=DEFAULT_INPUT_SIZE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
                              tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
-                                     "518 is what the models were trained at; larger shows finer detail, costs more."),
+                                     f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more."),
                 io.Combo.Input("resolution", options=list(RESOLUTION_MODES), default="keep_aspect",
                                tooltip=_help(RESOLUTION_MODES)),
-                io.Int.Input("max_side", default=1932, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
+                io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
                              tooltip="native mode only: the longest side the network runs at (multiple of 14); "
                                      "larger images are scaled down to it"),
                 io.Combo.Input("normalization", options=list(NORMALIZE_MODES), default="per_image",
@@ -74,11 +73,10 @@ class EstimateDepth(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, normalization: str | None, invert: bool | None) -> bool | str:
         """Refuse raw + invert when the graph is queued, before the model runs."""
-        if normalization is not None and normalization not in NORMALIZE_MODES:
-            return f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZE_MODES)}"
-        if normalization == "raw" and invert:
-            return ("invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
-                    "turn invert off or pick per_image, percentile or batch")
+        try:
+            EstimateOptions(normalization=normalization or "per_image", invert=bool(invert))
+        except ValueError as exc:
+            return str(exc)
         return True
 
     @classmethod
@@ -87,26 +85,14 @@ class EstimateDepth(io.ComfyNode):
                 temporal_consistency: bool = False, temporal_smoothing: float = 1.0) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
-        message = cls.validate_inputs(normalization, invert)
-        if message is not True:  # direct calls skip ComfyUI's validation: check before the model runs
-            raise ValueError(message)
+        options = EstimateOptions(  # validates every option before the model runs
+            input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
+            flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
+            temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert)
         network = model_patcher.load(model.patcher)
-        batch = int(image.shape[0]) if image.ndim == 4 else 1
-        bar = comfy.utils.ProgressBar(batch)
-
-        def progress(done: int, total: int) -> None:
-            bar.update_absolute(done, total)
-            mm.throw_exception_if_processing_interrupted()
-
-        values = predict_depth(network, image, input_size=input_size, resolution=resolution, max_side=max_side,
-                               chunk_size=chunk_size or None, flip_tta=flip_tta, progress=progress,
-                               output_device=mm.intermediate_device())
-        net_size = network_size(*values.shape[1:], input_size, resolution, max_side)
-        values = refine_with_image(image, values, refine, net_size, model.patcher.load_device,
-                                   mm.throw_exception_if_processing_interrupted)
-        values = temporal_align(values, model.kind, temporal_consistency, temporal_smoothing)
-        depth = DepthMap(values, kind=model.kind, model=model.name)
-        normalization = normalization_for(normalization, temporal_consistency)
-        norm = normalize_depth(depth, normalization, invert=invert)
-        depth_image = to_image(norm) if normalization != "raw" else norm.unsqueeze(-1).expand(*norm.shape, 3).contiguous()
-        return io.NodeOutput(depth_image, depth, norm, ui=depth_preview_ui(depth))
+        bar = comfy.utils.ProgressBar(int(image.shape[0]) if image.ndim == 4 else 1)
+        result = estimate(network, image, options, progress=lambda done, total: bar.update_absolute(done, total),
+                          check_cancel=mm.throw_exception_if_processing_interrupted,
+                          output_device=mm.intermediate_device(), work_device=model.patcher.load_device,
+                          model_name=model.name)
+        return io.NodeOutput(result.depth_image(), result.depth, result.normalized, ui=depth_preview_ui(result.depth))

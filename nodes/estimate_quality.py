@@ -1,16 +1,10 @@
-"""Estimate Depth's optional quality levers: flip TTA, guided-filter refinement, temporal consistency for video.
+"""Estimate Depth's optional quality inputs: flip TTA, guided-filter refinement, temporal consistency for video.
 
-Kept apart from ``estimate.py`` so the node's core stays short; the maths is in ``dav2_core.effects``.
+Only the schema lives here (kept apart so the node stays short); what they do is ``dav2_core.pipeline``.
 """
 from __future__ import annotations
 
-import math
-
-import torch
 from comfy_api.latest import io
-
-from dav2_core.effects import temporally_consistent
-
 
 def quality_inputs() -> list[io.Input]:
     """The optional Estimate Depth inputs (defaults = off, so workflows saved before them run unchanged)."""
@@ -33,20 +27,3 @@ def quality_inputs() -> list[io.Input]:
                                "previous frame's: 1 = fully aligned (least flicker); lower lets the scale follow the "
                                "scene more freely; 0 = no alignment, only the batch-wide normalisation"),
     ]
-
-
-def temporal_align(values: torch.Tensor, kind: str, enabled: bool, smoothing: float) -> torch.Tensor:
-    """Frames [T,H,W] of relative depth aligned in scale/shift to their predecessors (no-op when disabled,
-    for metric depth or a single frame)."""
-    if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
-        raise ValueError(f"temporal_smoothing must be in 0..1, got {smoothing}")
-    if not enabled or kind == "metric" or values.shape[0] < 2:
-        return values
-    return temporally_consistent(values, smoothing=smoothing)
-
-
-def normalization_for(normalization: str, temporal_consistency: bool) -> str:
-    """The normalisation actually used: with temporal consistency, one min-max over the batch (raw stays raw)."""
-    if temporal_consistency and normalization in ("per_image", "percentile"):
-        return "batch"
-    return normalization

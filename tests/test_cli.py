@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from checkpoint_factory import write_checkpoint
-from dav2_core import cli, io
+from dav2_core import cli, io, pipeline
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
 from dav2_core.loading import load_model
+from dav2_core.normalize import RunningRange
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--input-size", "70", "--device", "cpu"]
@@ -88,15 +89,15 @@ def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
 
 
 def recording_predict(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """Record the [b,H,W,3] shape of every forward the CLI runs (the real prediction still runs)."""
+    """Record the [b,H,W,3] shape of every batch the CLI sends through the pipeline (the real prediction runs)."""
     calls: list[tuple[int, ...]] = []
-    real = cli._predict
+    real = pipeline.predict_depth
 
-    def spy(model, args, images):
+    def spy(model, images, *args, **kwargs):
         calls.append(tuple(images.shape))
-        return real(model, args, images)
+        return real(model, images, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "_predict", spy)
+    monkeypatch.setattr(pipeline, "predict_depth", spy)
     return calls
 
 
@@ -184,7 +185,7 @@ def test_video_is_streamed_in_chunks_and_keeps_every_frame(
 
 
 def test_running_range_only_widens() -> None:
-    running = cli.RunningRange("per_image")
+    running = RunningRange("per_image")
     first = DepthMap(torch.tensor([[[1.0, 5.0]], [[2.0, 4.0]]]))
     lo, hi = running.update(first)
     assert lo.tolist() == [1.0, 1.0] and hi.tolist() == [5.0, 5.0]

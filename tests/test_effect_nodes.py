@@ -471,9 +471,11 @@ def test_estimate_defaults_unchanged_and_flip_tta(comfy_inprocess, model):
 
 
 def fake_network_output(comfy, monkeypatch, values: torch.Tensor) -> None:
-    """Estimate Depth's network replaced by fixed depth values [B,H,W] (what predict_depth returns)."""
-    module = sys.modules[node(comfy, "Estimate Depth").__module__]
-    monkeypatch.setattr(module, "predict_depth", lambda *args, **kwargs: values.clone())
+    """Estimate Depth's network replaced by fixed depth values [B,H,W] (what predict_depth returns inside the
+    shared pipeline, which the node runs)."""
+    import dav2_core.pipeline
+
+    monkeypatch.setattr(dav2_core.pipeline, "predict_depth", lambda *args, **kwargs: values.clone())
 
 
 def test_estimate_refine_snaps_depth_edges_to_image_edges(comfy_inprocess, model, monkeypatch):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import dav2_core.engines as dav2_core_engines
 import dav2_core.inference as inference
 from dav2_core import DepthAnythingV2
 from dav2_core.inference import predict_depth
@@ -189,3 +190,106 @@ def test_auto_chunk_size_is_bounded(model):
     chunk = inference.auto_chunk_size(model, (518, 686), (480, 640))
     assert 1 <= chunk <= inference.MAX_CHUNK
     assert inference.bytes_per_image(model, (518, 686), (480, 640)) > 50 * 2**20
+
+
+@pytest.mark.parametrize("message", ["CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"])
+def test_library_allocation_failures_halve_the_chunk_too(model, monkeypatch, message):
+    images = _rand(4, 28, 28, 3, seed=8)
+    expected = predict_depth(model, images, input_size=28, chunk_size=1)
+    real = inference._forward_chunk
+    sizes = []
+
+    def limited(m, chunk, net_size, flip_tta, first_index):
+        sizes.append(chunk.shape[0])
+        if chunk.shape[0] > 1:
+            raise RuntimeError(f"cuDNN error: {message}")
+        return real(m, chunk, net_size, flip_tta, first_index)
+
+    monkeypatch.setattr(inference, "_forward_chunk", limited)
+    torch.testing.assert_close(predict_depth(model, images, input_size=28, chunk_size=4), expected, atol=1e-5, rtol=0)
+    assert sizes == [4, 2, 1, 1, 1, 1]
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(model, monkeypatch):
+    calls = []
+
+    def broken(*_):
+        calls.append(1)
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(inference, "_forward_chunk", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        predict_depth(model, _rand(4, 28, 28, 3), input_size=28, chunk_size=4)
+    assert calls == [1]  # raised at once, no halving retries
+
+
+def test_out_of_memory_releases_the_failed_chunk_before_retrying(model, monkeypatch):
+    """The cache is released after the handler, when the failed chunk's tensors are no longer referenced."""
+    import weakref
+
+    real = inference._forward_chunk
+    held: list[weakref.ref] = []
+    alive_at_release: list[bool] = []
+
+    def limited(m, chunk, net_size, flip_tta, first_index):
+        if chunk.shape[0] > 1:
+            activations = torch.empty(1000)  # stands for the failed chunk's activations
+            held.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("simulated")
+        return real(m, chunk, net_size, flip_tta, first_index)
+
+    monkeypatch.setattr(inference, "_forward_chunk", limited)
+    monkeypatch.setattr(inference, "release_cached", lambda device: alive_at_release.append(held[-1]() is not None))
+    predict_depth(model, _rand(2, 28, 28, 3), input_size=28, chunk_size=2)
+    assert alive_at_release == [False]
+
+
+def test_flip_tta_halves_the_automatic_chunk(model, monkeypatch):
+    monkeypatch.setattr(inference, "free_memory_bytes", lambda device: 40 * inference.bytes_per_image(model, (28, 28), (28, 28)))
+    assert inference.auto_chunk_size(model, (28, 28), (28, 28)) == 20
+    assert inference.auto_chunk_size(model, (28, 28), (28, 28), flip_tta=True) == 10
+
+
+class RecordingEngine(dav2_core_engines.EngineBase):
+    """A non-torch engine (the protocol only): a fixed function of the input, with every batch recorded."""
+
+    backend = "fake"
+
+    def __init__(self, fixed_size=None):
+        self.device, self.input_dtype, self.source = torch.device("cpu"), torch.float32, "fake.onnx"
+        self.checkpoint_info = None
+        self.max_depth = None
+        self.fixed_size = fixed_size
+        self.batches = []
+
+    def __call__(self, images):
+        self.batches.append(tuple(images.shape))
+        return images.mean(1) * 2.0 + 3.0  # [B,3,H,W] -> [B,H,W]
+
+    def bytes_per_image(self, net_size, image_size):
+        return 1 << 20
+
+    def check_net_size(self, net_size):
+        if self.fixed_size is not None and tuple(net_size) != self.fixed_size:
+            raise ValueError(f"this engine runs only {self.fixed_size}, not {net_size}")
+
+
+def test_any_engine_runs_through_predict_depth_and_infer_image():
+    engine = RecordingEngine()
+    images = _rand(5, 30, 44, 3, seed=9)
+    depth = predict_depth(engine, images, input_size=28, chunk_size=2)
+    assert engine.batches == [(2, 3, 28, 42), (2, 3, 28, 42), (1, 3, 28, 42)]
+    from dav2_core.preprocess import prepare_batch
+
+    net = prepare_batch(images, (28, 42))
+    want = torch.nn.functional.interpolate((net.mean(1) * 2 + 3)[:, None], (30, 44), mode="bilinear", align_corners=True)[:, 0]
+    torch.testing.assert_close(depth, want, atol=1e-5, rtol=0)
+    bgr = (np.random.default_rng(0).random((30, 44, 3)) * 255).astype(np.uint8)
+    assert engine.infer_image(bgr, 28).shape == (30, 44)
+
+
+def test_an_engine_that_cannot_take_a_shape_says_so_before_running():
+    engine = RecordingEngine(fixed_size=(28, 28))
+    with pytest.raises(ValueError, match="runs only"):
+        predict_depth(engine, _rand(1, 30, 44, 3), input_size=28)
+    assert engine.batches == []

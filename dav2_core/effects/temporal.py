@@ -128,12 +128,39 @@ def temporally_consistent(
     frames = torch.cat(out)
     if smoothing == 0.0 or frames.shape[0] < 2:
         return frames
-    result = [frames[0]]
-    for k in range(1, frames.shape[0]):
-        s, t = robust_scale_shift(result[-1][None], frames[k][None])
-        a = smoothing
-        result.append((1.0 + a * (s[0] - 1.0)) * frames[k] + a * t[0])
-    return torch.stack(result)
+    return TemporalAligner(smoothing)(frames)
+
+
+class TemporalAligner:
+    """Streaming frame-to-frame alignment of relative depth: call it with consecutive chunks [n,H,W].
+
+    Each frame's robust scale/shift to the previous *output* frame is applied with strength ``smoothing``
+    (0..1; 1 = fully aligned). The last output frame is carried to the next call, so a clip processed in
+    chunks gives the same frames as the whole clip at once (``temporally_consistent`` on a [T,H,W] tensor).
+    """
+
+    def __init__(self, smoothing: float = 1.0) -> None:
+        if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
+            raise ValueError(f"smoothing must be in 0..1, got {smoothing}")
+        self.smoothing = smoothing
+        self.last: torch.Tensor | None = None
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """Aligned copy of ``frames`` [n,H,W] (float32, same device)."""
+        if not isinstance(frames, torch.Tensor) or frames.ndim != 3 or min(frames.shape) == 0:
+            raise ValueError(f"frames must be a non-empty [n,H,W] tensor, got {getattr(frames, 'shape', type(frames))}")
+        if self.last is not None and self.last.shape != frames.shape[1:]:
+            raise ValueError(f"frame size {tuple(frames.shape[1:])} differs from the previous frames' {tuple(self.last.shape)}")
+        out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+        a = self.smoothing
+        for k in range(frames.shape[0]):
+            frame = frames[k].float()
+            if self.last is not None and a > 0.0:
+                s, t = robust_scale_shift(self.last.to(frame.device)[None], frame[None])
+                frame = (1.0 + a * (s[0] - 1.0)) * frame + a * t[0]
+            out[k] = frame
+            self.last = out[k].clone()  # not a view: the chunk need not stay alive
+        return out
 
 
 def flicker_metric(normalised: torch.Tensor, mask: torch.Tensor | None = None) -> float:

@@ -1,0 +1,79 @@
+"""``python -m dav2_core`` / ``dav2``: depth maps for images, folders and videos, and sub-commands.
+
+``dav2 INPUT... [-o DIR] [options]`` writes depth for images (grouped by size, batch by batch) and videos
+(streamed chunk by chunk); see :mod:`.images` and :mod:`.video` for the outputs. A first argument naming a
+sub-command (``dav2 <command> --help``) runs that command instead; to process a file literally named like
+a sub-command, write it as ``./name``.
+
+Exit status: 0 all done; 1 done, but some inputs failed or some video frames could not be decoded
+(each is reported on stderr and the rest is written); 2 nothing done (bad arguments, missing input,
+model unavailable offline, bad checkpoint); 130 interrupted (finished files are kept, no partial file).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from .. import io
+from ..accel import optimize
+from ..checkpoints import CheckpointError
+from ..engines import as_engine
+from ..hub import HubUnavailableError
+from .args import CliOptions, build_parser, parse_options
+from .common import CliError, Report, info, load_cli_model, warn
+from .images import process_images
+from .video import process_video
+
+#: Sub-commands: name -> module in this package with ``main(argv) -> int``.
+SUBCOMMANDS: dict[str, str] = {}
+
+__all__ = ["CliOptions", "SUBCOMMANDS", "build_parser", "main", "parse_options", "run"]
+
+
+def run(options: CliOptions) -> int:
+    """Process the inputs the options name; returns the exit status."""
+    out_dir = options.output
+    try:
+        inputs = io.collect_inputs(list(options.inputs), recursive=options.recursive, exclude=out_dir)
+        model = load_cli_model(options)
+    except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError) as exc:
+        print(f"dav2: error: {exc}", file=sys.stderr)
+        return 2
+    if options.compile:
+        optimize(model)
+    engine, checkpoint = as_engine(model), model.checkpoint_info
+    info(options, f"model {model.source} ({checkpoint.encoder}, {checkpoint.kind}) on {engine.device} "
+                  f"{str(engine.input_dtype).removeprefix('torch.')} ({engine.backend})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    images = [item for item in inputs if item.kind == "image"]
+    if images:
+        process_images(model, images, options, out_dir, report)
+    for item in inputs:
+        if item.kind == "video":
+            process_video(model, item, options, out_dir, report)
+    skipped = sum(report.skipped_frames.values())
+    info(options, f"done: images {report.images_done}, videos {report.videos_done}, written to {out_dir}")
+    if report.failed or skipped:
+        warn(f"finished with problems: {len(report.failed)} inputs failed, {skipped} video frames skipped"
+             + "".join(f"\n  {path}: {why}" for path, why in report.failed)
+             + "".join(f"\n  {path}: {count} frames skipped" for path, count in report.skipped_frames.items()))
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dav2`` / ``python -m dav2_core``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        return importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__).main(args[1:])
+    options = parse_options(args)
+    try:
+        return run(options)
+    except KeyboardInterrupt:
+        print("dav2: interrupted; finished outputs are kept, no partial file was left", file=sys.stderr)
+        return 130
+    except OSError as exc:  # e.g. output folder not writable, disk full
+        print(f"dav2: error: {exc}", file=sys.stderr)
+        return 2

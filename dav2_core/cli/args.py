@@ -1,0 +1,161 @@
+"""The ``dav2`` depth command's arguments: the parser and the frozen options object built from it.
+
+Nothing downstream sees ``argparse.Namespace``: :func:`parse_options` turns the command line into a
+:class:`CliOptions` (inference options as the shared :class:`~dav2_core.pipeline.EstimateOptions`).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .. import io
+from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
+from ..loading import PRECISION_DTYPES
+from ..pipeline import EstimateOptions
+from ..preprocess import RESOLUTION_MODES, check_input_size
+from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
+
+#: --normalize choices: images use their own range; a video uses the running union of its frames' ranges.
+NORMALIZE_CHOICES = ("per_image", "percentile")
+DTYPE_CHOICES = ("auto", *PRECISION_DTYPES)
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """Everything one ``dav2`` run was asked to do."""
+
+    inputs: tuple[str, ...]
+    output: Path
+    recursive: bool = False
+    variant: str | None = None
+    checkpoint: str | None = None
+    models_dir: str | None = None
+    device: str | None = None
+    dtype: str = "auto"
+    compile: bool = False
+    estimate: EstimateOptions = EstimateOptions()
+    batch_size: int | None = None
+    colormap: str = DEFAULT_COLORMAP
+    color: bool = True
+    npy: bool = False
+    frames: bool = False
+    quiet: bool = False
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _input_size(text: str) -> int:
+    try:
+        return check_input_size(positive_int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``dav2 --help`` shows every option)."""
+    variants = "\n".join(f"  {name:24s} {variant.label}" for name, variant in VARIANTS.items())
+    parser = argparse.ArgumentParser(
+        prog="dav2",
+        description="Depth Anything V2 depth maps for images, folders and videos.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"variants (--encoder):\n{variants}\n\n"
+            "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
+            "[--npy] <stem>_depth.npy (raw float32)\n"
+            "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
+            "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, video files or folders of them (images: "
+                        f"{' '.join(io.IMAGE_EXTENSIONS)}; videos: {' '.join(io.VIDEO_EXTENSIONS)})")
+    parser.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="also read the subfolders of input folders (outputs mirror the folder layout)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--encoder", "--variant", dest="variant", choices=list(VARIANTS), default=None,
+                       metavar="VARIANT", help="model variant (default: vits); see the list below")
+    model.add_argument("--checkpoint", metavar="PATH",
+                       help="checkpoint file to use instead of the variant's file (.pth, .safetensors, HF "
+                       "folder); with --encoder a metric variant it is read as that metric model")
+    model.add_argument("--models-dir", metavar="DIR",
+                       help="folder searched for (and receiving downloads of) variant files "
+                       "(default: $DAV2_MODELS_DIR or ~/.cache/dav2/models)")
+    model.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
+    model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU)")
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (faster on many images or video frames; the first batch "
+                       "of each size compiles for a minute or more; falls back to plain PyTorch with a "
+                       "warning if compilation is unavailable)")
+    run = parser.add_argument_group("inference")
+    run.add_argument("--input-size", type=_input_size, default=DEFAULT_INPUT_SIZE,
+                     help=f"network short side in pixels, rounded to a multiple of 14 (default {DEFAULT_INPUT_SIZE})")
+    run.add_argument("--resolution", choices=list(RESOLUTION_MODES), default="keep_aspect",
+                     help="; ".join(f"{name}: {text}" for name, text in RESOLUTION_MODES.items()))
+    run.add_argument("--max-side", type=positive_int, default=DEFAULT_MAX_SIDE,
+                     help=f"longest network side in native mode (default {DEFAULT_MAX_SIDE})")
+    run.add_argument("--batch-size", type=positive_int, default=None,
+                     help="images or frames per forward pass (default: sized from free memory)")
+    run.add_argument("--flip-tta", action="store_true",
+                     help="also predict the mirrored image and average both (cleaner; twice the compute)")
+    run.add_argument("--refine", type=_fraction, default=0.0, metavar="S",
+                     help="edge-aware refinement guided by the image, strength 0..1 (default 0 = off)")
+    run.add_argument("--temporal", action="store_true",
+                     help="videos: align each frame's depth scale/shift to the previous frame (relative models)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--colormap", choices=COLORMAPS, default=DEFAULT_COLORMAP,
+                     help=f"colormap of the colour outputs (default {DEFAULT_COLORMAP}: near = red)")
+    out.add_argument("--no-color", action="store_true",
+                     help="no colour PNG for images; videos are written in grey")
+    out.add_argument("--invert", action="store_true", help="near = black (and the low end of the colormap)")
+    out.add_argument("--npy", action="store_true",
+                     help="also write raw float32 depth (.npy: relative, or metres for metric models)")
+    out.add_argument("--frames", action="store_true",
+                     help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/")
+    out.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="per_image",
+                     help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
+                     "their own range; a video uses the running union of its frames' ranges (no flicker)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None = None) -> CliOptions:
+    """Parse the command line (argparse exits with status 2 on a bad option) into :class:`CliOptions`."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        estimate = EstimateOptions(
+            input_size=ns.input_size, resolution=ns.resolution, max_side=ns.max_side, chunk_size=ns.batch_size,
+            flip_tta=ns.flip_tta, refine=ns.refine, temporal_consistency=ns.temporal,
+            normalization=ns.normalize, invert=ns.invert,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    return CliOptions(
+        inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
+        checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
+        estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
+        frames=ns.frames, quiet=ns.quiet,
+    )

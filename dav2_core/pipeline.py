@@ -1,0 +1,231 @@
+"""The one estimate path: options -> predict -> refine -> temporal alignment -> DepthMap -> normalised map.
+
+Estimate Depth, Video Depth and the CLI (images and videos) all run depth through here, so an option
+means the same thing everywhere:
+
+- :class:`EstimateOptions` (frozen, validated once) says how: network size rule, chunking, flip TTA,
+  image-guided refinement, temporal alignment, normalisation and invert.
+- :func:`estimate` runs a whole IMAGE batch [B,H,W,C] -> :class:`DepthResult` (DepthMap + 0..1 map).
+- :class:`DepthStream` runs consecutive chunks of one clip, carrying state across chunks: temporal
+  alignment to the previous chunk's last frame and a clip-wide normalisation range (a running range, a
+  fixed range known in advance, or per frame), so a streamed video does not flicker at chunk boundaries.
+
+Below this module: :mod:`.inference` (chunked engine calls), :mod:`.effects` (refinement, alignment),
+:mod:`.normalize`. Nothing here imports ComfyUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+
+from .depth import DepthMap
+from .effects.refine import refine_with_image
+from .effects.temporal import TemporalAligner
+from .engines import as_engine, describe
+from .inference import ProgressFn, predict_depth
+from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
+from .preprocess import RESOLUTION_MODES, ResolutionMode, check_input_size, network_size
+from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
+
+CancelCheck = Callable[[], None]
+"""Called between units of work (frames, chunks); raises to cancel (e.g. ComfyUI's interrupt check)."""
+
+StreamRange = Literal["running", "per_frame", "fixed"]
+#: How a stream's frames are normalised, with their help text (the one list of them).
+STREAM_RANGE_HELP: dict[str, str] = {
+    "running": "one range for the clip that only widens as new depth is seen (no flicker, one pass)",
+    "per_frame": "each frame stretched to its own range (maximum contrast per frame, flickers)",
+    "fixed": "a range known in advance, e.g. from a first pass over the whole clip (no flicker)",
+}
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    """How depth is estimated and normalised (validated on construction; ValueError names the bad option).
+
+    input_size: network short side for keep_aspect (px, >= 14; x14 sizes are used as is).
+    resolution / max_side: the network size rule (see :func:`dav2_core.preprocess.network_size`).
+    chunk_size: images per forward pass, None = sized from free memory.
+    flip_tta: also run the mirrored image and average (twice the compute).
+    refine: 0..1 strength of the image-guided (guided filter) edge refinement; 0 = off.
+    temporal_consistency / temporal_smoothing: align each frame's scale/shift to its predecessor
+    (relative models only) with strength 0..1, and normalise over the batch instead of per image.
+    normalization: one of ``normalize.NORMALIZE_MODES``; invert: near = 0 instead of 1 (not with 'raw').
+    """
+
+    input_size: int = DEFAULT_INPUT_SIZE
+    resolution: ResolutionMode = "keep_aspect"
+    max_side: int = DEFAULT_MAX_SIDE
+    chunk_size: int | None = None
+    flip_tta: bool = False
+    refine: float = 0.0
+    temporal_consistency: bool = False
+    temporal_smoothing: float = 1.0
+    normalization: str = "per_image"
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        check_input_size(self.input_size)
+        if self.resolution not in RESOLUTION_MODES:
+            raise ValueError(f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(RESOLUTION_MODES)}")
+        if isinstance(self.max_side, bool) or not isinstance(self.max_side, int) or self.max_side < PATCH_SIZE:
+            raise ValueError(f"max_side must be a whole number of pixels >= {PATCH_SIZE}, got {self.max_side!r}")
+        if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a whole number of images >= 1 (or None for automatic), got {self.chunk_size!r}")
+        for name in ("refine", "temporal_smoothing"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
+                raise ValueError(f"{name} must be a number in 0..1, got {value!r}")
+        if self.normalization not in NORMALIZE_MODES:
+            raise ValueError(f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZE_MODES)}")
+        if self.normalization == "raw" and self.invert:
+            raise ValueError("invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
+                             "turn invert off or pick per_image, percentile or batch")
+
+    @property
+    def effective_normalization(self) -> str:
+        """The normalisation actually used: with temporal consistency, one min-max over the batch (raw stays raw)."""
+        if self.temporal_consistency and self.normalization in ("per_image", "percentile"):
+            return "batch"
+        return self.normalization
+
+    def net_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) the network runs at for a ``height`` x ``width`` image under these options."""
+        return network_size(height, width, self.input_size, self.resolution, self.max_side)
+
+    def with_(self, **changes: Any) -> "EstimateOptions":
+        """A validated copy with some options changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """Depth of a batch: the float :class:`DepthMap` and its normalised map [B,H,W] (0..1, near = 1 unless
+    inverted; the raw values for normalisation 'raw')."""
+
+    depth: DepthMap
+    normalized: torch.Tensor
+    normalization: str
+
+    def depth_image(self) -> torch.Tensor:
+        """The normalised map as a grey IMAGE [B,H,W,3] float32 (raw values repeated for 'raw')."""
+        grey = self.normalized.float()
+        if self.normalization != "raw":
+            grey = torch.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+        return grey.unsqueeze(-1).expand(*grey.shape, 3).contiguous()
+
+
+def model_label(model: Any, name: str | None = None) -> str:
+    """What a DepthMap records as its model: ``name`` if given, else the variant id or checkpoint file name."""
+    if name:
+        return name
+    source = describe(model)[2]
+    return Path(source).name if ("/" in source or "\\" in source) else source
+
+
+def _depth_values(
+    model: Any,
+    images: torch.Tensor,
+    options: EstimateOptions,
+    progress: ProgressFn | None,
+    check_cancel: CancelCheck | None,
+    output_device: torch.device | str | None,
+    work_device: torch.device | str | None,
+) -> torch.Tensor:
+    """predict -> refine: depth [B,H,W] float32 on ``output_device`` (None: the engine's device)."""
+
+    def on_chunk(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if check_cancel is not None:
+            check_cancel()
+
+    values = predict_depth(model, images, options.input_size, options.resolution, options.max_side,
+                           options.chunk_size, options.flip_tta, on_chunk, output_device)
+    if options.refine > 0.0:
+        net = options.net_size(values.shape[1], values.shape[2])
+        device = work_device if work_device is not None else as_engine(model).device
+        values = refine_with_image(images, values, float(options.refine), net, device, check_cancel)
+    return values
+
+
+@torch.inference_mode()
+def estimate(
+    model: Any,
+    images: torch.Tensor,
+    options: EstimateOptions = EstimateOptions(),
+    *,
+    progress: ProgressFn | None = None,
+    check_cancel: CancelCheck | None = None,
+    output_device: torch.device | str | None = "cpu",
+    work_device: torch.device | str | None = None,
+    model_name: str | None = None,
+) -> DepthResult:
+    """Depth for a whole IMAGE batch [B,H,W,C] (float 0..1 or uint8) through the one estimate path.
+
+    ``progress(done, total)`` runs after each chunk and ``check_cancel()`` after each chunk / refined frame.
+    The result lives on ``output_device`` (None: the model's device); refinement runs on ``work_device``
+    (default the model's device) one frame at a time.
+    """
+    kind, _, _ = describe(model)
+    values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
+    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1:
+        values = TemporalAligner(float(options.temporal_smoothing))(values)
+    depth = DepthMap(values, kind=kind, model=model_label(model, model_name))
+    mode = options.effective_normalization
+    return DepthResult(depth, normalize_depth(depth, mode, invert=options.invert), mode)
+
+
+@dataclass
+class DepthStream:
+    """Depth for consecutive chunks of one clip with state carried across chunks (see the module docstring).
+
+    range_mode: 'running' (default: a widening clip range, one pass), 'per_frame', or 'fixed' with
+    ``fixed_range`` = (lo, hi) in *nearness* units (``normalize.range_of`` units: relative values, or
+    minus metres for metric depth), e.g. from a first pass. With ``options.temporal_consistency`` each
+    frame of a relative model is aligned to the previous output frame, across chunk boundaries too.
+    Normalisation 'raw' passes the values through; 'batch' is read as 'running' for a stream.
+    """
+
+    model: Any
+    options: EstimateOptions = field(default_factory=EstimateOptions)
+    range_mode: StreamRange = "running"
+    fixed_range: tuple[float, float] | None = None
+    model_name: str | None = None
+    output_device: torch.device | str | None = "cpu"
+    work_device: torch.device | str | None = None
+    frames_done: int = 0
+
+    def __post_init__(self) -> None:
+        if self.range_mode not in STREAM_RANGE_HELP:
+            raise ValueError(f"unknown range mode {self.range_mode!r}; choose one of {', '.join(STREAM_RANGE_HELP)}")
+        if (self.range_mode == "fixed") != (self.fixed_range is not None):
+            raise ValueError("range_mode 'fixed' needs fixed_range=(lo, hi), and fixed_range needs range_mode 'fixed'")
+        self.kind = describe(self.model)[0]
+        mode = self.options.normalization
+        self._running = RunningRange("per_image" if mode == "batch" else mode) if mode != "raw" else None
+        align = self.options.temporal_consistency and self.kind == "relative"
+        self._aligner = TemporalAligner(float(self.options.temporal_smoothing)) if align else None
+
+    def __call__(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthResult:
+        """Depth for the next chunk of frames [n,H,W,C] (float 0..1 or uint8)."""
+        values = _depth_values(self.model, frames, self.options, None, check_cancel, self.output_device,
+                               self.work_device)
+        if self._aligner is not None:
+            values = self._aligner(values)
+        depth = DepthMap(values, kind=self.kind, model=model_label(self.model, self.model_name))
+        self.frames_done += depth.batch
+        mode = self.options.normalization
+        if mode == "raw":
+            return DepthResult(depth, normalize_depth(depth, "raw"), "raw")
+        if self.range_mode == "per_frame":
+            lo, hi = range_of(depth, "per_image" if mode == "batch" else mode)
+        elif self.range_mode == "fixed":
+            lo = torch.full((depth.batch,), float(self.fixed_range[0]))
+            hi = torch.full((depth.batch,), float(self.fixed_range[1]))
+        else:
+            lo, hi = self._running.update(depth)
+        return DepthResult(depth, scale_to_unit(nearness(depth), lo, hi, self.options.invert), mode)
