@@ -18,7 +18,8 @@ export COMFYUI_DIR
 
 setup: venv comfyui-setup
 
-# The only torch/torchvision pair that imports together here (DEVELOPERS.md); CPU-only machines run it fine.
+# The torch/torchvision pair the suite is tested with (README, Development: each torchvision release needs
+# its own torch); CPU-only machines run it fine.
 $(VENV)/.stamp-venv: pyproject.toml tools/requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -47,7 +48,8 @@ test: setup browser
 demo: venv
 	$(PY) -m dav2_core $(SHARED)/images -o $(OUT) --encoder vits --models-dir models --npy
 
-# Pipeline check without network: a seeded random-init checkpoint (the maps are meaningless noise).
+# Pipeline check without network: a seeded random-init checkpoint (dav2_core.checkpoints.random_init; the maps
+# are meaningless noise).
 demo-offline: venv
 	$(PY) tools/make_random_checkpoint.py vits models/random_vits.safetensors
 	$(PY) -m dav2_core $(SHARED)/images -o $(OUT) --checkpoint models/random_vits.safetensors

@@ -12,12 +12,18 @@ Two HF spellings exist and both are accepted:
 
 The fusion blocks are stored in reverse order: HF ``neck.fusion_stage.layers.{j}`` is official
 ``depth_head.scratch.refinenet{4-j}``.
+
+The other way (:func:`official_to_hf`, :func:`hf_config`) writes the HF on-disk layout, for the
+random-init checkpoints (:mod:`dav2_core.checkpoints.random_init`) and the cross-checks in the tests.
 """
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import torch
+
+from .variants import DEFAULT_INPUT_SIZE, ENCODERS, PATCH_SIZE
 
 #: Top-level prefixes that identify each layout.
 OFFICIAL_PREFIXES = ("pretrained.", "depth_head.")
@@ -83,6 +89,13 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 _HF_TO_OFFICIAL = [(_compile(hf), off) for hf, off in RENAME_RULES]
+_OFFICIAL_TO_HF = [(_compile(off), hf) for hf, off in RENAME_RULES]
+_OFFICIAL_QKV = re.compile(r"^pretrained\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
+
+
+def _fill(template: str, m: re.Match[str]) -> str:
+    groups = m.groupdict()
+    return template.replace(_BLOCK, groups.get("n") or "").replace(_PARAM, groups.get("p") or "")
 
 
 def is_hf_layout(keys: list[str]) -> bool:
@@ -112,7 +125,7 @@ def hf_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
             name = pattern.sub(replacement, name)
         for pattern, template in _HF_TO_OFFICIAL:
             if m := pattern.match(name):
-                out[template.replace(_BLOCK, m.groupdict().get("n") or "").replace(_PARAM, m.groupdict().get("p") or "")] = tensor
+                out[_fill(template, m)] = tensor
                 break
         else:
             unknown.append(key)
@@ -127,3 +140,57 @@ def hf_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
             raise ValueError(f"block {n} SwiGLU {p}: found only {sorted(parts)} of gate_proj/up_proj")
         out[f"pretrained.blocks.{n}.mlp.w12.{p}"] = torch.cat([parts["gate"], parts["up"]], dim=0)
     return out
+
+
+def official_to_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official keys -> HF-transformers on-disk keys (the inverse of :func:`hf_to_official`; q/k/v split).
+
+    Only the ``mlp`` feed-forward is written (vits/vitb/vitl); KeyError for a key with no HF name.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in sd.items():
+        if m := _OFFICIAL_QKV.match(key):
+            for name, part in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
+                out[f"backbone.encoder.layer.{m.group(1)}.attention.attention.{name}.{m.group(2)}"] = part.contiguous()
+            continue
+        for pattern, template in _OFFICIAL_TO_HF:
+            if m := pattern.match(key):
+                out[_fill(template, m)] = tensor
+                break
+        else:
+            raise KeyError(f"no HF name for official key {key}")
+    return out
+
+
+def hf_config(encoder: str, kind: str = "relative", max_depth: float | None = None) -> Any:
+    """``transformers.DepthAnythingConfig`` of an encoder (Dinov2 backbone, out_indices = layer_ids + 1).
+
+    Needs ``transformers`` (imported here only); ``config.to_json_file(path)`` writes the HF config.json.
+    """
+    try:
+        from transformers import DepthAnythingConfig, Dinov2Config
+    except ImportError as exc:
+        raise ImportError(f"writing an HF config.json needs the transformers package ({exc}); pip install transformers") from None
+
+    spec = ENCODERS[encoder]
+    backbone = Dinov2Config(
+        image_size=DEFAULT_INPUT_SIZE,
+        patch_size=PATCH_SIZE,
+        hidden_size=spec.embed_dim,
+        num_attention_heads=spec.num_heads,
+        num_hidden_layers=spec.depth,
+        mlp_ratio=4,
+        use_swiglu_ffn=spec.ffn == "swiglu",
+        layerscale_value=1.0,
+        out_indices=[i + 1 for i in spec.layer_ids],
+        reshape_hidden_states=False,
+    )
+    return DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=spec.embed_dim,
+        neck_hidden_sizes=list(spec.out_channels),
+        fusion_hidden_size=spec.features,
+        depth_estimation_type=kind,
+        # transformers 5 types max_depth as int (the Hub configs hold 20 / 80)
+        max_depth=(int(max_depth) if float(max_depth).is_integer() else max_depth) if kind == "metric" else 1,
+    )

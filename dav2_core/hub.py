@@ -1,7 +1,6 @@
 """Find a variant's checkpoint in a models folder, or download the official file with huggingface_hub."""
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 from pathlib import Path
@@ -11,18 +10,22 @@ from huggingface_hub import constants, hf_hub_download
 
 from .variants import Variant, get_variant
 
+try:  # the HTTP library's error base class, as huggingface_hub re-exports it
+    from huggingface_hub.errors import HTTPError as _TransportError
+except ImportError:  # older huggingface_hub: requests-based, whose errors are OSErrors
+    _TransportError = OSError
+
 
 def _network_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "could not fetch": OSError covers huggingface_hub's own errors (HfHubHTTPError,
-    LocalEntryNotFoundError, OfflineModeIsEnabled) and requests'; plus the HTTPError of whichever httpx
-    flavour this huggingface_hub version talks through."""
-    errors: list[type[BaseException]] = [OSError]
-    for module in ("httpx", "httpx2"):
-        try:
-            errors.append(importlib.import_module(module).HTTPError)
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
+    """Exceptions that mean "could not fetch".
+
+    OSError covers huggingface_hub's own errors (HfHubHTTPError, LocalEntryNotFoundError,
+    OfflineModeIsEnabled), requests' errors and file-system failures while writing. The transport's
+    errors need not be OSErrors (httpx's / httpx2's ConnectError, RemoteProtocolError...):
+    ``huggingface_hub.errors.HTTPError`` is the base class of whichever HTTP library this
+    huggingface_hub talks through (requests before 1.0, httpx in 1.x, httpx2 in 2.x).
+    """
+    return (OSError,) if issubclass(_TransportError, OSError) else (OSError, _TransportError)
 
 
 _NETWORK_ERRORS = _network_errors()
@@ -96,11 +99,36 @@ def resolve_checkpoint(variant_name: str, models_dir: str | os.PathLike[str]) ->
     unreachable = hub_unreachable_reason()
     if unreachable:
         raise HubUnavailableError(f"{variant.filename} is not in {folder} and the Hub is unreachable ({unreachable}). {how}")
+    before = _download_state(folder, variant.filename)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return Path(hf_hub_download(variant.hf_repo, variant.filename, local_dir=folder))
-    except _NETWORK_ERRORS as exc:
+    except BaseException as exc:
+        _remove_new_paths(folder, variant.filename, before)  # lock, metadata and .incomplete files of the failed attempt
+        if not isinstance(exc, _NETWORK_ERRORS):
+            raise
         raise HubUnavailableError(
             f"{variant.filename} is not in {folder} and could not be downloaded "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). {how}"
         ) from exc
+
+
+def _download_state(folder: Path, filename: str) -> set[Path]:
+    """What ``hf_hub_download(local_dir=folder)`` may create: the folder, its ``.cache`` tree, the file."""
+    cache = folder / ".cache"
+    found = {p for p in (folder, cache, folder / filename) if p.exists() or p.is_symlink()}
+    return found | set(cache.rglob("*")) if cache.is_dir() else found
+
+
+def _remove_new_paths(folder: Path, filename: str, before: set[Path]) -> None:
+    """Delete what a failed download created (lock, metadata and ``.incomplete`` files under
+    ``.cache/huggingface``, the folders holding them, a partial file), deepest first; never an older path,
+    and a folder only once it is empty."""
+    for path in sorted(_download_state(folder, filename) - before, key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+        except OSError:
+            pass

@@ -64,20 +64,19 @@ def load_model(
 
     path_or_variant: a variant id from ``variants.VARIANTS`` (found in, or downloaded to, ``models_dir``)
     or the path of a checkpoint in any supported format (official .pth, official-key or HF-transformers
-    safetensors). The encoder is read from the tensors; relative vs metric from the variant, the file's
-    metadata, or ``kind``/``max_depth``. The result carries ``.checkpoint_info`` and ``.source``.
+    safetensors). The encoder is read from the tensors; relative vs metric by the one rule of
+    :mod:`dav2_core.checkpoints.detect`: ``kind``/``max_depth``, else the file's metadata, an HF config.json
+    beside it, its published file name (a variant's file), else relative. The result carries
+    ``.checkpoint_info`` and ``.source``.
     """
     device = torch.device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device)
     if device.type == "mps":
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks
     name = os.fspath(path_or_variant)
-    if name in VARIANTS:
-        variant = VARIANTS[name]
+    if name in VARIANTS:  # its file carries a published name, which gives the variant's kind (checkpoints.detect)
         path = resolve_checkpoint(name, models_dir if models_dir is not None else default_models_dir())
-        if kind is None and variant.kind == "metric":
-            kind, max_depth = "metric", max_depth or variant.max_depth
-        state_dict, info = load_checkpoint(path, expected_encoder=variant.encoder, kind=kind, max_depth=max_depth)
+        state_dict, info = load_checkpoint(path, expected_encoder=VARIANTS[name].encoder, kind=kind, max_depth=max_depth)
     else:
         path = Path(name)
         if not path.suffix and not path.exists():

@@ -7,10 +7,8 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from dav2_core.checkpoints import META_KIND, read_metadata
-from dav2_core.hub import local_filenames
 from dav2_core.loading import load_model
-from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS, Variant
+from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
 from . import model_patcher
 from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schema
@@ -30,15 +28,13 @@ CHECKPOINT_TYPES: dict[str, tuple[str | None, float | None]] = {
 }
 _CHECKPOINT_TYPE_HELP = (
     "What the checkpoint predicts. Relative and metric files have identical tensors, so this cannot be "
-    "read from the weights. auto: the file's metadata, else the official file name, else relative. "
+    "read from the weights. auto: the file decides: its metadata, else an HF config.json beside it, else "
+    "its official file name, else relative. "
     f"relative: inverse depth without units. metric-indoor: metres up to {METRIC_MAX_DEPTH['hypersim']:g} "
     f"(Hypersim models). metric-outdoor: metres up to {METRIC_MAX_DEPTH['vkitti']:g} (VKITTI models)."
 )
-
-
-def _known_file_variants() -> dict[str, Variant]:
-    """Every file name a published variant is known under (official .pth, kijai's safetensors)."""
-    return {name: v for v in VARIANTS.values() for name in local_filenames(v)}
+#: Official file name -> variant id: such a file missing from the folders is downloaded (load_model).
+_OFFICIAL_FILES = {v.filename: v.name for v in VARIANTS.values()}
 
 
 def model_options() -> list[str]:
@@ -87,20 +83,11 @@ class LoadDepthAnythingV2(io.ComfyNode):
     def execute(cls, model: str, precision: str, checkpoint_type: str, device: str) -> io.NodeOutput:
         if checkpoint_type not in CHECKPOINT_TYPES:
             raise ValueError(f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}")
-        kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]
-        known = _known_file_variants().get(os.path.basename(model))
-        path = folder_paths.get_full_path(MODEL_FOLDER, model)
-        if kind is None and known is not None and path is not None and META_KIND not in read_metadata(path):
-            kind, max_depth = known.kind, known.max_depth  # a known file name decides only when metadata is silent
+        kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]  # None: dav2_core decides from the file
         folders = folder_paths.get_folder_paths(MODEL_FOLDER)
-        if path is None and (known is None or model != known.filename):
-            raise ValueError(
-                f"model file {model!r} was not found in the depthanything model folders ({', '.join(folders)}); "
-                "put the checkpoint there (or add a folder with extra_model_paths.yaml) and refresh"
-            )
+        source = _checkpoint_source(model, folders)
         load_device, offload_device = model_patcher.devices(device)
         dtype = model_patcher.compute_dtype(precision, load_device)
-        source = path if path is not None else known.name
         # Weights are stored on the offload device; dav2_core refuses fp16 *compute* on the CPU, so an
         # fp16 model for the GPU is read in fp32 there and cast (storage only; it runs on load_device).
         storage = torch.float32 if dtype == torch.float16 and offload_device.type == "cpu" else dtype
@@ -111,3 +98,22 @@ class LoadDepthAnythingV2(io.ComfyNode):
         loaded = DepthModel(patcher=patcher, name=model, encoder=info.encoder, kind=info.kind,
                             max_depth=info.max_depth, dtype=model_patcher.dtype_name(dtype))
         return io.NodeOutput(loaded)
+
+
+def _checkpoint_source(model: str, folders: list[str]) -> str:
+    """The file's path in a depthanything folder, else the variant id of a missing official file (downloaded).
+
+    Names are relative to those folders: an absolute name or one with ``..`` is refused like a missing file.
+    """
+    parts = model.replace("\\", "/").split("/")
+    inside = bool(model) and not os.path.isabs(model) and parts[0] != "" and ".." not in parts
+    path = folder_paths.get_full_path(MODEL_FOLDER, model) if inside else None
+    if path is not None:
+        return path
+    if inside and model in _OFFICIAL_FILES:
+        return _OFFICIAL_FILES[model]
+    raise ValueError(
+        f"model file {model!r} was not found in the depthanything model folders ({', '.join(folders)}); "
+        "model names are relative to those folders: put the checkpoint there (or add a folder with "
+        "extra_model_paths.yaml) and refresh"
+    )

@@ -147,9 +147,10 @@ def test_detects_every_encoder_from_our_model_shapes(encoder):
     assert (info.encoder, info.kind, info.kind_source, info.format) == (encoder, "relative", "default", "state-dict")
 
 
-def test_file_name_is_ignored(tmp_path):
+def test_encoder_comes_from_the_tensors_not_the_file_name(tmp_path):
     path = write_checkpoint(tmp_path / "depth_anything_v2_metric_hypersim_vitb.pth", "vits", "official-pth")
     _, info = load_checkpoint(path)
+    # a vits model under a vitb name is not that published file: its name says nothing about the kind either
     assert (info.encoder, info.kind, info.kind_source) == ("vits", "relative", "default")
     with pytest.raises(CheckpointError, match=r"holds a vits model.*you asked for vitb") as exc:
         load_checkpoint(path, expected_encoder="vitb")
@@ -159,6 +160,33 @@ def test_file_name_is_ignored(tmp_path):
     assert load_checkpoint(path, expected_encoder="vits")[1].encoder == "vits"
     with pytest.raises(ValueError, match="unknown encoder"):
         load_checkpoint(path, expected_encoder="vitx")
+
+
+@pytest.mark.parametrize("name,fmt,expected", [
+    ("depth_anything_v2_metric_hypersim_vits.pth", "official-pth", ("metric", 20.0)),
+    ("depth_anything_v2_metric_vkitti_vits_fp32.safetensors", "kijai-fp32", ("metric", 80.0)),  # kijai's name
+    ("depth_anything_v2_vits.pth", "official-pth", ("relative", None)),
+])
+def test_published_file_name_decides_when_the_file_is_silent(tmp_path, name, fmt, expected):
+    path = write_checkpoint(tmp_path / name, "vits", fmt)
+    _, info = load_checkpoint(path)
+    assert (info.kind, info.max_depth, info.kind_source) == (*expected, "file name")
+    _, info = load_checkpoint(path, kind="relative")  # the caller still wins
+    assert (info.kind, info.max_depth, info.kind_source) == ("relative", None, "override")
+    if expected[0] == "metric":  # kind="metric" alone takes the depth the name gives
+        assert load_checkpoint(path, kind="metric")[1].max_depth == expected[1]
+
+
+def test_metadata_and_config_json_beat_the_file_name(tmp_path):
+    meta = write_checkpoint(tmp_path / "a" / "depth_anything_v2_metric_hypersim_vits_fp32.safetensors", "vits",
+                            "official-safetensors", kind="relative")
+    _, info = load_checkpoint(meta)
+    assert (info.kind, info.kind_source) == ("relative", "metadata")
+    cfg = write_checkpoint(tmp_path / "b" / "depth_anything_v2_metric_hypersim_vits_fp32.safetensors", "vits",
+                           "kijai-fp32")
+    write_checkpoint(tmp_path / "b" / "model.safetensors", "vits", "hf-safetensors", kind="metric", max_depth=80.0)
+    _, info = load_checkpoint(cfg)
+    assert (info.kind, info.max_depth, info.kind_source) == ("metric", 80.0, "config.json")
 
 
 def test_metric_from_our_metadata(tmp_path):
@@ -187,6 +215,46 @@ def test_foreign_config_json_is_ignored(tmp_path):
     path = write_checkpoint(tmp_path / "x.safetensors", "vits", "kijai-fp32")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "depth_estimation_type": "metric"}))
     assert load_checkpoint(path)[1].kind == "relative"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "binary", "empty"])
+def test_unreadable_config_json_is_an_error_not_relative(tmp_path, damage):
+    """An HF metric folder whose config.json is broken must not load as relative (wrong depth, silently)."""
+    write_checkpoint(tmp_path / "model.safetensors", "vits", "hf-safetensors", kind="metric", max_depth=20.0)
+    cfg = tmp_path / "config.json"
+    text = cfg.read_text()
+    cfg.write_bytes({"truncated": text[: len(text) // 2].encode(), "binary": b"\xff\xfe\x00{", "empty": b""}[damage])
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(tmp_path)
+    _assert_clear(exc, cfg, "cannot be read", "relative or metric", "Download the model's config.json again")
+    # the caller's kind does not need the config, so it still loads
+    _, info = load_checkpoint(tmp_path, kind="metric", max_depth=20.0)
+    assert (info.kind, info.max_depth, info.kind_source) == ("metric", 20.0, "override")
+
+
+def test_one_load_resolves_the_path_and_sniffs_once(tmp_path, written, monkeypatch):
+    from collections import Counter
+
+    from dav2_core.checkpoints import read
+
+    calls: Counter[str] = Counter()
+    real_sniff, real_open = read._sniff, read.CheckpointFile.open.__func__
+
+    def sniff(path):
+        calls["sniff"] += 1
+        return real_sniff(path)
+
+    def open_(cls, path):
+        calls["open"] += 1
+        return real_open(cls, path)
+
+    monkeypatch.setattr(read, "_sniff", sniff)
+    monkeypatch.setattr(read.CheckpointFile, "open", classmethod(open_))
+    write_checkpoint(tmp_path / "model.safetensors", "vits", "hf-safetensors")
+    for path in [*written.values(), tmp_path]:  # tmp_path: an HF model folder
+        calls.clear()
+        assert load_checkpoint(path)[1].encoder == "vits"
+        assert calls == {"open": 1, "sniff": 1}, (path, calls)
 
 
 def test_caller_override_wins(tmp_path):
@@ -233,7 +301,7 @@ def test_garbage_and_empty_and_missing(tmp_path):
     garbage.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1), dtype=torch.uint8).numpy().tobytes())
     with pytest.raises(CheckpointError) as exc:
         load_checkpoint(garbage)
-    _assert_clear(exc, garbage, "truncated or corrupted", "Delete it")
+    _assert_clear(exc, garbage, "unknown format", "truncated or corrupted", "Delete it")
 
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
@@ -248,6 +316,37 @@ def test_garbage_and_empty_and_missing(tmp_path):
 
     with pytest.raises(CheckpointError, match="folder without model.safetensors"):
         load_checkpoint(tmp_path)
+
+
+def _random_pickle_bytes(seed: int) -> bytes:
+    """4 KB of random bytes behind a pickle PROTO opcode: what a garbage file starting with 0x80 looks like."""
+    rest = torch.randint(0, 256, (4095,), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return b"\x80" + rest.numpy().tobytes()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_bytes_are_not_called_a_pickle_that_needs_code(tmp_path, seed):
+    path = tmp_path / "model.pth"
+    path.write_bytes(_random_pickle_bytes(seed))
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    _assert_clear(exc, path, "truncated or corrupted", "not a valid PyTorch pickle", "Delete it")
+    assert "run code" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
+    ("notes.txt", None),  # random bytes behind a pickle opcode
+    ("picture.png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+    ("empty.txt", b""),
+])
+def test_arbitrary_files_are_not_checkpoints_and_get_no_download_advice(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(_random_pickle_bytes(0) if data is None else data)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    _assert_clear(exc, path, "not a checkpoint")
+    assert "Delete" not in str(exc.value) and "download it again" not in str(exc.value)
 
 
 class _Payload:
@@ -369,19 +468,26 @@ def test_save_checkpoint_is_atomic_and_validated(tmp_path, ref, monkeypatch):
         Path(args[1]).write_bytes(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoints, "save_file", dies)
+    monkeypatch.setattr(checkpoints.write, "save_file", dies)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(ref, out, CheckpointInfo("vits", "relative", None, "x", torch.float32))
     assert out.read_bytes() == before  # the old file is untouched
     assert sorted(p.name for p in out.parent.iterdir()) == ["a.safetensors"]  # no temp file left
 
 
-def test_make_random_checkpoint_tool(tmp_path, capsys):
+def test_make_random_checkpoint_tool(tmp_path, capsys, monkeypatch):
     import importlib.util
+    import sys
 
+    # it stands alone: neither tests/ nor the official package (which prints "xFormers not available") is needed
+    for module in ("checkpoint_factory", "depth_anything_v2", "depth_anything_v2.dpt"):
+        monkeypatch.setitem(sys.modules, module, None)  # importing any of them now fails
     spec = importlib.util.spec_from_file_location("make_random_checkpoint", Path(__file__).parents[1] / "tools" / "make_random_checkpoint.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    default = tmp_path / "random_vits.safetensors"
+    assert tool.main(["vits", str(default)]) == 0
+    assert "official-safetensors" in capsys.readouterr().out  # the format follows the .safetensors extension
     out = tmp_path / "m.safetensors"
     assert tool.main(["vits", str(out), "--format", "official-safetensors", "--kind", "metric", "--max-depth", "80"]) == 0
     assert "vits, metric 80 m (metadata)" in capsys.readouterr().out
@@ -390,3 +496,4 @@ def test_make_random_checkpoint_tool(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(["vits", str(tmp_path / "n.pth"), "--kind", "metric"])
     assert "--max-depth" in capsys.readouterr().err and not (tmp_path / "n.pth").exists()
+

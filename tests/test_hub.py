@@ -1,6 +1,7 @@
 """resolve_checkpoint: local files first (official and kijai names), downloads via huggingface_hub, clear offline errors.
 
-No test touches the network: hf_hub_download is replaced by a stub wherever it could be reached.
+No test touches the network: hf_hub_download is replaced by a stub wherever it could be reached, or runs
+over a fake in-process transport (``broken_hub_transport``).
 """
 from __future__ import annotations
 
@@ -83,20 +84,70 @@ def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, resolva
     assert type(error).__name__ in str(exc.value) and exc.value.__cause__ is error
 
 
-@pytest.mark.parametrize("module", ["httpx", "httpx2"])
-def test_httpx_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub, module):
-    """huggingface_hub >= 1 talks through httpx (2.x: httpx2); its transport errors are not OSErrors."""
-    httpx = pytest.importorskip(module)
+def _transport():
+    """The HTTP library huggingface_hub talks through (requests, httpx or httpx2, by its version)."""
+    import importlib
+
+    from huggingface_hub import errors
+
+    return importlib.import_module(errors.HTTPError.__module__.split(".")[0])
+
+
+def test_transport_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub):
+    """huggingface_hub >= 1 talks through httpx / httpx2, whose transport errors are not OSErrors."""
+    transport = _transport()
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    error = transport.ConnectError("connection refused")
 
     def fails(*args, **kwargs):
-        raise httpx.ConnectError("connection refused")
+        raise error
 
     monkeypatch.setattr(hub, "hf_hub_download", fails)
     with pytest.raises(HubUnavailableError) as exc:
         resolve_checkpoint("metric_hypersim_vitl", tmp_path)
     _assert_tells_where(str(exc.value), "metric_hypersim_vitl", tmp_path)
+    assert exc.value.__cause__ is error
+
+
+@pytest.fixture
+def broken_hub_transport(monkeypatch, resolvable_hub):
+    """huggingface_hub's real downloader over a fake network: HEAD answers, the body stops after 100 of 1000
+    bytes (a connection dropped mid-download). Nothing leaves this process."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    if not hasattr(huggingface_hub, "set_client_factory") or _transport().__name__ == "requests":
+        pytest.skip("this huggingface_hub has no httpx client factory to fake the network with")
+    transport = _transport()
+
+    def handler(request):
+        if request.method == "HEAD":
+            headers = {"X-Repo-Commit": "a" * 40, "ETag": '"e1"', "Content-Length": "1000"}
+            return transport.Response(200, headers=headers, request=request)
+        return transport.Response(200, headers={"Content-Length": "1000"}, content=b"x" * 100, request=request)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    previous = _http._GLOBAL_CLIENT_FACTORY
+    huggingface_hub.set_client_factory(lambda: transport.Client(transport=transport.MockTransport(handler)))
+    yield
+    huggingface_hub.set_client_factory(previous)
+
+
+@pytest.mark.parametrize("folder_exists", [True, False])
+def test_failed_download_leaves_nothing_behind(tmp_path, broken_hub_transport, folder_exists):
+    models = tmp_path / "models"
+    if folder_exists:
+        old = models / ".cache" / "huggingface" / "download" / "mine.txt"  # someone else's: must survive
+        old.parent.mkdir(parents=True)
+        old.write_text("keep")
+        (models / "depth_anything_v2_vitb.pth").write_bytes(b"another variant's file")
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(HubUnavailableError) as exc:
+        resolve_checkpoint("vits", models)
+    _assert_tells_where(str(exc.value), "vits", models)
+    assert sorted(tmp_path.rglob("*")) == before  # no .lock, .metadata, .incomplete or folder left
 
 
 def test_download_goes_to_models_dir(tmp_path, monkeypatch, resolvable_hub):

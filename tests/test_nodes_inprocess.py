@@ -127,6 +127,37 @@ def test_loader_metadata_beats_the_file_name(comfy_inprocess):
         path.unlink()
 
 
+def test_same_file_same_kind_in_comfyui_and_in_load_model(comfy_inprocess):
+    """One kind rule for every caller: an official metric name without metadata is metric in the loader node
+    and in dav2_core.loading.load_model (what the CLI calls), not metres in one and relative in the other."""
+    from dav2_core.loading import load_model
+
+    variant = VARIANTS["metric_vkitti_vits"]
+    path = write_test_checkpoint(comfy_inprocess.model_dir / variant.filename, fmt="official-pth")
+    try:
+        loaded = comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "fp32", "auto", "cpu").args[0]
+        info = load_model(path, device="cpu", dtype="fp32").checkpoint_info
+        assert (loaded.kind, loaded.max_depth) == (info.kind, info.max_depth) == ("metric", 80.0)
+        assert info.kind_source == "file name"
+        assert loaded.patcher.model.max_depth == 80.0
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "../../input/evil.pth", "..\\..\\input\\evil.pth"])
+def test_loader_refuses_names_outside_the_model_folders(comfy_inprocess, name):
+    outside = comfy_inprocess.base_dir / "input" / "evil.pth"  # a real file the traversal names would reach
+    outside.write_bytes(b"\x80not a checkpoint")
+    try:
+        with pytest.raises(ValueError) as err:
+            comfy_inprocess.node("Load Depth Anything V2").execute(name, "auto", "auto", "cpu")
+    finally:
+        outside.unlink()
+    message = str(err.value)
+    assert "not found in the depthanything model folders" in message and str(comfy_inprocess.model_dir) in message
+    assert "Delete" not in message and "download it again" not in message
+
+
 def test_loader_corrupted_file_says_what_is_wrong(comfy_inprocess):
     path = comfy_inprocess.model_dir / "broken.safetensors"
     path.write_bytes(b"\x00garbage, not a checkpoint" * 10)
