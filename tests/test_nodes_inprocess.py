@@ -140,6 +140,21 @@ def test_same_file_same_kind_in_comfyui_and_in_load_model(comfy_inprocess):
         assert (loaded.kind, loaded.max_depth) == (info.kind, info.max_depth) == ("metric", 80.0)
         assert info.kind_source == "file name"
         assert loaded.patcher.model.max_depth == 80.0
+        # ... and the CLI (dav2 --checkpoint FILE) gives the node's numbers: metres from the same pipeline
+        import cv2
+        import numpy as np
+
+        from dav2_core import cli
+
+        rgb = (np.random.default_rng(3).random((30, 44, 3)) * 255).astype(np.uint8)
+        photo = comfy_inprocess.base_dir / "input" / "same_file.png"
+        cv2.imwrite(str(photo), rgb[..., ::-1])
+        out = comfy_inprocess.base_dir / "output" / "same_file_cli"
+        assert cli.main([str(photo), "-o", str(out), "--checkpoint", str(path), "--device", "cpu",
+                         "--input-size", str(SIZE), "--npy", "-q"]) == 0
+        node_depth = run_estimate(comfy_inprocess, loaded, torch.from_numpy(rgb).float()[None] / 255.0).args[1]
+        assert node_depth.kind == "metric"
+        np.testing.assert_allclose(np.load(out / "same_file_depth.npy"), node_depth.values[0].numpy(), atol=1e-4, rtol=0)
     finally:
         path.unlink()
 
