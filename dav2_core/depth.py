@@ -9,6 +9,13 @@ from .variants import DepthKind, units_for
 
 #: ITU-R BT.601 luma weights: a depth IMAGE is read as relative depth from its brightness.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+_FROM_IMAGE_CHUNK = 16  # images converted at a time by DepthMap.from_image
+
+
+def nearness_range(lo: torch.Tensor, hi: torch.Tensor, metric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds ``lo..hi`` in depth units as bounds in nearness units (metric: ``-hi..-lo``, see
+    :meth:`DepthMap.nearness`); the map is its own inverse, so it also turns nearness bounds back."""
+    return (-hi, -lo) if metric else (lo, hi)
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,19 @@ class DepthMap:
     def from_image(cls, image: torch.Tensor) -> "DepthMap":
         """A grey depth IMAGE [B,H,W,C] (near = bright, e.g. a depth_image output) as relative depth [B,H,W].
 
-        The brightness (BT.601 luma) is the nearness; RGBA alpha is dropped and grey is accepted.
+        The brightness (BT.601 luma) is the nearness. The image follows the one IMAGE rule of
+        ``preprocess`` (uint8 or float 0..1; grey, RGB or RGBA with alpha dropped), checked and converted
+        chunk by chunk, so no whole-batch float copy is made.
         """
-        from .preprocess import as_image_batch  # validates and converts to [B,H,W,3] float
+        from .preprocess import check_image_batch, to_rgb_float
 
-        rgb = as_image_batch(image)
-        weights = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
-        return cls(rgb @ weights, kind="relative", model="image")
+        images = check_image_batch(image)
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=images.device)
+        values = torch.empty(images.shape[:3], dtype=torch.float32, device=images.device)
+        for start in range(0, images.shape[0], _FROM_IMAGE_CHUNK):
+            stop = start + _FROM_IMAGE_CHUNK
+            values[start:stop] = to_rgb_float(images[start:stop], start) @ weights
+        return cls(values, kind="relative", model="image")
 
     @property
     def units(self) -> str:

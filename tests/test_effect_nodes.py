@@ -214,6 +214,43 @@ def test_parallax_frames_zero_and_bad_inputs(comfy_inprocess):
         assert parallax(comfy_inprocess, image, three_planes(H // 2, W // 2), frames=2).shape == (2, H, W, 3)
 
 
+def test_parallax_1000_frames_of_1080p_is_refused_up_front_naming_the_size(comfy_inprocess, monkeypatch):
+    import dav2_core.effects._chunks as chunks
+
+    monkeypatch.setattr(chunks, "free_memory_bytes", lambda device: 16 << 30)  # a 16 GiB machine
+    started = []
+    monkeypatch.setattr(chunks, "run_chunked", lambda *a, **k: started.append(1))
+    image, depth = torch.rand(1, 1080, 1920, 3), DepthMap(torch.rand(1, 1080, 1920))
+    with pytest.raises(ValueError, match=r"1000 frames of 1920x1080 .* = 23\.2 GiB.*fewer frames or a smaller image"):
+        parallax(comfy_inprocess, image, depth, frames=1000)
+    assert not started
+
+
+def test_parallax_progress_per_chunk_and_cancel_within_a_chunk(comfy_inprocess, monkeypatch):
+    import comfy.utils
+
+    import dav2_core.effects._chunks as chunks
+
+    mm = comfy_inprocess.model_management
+    monkeypatch.setattr(chunks, "CPU_CHUNK_PIXELS", 2 * H * W)  # chunks of 2 frames for these tiny images
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, total))
+        mm.interrupt_current_processing(True)  # Cancel pressed during the first chunk
+
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            parallax(comfy_inprocess, texture(), three_planes(), frames=40)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+        mm.interrupt_current_processing(False)
+    assert calls == [(2, 40)]  # stopped after the first chunk of 2 frames, not after 40
+    frames = parallax(comfy_inprocess, texture(), three_planes(), frames=6)
+    assert frames.shape == (6, H, W, 3) and frames.device == mm.intermediate_device()
+
+
 # ------------------------------------------------------------------------------------ calibration
 
 def scene_relative(scale: float = 0.5, shift: float = 0.1) -> tuple[DepthMap, torch.Tensor]:
