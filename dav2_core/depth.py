@@ -78,8 +78,14 @@ class DepthMap:
         return self.kind == "metric"
 
     def nearness(self) -> torch.Tensor:
-        """[B,H,W] values oriented so larger = nearer (relative: as is; metric: negated metres)."""
-        return -self.values if self.is_metric else self.values
+        """[B,H,W] float32 oriented so larger = nearer: relative depth as is, metric metres negated.
+
+        The one definition of nearness (normalisation and colouring go through it). It orders pixels and
+        keeps metres linear; it is not proportional to 1/distance (effects that need that use
+        ``effects._common.inverse_depth``).
+        """
+        values = self.values.float()
+        return -values if self.is_metric else values
 
     def with_values(self, values: torch.Tensor) -> "DepthMap":
         """Same meaning and units, new numbers (e.g. a slice of the batch, or resized)."""
