@@ -32,7 +32,8 @@ from .variants import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE
 ResolutionMode = Literal["keep_aspect", "native"]
 RESOLUTION_MODES: dict[str, str] = {
     "keep_aspect": "official: short side scaled to input_size, both sides rounded to multiples of 14",
-    "native": "the image's own resolution rounded to multiples of 14, longest side capped at max_side",
+    "native": "the image's own resolution rounded to multiples of 14, longest side capped at max_side "
+    "(and scaled down further if it would exceed the 128x128-patch limit)",
 }
 #: Largest patch grid we run (tokens per image); beyond it attention memory explodes.
 MAX_TOKENS = 128 * 128
@@ -57,38 +58,64 @@ def check_input_size(input_size: int) -> int:
     return int(input_size)
 
 
+def _keep_aspect_size(height: int, width: int, input_size: int) -> tuple[int, int]:
+    """The official lower-bound rule: short side >= input_size, both sides x14, aspect kept."""
+    scale = max(input_size / height, input_size / width)
+    return _multiple_of_14(scale * height, min_val=input_size), _multiple_of_14(scale * width, min_val=input_size)
+
+
+def _tokens(size: tuple[int, int]) -> int:
+    return (size[0] // PATCH_SIZE) * (size[1] // PATCH_SIZE)
+
+
+def _too_many_tokens(height: int, width: int, net: tuple[int, int], mode: str, input_size: int, max_side: int) -> str:
+    """Why a network size exceeds MAX_TOKENS, naming the setting to change and the largest value that works."""
+    what = (
+        f"a {height}x{width} image would run at {net[0]}x{net[1]} ({_tokens(net)} patches of {PATCH_SIZE} px; "
+        f"the limit is {MAX_TOKENS}, as attention memory grows with the square of it)"
+    )
+    if mode == "keep_aspect":
+        square = math.isqrt(MAX_TOKENS) * PATCH_SIZE  # the largest input_size for any image
+        fits = [s for s in range(PATCH_SIZE, min(input_size, square + 1), PATCH_SIZE)
+                if _tokens(_keep_aspect_size(height, width, s)) <= MAX_TOKENS]
+        if input_size > square:
+            this = f" ({fits[-1]} for this image)" if fits and fits[-1] != square else ""
+            return f"input_size {input_size} is too large: {what}. Use input_size {square} or less{this}."
+        if fits:
+            return (f"the image is too elongated for input_size {input_size} in keep_aspect mode: {what}. "
+                    f"Use input_size {fits[-1]} or less for this image, or the 'native' resolution mode.")
+        return (f"the image is too elongated for keep_aspect mode: {what} even at the smallest input_size. "
+                "Crop the image, or use the 'native' resolution mode.")
+    return f"max_side {max_side} is too large: {what}. Use a smaller max_side."
+
+
 def network_size(
     height: int, width: int, input_size: int = 518, mode: ResolutionMode = "keep_aspect", max_side: int = 1932
 ) -> tuple[int, int]:
     """(height, width) the network runs at for an image of ``height`` x ``width`` pixels.
 
     keep_aspect: the official lower-bound rule (short side >= input_size, x14, aspect kept).
-    native: the image's own size rounded to x14 (at least 14), scaled down so the longest side <= max_side.
-    Raises ValueError when the result would exceed ``MAX_TOKENS`` patches (extreme aspect ratios).
+    native: the image's own size rounded down to x14 (at least 14), scaled down so the longest side
+    <= max_side and the patch count <= ``MAX_TOKENS``.
+    Raises ValueError when keep_aspect would exceed ``MAX_TOKENS`` patches, naming the cause (input_size
+    too large for this image, with the largest one that works, or an image too elongated for the mode).
     """
     if height < 1 or width < 1:
         raise ValueError(f"image has no pixels ({height}x{width})")
     if mode == "keep_aspect":
         input_size = check_input_size(input_size)
-        scale_h, scale_w = input_size / height, input_size / width
-        scale_h = scale_w = max(scale_h, scale_w)
-        net_h = _multiple_of_14(scale_h * height, min_val=input_size)
-        net_w = _multiple_of_14(scale_w * width, min_val=input_size)
+        net_h, net_w = _keep_aspect_size(height, width, input_size)
     elif mode == "native":
         if max_side < PATCH_SIZE:
             raise ValueError(f"max_side must be at least {PATCH_SIZE} px, got {max_side}")
-        scale = min(1.0, max_side / max(height, width))
+        area_cap = math.sqrt(MAX_TOKENS * PATCH_SIZE**2 / (height * width))
+        scale = min(1.0, max_side / max(height, width), area_cap)
         net_h = max(PATCH_SIZE, int(height * scale) // PATCH_SIZE * PATCH_SIZE)
         net_w = max(PATCH_SIZE, int(width * scale) // PATCH_SIZE * PATCH_SIZE)
     else:
         raise ValueError(f"unknown resolution mode {mode!r}; expected one of {', '.join(RESOLUTION_MODES)}")
-    tokens = (net_h // PATCH_SIZE) * (net_w // PATCH_SIZE)
-    if tokens > MAX_TOKENS:
-        raise ValueError(
-            f"a {height}x{width} image would run at {net_h}x{net_w} ({tokens} patches, limit {MAX_TOKENS}); "
-            "the aspect ratio is too extreme for keep-aspect mode - crop the image, or use the 'native' "
-            "resolution mode with a smaller max side"
-        )
+    if _tokens((net_h, net_w)) > MAX_TOKENS:
+        raise ValueError(_too_many_tokens(height, width, (net_h, net_w), mode, input_size, max_side))
     return net_h, net_w
 
 

@@ -38,6 +38,9 @@ def output_target(filename_prefix: str, width: int, height: int) -> tuple[Path, 
     output folder); file names end ``_<counter:05>_`` so ComfyUI's counter keeps counting after them.
     """
     prefix = (filename_prefix or "").strip()
+    if "\x00" in prefix:
+        raise ValueError(f"filename_prefix {filename_prefix!r} contains a NUL character (\\x00), which no file name "
+                         "may contain (often pasted from binary text); remove it")
     if not prefix or os.path.basename(os.path.normpath(prefix)) in ("", ".", ".."):
         raise ValueError(f"filename_prefix {filename_prefix!r} has no file name; use e.g. 'depth/dav2_depth'")
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(

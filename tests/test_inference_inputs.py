@@ -60,7 +60,7 @@ def test_one_pixel_image(model):
 
 def test_extreme_aspect_ratio_is_refused_in_keep_aspect_but_runs_native(model):
     strip = _rand(1, 1, 4000, 3)
-    with pytest.raises(ValueError, match="aspect ratio"):
+    with pytest.raises(ValueError, match="too elongated"):
         predict_depth(model, strip, input_size=518)
     out = predict_depth(model, strip, resolution="native", max_side=560)
     assert out.shape == (1, 1, 4000) and torch.isfinite(out).all()
@@ -137,6 +137,15 @@ def test_infer_image_refuses_float_bgr_saying_how_to_convert(model):
     with pytest.raises(ValueError, match="uint16"):
         model.infer_image((bgr * 65535).astype(np.uint16), 28)
     assert model.infer_image((bgr * 255).astype(np.uint8), 28).shape == (28, 28)
+
+
+def test_too_many_patches_names_the_real_cause():
+    with pytest.raises(ValueError, match=r"input_size 99999 is too large: .*Use input_size 1792 or less\.$"):
+        network_size(500, 500, 99999)
+    with pytest.raises(ValueError, match=r"too elongated for input_size 518 .*Use input_size 28 or less"):
+        network_size(1, 4000, 518)
+    # native mode stays under the patch limit instead of failing at the default max_side
+    assert network_size(2000, 2000, 518, "native", 1932) == (1792, 1792)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
