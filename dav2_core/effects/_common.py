@@ -92,12 +92,6 @@ def depth_chunk(
     return v.expand(stop - start, -1, -1) if repeat else v
 
 
-def resize_depth(values: torch.Tensor, size: tuple[int, int], what: str = "depth") -> torch.Tensor:
-    """[B,H,W] resized (bilinear) to ``size`` = (H, W), warning that it happened; no-op when equal."""
-    warn_if_resized(tuple(values.shape[-2:]), tuple(size), what)
-    return _resize(values, size)
-
-
 def pair_batches(image: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Image [B,H,W,3] float and depth [B,H,W] with equal batch lengths (a batch of 1 is repeated), the
     depth resized to the image's size with a warning; for small inputs handled whole (no chunking)."""
