@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .depth import DepthMap
+from .depth import DepthMap, nearness_range
 from .normalize import as_depth_values, nearness, range_of, scale_to_unit
 
 #: The colormaps offered everywhere (CLI, nodes, web UI); the first is the default.
@@ -113,8 +113,7 @@ def colorize_range(
         near_lo, near_hi = range_of(depth, "per_image")
     else:
         near_lo, near_hi = range_of(depth, "percentile", *PERCENTILE_RANGE)
-    # range_of works in nearness (metric nearness = -metres): negate back to metres, far end = larger
-    return (-near_hi, -near_lo) if metric else (near_lo, near_hi)
+    return nearness_range(near_lo, near_hi, metric)  # range_of works in nearness: back to depth units
 
 
 def colorize_in_range(
@@ -135,7 +134,7 @@ def colorize_in_range(
     batch = as_depth_values(depth).shape[0]
     if lo.shape != (batch,) or hi.shape != (batch,):
         raise ValueError(f"colour range needs one lo and one hi per image ({batch}), got {tuple(lo.shape)} and {tuple(hi.shape)}")
-    near_lo, near_hi = (-hi, -lo) if metric else (lo, hi)  # nearness bounds: metric nearness = -metres
+    near_lo, near_hi = nearness_range(lo, hi, metric)
     return colorize(scale_to_unit(nearness(depth), near_lo, near_hi, invert), name)
 
 

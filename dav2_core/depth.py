@@ -9,6 +9,13 @@ from .variants import DepthKind, units_for
 
 #: ITU-R BT.601 luma weights: a depth IMAGE is read as relative depth from its brightness.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+_FROM_IMAGE_CHUNK = 16  # images converted at a time by DepthMap.from_image
+
+
+def nearness_range(lo: torch.Tensor, hi: torch.Tensor, metric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds ``lo..hi`` in depth units as bounds in nearness units (metric: ``-hi..-lo``, see
+    :meth:`DepthMap.nearness`); the map is its own inverse, so it also turns nearness bounds back."""
+    return (-hi, -lo) if metric else (lo, hi)
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,19 @@ class DepthMap:
     def from_image(cls, image: torch.Tensor) -> "DepthMap":
         """A grey depth IMAGE [B,H,W,C] (near = bright, e.g. a depth_image output) as relative depth [B,H,W].
 
-        The brightness (BT.601 luma) is the nearness; RGBA alpha is dropped and grey is accepted.
+        The brightness (BT.601 luma) is the nearness. The image follows the one IMAGE rule of
+        ``preprocess`` (uint8 or float 0..1; grey, RGB or RGBA with alpha dropped), checked and converted
+        chunk by chunk, so no whole-batch float copy is made.
         """
-        from .preprocess import as_image_batch  # validates and converts to [B,H,W,3] float
+        from .preprocess import check_image_batch, to_rgb_float
 
-        rgb = as_image_batch(image)
-        weights = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
-        return cls(rgb @ weights, kind="relative", model="image")
+        images = check_image_batch(image)
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=images.device)
+        values = torch.empty(images.shape[:3], dtype=torch.float32, device=images.device)
+        for start in range(0, images.shape[0], _FROM_IMAGE_CHUNK):
+            stop = start + _FROM_IMAGE_CHUNK
+            values[start:stop] = to_rgb_float(images[start:stop], start) @ weights
+        return cls(values, kind="relative", model="image")
 
     @property
     def units(self) -> str:
@@ -65,8 +78,14 @@ class DepthMap:
         return self.kind == "metric"
 
     def nearness(self) -> torch.Tensor:
-        """[B,H,W] values oriented so larger = nearer (relative: as is; metric: negated metres)."""
-        return -self.values if self.is_metric else self.values
+        """[B,H,W] float32 oriented so larger = nearer: relative depth as is, metric metres negated.
+
+        The one definition of nearness (normalisation and colouring go through it). It orders pixels and
+        keeps metres linear; it is not proportional to 1/distance (effects that need that use
+        ``effects._common.inverse_depth``).
+        """
+        values = self.values.float()
+        return -values if self.is_metric else values
 
     def with_values(self, values: torch.Tensor) -> "DepthMap":
         """Same meaning and units, new numbers (e.g. a slice of the batch, or resized)."""

@@ -23,6 +23,10 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".
 
 InputKind = Literal["image", "video"]
 
+#: What the CLI appends to an input's stem for its outputs (files), and for a video's frame folder.
+OUTPUT_SUFFIXES: tuple[str, ...] = ("_depth.png", "_depth_color.png", "_depth.npy", "_depth.mp4")
+OUTPUT_FRAMES_SUFFIX = "_depth_frames"
+
 #: Consecutive frames a video may fail to decode before the reader decides the stream has ended.
 MAX_CONSECUTIVE_BAD_FRAMES = 25
 
@@ -54,8 +58,14 @@ def input_kind(path: Path) -> InputKind | None:
     return None
 
 
-def _inside(path: Path, folder: Path | None) -> bool:
-    return folder is not None and (path == folder or folder in path.parents)
+def is_own_output(path: Path, out_dir: Path | None) -> bool:
+    """True when ``path`` lies inside ``out_dir`` and is named like one of the CLI's outputs: a file ending
+    in one of ``OUTPUT_SUFFIXES`` or anything inside a ``*_depth_frames`` folder (case-insensitive)."""
+    if out_dir is None or out_dir not in path.parents:
+        return False
+    name = path.name.lower()
+    inner = path.relative_to(out_dir).parts[:-1]
+    return name.endswith(OUTPUT_SUFFIXES) or any(part.lower().endswith(OUTPUT_FRAMES_SUFFIX) for part in inner)
 
 
 def collect_inputs(
@@ -65,10 +75,14 @@ def collect_inputs(
 
     A file is taken as it is (its extension must be an image or video one). A folder contributes its
     image and video files sorted by name; with ``recursive`` also those of its subfolders (outputs then
-    mirror the subfolder layout). Anything inside ``exclude`` (the output folder) is skipped, so a
-    re-run never reads its own results. A file named twice is processed once. When two inputs would
+    mirror the subfolder layout). Files inside ``exclude`` (the output folder) that are named like this
+    CLI's outputs (:func:`is_own_output`: ``<stem>_depth.png``, ``_depth_color.png``, ``_depth.npy``,
+    ``_depth.mp4``, ``<stem>_depth_frames/``) are skipped, so a re-run never reads its own results; other
+    files there are inputs like any others, so the output folder may be the input folder
+    (``dav2 DIR -o DIR``) or inside it. A file named twice is processed once. When two inputs would
     write the same output name (``a.jpg`` and ``a.png``) both keep their extension in it (``a_jpg``).
-    Raises InputError for a missing path, an unsupported file or when nothing is found.
+    Raises InputError for a missing path, an unsupported file or when nothing is found (saying when a
+    folder only holds earlier outputs).
     """
     excluded = Path(exclude).resolve() if exclude is not None else None
     found: list[tuple[Path, InputKind, Path]] = []
@@ -79,10 +93,13 @@ def collect_inputs(
             raise InputError(f"input not found: {path}")
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and input_kind(p) is not None)
-            files = [p for p in files if not _inside(p.resolve(), excluded)]
+            candidates = sorted(p for p in path.glob(pattern) if p.is_file() and input_kind(p) is not None)
+            files = [p for p in candidates if not is_own_output(p.resolve(), excluded)]
             if not files:
                 hint = "" if recursive else " (use --recursive to include subfolders)"
+                if candidates:
+                    hint = (f": its {len(candidates)} image/video files are all outputs of an earlier run"
+                            f" ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}) in the output folder {excluded}")
                 raise InputError(f"no image or video files in folder {path}{hint}")
             entries = [(p, p.relative_to(path).with_suffix("")) for p in files]
         else:
@@ -137,12 +154,15 @@ def read_image(path: Path) -> np.ndarray:
 
     8- and 16-bit files keep their precision (16-bit / 65535); grey is repeated to RGB, alpha dropped,
     EXIF rotation applied (OpenCV's IMREAD_COLOR rules). Float TIFFs are clipped to 0..1, NaN -> 0.
-    Raises ImageReadError naming the file when it cannot be decoded.
+    Raises ImageReadError naming the file when it cannot be decoded, or when it is a JPEG with corrupt
+    data (see :func:`_check_jpeg_data`): OpenCV would decode those with grey blocks and only a warning.
     """
     try:
         data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if data[:2].tobytes() == _JPEG_START:
+        _check_jpeg_data(data, path)  # before OpenCV, which would decode a damaged JPEG with a warning
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if bgr is None:
         raise ImageReadError(f"{path}: not a readable image (empty, truncated or not an image file)")
@@ -152,6 +172,33 @@ def read_image(path: Path) -> np.ndarray:
     if rgb.dtype == np.uint16:
         return rgb.astype(np.float32) / np.float32(65535.0)
     return np.clip(np.nan_to_num(rgb.astype(np.float32), nan=0.0), 0.0, 1.0)
+
+
+_JPEG_START = b"\xff\xd8"
+#: libjpeg errors about features a JPEG decoder may lack (not about damage): such files are left to OpenCV.
+_JPEG_UNSUPPORTED = ("Unsupported JPEG process", "Unsupported JPEG data precision", "Unsupported color conversion",
+                     "not supported", "omitted at compile time", "Not implemented", "Insufficient memory")
+
+
+def _check_jpeg_data(data: np.ndarray, path: Path) -> None:
+    """Raise ImageReadError when a JPEG's compressed data is corrupt.
+
+    libjpeg treats damaged entropy-coded data ("Corrupt JPEG data: premature end of data segment",
+    invalid markers) as a *warning*: OpenCV and Pillow decode such a file, with the rest of the image
+    grey, and Pillow only fails for some of them. ``simplejpeg`` (libjpeg-turbo) in strict mode stops at
+    the first warning. A greyscale decode is enough (every coefficient is still entropy-decoded): a few
+    ms per megapixel.
+    """
+    import simplejpeg  # lazy: only the CLI reads image files
+
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", fastdct=True, fastupsample=True, strict=True)
+    except ValueError as exc:
+        if any(text in str(exc) for text in _JPEG_UNSUPPORTED):
+            return
+        raise ImageReadError(
+            f"{path}: corrupt JPEG data ({exc}); decoding it would give an image that is partly grey"
+        ) from None
 
 
 def group_by_size(sizes: list[tuple[int, int]]) -> list[list[int]]:

@@ -57,11 +57,10 @@ def as_depth_values(depth: DepthMap | torch.Tensor) -> torch.Tensor:
 
 
 def nearness(depth: DepthMap | torch.Tensor) -> torch.Tensor:
-    """[B,H,W] float32, larger = nearer: a DepthMap's ``nearness()``; a plain tensor is taken as relative."""
+    """[B,H,W] float32, larger = nearer, checked for shape: :meth:`DepthMap.nearness` (the definition)
+    for a DepthMap; a plain tensor is read as relative depth (already nearness)."""
     values = as_depth_values(depth)
-    if isinstance(depth, DepthMap) and depth.is_metric:
-        return -values
-    return values
+    return depth.with_values(values).nearness() if isinstance(depth, DepthMap) else values
 
 
 def masked_quantile(values: torch.Tensor, valid: torch.Tensor, qs: list[float] | tuple[float, ...]) -> torch.Tensor:

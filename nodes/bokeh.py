@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from dav2_core.effects import lens_blur
 
-from .effect_io import on_compute_device, to_output_device
+from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 #: How the focus is chosen, in UI order.
@@ -65,8 +65,7 @@ class DepthBokeh(io.ComfyNode):
         depth_map = require_depth(depth)
         if focus_mode not in FOCUS_MODES:
             raise ValueError(f"unknown focus_mode {focus_mode!r}; choose one of {', '.join(FOCUS_MODES)}")
-        image, depth_map = on_compute_device(image, depth_map)
         focus = {"focus_point": (focus_x, focus_y)} if focus_mode == "point" else {"focus_depth": focus_depth}
         blurred, coc = lens_blur(image, depth_map, max_blur_radius=max_blur_radius, focus_range=focus_range,
-                                 layers=layers, **focus)
-        return io.NodeOutput(to_output_device(blurred), to_output_device(coc))
+                                 layers=layers, run=execution(), **focus)
+        return io.NodeOutput(blurred, coc)

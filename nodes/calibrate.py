@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from dav2_core.effects import calibrate_to_metric
 
-from .effect_io import on_compute_device, to_output_device
+from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 POINTS_HELP = (
@@ -88,8 +88,7 @@ class CalibrateDepthToMetric(io.ComfyNode):
         if refs is None and not parsed:
             raise ValueError("no reference: type at least two points as 'x,y,metres; x,y,metres' (pixels, metres) "
                              "or connect a metric reference DEPTH")
-        _, relative = on_compute_device(None, relative)
-        _, refs = on_compute_device(None, refs)
-        metric, fit = calibrate_to_metric(relative, points=parsed or None, reference=refs, max_depth_m=max_depth_m)
+        metric, fit = calibrate_to_metric(relative, points=parsed or None, reference=refs, max_depth_m=max_depth_m,
+                                          run=execution())
         report = format_fit(fit)
-        return io.NodeOutput(metric.with_values(to_output_device(metric.values)), report, ui={"text": [report]})
+        return io.NodeOutput(metric, report, ui={"text": [report]})

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from dav2_core.effects import depth_to_normals, depth_to_pointcloud, write_ply
 
-from .effect_io import file_entries, on_compute_device, output_target, to_output_device
+from .effect_io import execution, file_entries, output_target
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_STRIDE = 64
@@ -54,10 +54,10 @@ class DepthToNormals(io.ComfyNode):
     def execute(cls, depth: object, fov_degrees: float, save_ply: bool, filename_prefix: str, ply_stride: int,
                 image: torch.Tensor | None = None) -> io.NodeOutput:
         depth_map = require_depth(depth)
-        image, depth_map = on_compute_device(image, depth_map)
-        normals = depth_to_normals(depth_map, fov_degrees)
+        run = execution()
+        normals = depth_to_normals(depth_map, fov_degrees, run=run)
         if not save_ply:
-            return io.NodeOutput(to_output_device(normals))
+            return io.NodeOutput(normals)
         colours = normals if image is None else image
         n_depth, n_colour = depth_map.batch, int(colours.shape[0]) if colours.ndim == 4 else 1
         if n_depth != n_colour and 1 not in (n_depth, n_colour):
@@ -67,6 +67,7 @@ class DepthToNormals(io.ComfyNode):
         written = []
         for i in range(max(n_depth, n_colour)):
             xyz, rgb = depth_to_pointcloud(depth_map[min(i, n_depth - 1)], colours[min(i, n_colour - 1)][None],
-                                           fov_degrees, ply_stride)
+                                           fov_degrees, ply_stride, device=run.device)
             written.append(write_ply(folder / f"{name}_{counter + i:05}_.ply", xyz, rgb))
-        return io.NodeOutput(to_output_device(normals), ui={"ply_files": file_entries(written, subfolder)})
+            run.progress(i + 1, max(n_depth, n_colour))  # progress bar and Cancel per point cloud
+        return io.NodeOutput(normals, ui={"ply_files": file_entries(written, subfolder)})

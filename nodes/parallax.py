@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
 
-from .effect_io import on_compute_device, to_output_device
+from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_FRAMES = 1024
@@ -50,5 +50,4 @@ class DepthParallax(io.ComfyNode):
         depth_map = require_depth(depth)
         if int(frames) != frames or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be a whole number from 1 to {MAX_FRAMES}, got {frames}")
-        image, depth_map = on_compute_device(image, depth_map)
-        return io.NodeOutput(to_output_device(parallax_frames(image, depth_map, int(frames), motion, strength)))
+        return io.NodeOutput(parallax_frames(image, depth_map, int(frames), motion, strength, run=execution()))

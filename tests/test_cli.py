@@ -291,6 +291,66 @@ def test_unreadable_image_is_skipped_and_counted(tmp_path: Path, models_dir: Pat
     assert (out / "good_depth.png").is_file() and not (out / "bad_depth.png").exists()
 
 
+def garbage_in_the_middle(photo: Path, seed: int) -> bytes:
+    """The photo's bytes with 4 KB of random garbage written over the middle of its compressed data."""
+    data = photo.read_bytes()
+    middle = len(data) // 2
+    garbage = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    return data[:middle] + garbage + data[middle + 4096:]
+
+
+def test_jpeg_with_corrupt_data_is_refused_not_decoded_grey(tmp_path: Path, shared_images: list[Path]) -> None:
+    photo = min(shared_images, key=lambda p: p.stat().st_size)  # the smallest real photo: quick
+    assert io.read_image(photo).shape[2] == 3
+    for seed in range(6):  # garbage that libjpeg only warns about ("Corrupt JPEG data") and garbage it rejects
+        broken = tmp_path / f"broken{seed}.jpg"
+        broken.write_bytes(garbage_in_the_middle(photo, seed))
+        assert cv2.imread(str(broken)) is not None  # OpenCV alone would decode it (partly grey)
+        with pytest.raises(io.ImageReadError, match="corrupt JPEG data"):
+            io.read_image(broken)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
+    with pytest.raises(io.ImageReadError, match="corrupt JPEG data"):
+        io.read_image(truncated)
+
+
+def test_corrupt_jpeg_is_skipped_with_a_warning(tmp_path: Path, models_dir: Path, shared_images: list[Path],
+                                                capsys) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    random_image(folder / "good.png", 40, 40, seed=0)
+    (folder / "broken.jpg").write_bytes(garbage_in_the_middle(min(shared_images, key=lambda p: p.stat().st_size), 2))
+    out = tmp_path / "out"
+    code, err = run_cli([str(folder), "-o", str(out)], models_dir, capsys)
+    assert code == 1
+    assert "skipped" in err and "broken.jpg" in err and "corrupt JPEG data" in err and "1 inputs failed" in err
+    assert (out / "good_depth.png").is_file() and not (out / "broken_depth.png").exists()
+
+
+def test_output_folder_may_be_the_input_folder(tmp_path: Path, models_dir: Path, capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    random_image(folder / "a.png", 40, 40, seed=0)
+    for _ in range(2):  # the second run skips the first run's outputs instead of reading them as inputs
+        code, err = run_cli([str(folder), "-o", str(folder), "--npy"], models_dir, capsys)
+        assert code == 0, err
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_depth.npy", "a_depth.png", "a_depth_color.png"]
+
+
+def test_folder_holding_only_earlier_outputs_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "clip_depth_frames").mkdir(parents=True)
+    for name in ("a_depth.png", "a_depth_color.png", "clip_depth.mp4", "clip_depth_frames/000001.png"):
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(io.InputError, match="all outputs of an earlier run"):
+        io.collect_inputs([folder], recursive=True, exclude=folder)
+    (folder / "photo.png").write_bytes(b"x")
+    assert [f.path.name for f in io.collect_inputs([folder], recursive=True, exclude=folder)] == ["photo.png"]
+    # outside the output folder, a name ending _depth.png is an input like any other
+    assert [f.path.name for f in io.collect_inputs([folder], exclude=tmp_path / "elsewhere")][:2] == [
+        "a_depth.png", "a_depth_color.png"]
+
+
 def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, models_dir: Path, capsys, monkeypatch) -> None:
     random_image(tmp_path / "x.png", 40, 40, seed=0)
     real_save = np.save

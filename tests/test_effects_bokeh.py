@@ -133,8 +133,10 @@ def test_bad_parameters(kwargs, message):
 
 
 def test_bad_image():
-    with pytest.raises(ValueError, match=r"\[B,H,W,3\]"):
-        lens_blur(torch.rand(24, 36, 3), _three_planes(24, 36))
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        lens_blur(torch.rand(1, 24, 36, 2), _three_planes(24, 36))
+    with pytest.raises(ValueError, match=r"must hold 0\.\.1.*divide it by 255"):
+        lens_blur(_texture(24, 36) * 255, _three_planes(24, 36))
 
 
 def test_real_photo_ground_plane(shared_images):

@@ -61,7 +61,7 @@ def test_one_pixel_image(model):
 
 def test_extreme_aspect_ratio_is_refused_in_keep_aspect_but_runs_native(model):
     strip = _rand(1, 1, 4000, 3)
-    with pytest.raises(ValueError, match="aspect ratio"):
+    with pytest.raises(ValueError, match="too elongated"):
         predict_depth(model, strip, input_size=518)
     out = predict_depth(model, strip, resolution="native", max_side=560)
     assert out.shape == (1, 1, 4000) and torch.isfinite(out).all()
@@ -82,6 +82,71 @@ def test_other_channel_counts_are_refused(model):
         predict_depth(model, _rand(1, 28, 28, 2))
     with pytest.raises(ValueError, match=r"\[B,H,W,C\]"):
         predict_depth(model, _rand(28, 28))
+
+
+@pytest.mark.parametrize(
+    ("scale", "offset", "hint"),
+    [(255.0, 0.0, "divide it by 255"), (2.0, -1.0, r"\(x \+ 1\) / 2"), (1.0, 5.0, "")],
+)
+def test_float_images_outside_0_1_are_refused_per_chunk_naming_the_range(model, scale, offset, hint):
+    image = _rand(3, 28, 28, 3)
+    image[2] = image[2] * scale + offset  # only the last image, in the second chunk
+    with pytest.raises(ValueError, match=rf"image 2 of the batch has values .*must hold 0\.\.1 .*0\.3 .*{hint}"):
+        predict_depth(model, image, input_size=28, chunk_size=2)
+
+
+def test_bicubic_overshoot_is_accepted_and_clamped(model):
+    """ComfyUI's Upscale Image (bicubic) does not clamp: slightly out-of-range floats are clamped, not refused."""
+    image = torch.nn.functional.interpolate(_rand(1, 3, 14, 14, seed=3), size=(42, 42), mode="bicubic")
+    image = image.permute(0, 2, 3, 1)
+    assert float(image.min()) < -0.01 and float(image.max()) > 1.01
+    clamped = image.clamp(0, 1)
+    assert torch.equal(predict_depth(model, image, input_size=28), predict_depth(model, clamped, input_size=28))
+    assert float(image.min()) < -0.01  # the caller's tensor is left as it was
+
+
+def test_one_image_rule_for_inference_effects_and_depth_from_image(model):
+    from dav2_core.depth import DepthMap
+    from dav2_core.effects import guided_filter, lens_blur, parallax_frames
+
+    depth = DepthMap(_rand(1, 28, 28, seed=7) + 1.0)
+    rgb = _rand(1, 28, 28, 3, seed=8)
+    grey8 = (rgb[..., :1] * 255).round().to(torch.uint8)  # uint8 and grey are accepted everywhere ...
+    grey = grey8.float().div(255).expand(-1, -1, -1, 3)
+    assert torch.equal(predict_depth(model, grey8, input_size=28), predict_depth(model, grey, input_size=28))
+    assert torch.equal(lens_blur(grey8, depth)[0], lens_blur(grey, depth)[0])
+    assert torch.equal(parallax_frames(grey8, depth, 2), parallax_frames(grey, depth, 2))
+    assert torch.equal(DepthMap.from_image(grey8).values, DepthMap.from_image(grey).values)
+    assert torch.allclose(guided_filter(grey8, depth.values), guided_filter(grey, depth.values))
+    for bad in (rgb * 255, rgb - 0.5):  # ... and the same float range is enforced everywhere
+        for call in (lambda x: predict_depth(model, x, input_size=28), lambda x: lens_blur(x, depth),
+                     lambda x: parallax_frames(x, depth, 2), DepthMap.from_image,
+                     lambda x: guided_filter(x, depth.values)):
+            with pytest.raises(ValueError, match=r"must hold 0\.\.1"):
+                call(bad)
+    for call in (lambda x: predict_depth(model, x), lambda x: lens_blur(x, depth), DepthMap.from_image):
+        with pytest.raises(ValueError, match="channels"):
+            call(_rand(1, 28, 28, 2))
+        with pytest.raises(ValueError, match="dtype"):
+            call(torch.zeros(1, 28, 28, 3, dtype=torch.int32))
+
+
+def test_infer_image_refuses_float_bgr_saying_how_to_convert(model):
+    bgr = np.random.default_rng(0).random((28, 28, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"uint8 .* got dtype float32; .*\* 255"):
+        model.infer_image(bgr, 28)
+    with pytest.raises(ValueError, match="uint16"):
+        model.infer_image((bgr * 65535).astype(np.uint16), 28)
+    assert model.infer_image((bgr * 255).astype(np.uint8), 28).shape == (28, 28)
+
+
+def test_too_many_patches_names_the_real_cause():
+    with pytest.raises(ValueError, match=r"input_size 99999 is too large: .*Use input_size 1792 or less\.$"):
+        network_size(500, 500, 99999)
+    with pytest.raises(ValueError, match=r"too elongated for input_size 518 .*Use input_size 28 or less"):
+        network_size(1, 4000, 518)
+    # native mode stays under the patch limit instead of failing at the default max_side
+    assert network_size(2000, 2000, 518, "native", 1932) == (1792, 1792)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from dav2_core.depth import DepthMap
+from dav2_core.depth import DepthMap, nearness_range
 from dav2_core.normalize import (
     NORMALIZE_MODE_HELP,
     NORMALIZE_MODES,
     masked_quantile,
+    nearness,
     normalize_depth,
     range_of,
     to_image,
@@ -24,6 +25,21 @@ def ramp(b: int = 1, h: int = 8, w: int = 12, lo: float = 0.0, hi: float = 1.0) 
 def test_modes_listed_once_with_help():
     assert NORMALIZE_MODES == ("per_image", "percentile", "batch", "raw")
     assert all(NORMALIZE_MODE_HELP[m] for m in NORMALIZE_MODES)
+
+
+def test_one_nearness_definition():
+    """DepthMap.nearness is the definition (float32; metric: -metres); the helpers agree with it."""
+    values = (torch.rand(2, 3, 4) + 0.5).half()
+    for kind, sign in (("relative", 1.0), ("metric", -1.0)):
+        depth = DepthMap(values, kind)
+        assert depth.nearness().dtype == torch.float32
+        assert torch.equal(depth.nearness(), sign * values.float())
+        assert torch.equal(nearness(depth), depth.nearness())
+        lo, hi = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 5.0])
+        near_lo, near_hi = nearness_range(lo, hi, depth.is_metric)
+        assert torch.equal(near_lo, sign * (hi if depth.is_metric else lo))
+        assert all(map(torch.equal, nearness_range(near_lo, near_hi, depth.is_metric), (lo, hi)))
+    assert torch.equal(nearness(values), values.float())  # a plain tensor is relative depth
 
 
 def test_per_image_min_max_exact():

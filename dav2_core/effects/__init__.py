@@ -1,9 +1,13 @@
 """Depth effects on IMAGE/DEPTH tensors (no ComfyUI imports): bokeh, parallax, temporal consistency,
-refinement, metric calibration, export, normals. Every function is batched and runs on the tensor's device.
+refinement, metric calibration, export, normals. Every function is batched; bokeh, parallax, normals and
+calibration take ``run=Execution(...)`` (compute and output devices, chunk size, progress/cancel, memory
+reserve) and work in chunks sized from free memory, like ``inference.predict_depth``; without it they run
+on the tensor's device.
 
 Pairing rule for functions taking an IMAGE [B,H,W,3] and a DEPTH: batch lengths must match or one be 1
 (reused); a depth of another height/width is resized (bilinear) to the image with a ``UserWarning``.
 """
+from ._chunks import Execution
 from .bokeh import lens_blur
 from .calibrate import calibrate_to_metric
 from .export import FORMATS, exr_backend, load_depth, save_depth
@@ -13,6 +17,7 @@ from .refine import flip_tta_merge, guided_filter, refine_with_image
 from .temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
 
 __all__ = [
+    "Execution",
     "refine_with_image",
     "FORMATS",
     "MOTIONS",

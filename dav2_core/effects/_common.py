@@ -1,4 +1,7 @@
-"""Input checks shared by the effects: IMAGE/DEPTH pairing and depth → normalised disparity.
+"""What the effects share: input checks, IMAGE/DEPTH pairing chunk by chunk, and depth -> inverse depth.
+
+Images follow the one IMAGE rule of :mod:`dav2_core.preprocess` (uint8 or float 0..1, grey/RGB/RGBA),
+checked for layout up front and for values chunk by chunk.
 
 Pairing rule (every effect that takes an IMAGE and a DEPTH):
 - batch lengths must be equal, or one of them 1 (it is repeated); anything else is a ``ValueError``;
@@ -8,25 +11,19 @@ Pairing rule (every effect that takes an IMAGE and a DEPTH):
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..depth import DepthMap
 from ..normalize import scale_to_unit
+from ..preprocess import check_image_batch, to_rgb_float
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
-    """An IMAGE [B,H,W,3] float 0..1 as float32 (extra alpha channel dropped); ValueError otherwise."""
-    if not isinstance(image, torch.Tensor):
-        raise ValueError(f"{name} must be a [B,H,W,3] tensor, got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"{name} must be [B,H,W,3] (batch, height, width, RGB), got shape {tuple(image.shape)}")
-    if min(image.shape[:3]) == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
-    if not image.is_floating_point():
-        raise ValueError(f"{name} must be float 0..1, got dtype {image.dtype}; divide uint8 images by 255")
-    return image[..., :3].float()
+    """An IMAGE checked for layout and dtype (``preprocess.check_image_batch``) -> [B,H,W,C], pixels untouched."""
+    return check_image_batch(image, name)
 
 
 def check_depth(depth: DepthMap, name: str = "depth") -> DepthMap:
@@ -38,44 +35,81 @@ def check_depth(depth: DepthMap, name: str = "depth") -> DepthMap:
     return depth
 
 
-def resize_depth(values: torch.Tensor, size: tuple[int, int], what: str = "depth") -> torch.Tensor:
-    """[B,H,W] resized (bilinear) to ``size`` = (H, W), warning that it happened; no-op when equal."""
+def paired_batch(images: int, depths: int) -> int:
+    """The batch length of an image batch paired with a depth batch (equal, or either one of length 1)."""
+    if images != depths and 1 not in (images, depths):
+        raise ValueError(
+            f"image batch has {images} images but depth batch has {depths} maps; give one depth per image"
+            " (or a single image / single depth to reuse for all)"
+        )
+    return max(images, depths)
+
+
+def warn_if_resized(depth_hw: tuple[int, ...], image_hw: tuple[int, ...], what: str = "depth") -> None:
+    """The one ``UserWarning`` for a depth of another size than its image (it is resized, bilinear)."""
+    if tuple(depth_hw) != tuple(image_hw):
+        warnings.warn(
+            f"{what} is {depth_hw[1]}x{depth_hw[0]} but the image is {image_hw[1]}x{image_hw[0]};"
+            " resizing the depth (bilinear) to the image size",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(values.shape[-2:]) == tuple(size):
         return values
-    warnings.warn(
-        f"{what} is {values.shape[-1]}x{values.shape[-2]} but the image is {size[1]}x{size[0]};"
-        " resizing the depth (bilinear) to the image size",
-        UserWarning,
-        stacklevel=3,
-    )
     return F.interpolate(values.float()[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def _rows(x: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, bool]:
+    """(rows start..stop of x, False), or (x's only row, True) when a batch of 1 is reused for every item."""
+    if x.shape[0] == 1:
+        return x[:1], stop - start > 1
+    return x[start:stop], False
+
+
+def image_chunk(image: torch.Tensor, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """Items start..stop of a checked IMAGE as [b,H,W,3] float32 0..1 on ``device`` (values checked here)."""
+    rows, repeat = _rows(image, start, stop)
+    rgb = to_rgb_float(rows.to(device), 0 if image.shape[0] == 1 else start)
+    return rgb.expand(stop - start, -1, -1, -1) if repeat else rgb
+
+
+def depth_chunk(
+    values: torch.Tensor,
+    start: int,
+    stop: int,
+    size: tuple[int, int],
+    device: torch.device,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Items start..stop of depth values [B,H,W] as float32 on ``device``, mapped by ``transform`` (e.g. to
+    inverse depth) and then resized (bilinear) to ``size``."""
+    rows, repeat = _rows(values, start, stop)
+    v = rows.to(device).float()
+    v = _resize(transform(v) if transform is not None else v, size)
+    return v.expand(stop - start, -1, -1) if repeat else v
+
+
 def pair_batches(image: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image [B,H,W,3] and depth [B,H,W] with equal batch lengths (a batch of 1 is repeated).
-
-    Depth of another size is resized to the image's size with a warning; other batch mismatches raise.
-    """
-    bi, bd = image.shape[0], values.shape[0]
-    if bi != bd:
-        if bd == 1:
-            values = values.expand(bi, -1, -1)
-        elif bi == 1:
-            image = image.expand(bd, -1, -1, -1)
-        else:
-            raise ValueError(
-                f"image batch has {bi} images but depth batch has {bd} maps; give one depth per image"
-                " (or a single image / single depth to reuse for all)"
-            )
-    values = resize_depth(values.to(image.device), tuple(image.shape[1:3]))
-    return image, values
+    """Image [B,H,W,3] float and depth [B,H,W] with equal batch lengths (a batch of 1 is repeated), the
+    depth resized to the image's size with a warning; for small inputs handled whole (no chunking)."""
+    total = paired_batch(image.shape[0], values.shape[0])
+    size = tuple(image.shape[1:3])
+    warn_if_resized(tuple(values.shape[-2:]), size)
+    rows, repeat = _rows(image, 0, total)
+    image = rows.expand(total, -1, -1, -1) if repeat else rows
+    return image, depth_chunk(values, 0, total, size, image.device)
 
 
-def disparity(depth: DepthMap) -> torch.Tensor:
-    """[B,H,W] float32 disparity-like values (larger = nearer, ∝ 1/distance for metric maps).
+def inverse_depth(depth: DepthMap) -> torch.Tensor:
+    """[B,H,W] float32 inverse depth: proportional to 1/distance (up to an affine map for relative maps).
 
-    Relative maps already are affine inverse depth; metric metres become 1/metres (non-positive or
-    non-finite metres become 0 = infinitely far).
+    Not the same as :meth:`DepthMap.nearness` (the ordering "larger = nearer", -metres for metric maps):
+    lens blur and parallax need a quantity linear in 1/distance. Relative maps already are affine
+    inverse depth (NaN/Inf become 0); metric metres become 1/metres (non-positive or non-finite metres
+    become 0 = infinitely far).
     """
     v = depth.values.float()
     if not depth.is_metric:

@@ -5,7 +5,9 @@ Each pixel moves by an amount proportional to its normalised inverse depth ``d``
 stays put), metric maps use ``d = (1/metres) / max(1/metres)``, exactly proportional to inverse depth.
 Pixels are splatted forward with a z-buffer (nearer wins: ``scatter_reduce(amax)`` on packed int64 keys
 of nearness, splat closeness and source index); disoccluded holes are filled from the farther of the two surfaces
-found along the motion direction on either side of the hole. Everything runs on the tensor's device.
+found along the motion direction on either side of the hole. Every output frame depends only on its image
+and its camera time, so the B·N frames are built in chunks (``_chunks``): the output is allocated once
+(after checking it fits in memory) and each chunk is computed on the compute device and copied out.
 """
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from ..depth import DepthMap
-from ._common import check_depth, check_image, disparity, normalise_per_image, pair_batches
+from ._chunks import Execution, allocate_output, run_chunked
+from ._common import (
+    check_depth, check_image, depth_chunk, image_chunk, inverse_depth, normalise_per_image, paired_batch,
+    warn_if_resized,
+)
 
 Motion = Literal["zoom_in", "dolly", "circle", "swing"]
 
@@ -39,8 +45,8 @@ _IDX_BITS = 32  # source pixel index
 
 def inverse_depth01(depth: DepthMap, values: torch.Tensor | None = None) -> torch.Tensor:
     """[B,H,W] normalised inverse depth 0..1 (see the module docstring); ``values`` overrides the
-    map's (already paired/resized) disparity."""
-    disp = disparity(depth) if values is None else values
+    map's (already paired/resized) inverse depth."""
+    disp = inverse_depth(depth) if values is None else values
     if depth.is_metric:
         top = disp.flatten(1).amax(1).clamp_min(1e-12)
         return (disp / top[:, None, None]).clamp(0.0, 1.0)
@@ -49,19 +55,23 @@ def inverse_depth01(depth: DepthMap, values: torch.Tensor | None = None) -> torc
 
 
 def _displacements(
-    motion: str, t: float, d: torch.Tensor, strength: float, subject: torch.Tensor
+    motion: str, times: list[float], d: torch.Tensor, strength: float, subject: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel (dx, dy) in px for camera time ``t`` (0..1) and inverse depth ``d`` [B,H,W]."""
+    """Per-pixel (dx, dy) in px for each item's camera time ``times[i]`` (0..1) and inverse depth ``d`` [b,H,W]."""
     b, h, w = d.shape
     shift = strength * w
+
+    def per_item(values: list[float]) -> torch.Tensor:  # factors computed in float64, then as float32 [b,1,1]
+        return torch.tensor(values, device=d.device, dtype=torch.float32).view(b, 1, 1)
+
     if motion == "swing":
-        return d * shift * math.sin(2 * math.pi * t), torch.zeros_like(d)
+        return d * shift * per_item([math.sin(2 * math.pi * t) for t in times]), torch.zeros_like(d)
     if motion == "circle":
-        a = 2 * math.pi * t
-        return d * shift * math.cos(a), d * shift * math.sin(a)
+        a = [2 * math.pi * t for t in times]
+        return d * shift * per_item([math.cos(x) for x in a]), d * shift * per_item([math.sin(x) for x in a])
     ys = torch.arange(h, device=d.device, dtype=torch.float32)[:, None] - (h - 1) / 2
     xs = torch.arange(w, device=d.device, dtype=torch.float32)[None, :] - (w - 1) / 2
-    amount = 2.0 * strength * t  # the nearest point at the side edge moves strength × width at t = 1
+    amount = per_item([2.0 * strength * t for t in times])  # the nearest point at the side edge moves strength × width at t = 1
     if motion == "zoom_in":
         grow = amount * d
     else:  # dolly out + zoom in: magnification (1 + a d_subject) / (1 + a d), the subject keeps its size
@@ -133,10 +143,12 @@ def _push_pull(colour: torch.Tensor, near: torch.Tensor, valid: torch.Tensor, so
 
 
 def fill_holes(
-    colour: torch.Tensor, near: torch.Tensor, valid: torch.Tensor, direction: torch.Tensor, reach: int
+    colour: torch.Tensor, near: torch.Tensor, valid: torch.Tensor, direction: torch.Tensor,
+    reach: int | torch.Tensor,
 ) -> torch.Tensor:
     """Fill disocclusions in [B,3,H,W]: each hole pixel takes the farther of the first valid pixels found
-    along ``direction`` and against it ([B,2,H,W] unit (dx, dy) of the parallax motion), up to ``reach`` px.
+    along ``direction`` and against it ([B,2,H,W] unit (dx, dy) of the parallax motion), up to ``reach`` px
+    (one number, or [B] integers: one per image).
 
     A disocclusion opens along the motion between a nearer and a farther surface, so the farther of the two
     is the background it uncovered; the foreground is never smeared into it. Holes with nothing within
@@ -149,14 +161,16 @@ def fill_holes(
     ok = valid.flatten()
     hb, hy, hx = torch.nonzero(~valid, as_tuple=True)  # only the hole pixels are searched from
     dirs = direction.expand(b, 2, h, w)[hb, :, hy, hx]  # [n,2]
+    reaches = torch.as_tensor(reach, device=colour.device).expand(b)
+    limit = reaches[hb]  # [n]: each hole pixel searches as far as its own image's reach
     best = torch.full((hb.shape[0], 4), float("inf"), device=colour.device)
     for sign in (1.0, -1.0):
         found = torch.zeros_like(hb, dtype=torch.bool)
         side = torch.zeros_like(best)
-        for k in range(1, reach + 1):
+        for k in range(1, int(reaches.max()) + 1):
             px = torch.round(hx + sign * k * dirs[:, 0])
             py = torch.round(hy + sign * k * dirs[:, 1])
-            inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
+            inside = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1) & (limit >= k)
             idx = (hb * h + py.clamp(0, h - 1).long()) * w + px.clamp(0, w - 1).long()
             hit = inside & ok[idx] & ~found
             side = torch.where(hit[:, None], data[idx], side)
@@ -176,14 +190,16 @@ def fill_holes(
     return _push_pull(colour, near, valid)
 
 
-def _directions(motion: str, t: float, d: torch.Tensor) -> torch.Tensor:
-    """[1,2,H,W] unit direction along which pixels move for this frame (for hole filling)."""
+def _directions(motion: str, times: list[float], d: torch.Tensor) -> torch.Tensor:
+    """[b,2,1,1] or [1,2,H,W] unit directions along which pixels move for each item (for hole filling)."""
     _, h, w = d.shape
     dev = d.device
     if motion in ("swing", "circle"):
-        a = 2 * math.pi * t
-        v = (1.0 if math.sin(a) >= 0 else -1.0, 0.0) if motion == "swing" else (math.cos(a), math.sin(a))
-        return torch.tensor(v, device=dev, dtype=torch.float32).view(1, 2, 1, 1).expand(1, 2, h, w)
+        vs = []
+        for t in times:
+            a = 2 * math.pi * t
+            vs.append((1.0 if math.sin(a) >= 0 else -1.0, 0.0) if motion == "swing" else (math.cos(a), math.sin(a)))
+        return torch.tensor(vs, device=dev, dtype=torch.float32).view(len(times), 2, 1, 1)
     ys = torch.arange(h, device=dev, dtype=torch.float32)[:, None].expand(h, w) - (h - 1) / 2
     xs = torch.arange(w, device=dev, dtype=torch.float32)[None, :].expand(h, w) - (w - 1) / 2
     v = torch.stack([xs, ys])[None]
@@ -196,16 +212,45 @@ def _times(motion: str, frames: int) -> list[float]:
     return [k / (frames - 1) for k in range(frames)] if frames > 1 else [1.0]
 
 
+#: Peak working memory per frame in a chunk, in bytes per pixel: the z-buffer keys and indices (int64), the
+#: warped coordinates and weights (float32), the hole search, the frame itself (~180 measured on a CPU at
+#: 1024², with margin for large disocclusions).
+BYTES_PER_FRAME_PIXEL = 256
+
+
+def _frames_chunk(
+    img: torch.Tensor, disp: torch.Tensor, depth: DepthMap, times: list[float], motion: str, strength: float
+) -> torch.Tensor:
+    """Frames for a chunk: img [b,H,W,3] and inverse depth [b,H,W] (one row per frame, on one device),
+    camera time ``times[i]`` for frame i -> [b,H,W,3]."""
+    d = inverse_depth01(depth, disp)
+    _, h, w = d.shape
+    cy, cx, r = h // 2, w // 2, max(1, min(h, w) // 20)
+    subject = d[:, cy - r : cy + r + 1, cx - r : cx + r + 1].flatten(1).median(1).values
+    dx, dy = _displacements(motion, times, d, strength, subject)
+    warped, near, valid = _splat(img.permute(0, 3, 1, 2).contiguous(), d, dx, dy)
+    reach = torch.sqrt(dx**2 + dy**2).flatten(1).amax(1).ceil().long() + 2
+    return fill_holes(warped, near, valid, _directions(motion, times, d), reach).permute(0, 2, 3, 1)
+
+
 def parallax_frames(
-    image: torch.Tensor, depth: DepthMap, frames: int, motion: Motion = "circle", strength: float = 0.03
+    image: torch.Tensor,
+    depth: DepthMap,
+    frames: int,
+    motion: Motion = "circle",
+    strength: float = 0.03,
+    run: Execution | None = None,
 ) -> torch.Tensor:
     """N frames of a camera move over each image → IMAGE [B·N,H,W,3] float 0..1 (image 0's frames first).
 
-    image: [B,H,W,3] float 0..1; depth: DepthMap with the same batch or a batch of 1 (either side of length
-    1 is reused; a depth of another size is resized with a warning). frames: N ≥ 1. motion: one of
-    ``MOTIONS``. strength: the nearest point's largest displacement as a fraction of the image width
-    (≥ 0; 0.02-0.05 looks natural). zoom_in/dolly run from the photo (t=0) to the full move (t=1); a
-    single frame is the full move.
+    image: IMAGE [B,H,W,C] (uint8 or float 0..1, the ``preprocess`` rule); depth: DepthMap with the same
+    batch or a batch of 1 (either side of length 1 is reused; a depth of another size is resized with a
+    warning). frames: N ≥ 1. motion: one of ``MOTIONS``. strength: the nearest point's largest
+    displacement as a fraction of the image width (≥ 0; 0.02-0.05 looks natural). zoom_in/dolly run from
+    the photo (t=0) to the full move (t=1); a single frame is the full move.
+    run: devices, chunking, progress (per frame) and cancel; default: everything on the image's device.
+    The output (B·N·H·W·3 float32) must fit in the memory free on the output device, or a ValueError says
+    how large it would be. Frames are built in chunks, so compute memory is bounded by one chunk.
     """
     img = check_image(image)
     check_depth(depth)
@@ -215,16 +260,34 @@ def parallax_frames(
         raise ValueError(f"unknown motion {motion!r}; choose one of {', '.join(MOTIONS)}")
     if not (math.isfinite(strength) and strength >= 0):
         raise ValueError(f"strength must be ≥ 0 (a fraction of the image width), got {strength}")
-    img, disp = pair_batches(img, disparity(depth).to(img.device))
-    d = inverse_depth01(depth, disp)
-    b, h, w, _ = img.shape
-    cy, cx, r = h // 2, w // 2, max(1, min(h, w) // 20)
-    subject = d[:, cy - r : cy + r + 1, cx - r : cx + r + 1].flatten(1).median(1).values
-    colour = img.permute(0, 3, 1, 2).contiguous()
-    out = torch.empty(b, int(frames), h, w, 3, device=img.device)
-    for k, t in enumerate(_times(motion, int(frames))):
-        dx, dy = _displacements(motion, t, d, strength, subject)
-        warped, near, valid = _splat(colour, d, dx, dy)
-        reach = math.ceil(float(torch.sqrt(dx**2 + dy**2).max())) + 2
-        out[:, k] = fill_holes(warped, near, valid, _directions(motion, t, d), reach).permute(0, 2, 3, 1)
-    return out.view(b * int(frames), h, w, 3)
+    run = run or Execution()
+    device, out_device = run.devices(img)
+    n = int(frames)
+    batch = paired_batch(img.shape[0], depth.batch)
+    _, h, w, _ = img.shape
+    warn_if_resized((depth.height, depth.width), (h, w))
+    images = f"{batch} images x " if batch > 1 else ""
+    out = allocate_output(
+        (batch * n, h, w, 3), out_device, f"{images}{n} frames of {w}x{h} (float32 RGB)",
+        "use fewer frames or a smaller image (e.g. scale it down before this node)",
+    )
+    times = _times(motion, n)
+
+    def to_inverse(values: torch.Tensor) -> torch.Tensor:
+        return inverse_depth(depth.with_values(values))
+
+    def work(start: int, stop: int) -> None:
+        parts = []
+        for i in range(start // n, (stop - 1) // n + 1):  # the images this chunk's frames belong to
+            first, last = max(start, i * n), min(stop, (i + 1) * n)
+            count = last - first
+            disp = depth_chunk(depth.values, i, i + 1, (h, w), device, to_inverse).expand(count, -1, -1)
+            rgb = image_chunk(img, i, i + 1, device).expand(count, -1, -1, -1)
+            parts.append((rgb, disp, times[first - i * n : last - i * n]))
+        rgb = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        disp = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        chunk_times = [t for p in parts for t in p[2]]
+        out[start:stop].copy_(_frames_chunk(rgb, disp, depth, chunk_times, motion, strength))
+
+    run_chunked(batch * n, work, BYTES_PER_FRAME_PIXEL * h * w, h * w, device, run, "frame")
+    return out

@@ -12,7 +12,8 @@ from typing import Callable
 
 import torch
 
-from ._common import check_image, pair_batches
+from ..preprocess import as_image_batch, check_image_batch, to_rgb_float
+from ._common import pair_batches
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -35,14 +36,14 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def guided_filter(guide_image: torch.Tensor, depth: torch.Tensor, radius: int = 8, eps: float = 1e-3) -> torch.Tensor:
-    """Edge-aware refinement of depth [B,H,W] guided by an IMAGE [B,H,W,3] 0..1 → [B,H,W] float32.
+    """Edge-aware refinement of depth [B,H,W] guided by an IMAGE [B,H,W,C] (the ``preprocess`` rule) → [B,H,W] float32.
 
     radius: window radius in px (≥ 1). eps: regularisation in guide-intensity² units (0..1 images):
     edges whose colour variance is well above eps are kept, weaker ones smoothed (1e-4 sharp .. 1e-2
     smooth). The output keeps the depth's units (the filter is linear in depth). Batches pair as usual
     (equal or 1); a depth of another size is resized to the guide with a warning.
     """
-    img = check_image(guide_image, "guide_image")
+    img = as_image_batch(guide_image, "guide_image")
     if not isinstance(depth, torch.Tensor) or depth.ndim != 3 or min(depth.shape) == 0:
         raise ValueError(f"depth must be a non-empty [B,H,W] tensor, got {getattr(depth, 'shape', type(depth))}")
     if int(radius) != radius or radius < 1:
@@ -102,8 +103,6 @@ def refine_with_image(
     not grow with B; ``between_frames`` runs after each (e.g. to honour a cancel). Returns depth on its
     original device.
     """
-    from ..preprocess import check_image_batch, to_rgb_float
-
     if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
         raise ValueError(f"refine strength must be in 0..1, got {strength}")
     if strength == 0.0:
