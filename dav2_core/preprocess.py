@@ -37,6 +37,8 @@ RESOLUTION_MODES: dict[str, str] = {
 }
 #: Largest patch grid we run (tokens per image); beyond it attention memory explodes.
 MAX_TOKENS = 128 * 128
+#: Largest keep_aspect input_size (px) that fits MAX_TOKENS for a square image.
+MAX_INPUT_SIZE = math.isqrt(MAX_TOKENS) * PATCH_SIZE
 #: How far outside 0..1 a float IMAGE value may lie and still be accepted (then clamped); see the module doc.
 IMAGE_VALUE_TOLERANCE = 0.3
 

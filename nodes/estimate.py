@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
 from dav2_core.pipeline import EstimateOptions, estimate
-from dav2_core.preprocess import RESOLUTION_MODES
+from dav2_core.preprocess import MAX_INPUT_SIZE, RESOLUTION_MODES
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
@@ -17,7 +17,8 @@ from .estimate_quality import quality_inputs
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
 
-MAX_INPUT_SIZE = 8190 // PATCH_SIZE * PATCH_SIZE
+#: Largest native-mode side offered (the patch limit still scales an image down to fit).
+MAX_SIDE_LIMIT = 8190 // PATCH_SIZE * PATCH_SIZE
 
 
 def _help(options: dict[str, str]) -> str:
@@ -46,7 +47,7 @@ class EstimateDepth(io.ComfyNode):
                                      f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more."),
                 io.Combo.Input("resolution", options=list(RESOLUTION_MODES), default="keep_aspect",
                                tooltip=_help(RESOLUTION_MODES)),
-                io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
+                io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_SIDE_LIMIT, step=PATCH_SIZE,
                              tooltip="native mode only: the longest side the network runs at (multiple of 14); "
                                      "larger images are scaled down to it"),
                 io.Combo.Input("normalization", options=list(NORMALIZE_MODES), default="per_image",
