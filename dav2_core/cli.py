@@ -406,14 +406,16 @@ def run(args: argparse.Namespace) -> int:
     except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError) as exc:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
-    device = next(model.parameters()).device
+    from .inference import model_device_dtype
+
+    device, dtype = model_device_dtype(model)  # the compute dtype (some small parameters stay float32)
     if args.compile:
         from .accel import optimize
 
         optimize(model)
     info = model.checkpoint_info
     _info(args, f"model {model.source} ({info.encoder}, {info.kind}) on {device} "
-                f"{str(next(model.parameters()).dtype).removeprefix('torch.')}")
+                f"{str(dtype).removeprefix('torch.')}")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     images = [item for item in inputs if item.kind == "image"]
