@@ -7,12 +7,15 @@ On the first CUDA device, with the same seeded weights as ``bench_cpu.py``:
 * throughput - ``predict_depth`` on ``--size`` x ``--size`` images already on the GPU (the photo resized,
   repeated B times, one chunk, depth left on the GPU), for ``--encoders`` x ``--dtypes`` x ``--batches``:
   images/s, ms per call (the batch-1 row is the latency), and ``torch.cuda.max_memory_allocated`` during
-  the timed calls (total, and above the weights);
+  the timed calls (reset after the warm-up; total, and above the weights). Each (encoder, dtype, mode)
+  model is released - compiled graphs included - before the next, so rows do not inherit memory;
 * accuracy on the photos of ``--images`` (default: ``--photo``): our ``infer_image`` vs official (parity) and
   fp16/bf16 vs fp32 of the tensor API (max/mean abs error over the fp32 output range, Pearson).
 
 ``--compile`` adds rows for the engine's fast path (``dav2_core.accel.optimize``) and stops with a clear
-message when the engine has none. Without CUDA the script prints why, writes ``{"skipped": "no CUDA device"}``
+message when the engine has none; each compiled row says whether every timed call really ran a compiled
+graph (``ran_compiled``, from ``dav2_core.accel.compile_stats``). TF32 is off unless ``--tf32`` (fp32 means
+fp32); the flags in force are recorded in ``settings.tf32``. Without CUDA the script prints why, writes ``{"skipped": "no CUDA device"}``
 and exits 0 - no GPU figure is ever claimed from a CPU run.
 
 Full run::
@@ -36,11 +39,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_model, format_table, int_list, is_compiled,
-    load_accel, load_photos, machine_info, median, non_negative_int, positive_int, read_bgr,
-    seeded_models, time_calls, worst, write_json,
+    DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
+    format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
+    non_negative_int, positive_int, read_bgr, release_model, seeded_models, set_tf32, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
+from dav2_core.memory import OutOfMemoryError  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
 GPU_ENCODERS = ("vits", "vitb", "vitl")
@@ -71,8 +75,11 @@ def infer_image_row(model: torch.nn.Module, bgr: np.ndarray, input_size: int, ru
 def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
     """Time ``predict_depth`` on ``images`` [B,H,W,3] (on the model's device) as one chunk; CUDA peak memory.
 
-    Returns images/s, ms per call, and on CUDA ``peak_allocated_mib`` (max_memory_allocated during the calls)
-    and ``peak_above_weights_mib`` (minus what was allocated before them). ``oom_retries`` > 0 means the
+    Returns images/s, ms per call, and on CUDA: ``peak_allocated_mib`` (max_memory_allocated during the timed
+    calls; the counter is reset *after* the warm-up, so compilation and CUDA-graph recording do not count, but
+    memory they keep - graph pools, frozen weights - does), ``resident_before_mib`` (allocated before the
+    warm-up: weights and input) and ``peak_above_weights_mib`` (the difference). For an optimized model,
+    ``compiled_row`` fields say whether every timed call really ran compiled. ``oom_retries`` > 0 means the
     engine had to split the batch. An out-of-memory failure at chunk 1 is reported as ``error``.
     """
     device = images.device
@@ -80,25 +87,64 @@ def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int
     handler = _OomRetries()
     engine_log = logging.getLogger("dav2_core.inference")
     engine_log.addHandler(handler)
+    snapshot: dict[str, Any] = {}
+
+    def after_warmup() -> None:
+        snapshot["compiled"] = compile_counts(model)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
     try:
         times = time_calls(
             lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
-            runs, warmup, _sync(device))
-    except torch.OutOfMemoryError as exc:
+            runs, warmup, _sync(device), after_warmup)
+    except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
     finally:
         engine_log.removeHandler(handler)
     call = median(times)
     row: dict[str, Any] = {"ms_per_call": call * 1e3, "images_per_s": batch / call,
-                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count}
+                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count,
+                           **compiled_row(model, snapshot.get("compiled"))}
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
-        row.update(peak_allocated_mib=peak / MIB, peak_above_weights_mib=(peak - before) / MIB)
+        row.update(peak_allocated_mib=peak / MIB, resident_before_mib=before / MIB,
+                   peak_above_weights_mib=(peak - before) / MIB,
+                   peak_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB)
     return row
+
+
+def variant_rows(ours: torch.nn.Module, square: np.ndarray, encoder: str, dtype: str, mode: str,
+                 args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Throughput rows of one (encoder, dtype, eager/compiled) model over ``args.batches``; the model (and, when
+    compiled, its graphs) is released before returning, so the next variant starts from the same memory."""
+    device = next(ours.parameters()).device
+    model = copy.deepcopy(ours).to(DTYPES[dtype])
+    if mode == "compiled":
+        compile_model(model, args.compile)
+    rows = []
+    try:
+        for batch in args.batches:
+            images = bgr_to_images(square, batch).to(device)
+            row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
+                   **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
+            if mode == "compiled":
+                row["compiled_active"] = is_compiled(model)  # False when the engine fell back to eager (it warns once)
+            rows.append(row)
+            del images
+            ran = "" if mode == "eager" else (" (all timed calls compiled)" if row.get("ran_compiled")
+                                               else " (NOT all timed calls compiled)")
+            print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
+                  f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
+                  f"peak {row.get('peak_allocated_mib', 0):.0f} MiB{ran}"), flush=True)
+    finally:
+        release_model(model)
+        del model
+        free_memory()
+    return rows
 
 
 def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[str], input_size: int) -> dict[str, Any]:
@@ -111,6 +157,7 @@ def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[st
         per_photo.append({"photo": path.name, **{
             f"{name}_vs_fp32": compare(ref, predict_depth(m, images, input_size=input_size)[0]) for name, m in low.items()}})
     keys = [f"{name}_vs_fp32" for name in low]
+    del low
     return {"worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
 
 
@@ -129,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
                         help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
                              "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available")
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TF32 for fp32 matmuls and convolutions (default: off, so fp32 rows and the fp32 "
+                             "reference of the accuracy figures are true fp32); the flags are recorded either way")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser
@@ -145,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.compile:
         load_accel(args.compile)  # fail before measuring anything
     photos, bgr = load_photos(args, "bench_gpu")
+    tf32 = set_tf32(args.tf32)
     device = torch.device("cuda")
     square = cv2.resize(bgr, (args.size, args.size), interpolation=cv2.INTER_AREA)
     print(f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "
@@ -164,33 +215,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        for p in photos]
         parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
         del official
-        torch.cuda.empty_cache()
+        free_memory()
         print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
               f"({our['speedup_vs_official']:.2f}x)", flush=True)
         # Throughput of the tensor API, eager and (with --compile) the engine's fast path.
-        variants = [("eager", lambda m: m)]
-        if args.compile:
-            variants.append(("compiled", lambda m: compile_model(m, args.compile)))
+        modes = ["eager", "compiled"] if args.compile else ["eager"]
         for dtype in args.dtypes:
-            for mode, prepare in variants:
-                model = prepare(copy.deepcopy(ours).to(DTYPES[dtype]))
-                for batch in args.batches:
-                    images = bgr_to_images(square, batch).to(device)
-                    row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
-                           **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
-                    if mode == "compiled":  # False when the engine fell back to eager (it warns once)
-                        row["compiled_active"] = is_compiled(model)
-                    throughput.append(row)
-                    del images
-                    print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
-                          f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
-                          f"peak {row['peak_allocated_mib']:.0f} MiB"), flush=True)
-                del model
-                torch.cuda.empty_cache()
+            for mode in modes:
+                throughput += variant_rows(ours, square, encoder, dtype, mode, args)
         errors = precision_errors(ours, photos, args.dtypes, args.input_size)
         precision.append({"encoder": encoder, **errors})
         del ours
-        torch.cuda.empty_cache()
+        free_memory()
 
     print()
     print(format_table(infer_rows, [("encoder", "encoder", "s"), ("impl", "implementation", "s"),
@@ -199,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(format_table(throughput, [("encoder", "encoder", "s"), ("dtype", "dtype", "s"), ("mode", "mode", "s"),
                                     ("batch", "batch", "d"), ("images_per_s", "images/s", ".0f"),
                                     ("ms_per_call", "ms/call", ".2f"), ("peak_allocated_mib", "peak MiB", ".0f"),
-                                    ("oom_retries", "OOM splits", "d"), ("error", "error", "s")]))
+                                    ("oom_retries", "OOM splits", "d"), ("ran_compiled", "ran compiled", ""),
+                                    ("error", "error", "s")]))
     acc_rows = parity + [{"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
                          for p in precision for k, v in p["worst"].items()]
     print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
@@ -215,10 +252,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "photo": str(args.photo), "photo_size_hw": list(bgr.shape[:2]),
             "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
             "throughput_size": args.size, "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
-            "seed": args.seed, "compile": args.compile,
+            "seed": args.seed, "compile": args.compile, "tf32": tf32,
             "throughput_input": "the photo resized to size x size, repeated B times, on the GPU; depth left on the GPU",
-            "memory": "torch.cuda.max_memory_allocated during the timed calls (peak_allocated_mib), and that minus "
-                      "the memory allocated before them (peak_above_weights_mib)",
+            "memory": "torch.cuda.max_memory_allocated during the timed calls, reset after the warm-up "
+                      "(peak_allocated_mib), and that minus the memory allocated before the warm-up "
+                      "(peak_above_weights_mib); every model and its compiled graphs are released between variants",
         },
         "infer_image": infer_rows,
         "throughput": throughput,

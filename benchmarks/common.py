@@ -6,6 +6,7 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -122,6 +123,81 @@ def is_compiled(model: torch.nn.Module) -> bool:
     return bool(engine_is_compiled(model))
 
 
+def compile_counts(model: torch.nn.Module) -> dict[str, int] | None:
+    """The engine's ``compile_stats`` of ``model`` as a dict (graphs compiled, calls that ran compiled / eagerly);
+    None when the model is not optimized."""
+    from dav2_core.accel import compile_stats
+
+    stats = compile_stats(model)
+    if stats is None:
+        return None
+    return {"compiles": stats.compiles, "compiled_calls": stats.compiled_calls, "eager_calls": stats.eager_calls}
+
+
+def compiled_row(model: torch.nn.Module, before: dict[str, int] | None) -> dict[str, Any]:
+    """Row fields saying what the timed calls really ran: ``timed_compiled_calls`` / ``timed_eager_calls``
+    since the ``before`` snapshot (taken after warm-up), ``graphs_compiled`` in all, and ``ran_compiled``
+    (every timed call ran a compiled graph). Empty for a model that is not optimized."""
+    after = compile_counts(model)
+    if after is None or before is None:
+        return {}
+    compiled = after["compiled_calls"] - before["compiled_calls"]
+    eager = after["eager_calls"] - before["eager_calls"]
+    return {"graphs_compiled": after["compiles"], "timed_compiled_calls": compiled, "timed_eager_calls": eager,
+            "ran_compiled": compiled > 0 and eager == 0}
+
+
+def release_model(model: torch.nn.Module) -> None:
+    """Drop the engine's compiled graphs of ``model`` (call before ``del model``, then :func:`free_memory`):
+    a compiled model is not freed by ``del`` alone (its graphs, frozen weights and CUDA-graph pools live on)."""
+    try:
+        from dav2_core.accel import unoptimize
+    except ImportError:
+        return
+    unoptimize(model)
+
+
+def free_memory() -> None:
+    """Forget every compiled graph (Dynamo caches, CUDA-graph trees), collect garbage, return cached CUDA
+    memory: the next benchmark row starts from the same state as the first."""
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------- TF32
+def set_tf32(enabled: bool) -> dict[str, Any]:
+    """Allow (or forbid) TF32 for float32 matmuls and cuDNN convolutions, process-wide; returns :func:`tf32_flags`.
+
+    PyTorch's own defaults are mixed: float32 matmuls in full precision, cuDNN convolutions in TF32 on
+    Ampere and newer. Reference and benchmark runs set both explicitly (off by default: "fp32" means fp32).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+    return tf32_flags()
+
+
+def tf32_flags() -> dict[str, Any]:
+    """The TF32-related flags in force (recorded in every GPU result): legacy flags, and the newer
+    ``fp32_precision`` settings where this torch has them."""
+    flags: dict[str, Any] = {
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    for name, holder in (("cuda_matmul_fp32_precision", torch.backends.cuda.matmul),
+                         ("cudnn_conv_fp32_precision", getattr(torch.backends.cudnn, "conv", None))):
+        value = getattr(holder, "fp32_precision", None)
+        if value is not None:
+            flags[name] = value
+    return flags
+
+
 # ----------------------------------------------------------------------------------------- photos
 def read_bgr(path: Path) -> np.ndarray:
     """A photo as BGR uint8 [H,W,3] (the official ``infer_image`` input)."""
@@ -169,12 +245,18 @@ def bgr_to_images(bgr: np.ndarray, batch: int = 1) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- timing
-def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None) -> list[float]:
-    """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call)."""
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None,
+               after_warmup: Callable[[], None] | None = None) -> list[float]:
+    """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call).
+
+    ``after_warmup`` runs between the two (e.g. to reset a peak-memory counter, so that compilation and
+    CUDA-graph recording in the warm-up do not count)."""
     for _ in range(warmup):
         fn()
     if sync is not None:
         sync()
+    if after_warmup is not None:
+        after_warmup()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
