@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -39,27 +38,16 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
+    DTYPES, MIB, SEED, OomRetries, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
     format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
-    non_negative_int, positive_int, read_bgr, release_model, seeded_models, set_tf32, time_calls, worst, write_json,
+    non_negative_int, official_available, positive_int, read_bgr, release_model, seeded_models, seeded_ours,
+    set_tf32, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.memory import OutOfMemoryError  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
 GPU_ENCODERS = ("vits", "vitb", "vitl")
-
-
-class _OomRetries(logging.Handler):
-    """Counts the engine's "out of memory; retrying" warnings: a batch that was split is not that batch."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "out of memory" in record.getMessage():
-            self.count += 1
 
 
 def _sync(device: torch.device) -> Callable[[], None] | None:
@@ -84,9 +72,6 @@ def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int
     """
     device = images.device
     batch = images.shape[0]
-    handler = _OomRetries()
-    engine_log = logging.getLogger("dav2_core.inference")
-    engine_log.addHandler(handler)
     snapshot: dict[str, Any] = {}
 
     def after_warmup() -> None:
@@ -98,13 +83,12 @@ def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int
         torch.cuda.empty_cache()
         before = torch.cuda.memory_allocated(device)
     try:
-        times = time_calls(
-            lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
-            runs, warmup, _sync(device), after_warmup)
+        with OomRetries().watch() as handler:
+            times = time_calls(
+                lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
+                runs, warmup, _sync(device), after_warmup)
     except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
-    finally:
-        engine_log.removeHandler(handler)
     call = median(times)
     row: dict[str, Any] = {"ms_per_call": call * 1e3, "images_per_s": batch / call,
                            "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count,
@@ -202,22 +186,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{bgr.shape[1]}x{bgr.shape[0]}, throughput at {args.size}x{args.size}, {args.runs} runs after {args.warmup} warm-up")
 
     infer_rows, throughput, parity, precision = [], [], [], []
+    with_official = official_available()
+    if not with_official:
+        print("  official package (jkp-depth-anything-v2) not installed here: official infer_image rows and parity "
+              "skipped; our model uses its own seeded init")
     for encoder in args.encoders:
-        official, ours = seeded_models(encoder, args.seed)
-        official.to(device)
+        official, ours = seeded_models(encoder, args.seed) if with_official else (None, seeded_ours(encoder, args.seed))
         ours.to(device)
-        # infer_image: official vs ours, fp32, and parity on every photo.
-        off = {"encoder": encoder, "impl": "official infer_image", **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
         our = {"encoder": encoder, "impl": "our infer_image", **infer_image_row(ours, bgr, args.input_size, args.runs, args.warmup)}
-        our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
-        infer_rows += [off, our]
-        comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
-                       for p in photos]
-        parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
+        if with_official:  # infer_image: official vs ours, fp32, and parity on every photo
+            official.to(device)
+            off = {"encoder": encoder, "impl": "official infer_image",
+                   **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
+            our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
+            infer_rows.append(off)
+            comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
+                           for p in photos]
+            parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
+            print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
+                  f"({our['speedup_vs_official']:.2f}x)", flush=True)
+        infer_rows.append(our)
         del official
         free_memory()
-        print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
-              f"({our['speedup_vs_official']:.2f}x)", flush=True)
         # Throughput of the tensor API, eager and (with --compile) the engine's fast path.
         modes = ["eager", "compiled"] if args.compile else ["eager"]
         for dtype in args.dtypes:
@@ -253,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
             "throughput_size": args.size, "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
             "seed": args.seed, "compile": args.compile, "tf32": tf32,
+            "official": "jkp-depth-anything-v2" if with_official else "not installed: official rows and parity skipped",
             "throughput_input": "the photo resized to size x size, repeated B times, on the GPU; depth left on the GPU",
             "memory": "torch.cuda.max_memory_allocated during the timed calls, reset after the warm-up "
                       "(peak_allocated_mib), and that minus the memory allocated before the warm-up "

@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import (  # noqa: E402
     DTYPES, MIB, SEED, PeakRss, bgr_to_images, format_table, int_list, machine_info, non_negative_int, positive_int,
-    read_bgr, resolve_photo, run_isolated, seeded_models, set_tf32, tf32_flags, write_json,
+    read_bgr, resolve_photo, run_isolated, seeded_ours, set_tf32, tf32_flags, write_json,
 )
 from dav2_core.inference import auto_chunk_size, predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -74,8 +74,7 @@ def _row(cfg: dict[str, Any], chunk: int, seconds: float, depth: torch.Tensor) -
 
 
 def _model(cfg: dict[str, Any], device: torch.device) -> torch.nn.Module:
-    _, ours = seeded_models(cfg["encoder"], cfg["seed"])
-    return ours.to(device=device, dtype=DTYPES[cfg["dtype"]])
+    return seeded_ours(cfg["encoder"], cfg["seed"]).to(device=device, dtype=DTYPES[cfg["dtype"]])
 
 
 def measure_cuda(cfg: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:

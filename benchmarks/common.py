@@ -6,8 +6,10 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -16,7 +18,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -93,6 +95,28 @@ def seeded_models(encoder: str, seed: int = SEED) -> tuple[torch.nn.Module, Dept
     ours = DepthAnythingV2(encoder, spec.features, list(spec.out_channels)).eval()
     ours.load_state_dict(official.state_dict(), strict=True)
     return official, ours
+
+
+def official_available() -> bool:
+    """Whether the official implementation (PyPI ``jkp-depth-anything-v2``) is importable here (a GPU machine
+    may lack it: then the official rows and parity figures are skipped, said so in the output)."""
+    import importlib.util
+
+    return importlib.util.find_spec("depth_anything_v2") is not None
+
+
+def seeded_ours(encoder: str, seed: int = SEED) -> DepthAnythingV2:
+    """Our model, eval/CPU fp32: the weights of :func:`seeded_models` when the official package is installed,
+    else our own init under ``torch.manual_seed(seed)`` (same live-output bias). Speed and precision figures
+    do not depend on which."""
+    if official_available():
+        return seeded_models(encoder, seed)[1]
+    spec = ENCODERS[encoder]
+    torch.manual_seed(seed)
+    ours = DepthAnythingV2(encoder, spec.features, list(spec.out_channels)).eval()
+    with torch.no_grad():
+        ours.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
+    return ours
 
 
 def load_accel(mode: str) -> Any:
@@ -269,6 +293,32 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[],
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+class OomRetries(logging.Handler):
+    """Collects the engine's "out of memory; retrying" warnings while attached (:meth:`watch`): a batch that
+    was split is not that batch."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "out of memory" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator["OomRetries"]:
+        engine_log = logging.getLogger("dav2_core.inference")
+        engine_log.addHandler(self)
+        try:
+            yield self
+        finally:
+            engine_log.removeHandler(self)
 
 
 # ----------------------------------------------------------------------------------------- CPU memory

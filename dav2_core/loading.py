@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointInfo, load_checkpoint
-from .hub import resolve_checkpoint
 from .model import DepthAnythingV2
 from .variants import VARIANTS
 
@@ -74,6 +73,8 @@ def load_model(
     name = os.fspath(path_or_variant)
     if name in VARIANTS:
         variant = VARIANTS[name]
+        from .hub import resolve_checkpoint  # lazy: huggingface_hub is needed only to fetch a variant
+
         path = resolve_checkpoint(name, models_dir if models_dir is not None else default_models_dir())
         if kind is None and variant.kind == "metric":
             kind, max_depth = "metric", max_depth or variant.max_depth
