@@ -102,7 +102,10 @@ def official_available() -> bool:
     may lack it: then the official rows and parity figures are skipped, said so in the output)."""
     import importlib.util
 
-    return importlib.util.find_spec("depth_anything_v2") is not None
+    try:
+        return importlib.util.find_spec("depth_anything_v2") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def seeded_ours(encoder: str, seed: int = SEED) -> DepthAnythingV2:

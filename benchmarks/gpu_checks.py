@@ -321,6 +321,8 @@ def step_compile(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     compiled = accel.optimize(_model("vits", sizes, dtype))
     result: dict[str, Any] = {"dtype": dtype, "size": side, "mode": "default" if sizes.dry else "reduce-overhead",
                               "status": "fail", "summary": "did not finish", "rows": []}
+    if accel.compile_stats(compiled) is None:
+        return {**result, "summary": "torch.compile is unavailable here (the warning above says why)"}
     for batch in (1, 2) if sizes.dry else (1, 8):
         x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(batch)).to(sizes.device, DTYPES[dtype])
         start = time.perf_counter()
