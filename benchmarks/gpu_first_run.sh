@@ -90,7 +90,7 @@ step smoke 75 "${CHECKS[@]}" smoke
 step sdpa 50 "${CHECKS[@]}" sdpa
 step chunks 50 "${CHECKS[@]}" chunks
 step oom 50 "${CHECKS[@]}" oom
-step compile $(( DRY ? 300 : 150 )) "${CHECKS[@]}" compile  # the CPU compiles slowly
+step compile $(( DRY ? 300 : 180 )) "${CHECKS[@]}" compile  # the CPU compiles slowly
 if [ $DRY = 1 ]; then  # no CUDA: bench_gpu must skip cleanly; bench_memory runs its reduced CPU version
   step bench_gpu 60 "$PY" benchmarks/bench_gpu.py --out "$RESULTS/bench_gpu.json"
   step bench_memory 120 "$PY" benchmarks/bench_memory.py ${PHOTO_ARGS[@]+"${PHOTO_ARGS[@]:0:2}"} --frames 1,3 --height 28 \

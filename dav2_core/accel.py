@@ -10,6 +10,9 @@
 * Honest label: every call records whether it ran a compiled graph (:func:`compile_stats`). A new input
   shape compiles a new graph (logged; on CUDA ``mode="reduce-overhead"`` also captures a CUDA graph per
   shape); past the recompile limit new shapes run eagerly, counted and warned about once.
+* Freezing needs Inductor's *global* ``freezing`` flag while Dynamo traces (per-call options reach Inductor only,
+  after parameters were already lifted to graph inputs), so each compiled call sets it for its duration: a
+  thread compiling something else at that very moment would see it too.
 * Failures: out-of-memory errors pass through untouched (the caller halves its chunk; compilation stays
   on). Any other failure (no compiler toolchain, Triton missing...) turns the model back to eager for good
   and tells the user once.
