@@ -37,9 +37,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_model, format_table, int_list,
-    is_compiled, load_accel, load_photos, machine_info, median, non_negative_int, positive_int, read_bgr,
-    run_isolated, seeded_models, time_calls, worst, write_json,
+    DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
+    format_table, int_list, is_compiled, load_accel, load_photos, machine_info, median, non_negative_int,
+    positive_int, read_bgr, run_isolated, seeded_models, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -87,12 +87,15 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     rss = PeakRss()
     rss.start()
-    times = time_calls(call, cfg["runs"], cfg["warmup"])
+    snapshot: dict[str, Any] = {}
+    times = time_calls(call, cfg["runs"], cfg["warmup"],
+                       after_warmup=lambda: snapshot.update(compiled=compile_counts(model)))
     peak = rss.peak_growth()
     per_image = median(times) / cfg["batch"]
     return {
         **{k: cfg[k] for k in ("encoder", "impl", "mode", "dtype", "batch")},
-        **({"compiled_active": is_compiled(model)} if cfg["mode"] == "compiled" else {}),
+        **({"compiled_active": is_compiled(model), **compiled_row(model, snapshot.get("compiled"))}
+           if cfg["mode"] == "compiled" else {}),
         "label": IMPLS[cfg["impl"]],
         "median_ms_per_image": per_image * 1e3,
         "images_per_s": 1.0 / per_image,

@@ -7,12 +7,15 @@ On the first CUDA device, with the same seeded weights as ``bench_cpu.py``:
 * throughput - ``predict_depth`` on ``--size`` x ``--size`` images already on the GPU (the photo resized,
   repeated B times, one chunk, depth left on the GPU), for ``--encoders`` x ``--dtypes`` x ``--batches``:
   images/s, ms per call (the batch-1 row is the latency), and ``torch.cuda.max_memory_allocated`` during
-  the timed calls (total, and above the weights);
+  the timed calls (reset after the warm-up; total, and above the weights). Each (encoder, dtype, mode)
+  model is released - compiled graphs included - before the next, so rows do not inherit memory;
 * accuracy on the photos of ``--images`` (default: ``--photo``): our ``infer_image`` vs official (parity) and
   fp16/bf16 vs fp32 of the tensor API (max/mean abs error over the fp32 output range, Pearson).
 
 ``--compile`` adds rows for the engine's fast path (``dav2_core.accel.optimize``) and stops with a clear
-message when the engine has none. Without CUDA the script prints why, writes ``{"skipped": "no CUDA device"}``
+message when the engine has none; each compiled row says whether every timed call really ran a compiled
+graph (``ran_compiled``, from ``dav2_core.accel.compile_stats``). TF32 is off unless ``--tf32`` (fp32 means
+fp32); the flags in force are recorded in ``settings.tf32``. Without CUDA the script prints why, writes ``{"skipped": "no CUDA device"}``
 and exits 0 - no GPU figure is ever claimed from a CPU run.
 
 Full run::
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -36,26 +38,16 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, bgr_to_images, choice_list, compare, compile_model, format_table, int_list, is_compiled,
-    load_accel, load_photos, machine_info, median, non_negative_int, positive_int, read_bgr,
-    seeded_models, time_calls, worst, write_json,
+    DTYPES, MIB, SEED, OomRetries, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
+    format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
+    non_negative_int, official_available, positive_int, read_bgr, release_model, seeded_models, seeded_ours,
+    set_tf32, time_calls, worst, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
+from dav2_core.memory import OutOfMemoryError  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
 GPU_ENCODERS = ("vits", "vitb", "vitl")
-
-
-class _OomRetries(logging.Handler):
-    """Counts the engine's "out of memory; retrying" warnings: a batch that was split is not that batch."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "out of memory" in record.getMessage():
-            self.count += 1
 
 
 def _sync(device: torch.device) -> Callable[[], None] | None:
@@ -71,34 +63,72 @@ def infer_image_row(model: torch.nn.Module, bgr: np.ndarray, input_size: int, ru
 def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
     """Time ``predict_depth`` on ``images`` [B,H,W,3] (on the model's device) as one chunk; CUDA peak memory.
 
-    Returns images/s, ms per call, and on CUDA ``peak_allocated_mib`` (max_memory_allocated during the calls)
-    and ``peak_above_weights_mib`` (minus what was allocated before them). ``oom_retries`` > 0 means the
+    Returns images/s, ms per call, and on CUDA: ``peak_allocated_mib`` (max_memory_allocated during the timed
+    calls; the counter is reset *after* the warm-up, so compilation and CUDA-graph recording do not count, but
+    memory they keep - graph pools, frozen weights - does), ``resident_before_mib`` (allocated before the
+    warm-up: weights and input) and ``peak_above_weights_mib`` (the difference). For an optimized model,
+    ``compiled_row`` fields say whether every timed call really ran compiled. ``oom_retries`` > 0 means the
     engine had to split the batch. An out-of-memory failure at chunk 1 is reported as ``error``.
     """
     device = images.device
     batch = images.shape[0]
-    handler = _OomRetries()
-    engine_log = logging.getLogger("dav2_core.inference")
-    engine_log.addHandler(handler)
+    snapshot: dict[str, Any] = {}
+
+    def after_warmup() -> None:
+        snapshot["compiled"] = compile_counts(model)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
     try:
-        times = time_calls(
-            lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
-            runs, warmup, _sync(device))
-    except torch.OutOfMemoryError as exc:
+        with OomRetries().watch() as handler:
+            times = time_calls(
+                lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
+                runs, warmup, _sync(device), after_warmup)
+    except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
-    finally:
-        engine_log.removeHandler(handler)
     call = median(times)
     row: dict[str, Any] = {"ms_per_call": call * 1e3, "images_per_s": batch / call,
-                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count}
+                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count,
+                           **compiled_row(model, snapshot.get("compiled"))}
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
-        row.update(peak_allocated_mib=peak / MIB, peak_above_weights_mib=(peak - before) / MIB)
+        row.update(peak_allocated_mib=peak / MIB, resident_before_mib=before / MIB,
+                   peak_above_weights_mib=(peak - before) / MIB,
+                   peak_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB)
     return row
+
+
+def variant_rows(ours: torch.nn.Module, square: np.ndarray, encoder: str, dtype: str, mode: str,
+                 args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Throughput rows of one (encoder, dtype, eager/compiled) model over ``args.batches``; the model (and, when
+    compiled, its graphs) is released before returning, so the next variant starts from the same memory."""
+    device = next(ours.parameters()).device
+    model = copy.deepcopy(ours).to(DTYPES[dtype])
+    if mode == "compiled":
+        compile_model(model, args.compile)
+    rows = []
+    try:
+        for batch in args.batches:
+            images = bgr_to_images(square, batch).to(device)
+            row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
+                   **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
+            if mode == "compiled":
+                row["compiled_active"] = is_compiled(model)  # False when the engine fell back to eager (it warns once)
+            rows.append(row)
+            del images
+            ran = "" if mode == "eager" else (" (all timed calls compiled)" if row.get("ran_compiled")
+                                               else " (NOT all timed calls compiled)")
+            print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
+                  f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
+                  f"peak {row.get('peak_allocated_mib', 0):.0f} MiB{ran}"), flush=True)
+    finally:
+        release_model(model)
+        del model
+        free_memory()
+    return rows
 
 
 def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[str], input_size: int) -> dict[str, Any]:
@@ -111,6 +141,7 @@ def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[st
         per_photo.append({"photo": path.name, **{
             f"{name}_vs_fp32": compare(ref, predict_depth(m, images, input_size=input_size)[0]) for name, m in low.items()}})
     keys = [f"{name}_vs_fp32" for name in low]
+    del low
     return {"worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
 
 
@@ -129,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
                         help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
                              "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available")
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TF32 for fp32 matmuls and convolutions (default: off, so fp32 rows and the fp32 "
+                             "reference of the accuracy figures are true fp32); the flags are recorded either way")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser
@@ -145,52 +179,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.compile:
         load_accel(args.compile)  # fail before measuring anything
     photos, bgr = load_photos(args, "bench_gpu")
+    tf32 = set_tf32(args.tf32)
     device = torch.device("cuda")
     square = cv2.resize(bgr, (args.size, args.size), interpolation=cv2.INTER_AREA)
     print(f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "
           f"{bgr.shape[1]}x{bgr.shape[0]}, throughput at {args.size}x{args.size}, {args.runs} runs after {args.warmup} warm-up")
 
     infer_rows, throughput, parity, precision = [], [], [], []
+    with_official = official_available()
+    if not with_official:
+        print("  official package (jkp-depth-anything-v2) not installed here: official infer_image rows and parity "
+              "skipped; our model uses its own seeded init")
     for encoder in args.encoders:
-        official, ours = seeded_models(encoder, args.seed)
-        official.to(device)
+        official, ours = seeded_models(encoder, args.seed) if with_official else (None, seeded_ours(encoder, args.seed))
         ours.to(device)
-        # infer_image: official vs ours, fp32, and parity on every photo.
-        off = {"encoder": encoder, "impl": "official infer_image", **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
         our = {"encoder": encoder, "impl": "our infer_image", **infer_image_row(ours, bgr, args.input_size, args.runs, args.warmup)}
-        our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
-        infer_rows += [off, our]
-        comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
-                       for p in photos]
-        parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
+        if with_official:  # infer_image: official vs ours, fp32, and parity on every photo
+            official.to(device)
+            off = {"encoder": encoder, "impl": "official infer_image",
+                   **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
+            our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
+            infer_rows.append(off)
+            comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
+                           for p in photos]
+            parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
+            print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
+                  f"({our['speedup_vs_official']:.2f}x)", flush=True)
+        infer_rows.append(our)
         del official
-        torch.cuda.empty_cache()
-        print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
-              f"({our['speedup_vs_official']:.2f}x)", flush=True)
+        free_memory()
         # Throughput of the tensor API, eager and (with --compile) the engine's fast path.
-        variants = [("eager", lambda m: m)]
-        if args.compile:
-            variants.append(("compiled", lambda m: compile_model(m, args.compile)))
+        modes = ["eager", "compiled"] if args.compile else ["eager"]
         for dtype in args.dtypes:
-            for mode, prepare in variants:
-                model = prepare(copy.deepcopy(ours).to(DTYPES[dtype]))
-                for batch in args.batches:
-                    images = bgr_to_images(square, batch).to(device)
-                    row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
-                           **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
-                    if mode == "compiled":  # False when the engine fell back to eager (it warns once)
-                        row["compiled_active"] = is_compiled(model)
-                    throughput.append(row)
-                    del images
-                    print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
-                          f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
-                          f"peak {row['peak_allocated_mib']:.0f} MiB"), flush=True)
-                del model
-                torch.cuda.empty_cache()
+            for mode in modes:
+                throughput += variant_rows(ours, square, encoder, dtype, mode, args)
         errors = precision_errors(ours, photos, args.dtypes, args.input_size)
         precision.append({"encoder": encoder, **errors})
         del ours
-        torch.cuda.empty_cache()
+        free_memory()
 
     print()
     print(format_table(infer_rows, [("encoder", "encoder", "s"), ("impl", "implementation", "s"),
@@ -199,7 +225,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(format_table(throughput, [("encoder", "encoder", "s"), ("dtype", "dtype", "s"), ("mode", "mode", "s"),
                                     ("batch", "batch", "d"), ("images_per_s", "images/s", ".0f"),
                                     ("ms_per_call", "ms/call", ".2f"), ("peak_allocated_mib", "peak MiB", ".0f"),
-                                    ("oom_retries", "OOM splits", "d"), ("error", "error", "s")]))
+                                    ("oom_retries", "OOM splits", "d"), ("ran_compiled", "ran compiled", ""),
+                                    ("error", "error", "s")]))
     acc_rows = parity + [{"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
                          for p in precision for k, v in p["worst"].items()]
     print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
@@ -215,10 +242,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "photo": str(args.photo), "photo_size_hw": list(bgr.shape[:2]),
             "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
             "throughput_size": args.size, "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
-            "seed": args.seed, "compile": args.compile,
+            "seed": args.seed, "compile": args.compile, "tf32": tf32,
+            "official": "jkp-depth-anything-v2" if with_official else "not installed: official rows and parity skipped",
             "throughput_input": "the photo resized to size x size, repeated B times, on the GPU; depth left on the GPU",
-            "memory": "torch.cuda.max_memory_allocated during the timed calls (peak_allocated_mib), and that minus "
-                      "the memory allocated before them (peak_above_weights_mib)",
+            "memory": "torch.cuda.max_memory_allocated during the timed calls, reset after the warm-up "
+                      "(peak_allocated_mib), and that minus the memory allocated before the warm-up "
+                      "(peak_above_weights_mib); every model and its compiled graphs are released between variants",
         },
         "infer_image": infer_rows,
         "throughput": throughput,

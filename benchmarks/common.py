@@ -6,7 +6,10 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -15,7 +18,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -94,6 +97,31 @@ def seeded_models(encoder: str, seed: int = SEED) -> tuple[torch.nn.Module, Dept
     return official, ours
 
 
+def official_available() -> bool:
+    """Whether the official implementation (PyPI ``jkp-depth-anything-v2``) is importable here (a GPU machine
+    may lack it: then the official rows and parity figures are skipped, said so in the output)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("depth_anything_v2") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def seeded_ours(encoder: str, seed: int = SEED) -> DepthAnythingV2:
+    """Our model, eval/CPU fp32: the weights of :func:`seeded_models` when the official package is installed,
+    else our own init under ``torch.manual_seed(seed)`` (same live-output bias). Speed and precision figures
+    do not depend on which."""
+    if official_available():
+        return seeded_models(encoder, seed)[1]
+    spec = ENCODERS[encoder]
+    torch.manual_seed(seed)
+    ours = DepthAnythingV2(encoder, spec.features, list(spec.out_channels)).eval()
+    with torch.no_grad():
+        ours.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
+    return ours
+
+
 def load_accel(mode: str) -> Any:
     """The engine's fast-path module ``dav2_core.accel`` (``optimize``, ``is_compiled``) for ``--compile MODE``.
 
@@ -120,6 +148,81 @@ def is_compiled(model: torch.nn.Module) -> bool:
     from dav2_core.accel import is_compiled as engine_is_compiled
 
     return bool(engine_is_compiled(model))
+
+
+def compile_counts(model: torch.nn.Module) -> dict[str, int] | None:
+    """The engine's ``compile_stats`` of ``model`` as a dict (graphs compiled, calls that ran compiled / eagerly);
+    None when the model is not optimized."""
+    from dav2_core.accel import compile_stats
+
+    stats = compile_stats(model)
+    if stats is None:
+        return None
+    return {"compiles": stats.compiles, "compiled_calls": stats.compiled_calls, "eager_calls": stats.eager_calls}
+
+
+def compiled_row(model: torch.nn.Module, before: dict[str, int] | None) -> dict[str, Any]:
+    """Row fields saying what the timed calls really ran: ``timed_compiled_calls`` / ``timed_eager_calls``
+    since the ``before`` snapshot (taken after warm-up), ``graphs_compiled`` in all, and ``ran_compiled``
+    (every timed call ran a compiled graph). Empty for a model that is not optimized."""
+    after = compile_counts(model)
+    if after is None or before is None:
+        return {}
+    compiled = after["compiled_calls"] - before["compiled_calls"]
+    eager = after["eager_calls"] - before["eager_calls"]
+    return {"graphs_compiled": after["compiles"], "timed_compiled_calls": compiled, "timed_eager_calls": eager,
+            "ran_compiled": compiled > 0 and eager == 0}
+
+
+def release_model(model: torch.nn.Module) -> None:
+    """Drop the engine's compiled graphs of ``model`` (call before ``del model``, then :func:`free_memory`):
+    a compiled model is not freed by ``del`` alone (its graphs, frozen weights and CUDA-graph pools live on)."""
+    try:
+        from dav2_core.accel import unoptimize
+    except ImportError:
+        return
+    unoptimize(model)
+
+
+def free_memory() -> None:
+    """Forget every compiled graph (Dynamo caches, CUDA-graph trees), collect garbage, return cached CUDA
+    memory: the next benchmark row starts from the same state as the first."""
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------- TF32
+def set_tf32(enabled: bool) -> dict[str, Any]:
+    """Allow (or forbid) TF32 for float32 matmuls and cuDNN convolutions, process-wide; returns :func:`tf32_flags`.
+
+    PyTorch's own defaults are mixed: float32 matmuls in full precision, cuDNN convolutions in TF32 on
+    Ampere and newer. Reference and benchmark runs set both explicitly (off by default: "fp32" means fp32).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+    return tf32_flags()
+
+
+def tf32_flags() -> dict[str, Any]:
+    """The TF32-related flags in force (recorded in every GPU result): legacy flags, and the newer
+    ``fp32_precision`` settings where this torch has them."""
+    flags: dict[str, Any] = {
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    for name, holder in (("cuda_matmul_fp32_precision", torch.backends.cuda.matmul),
+                         ("cudnn_conv_fp32_precision", getattr(torch.backends.cudnn, "conv", None))):
+        value = getattr(holder, "fp32_precision", None)
+        if value is not None:
+            flags[name] = value
+    return flags
 
 
 # ----------------------------------------------------------------------------------------- photos
@@ -169,12 +272,18 @@ def bgr_to_images(bgr: np.ndarray, batch: int = 1) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- timing
-def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None) -> list[float]:
-    """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call)."""
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None,
+               after_warmup: Callable[[], None] | None = None) -> list[float]:
+    """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call).
+
+    ``after_warmup`` runs between the two (e.g. to reset a peak-memory counter, so that compilation and
+    CUDA-graph recording in the warm-up do not count)."""
     for _ in range(warmup):
         fn()
     if sync is not None:
         sync()
+    if after_warmup is not None:
+        after_warmup()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -187,6 +296,32 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[],
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+class OomRetries(logging.Handler):
+    """Collects the engine's "out of memory; retrying" warnings while attached (:meth:`watch`): a batch that
+    was split is not that batch."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "out of memory" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator["OomRetries"]:
+        engine_log = logging.getLogger("dav2_core.inference")
+        engine_log.addHandler(self)
+        try:
+            yield self
+        finally:
+            engine_log.removeHandler(self)
 
 
 # ----------------------------------------------------------------------------------------- CPU memory

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointInfo, load_checkpoint
-from .hub import resolve_checkpoint
 from .model import DepthAnythingV2
 from .variants import VARIANTS
 
@@ -75,6 +74,8 @@ def load_model(
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks
     name = os.fspath(path_or_variant)
     if name in VARIANTS:  # its file carries a published name, which gives the variant's kind (checkpoints.detect)
+        from .hub import resolve_checkpoint  # lazy: huggingface_hub is needed only to fetch a variant
+
         path = resolve_checkpoint(name, models_dir if models_dir is not None else default_models_dir())
         state_dict, info = load_checkpoint(path, expected_encoder=VARIANTS[name].encoder, kind=kind, max_depth=max_depth)
     else:

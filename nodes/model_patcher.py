@@ -6,6 +6,8 @@ evicting other models if VRAM is short, and ComfyUI offloads them again when som
 """
 from __future__ import annotations
 
+import operator
+
 import comfy.model_management as mm
 import comfy.model_patcher
 import torch
@@ -58,10 +60,19 @@ def wrap(model: torch.nn.Module, load_device: torch.device, offload_device: torc
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 
-def load(patcher: comfy.model_patcher.ModelPatcher) -> torch.nn.Module:
+def load(patcher: comfy.model_patcher.ModelPatcher, memory_required: int = 0) -> torch.nn.Module:
     """Put the network on its load device through ComfyUI (evicting others if needed); returns it.
 
-    Loaded fully (no partial low-VRAM loading: the network uses plain torch layers, not comfy.ops).
+    memory_required: bytes the caller's activations will need on that device beyond the weights (e.g.
+    images per chunk x ``dav2_core.inference.bytes_per_image``). ComfyUI only counts a patcher's weights,
+    so without it other models are not offloaded to make room for a large chunk. Loaded fully (no
+    partial low-VRAM loading: the network uses plain torch layers, not comfy.ops).
     """
-    mm.load_models_gpu([patcher], force_full_load=True)
+    try:
+        required = operator.index(memory_required)
+    except TypeError:
+        required = -1
+    if required < 0:
+        raise ValueError(f"memory_required must be a whole number of bytes >= 0, got {memory_required!r}")
+    mm.load_models_gpu([patcher], memory_required=required, force_full_load=True)
     return patcher.model

@@ -88,8 +88,11 @@ def test_bench_memory_compares_frame_counts(tiny_photo: Path, tmp_path: Path):
     assert report["device"] == expected_device
     key = "peak_above_weights_mib" if expected_device == "cuda" else "peak_beyond_output_mib"
     for row in report["results"]:
-        assert row["frames_per_s"] > 0 and row["chunk_size"] >= 1 and key in row
+        assert row["frames_per_s"] > 0 and key in row
         assert row["output_mib"] == pytest.approx(row["frames"] * 42 * 56 * 4 / 2**20)
+    if expected_device == "cpu":  # fixed chunks of 2 by default: 3 frames run as two chunks
+        assert [(r["chunk_size"], r["chunks"]) for r in report["results"]] == [(2, 1), (2, 2)]
+    assert report["settings"]["tf32"]["float32_matmul_precision"] in ("highest", "high", "medium")
     if expected_device == "cpu":
         assert "reduced CPU version" in report["note"]
 
@@ -122,6 +125,46 @@ def test_gpu_benchmark_helpers_run_on_cpu(tiny_photo: Path):
     errors = bench_gpu.precision_errors(model, [tiny_photo], ["fp32", "bf16"], 28)
     assert set(errors["worst"]) == {"bf16_vs_fp32"}
     assert 0 < errors["worst"]["bf16_vs_fp32"]["mean_abs_over_range"] < 0.1
+
+
+def test_compiled_rows_say_what_ran_and_tf32_is_recorded(tiny_photo: Path, monkeypatch):
+    """Compiled rows count the timed calls that really ran compiled (from the engine's compile_stats)."""
+    import argparse
+
+    def fake_compile(fn, **kwargs):
+        stats = kwargs["backend"].stats
+
+        def compiled(x):
+            if x.shape[0] == 2:
+                raise RuntimeError("FailOnRecompileLimitHit: recompile_limit reached (simulated)")
+            stats.compiled_calls += 1
+            return fn(x)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    _, model = seeded_models("vits")
+    square = cv2.resize(cv2.imread(str(tiny_photo)), (28, 28))
+    args = argparse.Namespace(batches=[1, 2], input_size=28, runs=2, warmup=1, compile="auto")
+    with pytest.warns(RuntimeWarning, match="ran without compilation"):
+        rows = bench_gpu.variant_rows(model, square, "vits", "fp32", "compiled", args)
+    assert [(r["batch"], r["ran_compiled"], r["timed_compiled_calls"], r["timed_eager_calls"]) for r in rows] == [
+        (1, True, 2, 0), (2, False, 0, 2)]
+    assert "forward" not in model.__dict__  # the benchmark compiled a copy and released it
+    eager = bench_gpu.variant_rows(model, square, "vits", "fp32", "eager", args)
+    assert all("ran_compiled" not in r for r in eager)
+
+    from benchmarks.common import set_tf32, tf32_flags
+
+    saved = tf32_flags()
+    try:
+        flags = set_tf32(False)
+        assert not flags["cuda_matmul_allow_tf32"] and not flags["cudnn_allow_tf32"]
+        assert flags["float32_matmul_precision"] == "highest"
+        assert set_tf32(True)["cudnn_allow_tf32"]
+    finally:
+        set_tf32(saved["cudnn_allow_tf32"])
+        torch.backends.cuda.matmul.allow_tf32 = saved["cuda_matmul_allow_tf32"]
+        torch.set_float32_matmul_precision(saved["float32_matmul_precision"])
 
 
 def test_compare_metrics():

@@ -450,7 +450,7 @@ def test_compile_flag_goes_through_accel_and_falls_back(tmp_path: Path, models_d
         code, err = run_cli([str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "o"), "--npy", "--compile"],
                             models_dir, capsys)
     assert code == 0, err
-    assert len(compiled_calls) == 1 and compiled_calls[0]["options"]["freezing"] is True
+    assert len(compiled_calls) == 1 and compiled_calls[0]["backend"].options["freezing"] is True
     expected = predict_depth(model, torch.from_numpy(decoded.astype(np.float32) / 255)[None], input_size=70)[0]
     np.testing.assert_allclose(np.load(tmp_path / "o" / "photo_depth.npy"), expected.numpy(),
                                rtol=0, atol=1e-5 * float(expected.max() - expected.min()))

@@ -214,6 +214,30 @@ def test_loader_fp16_on_cpu_is_refused_with_reason(comfy_inprocess):
         comfy_inprocess.node("Load Depth Anything V2").execute(TEST_CHECKPOINT, "fp16", "auto", "cpu")
 
 
+def test_bf16_model_keeps_float32_islands_through_comfy_loading(comfy_inprocess, monkeypatch):
+    """Loader cast + ModelPatcher moves keep the small parameters float32; the activation estimate reaches
+    ComfyUI's load_models_gpu as memory_required (so it can offload other models first)."""
+    import sys
+
+    loader = comfy_inprocess.node("Load Depth Anything V2")
+    patcher_module = sys.modules[loader.__module__].model_patcher
+    loaded = loader.execute(TEST_CHECKPOINT, "bf16", "auto", "cpu").args[0]
+    mm = comfy_inprocess.model_management
+    calls = []
+    real_load = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: calls.append(kw) or real_load(models, **kw))
+    network = patcher_module.load(loaded.patcher, memory_required=123 << 20)
+    assert calls == [{"memory_required": 123 << 20, "force_full_load": True}]
+    loaded.patcher.model.to("cpu")  # a ModelPatcher-style device move
+    params = dict(network.named_parameters())
+    assert params["pretrained.patch_embed.proj.weight"].dtype == torch.bfloat16
+    for name in ("pretrained.pos_embed", "pretrained.cls_token", "pretrained.blocks.0.norm1.weight",
+                 "pretrained.blocks.0.ls1.gamma", "depth_head.scratch.output_conv2.2.weight"):
+        assert params[name].dtype == torch.float32, name
+    with pytest.raises(ValueError, match="memory_required"):
+        patcher_module.load(loaded.patcher, memory_required=-1)
+
+
 # ------------------------------------------------------------------------------------ estimate
 
 def test_estimate_outputs_shapes_and_types(estimated, images):

@@ -3,8 +3,10 @@
 Parameter names follow the official checkpoints (`pretrained.*`), so an official state dict loads with
 ``strict=True``. Inference only: no dropout, drop-path, masking or register tokens.
 
-Precision: the residual stream, LayerNorms and the position-embedding resize run in float32; linear
-layers run in the dtype of their weights (fp16/bf16 when the model was cast), with SDPA attention.
+Precision: the residual stream, LayerNorms, LayerScale and the position-embedding resize run in float32;
+linear layers run in the dtype of their weights (fp16/bf16 when the model was cast), with SDPA attention.
+The small parameters (position embedding, class token, LayerNorm weights, LayerScale gammas) stay float32
+when the model is cast (``precision.Float32Params``).
 """
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..variants import PATCH_SIZE, EncoderSpec
+from .precision import Float32Params
 
 
-class LayerNorm32(nn.LayerNorm):
-    """LayerNorm computed in float32 whatever the dtype of its input or parameters; returns float32."""
+class LayerNorm32(Float32Params, nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the dtype of its input; float32 weights; returns float32."""
+
+    float32_params = ("weight", "bias")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps)
@@ -83,15 +88,17 @@ class SwiGLU(nn.Module):
         return _linear(self.w3, F.silu(gate) * value)
 
 
-class LayerScale(nn.Module):
-    """Per-channel scale of a residual branch."""
+class LayerScale(Float32Params, nn.Module):
+    """Per-channel scale of a residual branch, applied in float32 (the residual stream's dtype)."""
+
+    float32_params = ("gamma",)
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.to(x.dtype)
+        return x.float() * self.gamma.float()
 
 
 class Block(nn.Module):
@@ -112,8 +119,10 @@ class Block(nn.Module):
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
-class DinoVisionTransformer(nn.Module):
+class DinoVisionTransformer(Float32Params, nn.Module):
     """DINOv2 encoder returning normalised patch tokens of selected blocks."""
+
+    float32_params = ("cls_token", "pos_embed", "mask_token")
 
     def __init__(self, spec: EncoderSpec, pos_grid: int = 37) -> None:
         super().__init__()

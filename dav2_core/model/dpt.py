@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import Conv2d32
+
 
 def _conv3x3(channels_in: int, channels_out: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(channels_in, channels_out, kernel_size=3, padding=1, bias=bias)
@@ -70,8 +72,11 @@ class Scratch(nn.Module):
         self.refinenet4 = FeatureFusionBlock(features)
         self.output_conv1 = _conv3x3(features, features // 2)
         # Indices 0 and 2 carry the weights (official names); relative ends in ReLU, metric in a sigmoid.
+        # The last 1x1 convolution and the activation run in float32 (weights kept float32 when the model
+        # is cast): a half-precision output would quantise depth (metric: 2^-8 x max_depth steps in bf16).
         self.output_conv2 = nn.Sequential(
-            _conv3x3(features // 2, 32), nn.ReLU(inplace=True), nn.Conv2d(32, 1, kernel_size=1), nn.Sigmoid() if metric else nn.ReLU(inplace=True)
+            _conv3x3(features // 2, 32), nn.ReLU(inplace=True), Conv2d32(32, 1, kernel_size=1),
+            nn.Sigmoid() if metric else nn.ReLU(inplace=True),
         )
 
 
