@@ -96,6 +96,15 @@ class EstimateOptions:
         """(h, w) the network runs at for a ``height`` x ``width`` image under these options."""
         return network_size(height, width, self.input_size, self.resolution, self.max_side)
 
+    def memory_required(self, model: Any, batch: int, height: int, width: int, typical_chunk: int = 4) -> int:
+        """Bytes of working memory (activations, not weights) one forward pass over ``batch`` images of
+        ``height`` x ``width`` needs on the model's device: the chunk (``chunk_size``, or up to
+        ``typical_chunk`` images when automatic; doubled by flip TTA) times the per-image estimate. What a
+        host such as ComfyUI should free before loading the model; the chunking still adapts at run time."""
+        images = self.chunk_size or min(max(1, batch), typical_chunk)
+        per_image = as_engine(model).bytes_per_image(self.net_size(height, width), (height, width))
+        return images * (2 if self.flip_tta else 1) * per_image
+
     def with_(self, **changes: Any) -> "EstimateOptions":
         """A validated copy with some options changed."""
         return replace(self, **changes)

@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
 from dav2_core.pipeline import EstimateOptions, estimate
-from dav2_core.preprocess import MAX_INPUT_SIZE, RESOLUTION_MODES
+from dav2_core.preprocess import MAX_INPUT_SIZE, RESOLUTION_MODES, check_image_batch
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
@@ -90,8 +90,10 @@ class EstimateDepth(io.ComfyNode):
             input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
             flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
             temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert)
-        network = model_patcher.load(model.patcher)
-        bar = comfy.utils.ProgressBar(int(image.shape[0]) if image.ndim == 4 else 1)
+        batch, height, width, _ = check_image_batch(image).shape
+        need = options.memory_required(model.patcher.model, batch, height, width)
+        network = model_patcher.load(model.patcher, memory_required=need)  # ComfyUI frees room for activations too
+        bar = comfy.utils.ProgressBar(int(batch))
         result = estimate(network, image, options, progress=lambda done, total: bar.update_absolute(done, total),
                           check_cancel=mm.throw_exception_if_processing_interrupted,
                           output_device=mm.intermediate_device(), work_device=model.patcher.load_device,

@@ -446,3 +446,19 @@ def test_normalization_combo_is_the_engine_list(comfy_inprocess):
     inputs = {i.id: i for i in comfy_inprocess.node("Estimate Depth").GET_SCHEMA().inputs}
     assert inputs["normalization"].options == list(NORMALIZE_MODES)
     assert inputs["input_size"].default == 518 and inputs["input_size"].step == 14 and inputs["input_size"].min == 14
+
+
+def test_estimate_asks_comfyui_for_room_for_its_activations(comfy_inprocess, model, monkeypatch):
+    """Estimate Depth passes the working memory of one chunk (pipeline.EstimateOptions.memory_required) to
+    load_models_gpu, so ComfyUI offloads other models for activations too, not only for the weights."""
+    from dav2_core.pipeline import EstimateOptions
+
+    mm = comfy_inprocess.model_management
+    calls = []
+    real_load = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: calls.append(kw) or real_load(models, **kw))
+    run_estimate(comfy_inprocess, model, torch.rand(3, 40, 60, 3), chunk_size=2, flip_tta=True)
+    want = EstimateOptions(input_size=SIZE, chunk_size=2, flip_tta=True).memory_required(model.patcher.model, 3, 40, 60)
+    assert calls[-1]["memory_required"] == want > 0
+    one = EstimateOptions(input_size=SIZE, chunk_size=1).memory_required(model.patcher.model, 3, 40, 60)
+    assert want == 4 * one  # two images per chunk, each run twice for flip TTA
