@@ -28,7 +28,7 @@ __all__ = ["dataset", "models_dir", "one_cpu_thread"]  # fixtures used by the te
 @pytest.fixture(scope="module")
 def ray_session(one_cpu_thread):
     """One local Ray cluster (2 CPUs) shared by the module; dav2 batch reuses a connected session."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
 
@@ -69,3 +69,12 @@ def test_a_killed_worker_loses_no_work(ray_session, dataset, models_dir, tmp_pat
     assert any(name.endswith(f":{killed}") for name in workers) and len(workers) >= 2
     again = run_batch(job)  # a rerun finds everything verified and starts no worker
     assert again.processed == 0 and again.reused == 9 and not again.workers
+
+
+def test_a_model_the_workers_cannot_load_is_a_clear_error(ray_session, dataset, models_dir, tmp_path, capsys) -> None:
+    source, _ = dataset
+    code = run_batch_cli(source, tmp_path / "out", models_dir, "--engine", "ray", "--device", "cuda:7")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "dav2 batch: error: the Ray workers stopped:" in err and "CUDA is not available here" in err
+    assert all(row["status"] in ("pending", "failed") for row in read_manifest(tmp_path / "out"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 from typing import Any, Iterator
@@ -85,8 +86,9 @@ def _init_within(ray: Any, address: str, seconds: float, **kwargs: Any) -> None:
     thread.join(seconds)
     if "error" not in outcome:
         raise BatchError(f"no Ray cluster answers at {address}: something accepts connections there, but no Ray "
-                         f"handshake came within {seconds:g} s (wrong port, or not a Ray head node?); start one with "
-                         "`ray start --head` there, or use --address local")
+                         f"handshake came within {seconds:g} s (wrong port, or not a Ray head node? a cluster with "
+                         "token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or "
+                         "RAY_AUTH_TOKEN here); start one with `ray start --head` there, or use --address local")
     if outcome["error"] is not None:
         raise outcome["error"]
 
@@ -131,12 +133,17 @@ def _pool_size(ray: Any, job: BatchJob) -> Any:
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The innermost message of a Ray error chain (a worker's own exception, not Ray's wrapping)."""
-    while True:
-        inner = getattr(exc, "cause", None) or exc.__cause__
-        if inner is None or inner is exc:
-            return f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        exc = inner
+    """The innermost message of a Ray error chain: a worker's own exception, not Ray's wrapping (an actor
+    that died in its constructor carries the worker's traceback as text: its last line is the error)."""
+    best, seen = type(exc).__name__, set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(current)).splitlines() if line.strip()]
+        if lines:
+            best = lines[-1] if len(lines) > 1 else f"{type(current).__name__}: {lines[0]}"
+        current = getattr(current, "cause", None) or current.__cause__
+    return best
 
 
 class RayEngine:

@@ -49,6 +49,7 @@ class BatchSummary:
     processed: int = 0
     reused: int = 0
     results: int = 0
+    first_result_s: float | None = None  # seconds from the start of the run to the first result (pool start-up)
     workers: dict[str, WorkerStats] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
@@ -63,6 +64,12 @@ class BatchSummary:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def steady_images_per_second(self) -> float:
+        """Images/s after the first result (workers started and the model loaded)."""
+        span = self.seconds - (self.first_result_s or 0.0)
+        return self.processed / span if span > 0 and self.first_result_s is not None else 0.0
+
+    @property
     def exit_code(self) -> int:
         """0 when every image is done; 1 when some failed (the rest is written)."""
         return 1 if self.failed or self.count("pending") else 0
@@ -70,7 +77,8 @@ class BatchSummary:
     def format(self, max_failures: int = 10) -> str:
         """The final summary: counts, throughput, per-worker lines, the first failures."""
         lines = [f"batch ({self.engine}): {self.count('done')} done ({self.processed} run now in {self.seconds:.1f} s, "
-                 f"{self.images_per_second:.2f} images/s; {self.reused} already done), {len(self.failed)} failed, "
+                 f"{self.images_per_second:.2f} images/s, first result after {self.first_result_s or 0:.1f} s; "
+                 f"{self.reused} already done), {len(self.failed)} failed, "
                  f"{self.count('pending')} pending, {self.count('duplicate')} duplicates, "
                  f"{self.count('skipped')} skipped; manifest {self.manifest}"]
         for name, stats in sorted(self.workers.items()):
@@ -133,6 +141,8 @@ def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
 
         def on_rows(results: list[dict[str, Any]]) -> None:
             nonlocal last_flush
+            if summary.first_result_s is None:
+                summary.first_result_s = time.perf_counter() - start
             for result in results:
                 row = by_index[int(result["index"])]
                 failed = result["status"] == "failed"
