@@ -38,8 +38,9 @@ class WorkerStats:
 
 @dataclass
 class BatchSummary:
-    """What a run did. ``results``: result rows received (one per processed image; a retried batch
-    still reports once); ``processed``: images run this time; ``reused``: verified from an earlier run."""
+    """What a run did. ``results``: result rows received (one per image run; a batch retried after a
+    worker died still reports once); ``processed``: pending images among them (the others are batch-mates
+    run again for the same numbers); ``reused``: images whose outputs verified before the run."""
 
     rows: list[Row]
     manifest: Path
@@ -61,13 +62,14 @@ class BatchSummary:
 
     @property
     def images_per_second(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
+        """Images run per second (``results``: the pending ones and their batch-mates) over the run."""
+        return self.results / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def steady_images_per_second(self) -> float:
         """Images/s after the first result (workers started and the model loaded)."""
         span = self.seconds - (self.first_result_s or 0.0)
-        return self.processed / span if span > 0 and self.first_result_s is not None else 0.0
+        return self.results / span if span > 0 and self.first_result_s is not None else 0.0
 
     @property
     def exit_code(self) -> int:
@@ -76,7 +78,7 @@ class BatchSummary:
 
     def format(self, max_failures: int = 10) -> str:
         """The final summary: counts, throughput, per-worker lines, the first failures."""
-        lines = [f"batch ({self.engine}): {self.count('done')} done ({self.processed} run now in {self.seconds:.1f} s, "
+        lines = [f"batch ({self.engine}): {self.count('done')} done ({self.results} run now in {self.seconds:.1f} s, "
                  f"{self.images_per_second:.2f} images/s, first result after {self.first_result_s or 0:.1f} s; "
                  f"{self.reused} already done), {len(self.failed)} failed, "
                  f"{self.count('pending')} pending, {self.count('duplicate')} duplicates, "

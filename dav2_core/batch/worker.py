@@ -66,6 +66,8 @@ class BatchWorker:
             torch.set_num_threads(job.worker_threads)  # CPU float sums depend on the thread count
         self.job = job
         self.options = replace(job.options, quiet=True)
+        if job.engine == "ray" and not job.gpus_per_worker and self.options.device is None:
+            self.options = replace(self.options, device="cpu")  # a CPU worker must not take a GPU it was not given
         self.out_dir = job.output
         self.fault = fault
         self.model = load_cli_model(self.options)
