@@ -115,6 +115,15 @@ def collect_inputs(
                 continue
             seen.add(key)
             found.append((file, input_kind(file), stem))  # type: ignore[arg-type]
+    result = unique_output_stems(found)
+    if not result:
+        raise InputError("no input files given")
+    return result
+
+
+def unique_output_stems(found: list[tuple[Path, InputKind, Path]]) -> list[InputFile]:
+    """(file, kind, output stem) -> InputFiles; inputs that would share an output name (``a.jpg`` and
+    ``a.png``) both keep their extension in it (``a_jpg``, ``a_png``). Order is kept."""
     counts: dict[tuple[Path, str], int] = {}
     for _, kind, stem in found:
         counts[(stem, kind)] = counts.get((stem, kind), 0) + 1
@@ -123,8 +132,6 @@ def collect_inputs(
         if counts[(stem, kind)] > 1:
             stem = stem.with_name(f"{stem.name}_{file.suffix.lstrip('.').lower()}")
         result.append(InputFile(file, kind, stem))
-    if not result:
-        raise InputError("no input files given")
     return result
 
 

@@ -192,3 +192,16 @@ def test_peak_rss_sees_a_freed_allocation():
     rss.start()  # the earlier peak is forgotten after a reset (Linux clear_refs)
     if rss.method == "VmHWM-reset":
         assert rss.peak_growth() < 60 << 20
+
+
+def test_bench_scale_reports_throughput_and_a_killed_worker(tmp_path: Path):
+    pytest.importorskip("ray.data", reason="the ray extra is not installed")
+    report = _run("bench_scale.py", "--images", "12", "--workers", "1", "--batch-size", "4", "--input-size", "28",
+                  "--work-dir", str(tmp_path / "work"), out=tmp_path / "scale.json")
+    assert report["benchmark"] == "scale" and MACHINE_KEYS <= report["machine"].keys()
+    plain, killed = report["results"]
+    assert plain["run"] == "1 worker(s)" and killed["run"] == "1 workers, 1 killed"
+    for row in (plain, killed):
+        assert row["manifest_complete"] and row["results_reported"] == 12 and row["images_per_s"] > 0
+        assert row["max_worker_peak_rss_mib"] > 0
+    assert killed["exactly_once"] and killed["identical_to_first"] and killed["worker_processes"] == 2

@@ -22,11 +22,11 @@ from ..engines import as_engine
 from ..hub import HubUnavailableError
 from .args import CliOptions, build_parser, parse_options
 from .common import CliError, Report, info, load_cli_model, warn
-from .images import process_images
+from .images import check_output_options, process_images
 from .video import process_video
 
 #: Sub-commands: name -> module in this package with ``main(argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {"batch": "batch"}
 
 __all__ = ["CliOptions", "SUBCOMMANDS", "build_parser", "main", "parse_options", "run"]
 
@@ -36,6 +36,7 @@ def run(options: CliOptions) -> int:
     out_dir = options.output
     try:
         inputs = io.collect_inputs(list(options.inputs), recursive=options.recursive, exclude=out_dir)
+        check_output_options(options)
         model = load_cli_model(options)
     except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError) as exc:
         print(f"dav2: error: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ class CliOptions:
     colormap: str = DEFAULT_COLORMAP
     color: bool = True
     npy: bool = False
+    exr: bool = False
     frames: bool = False
     quiet: bool = False
 
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"variants (--encoder):\n{variants}\n\n"
             "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
-            "[--npy] <stem>_depth.npy (raw float32)\n"
+            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
             "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
             "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
         ),
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--invert", action="store_true", help="near = black (and the low end of the colormap)")
     out.add_argument("--npy", action="store_true",
                      help="also write raw float32 depth (.npy: relative, or metres for metric models)")
+    out.add_argument("--exr", action="store_true",
+                     help="images: also write raw float32 depth as EXR (<stem>_depth.exr, kind/units/model in "
+                     "<stem>_depth.exr.json; needs the OpenEXR package or OpenCV's EXR codec)")
     out.add_argument("--frames", action="store_true",
                      help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/")
     out.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="per_image",
@@ -144,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: Sequence[str] | None = None) -> CliOptions:
     """Parse the command line (argparse exits with status 2 on a bad option) into :class:`CliOptions`."""
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    return options_from_namespace(parser, parser.parse_args(argv))
+
+
+def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> CliOptions:
+    """:class:`CliOptions` from parsed depth-command arguments (``parser.error`` exits on a bad combination).
+
+    For commands that extend :func:`build_parser` with their own options (``dav2 batch``)."""
     try:
         estimate = EstimateOptions(
             input_size=ns.input_size, resolution=ns.resolution, max_side=ns.max_side, chunk_size=ns.batch_size,
@@ -157,5 +167,5 @@ def parse_options(argv: Sequence[str] | None = None) -> CliOptions:
         inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
         checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
         estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
-        frames=ns.frames, quiet=ns.quiet,
+        exr=ns.exr, frames=ns.frames, quiet=ns.quiet,
     )

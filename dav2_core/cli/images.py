@@ -1,8 +1,9 @@
 """The CLI's image path: images grouped by size, run batch by batch through the shared estimate pipeline.
 
 Per image ``<stem>``: ``<stem>_depth.png`` (16-bit grey, near = white), ``<stem>_depth_color.png`` (unless
-``--no-color``) and with ``--npy`` ``<stem>_depth.npy`` (raw float32 [H,W]). Only one batch is decoded at
-a time; every output is named after its input, so the processing order does not matter.
+``--no-color``), with ``--npy`` ``<stem>_depth.npy`` (raw float32 [H,W]) and with ``--exr``
+``<stem>_depth.exr`` (raw float32, kind/units/model in ``<stem>_depth.exr.json``). Only one batch is decoded
+at a time; every output is named after its input, so the processing order does not matter.
 """
 from __future__ import annotations
 
@@ -15,20 +16,41 @@ import torch
 from tqdm import tqdm
 
 from .. import io
+from ..depth import DepthMap
+from ..effects.export import EXR_HELP, exr_backend, save_depth
 from ..pipeline import estimate
 from .args import CliOptions
-from .common import Report, batch_size, colour
+from .common import CliError, Report, batch_size, colour
+
+#: The files written per image: output name -> suffix after ``<stem>`` (the one list; ``dav2 batch`` uses it).
+OUTPUT_SUFFIXES: dict[str, str] = {
+    "depth": "_depth.png", "color": "_depth_color.png", "npy": "_depth.npy", "exr": "_depth.exr",
+}
 
 
-def _write_outputs(out_dir: Path, item: io.InputFile, raw: np.ndarray | None, norm01: np.ndarray,
+def output_paths(out_dir: Path, out_stem: Path, options: CliOptions) -> dict[str, Path]:
+    """The files the options write for one image (``OUTPUT_SUFFIXES`` names), primary 16-bit PNG first."""
+    wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr}
+    base = out_dir / out_stem
+    return {name: base.with_name(base.name + suffix) for name, suffix in OUTPUT_SUFFIXES.items() if wanted[name]}
+
+
+def check_output_options(options: CliOptions) -> None:
+    """CliError before any work when an asked-for output format cannot be written here (EXR codec)."""
+    if options.exr and exr_backend() is None:
+        raise CliError(f"--exr: {EXR_HELP}")
+
+
+def _write_outputs(paths: dict[str, Path], depth: DepthMap | None, norm01: np.ndarray,
                    colour_rgb: np.ndarray | None) -> None:
-    """``<stem>_depth.png`` (16-bit), ``_depth_color.png`` if ``colour_rgb``, ``_depth.npy`` if ``raw``."""
-    base = out_dir / item.out_stem
-    io.write_png(base.with_name(base.name + "_depth.png"), io.to_uint16(norm01))
-    if colour_rgb is not None:
-        io.write_png(base.with_name(base.name + "_depth_color.png"), colour_rgb)
-    if raw is not None:
-        io.write_npy(base.with_name(base.name + "_depth.npy"), raw)
+    """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W])."""
+    io.write_png(paths["depth"], io.to_uint16(norm01))
+    if "color" in paths:
+        io.write_png(paths["color"], colour_rgb)
+    if "npy" in paths:
+        io.write_npy(paths["npy"], depth.values[0].numpy())
+    if "exr" in paths:
+        save_depth(depth, paths["exr"], "exr")
 
 
 def _run_batch(model: Any, options: CliOptions, out_dir: Path, items: list[io.InputFile],
@@ -37,24 +59,29 @@ def _run_batch(model: Any, options: CliOptions, out_dir: Path, items: list[io.In
     result = estimate(model, torch.from_numpy(np.stack(pixels)), options.estimate.with_(chunk_size=len(pixels)),
                       output_device=None)
     colours = colour(result.normalized, options) if options.color else None
-    raw = result.depth.values.cpu().numpy() if options.npy else None
+    raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr else None
     norm = result.normalized.cpu().numpy()
     for i, item in enumerate(items):
-        _write_outputs(out_dir, item, None if raw is None else raw[i], norm[i], None if colours is None else colours[i])
+        _write_outputs(output_paths(out_dir, item.out_stem, options), None if raw is None else raw[i], norm[i],
+                       None if colours is None else colours[i])
         report.images_done += 1
+
+
+def probe_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image as it will be decoded: from the header, else by decoding it (ImageReadError)."""
+    size = io.probe_image_size(path)
+    return size if size is not None else io.read_image(path).shape[:2]
 
 
 def _probe_sizes(items: list[io.InputFile], report: Report) -> tuple[list[io.InputFile], list[tuple[int, int]]]:
     """(readable items, their (H, W)) from the headers; unreadable files are reported and dropped."""
     readable, sizes = [], []
     for item in items:
-        size = io.probe_image_size(item.path)
-        if size is None:  # a header Pillow cannot parse: let OpenCV decide
-            try:
-                size = io.read_image(item.path).shape[:2]
-            except io.ImageReadError as exc:
-                report.fail(item.path, str(exc))
-                continue
+        try:
+            size = probe_size(item.path)
+        except io.ImageReadError as exc:
+            report.fail(item.path, str(exc))
+            continue
         sizes.append(size)
         readable.append(item)
     return readable, sizes

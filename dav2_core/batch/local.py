@@ -1,0 +1,70 @@
+"""The local engine: the scan and the planned batches in this process, through the same worker as Ray's."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from ..checkpoints import CheckpointError
+from ..cli.common import CliError
+from ..hub import HubUnavailableError
+from .job import BatchError, BatchJob
+from .manifest import Row
+from .plan import scan_batch
+from .worker import BatchWorker, KillOnce
+
+ResultSink = Callable[[list[dict[str, Any]]], None]
+SCAN_CHUNK = 512
+
+
+def scan_columns(rows: list[Row]) -> dict[str, np.ndarray]:
+    """The :func:`scan_batch` input columns (``plan.SCAN_COLUMNS``) of some rows."""
+    return {"index": np.array([r.index for r in rows], dtype=np.int64),
+            "input": np.array([r.input for r in rows], dtype=object),
+            "stem": np.array([r.stem for r in rows], dtype=object)}
+
+
+def scan_in_process(job: BatchJob, rows: list[Row]) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`scan_batch` results for the rows, computed here, ``SCAN_CHUNK`` rows at a time."""
+    for start in range(0, len(rows), SCAN_CHUNK):
+        yield scan_batch(scan_columns(rows[start:start + SCAN_CHUNK]), str(job.output), job.options)
+
+
+class LocalEngine:
+    """One process: ``scan`` yields scan results, ``run`` processes batches in plan order with a progress bar."""
+
+    name = "local"
+
+    def __init__(self, job: BatchJob, fault: KillOnce | None = None) -> None:
+        if fault is not None:
+            raise BatchError("fault injection kills a worker process; it needs --engine ray")
+        self.job = job
+        self._worker: BatchWorker | None = None
+
+    def __enter__(self) -> "LocalEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def scan(self, rows: list[Row]) -> Iterator[dict[str, np.ndarray]]:
+        return scan_in_process(self.job, rows)
+
+    def prepare(self) -> None:
+        """Load the model (BatchError when it cannot be loaded: offline, bad checkpoint, bad device)."""
+        if self._worker is None:
+            try:
+                self._worker = BatchWorker(self.job)
+            except (HubUnavailableError, CheckpointError, CliError, ValueError) as exc:
+                raise BatchError(str(exc)) from None
+
+    def run(self, payloads: list[list[list[Any]]], on_rows: ResultSink) -> None:
+        self.prepare()
+        worker = self._worker
+        total = sum(len(p) for p in payloads)
+        with tqdm(total=total, unit="img", desc="depth", disable=self.job.options.quiet, file=sys.stderr) as bar:
+            for entries in payloads:
+                on_rows(worker.run(entries))
+                bar.update(len(entries))
