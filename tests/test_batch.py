@@ -59,7 +59,8 @@ def test_manifest_schema_and_rows(dataset, models_dir, tmp_path) -> None:
     rows = read_manifest(out)
     assert [row["index"] for row in rows] == list(range(10))
     broken = next(row for row in rows if row["input"].endswith("broken.jpg"))
-    assert broken["status"] == "failed" and "not a readable image" in broken["error"] and broken["attempts"] == 1
+    assert broken["status"] == "failed" and broken["attempts"] == 1
+    assert "not a readable image" in broken["error"] or "corrupt JPEG data" in broken["error"]
     assert broken["output"] is None and broken["size"] is None
     done = [row for row in rows if row["status"] == "done"]
     assert len(done) == 9 and summary.processed == 9 and summary.count("done") == 9

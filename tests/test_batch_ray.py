@@ -39,7 +39,8 @@ def test_two_workers_write_what_one_process_writes(ray_session, dataset, models_
     assert_same_outputs(reference, out)
     rows = read_manifest(out)
     assert sorted(row["status"] for row in rows) == ["done"] * 9 + ["failed"]
-    assert "not a readable image" in next(row["error"] for row in rows if row["status"] == "failed")
+    error = next(row["error"] for row in rows if row["status"] == "failed")
+    assert "not a readable image" in error or "corrupt JPEG data" in error
     assert all(row["worker"] and row["kind"] == "relative" for row in rows if row["status"] == "done")
 
 
