@@ -32,3 +32,16 @@ def shared_images(shared_dir: Path) -> list[Path]:
         pytest.skip(f"no .jpg photos in {shared_dir / 'images'}")
     return images
 
+
+@pytest.fixture(scope="session")
+def random_vits():
+    """A seeded random-init vits DepthAnythingV2 (eval, CPU, fp32) whose depth is never all zero (the last
+    bias is positive). Shared read-only: tests must not change its weights or device."""
+    from dav2_core import DepthAnythingV2
+
+    torch.manual_seed(0)
+    model = DepthAnythingV2("vits").eval()
+    with torch.no_grad():
+        model.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
+    return model
+

@@ -14,12 +14,8 @@ SIZE = 28
 
 
 @pytest.fixture(scope="module")
-def model() -> DepthAnythingV2:
-    torch.manual_seed(0)
-    m = DepthAnythingV2("vits").eval()
-    with torch.no_grad():
-        m.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
-    return m
+def model(random_vits) -> DepthAnythingV2:
+    return random_vits
 
 
 @pytest.fixture(scope="module")
