@@ -109,6 +109,13 @@ def model_metadata(model: torch.nn.Module) -> dict[str, str]:
     }
 
 
+def max_opset() -> int:
+    """Newest opset the TorchScript exporter of this torch writes."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", OPSET))
+
+
 def _check_shape(height: int | None, width: int | None, batch: int | None, dynamic: bool) -> None:
     if dynamic:
         if height is not None or width is not None or batch is not None:
@@ -128,9 +135,13 @@ def _trace(model: torch.nn.Module, target: Path, dtype: str, dynamic: bool, shap
     """torch.onnx (TorchScript tracer) -> ``target``; the model is traced on the CPU."""
     from .engines.onnx_graph import ExportModule
 
-    net = copy.deepcopy(model).to(device="cpu", dtype=torch.float16 if dtype == "fp16" else torch.float32)
+    want = torch.float16 if dtype == "fp16" else torch.float32
+    weight = model.pretrained.patch_embed.proj.weight
+    net = model  # traced as is when already on the CPU in the export dtype (vitg: no second 5 GB copy)
+    if weight.device.type != "cpu" or weight.dtype != want or model.training:
+        net = copy.deepcopy(model).to(device="cpu", dtype=want).eval()
     grid = None if dynamic else (shape[2] // PATCH_SIZE, shape[3] // PATCH_SIZE)
-    module = ExportModule(net.eval().requires_grad_(False), grid)
+    module = ExportModule(net, grid)
     axes = None
     if dynamic or shape[0] == -1:
         axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
@@ -164,8 +175,10 @@ def export_onnx(
     if dtype not in EXPORT_DTYPES:
         raise ExportError(f"unknown export precision {dtype!r}; choose fp32 or fp16")
     _check_shape(height, width, batch, dynamic)
-    if not isinstance(opset, int) or opset < OPSET:
-        raise ExportError(f"opset {opset!r} is too old; the exporter needs opset {OPSET} or newer")
+    newest = max_opset()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset!r} cannot be written here: the exporter needs {OPSET} or newer, and "
+                          f"torch {torch.__version__} writes at most {newest}")
     target = Path(path).expanduser()
     if target.suffix != ".onnx":
         raise ExportError(f"{target}: give the output file an .onnx extension")

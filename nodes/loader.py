@@ -12,7 +12,7 @@ from dav2_core.hub import local_filenames
 from dav2_core.loading import load_model
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS, Variant
 
-from . import model_patcher
+from . import engine_loader, model_patcher
 from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schema
 
 # models/depthanything under ComfyUI's models dir; extra_model_paths.yaml may add more folders.
@@ -76,6 +76,8 @@ class LoadDepthAnythingV2(io.ComfyNode):
                                tooltip=_CHECKPOINT_TYPE_HELP),
                 io.Combo.Input("device", options=list(model_patcher.DEVICES), default="auto",
                                tooltip="Where the model runs. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items())),
+                io.Combo.Input("backend", options=engine_loader.backend_options(), default="torch", optional=True,
+                               tooltip=engine_loader.backend_tooltip()),
             ],
             outputs=[
                 DepthModelIO.Output(display_name="model",
@@ -84,7 +86,7 @@ class LoadDepthAnythingV2(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model: str, precision: str, checkpoint_type: str, device: str) -> io.NodeOutput:
+    def execute(cls, model: str, precision: str, checkpoint_type: str, device: str, backend: str = "torch") -> io.NodeOutput:
         if checkpoint_type not in CHECKPOINT_TYPES:
             raise ValueError(f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}")
         kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]
@@ -99,8 +101,12 @@ class LoadDepthAnythingV2(io.ComfyNode):
                 "put the checkpoint there (or add a folder with extra_model_paths.yaml) and refresh"
             )
         load_device, offload_device = model_patcher.devices(device)
-        dtype = model_patcher.compute_dtype(precision, load_device)
         source = path if path is not None else known.name
+        backend = engine_loader.resolve(backend, precision, load_device)
+        if backend != "torch":
+            return io.NodeOutput(engine_loader.load_depth_model(
+                source, model, backend, precision, load_device, folders[0], kind, max_depth))
+        dtype = model_patcher.compute_dtype(precision, load_device)
         # Weights are stored on the offload device; dav2_core refuses fp16 *compute* on the CPU, so an
         # fp16 model for the GPU is read in fp32 there and cast (storage only; it runs on load_device).
         storage = torch.float32 if dtype == torch.float16 and offload_device.type == "cpu" else dtype

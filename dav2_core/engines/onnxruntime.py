@@ -29,6 +29,11 @@ PRECISIONS = ("fp32", "fp16", "int8")
 MAX_SESSIONS = 4  # per-shape sessions kept (TensorRT); older ones are closed
 
 
+def cuda_available() -> bool:
+    """True when the installed ONNX Runtime has its CUDA execution provider."""
+    return "CUDAExecutionProvider" in require("onnxruntime", "onnx").get_available_providers()
+
+
 def open_session(path: Path, providers: list[Any], threads: int | None = None) -> Any:
     """An ``InferenceSession`` for ``path``; an opset this runtime cannot read becomes a clear ValueError."""
     ort = require("onnxruntime", "onnx")
@@ -64,6 +69,11 @@ class OnnxRuntimeEngine(EngineBase):
             raise ValueError("int8 (dynamic quantisation) runs on the CPU only; use device cpu, or fp16 on the GPU")
         if precision == "fp16" and device.type == "cpu":
             raise ValueError("fp16 is not supported on the CPU (slow, cast op by op); use fp32 or int8 there")
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"onnxruntime runs on cpu or cuda, not {device}; use backend torch there")
+        if device.type == "cuda" and providers is None and not cuda_available():
+            raise ImportError("ONNX Runtime here has no CUDA execution provider (the CPU-only onnxruntime package); "
+                              "pip install onnxruntime-gpu (after uninstalling onnxruntime), or use device cpu")
         self.onnx = source
         self.device = device
         self.precision = precision
@@ -83,9 +93,10 @@ class OnnxRuntimeEngine(EngineBase):
             return self.onnx.int8()
         return self.onnx.onnx(net_size, export_precision)
 
-    def session(self, net_size: tuple[int, int]) -> Any:
-        """The session that runs ``net_size`` (created, and its file exported or built, on first use)."""
-        key = tuple(net_size) if self.per_shape else None
+    def session(self, net_size: tuple[int, int] | None) -> Any:
+        """The session that runs ``net_size`` (created, and its file exported or built, on first use);
+        None: the any-shape session (engines that are not per shape)."""
+        key = tuple(net_size) if self.per_shape and net_size is not None else None
         if key in self._sessions:
             self._sessions.move_to_end(key)
             return self._sessions[key]

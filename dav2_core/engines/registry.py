@@ -79,6 +79,19 @@ def auto_backend(device: torch.device, precision: str) -> str:
     return "torch"
 
 
+def backend_device(backend: str, device: torch.device) -> torch.device:
+    """Where ``backend`` runs when the host offers ``device``: OpenVINO on the CPU (its NVIDIA-free devices),
+    ONNX Runtime on CUDA only with onnxruntime-gpu (else the CPU), TensorRT and torch where asked."""
+    if backend == "openvino" or (backend == "onnxruntime" and device.type != "cpu"):
+        if backend == "onnxruntime" and device.type == "cuda":
+            from .onnxruntime import cuda_available
+
+            if cuda_available():
+                return device
+        return torch.device("cpu")
+    return device
+
+
 def precision_name(dtype: Any, device: torch.device) -> str:
     """'fp32' | 'fp16' | 'bf16' | 'int8' from a torch dtype, a name, or None/'auto' (fp16 on GPUs, else fp32)."""
     if dtype is None or dtype == "auto":
@@ -97,7 +110,7 @@ def create_engine(backend: str, source: Any, device: torch.device, precision: st
         from .onnxruntime import OnnxRuntimeEngine
 
         engine = OnnxRuntimeEngine(source, device, precision, name=name)
-        engine._file(None)  # export (or find in the cache) now: errors surface at load time
+        engine.session(None)  # export (or find in the cache) and open now: errors surface at load time
     elif backend == "openvino":
         from .openvino import OpenVinoEngine
 
