@@ -217,3 +217,26 @@ def test_unwritable_cache_folder_runs_uncached_with_one_warning(checkpoint, tmp_
     warnings = [r for r in caplog.records if "not writable" in r.getMessage()]
     assert len(warnings) == 1 and "running without a cache" in warnings[0].getMessage()
     assert over_range(predict_depth(first, images[:1], input_size=SIZE), predict_depth(reference, images[:1], input_size=SIZE)) <= 1e-4
+
+
+def test_cli_backend_and_cache_dir(checkpoint, tmp_path, capsys):
+    """`dav2 --backend onnxruntime --cache-dir DIR` writes the same raw depth as the torch backend."""
+    import cv2
+
+    from dav2_core.cli import main as cli_main
+
+    photo = tmp_path / "in" / "photo.png"
+    photo.parent.mkdir()
+    rng = np.random.default_rng(0)
+    assert cv2.imwrite(str(photo), (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    common = [str(photo), "--checkpoint", str(checkpoint), "--input-size", str(SIZE), "--npy", "-q", "--device", "cpu"]
+    assert cli_main([*common, "-o", str(tmp_path / "torch")]) == 0
+    assert cli_main([*common, "-o", str(tmp_path / "ort"), "--backend", "onnxruntime",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert any(p.name.startswith("onnx-vits-dynamic") for p in (tmp_path / "cache").iterdir())
+    want, got = (np.load(tmp_path / d / "photo_depth.npy") for d in ("torch", "ort"))
+    assert over_range(got, want) <= 1e-4
+    assert cli_main([*common, "-o", str(tmp_path / "x"), "--backend", "tensorrt", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "TensorRT requested without CUDA" in capsys.readouterr().err
+    assert cli_main([*common, "-o", str(tmp_path / "y"), "--dtype", "int8"]) == 2
+    assert "int8 is offered by backend onnxruntime only" in capsys.readouterr().err
