@@ -130,7 +130,10 @@ def test_round_trip_bigger_encoders(encoder, shape, tmp_path):
 
 @pytest.mark.slow
 def test_round_trip_vitg_swiglu_external_data(tmp_path):
-    """vitg: SwiGLU blocks and > 2 GB of weights (external data file); needs ~16 GB of free memory."""
+    """vitg: SwiGLU blocks and > 2 GB of weights (external data file); needs ~16 GB of free memory and
+    several minutes on 2 cores, so it runs only with DAV2_TEST_VITG=1."""
+    if os.environ.get("DAV2_TEST_VITG") != "1":
+        pytest.skip("vitg export round trip is opt-in (DAV2_TEST_VITG=1): 5 GB of weights, minutes on 2 cores")
     available = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemAvailable"))) << 10
     if available < 16 << 30:
         pytest.skip(f"vitg export needs ~16 GB of free memory, {available >> 30} GB available")
