@@ -12,7 +12,11 @@ For each encoder (``--encoders``, default vits,vitb) and in one run:
   figure is VmHWM minus VmRSS at that point: the working memory of the timed calls, weights excluded;
 * accuracy - on every photo of ``--images`` (default: the timed photo): our ``infer_image`` and tensor API
   vs official ``infer_image`` (parity: we are the same model), and bf16 vs fp32 of our tensor API; max and
-  mean abs error over the reference's output range, and Pearson.
+  mean abs error over the reference's output range, and Pearson;
+* backends - a row per installed runtime backend (``--backends``; ONNX Runtime fp32 and int8, OpenVINO fp32):
+  its ``infer_image`` timed like ours (the ONNX export / compilation happens before timing), its accuracy vs
+  official (int8 also vs our fp32), and the machine's exact-fp32 floor (forward FLOPs / measured fp32 GEMM
+  rate, :mod:`benchmarks.backends`) with each row's efficiency against it.
 
 The official model is called exactly as its users call it (its own ``infer_image``, under its own
 ``torch.no_grad``); ours under ``torch.inference_mode`` as the engine does. Weights are random
@@ -28,6 +32,7 @@ import argparse
 import copy
 import gc
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,7 @@ from benchmarks.common import (  # noqa: E402
     format_table, int_list, is_compiled, load_accel, load_photos, machine_info, median, non_negative_int,
     positive_int, read_bgr, run_isolated, seeded_models, time_calls, worst, write_json,
 )
+from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
@@ -49,6 +55,7 @@ IMPLS = {
     "official": "official infer_image",
     "ours_infer_image": "our infer_image",
     "ours_tensor": "our predict_depth",
+    "backend": "infer_image",  # prefixed with the backend's name
 }
 COMPARISONS = {
     "ours_infer_image_vs_official": "our infer_image vs official",
@@ -63,7 +70,14 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     official, ours = seeded_models(cfg["encoder"], cfg["seed"])
     bgr = read_bgr(Path(cfg["photo"]))
     input_size = cfg["input_size"]
-    if cfg["impl"] == "official":
+    if cfg["impl"] == "backend":
+        del official
+        model = build_engine(ours, cfg["backend"], cfg["dtype"], cfg["cache_dir"])
+        del ours
+
+        def call() -> Any:
+            return model.infer_image(bgr, input_size)
+    elif cfg["impl"] == "official":
         del ours
         model = official
 
@@ -94,9 +108,10 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     per_image = median(times) / cfg["batch"]
     return {
         **{k: cfg[k] for k in ("encoder", "impl", "mode", "dtype", "batch")},
+        **({"backend": cfg["backend"]} if cfg["impl"] == "backend" else {}),
         **({"compiled_active": is_compiled(model), **compiled_row(model, snapshot.get("compiled"))}
            if cfg["mode"] == "compiled" else {}),
-        "label": IMPLS[cfg["impl"]],
+        "label": f"{cfg['backend']} {IMPLS['backend']}" if cfg["impl"] == "backend" else IMPLS[cfg["impl"]],
         "median_ms_per_image": per_image * 1e3,
         "images_per_s": 1.0 / per_image,
         "call_ms": [t * 1e3 for t in times],
@@ -121,6 +136,9 @@ def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any
                 for batch in batches:
                     configs.append({**common, "encoder": encoder, "impl": "ours_tensor", "mode": mode, "dtype": dtype,
                                     "batch": batch})
+        for backend, precision in cpu_rows(args.backends):
+            configs.append({**common, "encoder": encoder, "impl": "backend", "backend": backend, "mode": "eager",
+                            "dtype": precision, "batch": 1, "cache_dir": str(args.cache_dir)})
     return configs
 
 
@@ -163,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
                         help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
                              "engine's choice); errors if the engine has no fast path")
+    parser.add_argument("--backends", type=lambda s: [b for b in s.split(",") if b] if s.strip() else [], default=None,
+                        help="runtime backends to time (comma list of onnxruntime,openvino; default: every installed "
+                             "one; '' for none)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="engine cache for the backends' ONNX exports (default: a temporary folder)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
@@ -181,17 +204,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"bench_cpu: {args.photo.name} {width}x{height} -> network {net[1]}x{net[0]}, {threads} threads, "
           f"{args.runs} runs after {args.warmup} warm-up, encoders {','.join(args.encoders)}")
 
+    scratch = None
+    if args.cache_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="bench-engines-")
+        args.cache_dir = Path(scratch.name)
     results = []
     for cfg in configurations(args, threads):
         row = run_isolated(measure_config, cfg)
         results.append(row)
         print(f"  {row['encoder']} {row['label']} {row['mode']} {row['dtype']} b{row['batch']}: "
               f"{row['median_ms_per_image']:.1f} ms/image, peak +{row['peak_rss_mib']:.0f} MiB", flush=True)
+    floors = {}
+    for encoder in args.encoders:
+        floors[encoder] = floor(seeded_models(encoder, args.seed)[1], net)
+        print(f"  {encoder} fp32 floor: {floors[encoder]['forward_gflops']:.1f} GFLOP / "
+              f"{floors[encoder]['gemm_gflops_per_s']:.0f} GFLOP/s = {floors[encoder]['floor_ms']:.0f} ms", flush=True)
     for row in results:
         base = next(r for r in results if r["encoder"] == row["encoder"] and r["impl"] == "official")
         row["speedup_vs_official"] = base["median_ms_per_image"] / row["median_ms_per_image"]
+        row["floor_efficiency"] = floors[row["encoder"]]["floor_ms"] / row["median_ms_per_image"]
 
     acc = [accuracy(encoder, photos, args.input_size, args.seed) for encoder in args.encoders]
+    backend_acc = []
+    for encoder in args.encoders:
+        official, ours = seeded_models(encoder, args.seed)
+        rows = cpu_rows(args.backends)
+        backend_acc += [{"encoder": encoder, **a} for a in backend_accuracy(official, ours, rows, photos, args.input_size,
+                                                                            args.cache_dir)]
+    if scratch is not None:
+        scratch.cleanup()
 
     print()
     print(format_table(results, [
@@ -199,9 +240,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("batch", "batch", "d"),
         ("median_ms_per_image", "ms/image", ".1f"), ("images_per_s", "images/s", ".2f"),
         ("speedup_vs_official", "x official", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".0f"),
+        ("floor_efficiency", "of fp32 floor", ".0%"),
     ]))
+    print("fp32 floor (forward FLOPs / measured fp32 GEMM rate, one image): " + ", ".join(
+        f"{e} {f['floor_ms']:.0f} ms ({f['forward_gflops']:.1f} GFLOP at {f['gemm_gflops_per_s']:.0f} GFLOP/s)"
+        for e, f in floors.items()))
     print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
     acc_rows = [{"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()]
+    acc_rows += [{"encoder": a["encoder"], "comparison": f"{a['backend']} {a['precision']} infer_image vs {what}",
+                  **a[key]} for a in backend_acc for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
+                 if key == "vs_official" or a["precision"] == "int8"]
     print(format_table(acc_rows, [
         ("encoder", "encoder", "s"), ("comparison", "comparison", "s"), ("max_abs_over_range", "max abs/range", ".2e"),
         ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f"),
@@ -220,7 +268,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "weights": "random init under torch.manual_seed(seed), final conv bias 0.05",
         },
         "results": results,
+        "floor": floors,
         "accuracy": acc,
+        "backend_accuracy": backend_acc,
     }
     write_json(args.out, report)
     return report

@@ -12,6 +12,10 @@ On the first CUDA device, with the same seeded weights as ``bench_cpu.py``:
 * accuracy on the photos of ``--images`` (default: ``--photo``): our ``infer_image`` vs official (parity) and
   fp16/bf16 vs fp32 of the tensor API (max/mean abs error over the fp32 output range, Pearson).
 
+Runtime backends: when installed, TensorRT fp16 (ONNX Runtime's TensorRT provider) and ONNX Runtime CUDA
+fp16 engines of the same weights get throughput rows (dtype "tensorrt fp16" / "onnxruntime fp16", mode
+"engine"; peak MiB counts torch allocations only) and an accuracy row vs our fp32 ``infer_image``.
+
 ``--compile`` adds rows for the engine's fast path (``dav2_core.accel.optimize``) and stops with a clear
 message when the engine has none; each compiled row says whether every timed call really ran a compiled
 graph (``ran_compiled``, from ``dav2_core.accel.compile_stats``). TF32 is off unless ``--tf32`` (fp32 means
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +48,7 @@ from benchmarks.common import (  # noqa: E402
     non_negative_int, official_available, positive_int, read_bgr, release_model, seeded_models, seeded_ours,
     set_tf32, time_calls, worst, write_json,
 )
+from benchmarks.backends import build_engine, gpu_rows  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.memory import OutOfMemoryError  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -213,6 +219,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for dtype in args.dtypes:
             for mode in modes:
                 throughput += variant_rows(ours, square, encoder, dtype, mode, args)
+        for backend, precision_name in gpu_rows():  # TensorRT / ONNX Runtime CUDA engines of the same weights
+            with tempfile.TemporaryDirectory(prefix="bench-engines-") as cache:
+                engine = build_engine(copy.deepcopy(ours).float().cpu(), backend, precision_name, cache, device="cuda")
+                for batch in args.batches:
+                    images = bgr_to_images(square, batch).to(device)
+                    row = {"encoder": encoder, "dtype": f"{backend} {precision_name}", "mode": "engine", "batch": batch,
+                           **throughput_row(engine, images, args.input_size, args.runs, args.warmup)}
+                    throughput.append(row)
+                    print(f"  {encoder} {backend} {precision_name} b{batch}: " + (row.get("error") or
+                          f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call"), flush=True)
+                comparisons = [compare(ours.infer_image(read_bgr(p), args.input_size),
+                                       engine.infer_image(read_bgr(p), args.input_size)) for p in photos]
+                parity.append({"encoder": encoder, "comparison": f"{backend} {precision_name} vs our fp32",
+                               **worst(comparisons)})
+                engine.close()
+                del engine
         errors = precision_errors(ours, photos, args.dtypes, args.input_size)
         precision.append({"encoder": encoder, **errors})
         del ours

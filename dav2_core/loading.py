@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,7 +59,9 @@ def load_model(
     models_dir: str | os.PathLike[str] | None = None,
     kind: str | None = None,
     max_depth: float | None = None,
-) -> DepthAnythingV2:
+    backend: str = "torch",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Any:
     """Load Depth Anything V2 ready for inference.
 
     path_or_variant: a variant id from ``variants.VARIANTS`` (found in, or downloaded to, ``models_dir``)
@@ -67,8 +70,24 @@ def load_model(
     :mod:`dav2_core.checkpoints.detect`: ``kind``/``max_depth``, else the file's metadata, an HF config.json
     beside it, its published file name (a variant's file), else relative. The result carries
     ``.checkpoint_info`` and ``.source``.
+
+    backend: 'torch' (default: the ``DepthAnythingV2`` module), 'onnxruntime', 'openvino', 'tensorrt' or
+    'auto' (the fastest installed one for the device, see :mod:`dav2_core.engines.registry`). Other
+    backends return an engine (:mod:`dav2_core.engines`) that ``predict_depth`` / ``.infer_image`` take
+    exactly like the module; its ONNX export and compiled files are cached in ``cache_dir`` (default
+    $DAV2_ENGINE_CACHE or ~/.cache/dav2/engines). An ``.onnx`` file from ``dav2 export`` loads on them too.
+    ``dtype`` may then also be 'int8' (onnxruntime, CPU: approximate).
     """
     device = torch.device(device) if device is not None else default_device()
+    from .engines.onnx_source import is_onnx_file
+    from .engines.registry import load_engine, resolve_backend
+
+    backend = resolve_backend(backend, device, dtype)
+    if backend != "torch" or is_onnx_file(path_or_variant):
+        if backend == "torch":
+            raise ValueError(f"{path_or_variant} is an ONNX file: load it with backend onnxruntime, openvino or tensorrt")
+        return load_engine(os.fspath(path_or_variant), backend, device, dtype, cache_dir, lambda: load_model(
+            path_or_variant, "cpu", torch.float32, models_dir, kind, max_depth))
     dtype = resolve_dtype(dtype, device)
     if device.type == "mps":
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks

@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from dav2_core.loading import load_model
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
-from . import model_patcher
+from . import engine_loader, model_patcher
 from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schema
 
 # models/depthanything under ComfyUI's models dir; extra_model_paths.yaml may add more folders.
@@ -72,6 +72,8 @@ class LoadDepthAnythingV2(io.ComfyNode):
                                tooltip=_CHECKPOINT_TYPE_HELP),
                 io.Combo.Input("device", options=list(model_patcher.DEVICES), default="auto",
                                tooltip="Where the model runs. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items())),
+                io.Combo.Input("backend", options=engine_loader.backend_options(), default="torch", optional=True,
+                               tooltip=engine_loader.backend_tooltip()),
             ],
             outputs=[
                 DepthModelIO.Output(display_name="model",
@@ -80,13 +82,17 @@ class LoadDepthAnythingV2(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model: str, precision: str, checkpoint_type: str, device: str) -> io.NodeOutput:
+    def execute(cls, model: str, precision: str, checkpoint_type: str, device: str, backend: str = "torch") -> io.NodeOutput:
         if checkpoint_type not in CHECKPOINT_TYPES:
             raise ValueError(f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}")
         kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]  # None: dav2_core decides from the file
         folders = folder_paths.get_folder_paths(MODEL_FOLDER)
         source = _checkpoint_source(model, folders)
         load_device, offload_device = model_patcher.devices(device)
+        backend = engine_loader.resolve(backend, precision, load_device)
+        if backend != "torch":
+            return io.NodeOutput(engine_loader.load_depth_model(
+                source, model, backend, precision, load_device, folders[0], kind, max_depth))
         dtype = model_patcher.compute_dtype(precision, load_device)
         # Weights are stored on the offload device; dav2_core refuses fp16 *compute* on the CPU, so an
         # fp16 model for the GPU is read in fp32 there and cast (storage only; it runs on load_device).

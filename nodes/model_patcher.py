@@ -19,6 +19,7 @@ PRECISIONS: dict[str, str] = {
     "fp32": "full precision (exact parity with the official implementation)",
     "fp16": "half precision: half the memory, faster on most GPUs",
     "bf16": "bfloat16: half the memory, safer range than fp16 on recent GPUs",
+    "int8": "8-bit weights, approximate (not the official output): backend onnxruntime on the CPU only",
 }
 
 DEVICES: dict[str, str] = {
@@ -40,6 +41,9 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
     """The dtype the network runs in on ``load_device`` for a precision choice (ValueError if unusable there)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        raise ValueError("precision int8 is offered by backend onnxruntime only (approximate); "
+                         "choose backend onnxruntime (or auto), or precision fp32/fp16/bf16 for torch")
     if precision != "auto":
         return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
     if mm.is_device_cpu(load_device):
@@ -67,6 +71,7 @@ def load(patcher: comfy.model_patcher.ModelPatcher, memory_required: int = 0) ->
     images per chunk x ``dav2_core.inference.bytes_per_image``). ComfyUI only counts a patcher's weights,
     so without it other models are not offloaded to make room for a large chunk. Loaded fully (no
     partial low-VRAM loading: the network uses plain torch layers, not comfy.ops).
+    An ``EnginePatcher`` (non-torch backend) goes the same way and returns its engine.
     """
     try:
         required = operator.index(memory_required)

@@ -23,6 +23,7 @@ class DepthModel:
 
     ``patcher`` is a ``comfy.model_patcher.ModelPatcher``; its ``.model`` is the
     ``dav2_core.DepthAnythingV2`` network (weights on the offload device until ``load_models_gpu``).
+    For other backends it is a ``nodes.engine_patcher.EnginePatcher`` whose ``.model`` is the engine.
     """
 
     patcher: Any
@@ -30,7 +31,8 @@ class DepthModel:
     encoder: str  # "vits" | "vitb" | "vitl" | "vitg"
     kind: str  # "relative" | "metric"
     max_depth: float | None  # metres, metric models only
-    dtype: str  # compute precision actually used: "fp32" | "fp16" | "bf16"
+    dtype: str  # compute precision actually used: "fp32" | "fp16" | "bf16" | "int8" (onnxruntime)
+    backend: str = "torch"  # "torch" | "onnxruntime" | "openvino" | "tensorrt" (then ``patcher.model`` is the engine)
 
     @property
     def units(self) -> str:

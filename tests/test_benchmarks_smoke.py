@@ -54,9 +54,18 @@ def test_bench_cpu_writes_results_and_parity(tiny_photo: Path, tmp_path: Path):
     assert report["settings"]["photo_size_hw"] == [56, 70]
     assert all(side % 14 == 0 for side in report["settings"]["network_size_hw"])
     assert report["settings"]["compile"] is None
-    rows = {(r["impl"], r["dtype"], r["batch"]): r for r in report["results"]}
+    rows = {(r["impl"], r["dtype"], r["batch"]): r for r in report["results"] if r["impl"] != "backend"}
     assert all(r["mode"] == "eager" for r in rows.values())
     assert set(rows) == {("official", "fp32", 1), ("ours_infer_image", "fp32", 1), ("ours_tensor", "fp32", 2)}
+    # a row per installed runtime backend, exact (fp32) ones at parity with official, int8 close
+    from benchmarks.backends import cpu_rows
+
+    backend_rows = {(r["backend"], r["dtype"]) for r in report["results"] if r["impl"] == "backend"}
+    assert backend_rows == set(cpu_rows(None))
+    assert all(r["floor_efficiency"] > 0 for r in report["results"]) and report["floor"]["vits"]["floor_ms"] > 0
+    for entry in report["backend_accuracy"]:
+        limit = 1e-3 if entry["precision"] == "fp32" else 0.2
+        assert entry["vs_official"]["max_abs_over_range"] <= limit, entry
     for row in rows.values():
         assert row["median_ms_per_image"] > 0 and len(row["call_ms"]) == 1
         assert row["peak_rss_mib"] >= 0 and row["memory_method"]

@@ -26,7 +26,7 @@ from .images import check_output_options, process_images
 from .video import process_video
 
 #: Sub-commands: name -> module in this package with ``main(argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {"batch": "batch"}
+SUBCOMMANDS: dict[str, str] = {"batch": "batch", "export": "export"}
 
 __all__ = ["CliOptions", "SUBCOMMANDS", "build_parser", "main", "parse_options", "run"]
 
@@ -38,7 +38,7 @@ def run(options: CliOptions) -> int:
         inputs = io.collect_inputs(list(options.inputs), recursive=options.recursive, exclude=out_dir)
         check_output_options(options)
         model = load_cli_model(options)
-    except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError) as exc:
+    except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError, ImportError) as exc:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
     if options.compile:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
+from ..engines.registry import BACKEND_CHOICES, REQUIREMENTS
 from ..loading import PRECISION_DTYPES
 from ..pipeline import EstimateOptions
 from ..preprocess import RESOLUTION_MODES, check_input_size
@@ -19,7 +20,7 @@ from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 
 #: --normalize choices: images use their own range; a video uses the running union of its frames' ranges.
 NORMALIZE_CHOICES = ("per_image", "percentile")
-DTYPE_CHOICES = ("auto", *PRECISION_DTYPES)
+DTYPE_CHOICES = ("auto", *PRECISION_DTYPES, "int8")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class CliOptions:
     device: str | None = None
     dtype: str = "auto"
     compile: bool = False
+    backend: str = "torch"
+    cache_dir: str | None = None
     estimate: EstimateOptions = EstimateOptions()
     batch_size: int | None = None
     colormap: str = DEFAULT_COLORMAP
@@ -105,7 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: $DAV2_MODELS_DIR or ~/.cache/dav2/models)")
     model.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU)")
+                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU; int8: --backend onnxruntime "
+                       "on the CPU, approximate)")
+    model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
+                       help="inference engine (default torch); auto = the fastest installed one for the device. "
+                       + "; ".join(f"{name}: {need}" for name, need in REQUIREMENTS.items()))
+    model.add_argument("--cache-dir", metavar="DIR",
+                       help="where non-torch backends keep ONNX exports and compiled engines "
+                       "(default: $DAV2_ENGINE_CACHE or ~/.cache/dav2/engines)")
     model.add_argument("--compile", action="store_true",
                        help="torch.compile the model (faster on many images or video frames; the first batch "
                        "of each size compiles for a minute or more; falls back to plain PyTorch with a "
@@ -166,6 +176,7 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
     return CliOptions(
         inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
         checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
+        backend=ns.backend, cache_dir=ns.cache_dir,
         estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
         exr=ns.exr, frames=ns.frames, quiet=ns.quiet,
     )

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from ..variants import PATCH_SIZE
+from ..variants import ENCODERS, PATCH_SIZE
 
 
 @runtime_checkable
@@ -87,15 +87,19 @@ class TorchEngine(EngineBase):
 
     def bytes_per_image(self, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
         """Rough peak working memory of one image in a chunk (activations, not weights), in bytes."""
-        model = self.model
         elem = torch.finfo(self.input_dtype).bits // 8
-        tokens = (net_size[0] // PATCH_SIZE) * (net_size[1] // PATCH_SIZE) + 1
-        embed = model.pretrained.embed_dim
-        features = model.depth_head.scratch.output_conv1.weight.shape[1]
-        encoder = tokens * embed * (4 * 6 + elem * 8)  # fp32 residual + 4 kept token maps + qkv/mlp in compute dtype
-        head = net_size[0] * net_size[1] * (features // 2 + 32) * elem * 2 + tokens * 64 * features * elem
-        io = image_size[0] * image_size[1] * 4 * 6  # input chunk in float32 + upsampled depth
-        return int(encoder + head + io)
+        return activation_bytes(self.model.encoder, net_size, image_size, elem)
+
+
+def activation_bytes(encoder: str, net_size: tuple[int, int], image_size: tuple[int, int], elem: int) -> int:
+    """Rough peak working memory of one image through the network (activations, not weights), in bytes;
+    ``elem``: bytes per element of the compute dtype."""
+    spec = ENCODERS[encoder]
+    tokens = (net_size[0] // PATCH_SIZE) * (net_size[1] // PATCH_SIZE) + 1
+    encoder_bytes = tokens * spec.embed_dim * (4 * 6 + elem * 8)  # fp32 residual + 4 kept maps + qkv/mlp
+    head = net_size[0] * net_size[1] * (spec.features // 2 + 32) * elem * 2 + tokens * 64 * spec.features * elem
+    io = image_size[0] * image_size[1] * 4 * 6  # input chunk in float32 + upsampled depth
+    return int(encoder_bytes + head + io)
 
 
 def as_engine(model: Any) -> Engine:

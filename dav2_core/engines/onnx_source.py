@@ -1,0 +1,133 @@
+"""Where ONNX-based engines get their files: exports of the PyTorch model (cached) or a given .onnx file.
+
+:class:`OnnxSource` hands out, for a network shape and precision, an ONNX file that takes it: the dynamic
+export (any shape), a fixed-shape export made on demand, the int8 (dynamically quantised) file, or, for
+a user's own ``.onnx`` file, that file if it can take the shape (else a clear error: never a resize).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoints import CheckpointInfo
+from ..export import EXPORT_VERSION, OPSET, export_onnx, file_sha256, model_metadata, read_metadata, require
+from .cache import EngineCache
+
+ONNX_NAME = "model.onnx"
+
+
+def file_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
+    """CheckpointInfo of an exported file, from its metadata (ValueError if it is not one of ours)."""
+    missing = [k for k in ("encoder", "kind") if not metadata.get(k)]
+    if missing:
+        raise ValueError(f"{path}: not a Depth Anything V2 export of dav2_core (its ONNX metadata lacks "
+                         f"{', '.join(missing)}); export it with `dav2 export`")
+    max_depth = float(metadata["max_depth"]) if metadata.get("max_depth") else None
+    return CheckpointInfo(metadata["encoder"], metadata["kind"], max_depth, "onnx", torch.float32, path, "metadata")
+
+
+@dataclass
+class OnnxSource:
+    """ONNX files for one model. ``model``: the PyTorch network (CPU, fp32) to export from; or ``file``."""
+
+    cache: EngineCache
+    model: Any = None
+    file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.file is None):
+            raise ValueError("OnnxSource needs either a model or an ONNX file")
+        if self.file is not None:
+            self.file = Path(self.file)
+            self.metadata = read_metadata(self.file)
+            self.checkpoint_info = file_info(self.file, self.metadata)
+            self.sha256 = self.metadata.get("checkpoint_sha256") or file_sha256(self.file, remember=True)
+        else:
+            self.metadata = model_metadata(self.model)
+            self.checkpoint_info = getattr(self.model, "checkpoint_info", None)
+            self.sha256 = self.metadata["checkpoint_sha256"]
+        self.encoder = self.metadata["encoder"]
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """(H, W) a given fixed-shape file takes; None when any size goes (dynamic file, or exports on demand)."""
+        if self.file is None or self.metadata.get("dynamic", "true") == "true" or not self.metadata.get("height"):
+            return None
+        return int(self.metadata["height"]), int(self.metadata["width"])
+
+    def check_net_size(self, net_size: tuple[int, int]) -> None:
+        """ValueError when the given file cannot run ``net_size`` (a fixed-shape export of another size)."""
+        fixed = self.fixed_size
+        if fixed is not None and tuple(net_size) != fixed:
+            raise ValueError(
+                f"{self.file} was exported for {fixed[0]}x{fixed[1]} only, but this image needs the network at "
+                f"{net_size[0]}x{net_size[1]}; export it with --dynamic (any size), or for that size, or choose "
+                "an input size / resolution giving that size"
+            )
+
+    def key(self, what: str, shape: str, precision: str, **extra: str) -> dict[str, str]:
+        """Cache key fields of a file built from this source."""
+        return {"backend": what, "encoder": self.encoder, "shape": shape, "precision": precision,
+                "checkpoint_sha256": self.sha256, "kind": self.metadata["kind"],
+                "max_depth": self.metadata.get("max_depth", ""), "export_version": EXPORT_VERSION,
+                "opset": str(OPSET), "torch": torch.__version__, **extra}
+
+    def onnx(self, net_size: tuple[int, int] | None = None, precision: str = "fp32") -> Path:
+        """An ONNX file for ``net_size`` = (H, W) with any batch (None: the dynamic, any-shape file)."""
+        if self.file is not None:
+            if net_size is not None:
+                self.check_net_size(net_size)
+            return self.file
+        onnx = require("onnx", "onnx")
+        shape = "dynamic" if net_size is None else f"{net_size[0]}x{net_size[1]}"
+        key = self.key("onnx", shape, precision, onnx=onnx.__version__)
+
+        def build(folder: Path) -> None:
+            if net_size is None:
+                export_onnx(self.model, folder / ONNX_NAME, dynamic=True, dtype=precision)
+            else:
+                export_onnx(self.model, folder / ONNX_NAME, height=net_size[0], width=net_size[1], dtype=precision)
+
+        return self.cache.get(key, build) / ONNX_NAME
+
+    def int8(self) -> Path:
+        """The dynamic file with its MatMul weights quantised to int8 (ONNX Runtime dynamic quantisation).
+
+        Only the transformer's MatMuls are quantised (activations per call, weights per channel); the
+        convolutions of the DPT head stay float32 (ConvInteger is slower than float Conv on CPUs).
+        """
+        ort = require("onnxruntime", "onnx")
+        source = self.onnx(None, "fp32")
+        key = self.key("onnxruntime-int8", "dynamic", "int8", onnxruntime=ort.__version__)
+        if self.file is not None:
+            key["source_file_sha256"] = file_sha256(self.file, remember=True)
+
+        def build(folder: Path) -> None:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(source), str(folder / ONNX_NAME), weight_type=QuantType.QInt8,
+                             nodes_to_quantize=weight_matmuls(source), per_channel=True)
+
+        return self.cache.get(key, build) / ONNX_NAME
+
+    def release_model(self) -> None:
+        """Drop the PyTorch model once no more exports are needed (frees its host memory)."""
+        if self.model is not None and self.file is None:
+            self.model = None
+
+
+def weight_matmuls(path: Path) -> list[str]:
+    """Names of the MatMul nodes multiplying by a 2-D weight (the transformer's linear layers): the ones
+    worth quantising (not attention products, not the position-embedding interpolation)."""
+    onnx = require("onnx", "onnx")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer if len(t.dims) == 2}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def is_onnx_file(source: str | os.PathLike[str]) -> bool:
+    return Path(source).suffix.lower() == ".onnx"

@@ -1,0 +1,160 @@
+"""Which backends exist, which are installed, what each needs, and how ``load_model`` builds one.
+
+``auto`` picks, per device, the fastest installed backend as measured by ``benchmarks/bench_cpu.py`` /
+``bench_gpu.py`` (README, "Backends"):
+
+* CPU, fp32: openvino, else onnxruntime, else torch (all three exact; OpenVINO and ONNX Runtime reach
+  90-100 % of the fp32 matrix-multiply floor, PyTorch eager less). Precision int8 is ONNX Runtime only.
+* CUDA: tensorrt when ONNX Runtime's TensorRT provider is installed, else torch.
+* anything else (MPS, ...): torch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import Engine
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+BACKEND_CHOICES = ("auto", *BACKENDS)
+PACKAGE = "comfyui-depth-anything-v2-pro"
+#: What each backend needs (the loader node's tooltip and every "not installed" error say this).
+REQUIREMENTS: dict[str, str] = {
+    "torch": "always there (PyTorch; exact, every device)",
+    "onnxruntime": f"pip install {PACKAGE}[onnx] (onnx + onnxruntime; onnxruntime-gpu for CUDA); CPU fp32 "
+                   "exact, int8 approximate",
+    "openvino": f"pip install {PACKAGE}[openvino] (onnx + openvino); CPU (and Intel GPUs), fp32 exact",
+    "tensorrt": f"pip install {PACKAGE}[tensorrt] (onnx + onnxruntime-gpu + tensorrt) and an NVIDIA GPU; fp16",
+}
+_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino"), "tensorrt": ("onnx", "onnxruntime")}
+
+
+def _missing_modules(backend: str) -> list[str]:
+    return [m for m in _MODULES.get(backend, ()) if importlib.util.find_spec(m) is None]
+
+
+def is_installed(backend: str) -> bool:
+    """True when the backend's packages are importable (tensorrt: ORT with its TensorRT provider)."""
+    if backend == "torch":
+        return True
+    if backend not in BACKENDS or _missing_modules(backend):
+        return False
+    if backend == "tensorrt":
+        import onnxruntime
+
+        return "TensorrtExecutionProvider" in onnxruntime.get_available_providers()
+    return True
+
+
+def installed_backends() -> list[str]:
+    """The backends usable here, torch first."""
+    return [b for b in BACKENDS if is_installed(b)]
+
+
+def require_backend(backend: str) -> None:
+    """ValueError for an unknown backend; ImportError naming the pip command for a missing one."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    missing = _missing_modules(backend)
+    if missing:
+        raise ImportError(f"backend {backend} needs {', '.join(missing)}, which is not installed: "
+                          f"{REQUIREMENTS[backend]}")
+
+
+def auto_backend(device: torch.device, precision: str) -> str:
+    """The backend ``auto`` means for a device and precision (the rule in the module docstring)."""
+    if precision == "int8":
+        require_backend("onnxruntime")
+        return "onnxruntime"
+    if device.type == "cpu":
+        for backend in ("openvino", "onnxruntime"):
+            if is_installed(backend):
+                return backend
+    if device.type == "cuda" and is_installed("tensorrt"):
+        return "tensorrt"
+    return "torch"
+
+
+def backend_device(backend: str, device: torch.device) -> torch.device:
+    """Where ``backend`` runs when the host offers ``device``: OpenVINO on the CPU (its NVIDIA-free devices),
+    ONNX Runtime on CUDA only with onnxruntime-gpu (else the CPU), TensorRT and torch where asked."""
+    if backend == "openvino" or (backend == "onnxruntime" and device.type != "cpu"):
+        if backend == "onnxruntime" and device.type == "cuda":
+            from .onnxruntime import cuda_available
+
+            if cuda_available():
+                return device
+        return torch.device("cpu")
+    return device
+
+
+def precision_name(dtype: Any, device: torch.device) -> str:
+    """'fp32' | 'fp16' | 'bf16' | 'int8' from a torch dtype, a name, or None/'auto' (fp16 on GPUs, else fp32)."""
+    if dtype is None or dtype == "auto":
+        return "fp16" if device.type in ("cuda", "mps") else "fp32"
+    names = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", "float32": "fp32",
+             "float16": "fp16", "bfloat16": "bf16"}
+    name = names.get(dtype, dtype)
+    if name not in ("fp32", "fp16", "bf16", "int8"):
+        raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16, bf16 or int8")
+    return name
+
+
+def create_engine(backend: str, source: Any, device: torch.device, precision: str, name: str = "") -> Engine:
+    """An engine of ``backend`` over an :class:`~.onnx_source.OnnxSource` (files built now, not on first call)."""
+    if backend == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeEngine
+
+        engine = OnnxRuntimeEngine(source, device, precision, name=name)
+        engine.session(None)  # export (or find in the cache) and open now: errors surface at load time
+    elif backend == "openvino":
+        from .openvino import OpenVinoEngine
+
+        engine = OpenVinoEngine(source, device, precision, name=name)
+        source.onnx(None, "fp32")
+    elif backend == "tensorrt":
+        from .tensorrt import tensorrt_engine
+
+        return tensorrt_engine(source, device, precision, name=name)  # keeps the model: exports per size
+    else:
+        raise ValueError(f"create_engine builds onnxruntime/openvino/tensorrt engines, not {backend!r}")
+    source.release_model()
+    return engine
+
+
+def resolve_backend(backend: str, device: torch.device, dtype: Any) -> str:
+    """The concrete backend for a choice ('auto' follows the module docstring's rule); errors if unusable."""
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    precision = precision_name(dtype, device)
+    if backend == "auto":
+        backend = auto_backend(device, precision)
+    if backend == "torch" and precision == "int8":
+        raise ValueError("precision int8 is offered by backend onnxruntime only (approximate); "
+                         "use backend onnxruntime or auto, or fp32/fp16/bf16 with torch")
+    require_backend(backend)
+    return backend
+
+
+def load_engine(name: str, backend: str, device: torch.device, dtype: Any, cache_dir: str | os.PathLike[str] | None,
+                load_torch: Any) -> Engine:
+    """The engine ``load_model(..., backend=...)`` returns for a resolved non-torch ``backend``;
+    ``load_torch()`` gives the CPU fp32 PyTorch model to export from (not called for an .onnx file)."""
+    from .cache import EngineCache, default_cache_dir
+    from .onnx_source import OnnxSource, is_onnx_file
+
+    precision = precision_name(dtype, device)
+    if backend == "tensorrt":
+        from .tensorrt import check_available
+
+        check_available(device)
+    cache = EngineCache(default_cache_dir() if cache_dir is None else cache_dir)
+    if is_onnx_file(name):
+        source = OnnxSource(cache, file=Path(name))
+    else:
+        source = OnnxSource(cache, model=load_torch())
+    return create_engine(backend, source, device, precision, name=name)
