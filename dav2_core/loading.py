@@ -8,6 +8,8 @@ from typing import Any
 import torch
 
 from .checkpoints import CheckpointInfo, load_checkpoint
+from .engines.onnx_source import is_onnx_file
+from .engines.registry import load_engine, resolve_backend
 from .model import DepthAnythingV2
 from .variants import VARIANTS
 
@@ -79,9 +81,6 @@ def load_model(
     ``dtype`` may then also be 'int8' (onnxruntime, CPU: approximate).
     """
     device = torch.device(device) if device is not None else default_device()
-    from .engines.onnx_source import is_onnx_file
-    from .engines.registry import load_engine, resolve_backend
-
     backend = resolve_backend(backend, device, dtype)
     if backend != "torch" or is_onnx_file(path_or_variant):
         if backend == "torch":
