@@ -26,7 +26,7 @@ from .images import process_images
 from .video import process_video
 
 #: Sub-commands: name -> module in this package with ``main(argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {"eval": "eval"}
 
 __all__ = ["CliOptions", "SUBCOMMANDS", "build_parser", "main", "parse_options", "run"]
 
