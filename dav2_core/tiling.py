@@ -9,8 +9,9 @@ edge is upsampled ~4x and comes out soft. Tiled mode (:func:`tiled_depth`):
    (chunked from free memory, progress per chunk, cancel between chunks). When more than ``max_tiles``
    would be needed, the image is first scaled down (the *working* resolution) until they fit.
 3. **Alignment**: each tile's scale and shift are fitted to the global pass over the tile's footprint by
-   robust least squares (outliers trimmed; both maps average-pooled ~8x so only structure is compared),
-   in the model's inverse-depth space. Relative models already predict inverse depth; metric models
+   robust least squares (outliers trimmed; both maps average-pooled to the global pass's resolution, at
+   most :data:`ALIGN_SAMPLES` samples per side, so a sharp tile is not fitted pixel by pixel to a soft
+   reference, which would shrink its scale), in the model's inverse-depth space. Relative models already predict inverse depth; metric models
    (metres) are aligned and blended in 1/metres and turned back into metres at the end (capped at the
    model's max depth), because a tile's metric scale is off by the zoom the crop implies.
 4. **Blending**: raised-cosine weights over each overlap (separable; a partition of unity, so no seam
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +35,9 @@ import torch.nn.functional as F
 from .effects.refine import box_mean
 from .effects.temporal import robust_scale_shift
 from .engines import as_engine, describe
-from .inference import predict_depth
+from .inference import ProgressFn, predict_depth
 from .preprocess import MAX_TOKENS, check_image_batch, network_size, to_rgb_float
 from .variants import DEFAULT_INPUT_SIZE, PATCH_SIZE
-
-ProgressFn = Callable[[int, int], None]
 
 DEFAULT_TILE_SIZE = DEFAULT_INPUT_SIZE
 DEFAULT_TILE_OVERLAP = 128
@@ -48,7 +47,7 @@ MAX_TILES_LIMIT = 256
 MAX_TILE_SIZE = int(math.isqrt(MAX_TOKENS)) * PATCH_SIZE
 #: Structure above this many global-pass pixels (lowpass sigma) comes from the global pass.
 STRUCTURE_SIGMA = 4.0
-#: Tiles and the global pass are compared after average pooling to about this many samples per side.
+#: Tiles and the global pass are compared after average pooling to at most about this many samples per side.
 ALIGN_SAMPLES = 64
 #: Metric depth is inverted for alignment; distances below this (m) are read as it.
 MIN_METRES = 1e-3
@@ -218,6 +217,19 @@ def merge_with_global(global_inv: torch.Tensor, tiles_inv: torch.Tensor, grid: T
 
 
 @torch.inference_mode()
+def predict_tiles(model: Any, image: torch.Tensor, grid: TileGrid, tile_size: int = DEFAULT_TILE_SIZE,
+                  chunk_size: int | None = None, flip_tta: bool = False, progress: ProgressFn | None = None,
+                  index: int = 0) -> torch.Tensor:
+    """Depth of every tile of one image [1,H,W,C] -> [n, tile_h, tile_w] float32 on the model's device (the
+    image scaled to the grid's working resolution, cut, and run at ``tile_size`` in chunks)."""
+    rgb = to_rgb_float(check_image_batch(image)[:1], index)[0]
+    crops = crop_tiles(_resize(rgb, (grid.work_h, grid.work_w)), grid)
+    del rgb
+    return predict_depth(model, crops, tile_size, "native", max_side=tile_size, chunk_size=chunk_size,
+                         flip_tta=flip_tta, progress=progress, output_device=None)
+
+
+@torch.inference_mode()
 def tiled_depth(model: Any, images: torch.Tensor, input_size: int = DEFAULT_INPUT_SIZE,
                 tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_TILE_OVERLAP,
                 max_tiles: int = DEFAULT_MAX_TILES, chunk_size: int | None = None, flip_tta: bool = False,
@@ -250,23 +262,23 @@ def tiled_depth(model: Any, images: torch.Tensor, input_size: int = DEFAULT_INPU
         if grid is None:
             result[b].copy_(glob)
             continue
-        rgb = to_rgb_float(images[b:b + 1], b)[0]
-        crops = crop_tiles(_resize(rgb, (grid.work_h, grid.work_w)), grid)
-        del rgb
-        tiles = predict_depth(engine, crops, tile_size, "native", max_side=tile_size, chunk_size=chunk_size,
-                              flip_tta=flip_tta, progress=report(first + 1), output_device=None)
-        del crops
-        if kind == "metric":  # align and blend in 1/metres; back to metres, at most the model's max depth
-            inv = merge_with_global(_inverse(glob), _inverse(tiles), grid, global_net)
-            far = float(max_depth) if max_depth else float(glob.max())
-            merged = 1.0 / inv.clamp_min(1.0 / max(far, MIN_METRES))
-        else:
-            merged = merge_with_global(glob, tiles, grid, global_net)
-        result[b].copy_(merged)
+        tiles = predict_tiles(engine, images[b:b + 1], grid, tile_size, chunk_size, flip_tta, report(first + 1), b)
+        result[b].copy_(merge_depth(glob, tiles, grid, global_net, kind, max_depth))
     return result
 
 
-def _inverse(metres: torch.Tensor) -> torch.Tensor:
+def merge_depth(glob: torch.Tensor, tiles: torch.Tensor, grid: TileGrid, global_net: tuple[int, int],
+                kind: str = "relative", max_depth: float | None = None) -> torch.Tensor:
+    """:func:`merge_with_global` in the model's units: relative values as they are; metric metres aligned and
+    blended in 1/metres and turned back into metres (at most ``max_depth``, else the global pass's farthest)."""
+    if kind != "metric":
+        return merge_with_global(glob, tiles, grid, global_net)
+    inv = merge_with_global(inverse_metres(glob), inverse_metres(tiles), grid, global_net)
+    far = float(max_depth) if max_depth else float(glob.max())
+    return 1.0 / inv.clamp_min(1.0 / max(far, MIN_METRES))
+
+
+def inverse_metres(metres: torch.Tensor) -> torch.Tensor:
     """1/metres, with metres below MIN_METRES (and NaN) read as MIN_METRES."""
     return 1.0 / torch.nan_to_num(metres, nan=MIN_METRES).clamp_min(MIN_METRES)
 
@@ -283,28 +295,34 @@ def seam_lines(grid: TileGrid) -> tuple[list[int], list[int]]:
     return lines(grid.ys, grid.tile_h), lines(grid.xs, grid.tile_w)
 
 
-def seam_ratio(depth: torch.Tensor, grid: TileGrid, band: tuple[int, int] = (3, 12)) -> float:
-    """Seam metric of a tiled depth map [H,W] at full resolution: the mean squared step across the
-    :func:`seam_lines` divided by the mean squared step ``band`` px beside them (steps no nearer than
-    band[0] px to any line), each summed over the two directions. ~1 = no seam; a step along the tile
-    borders gives >> 1. Values are scaled by their 1-99 percentile range first; NaN/inf pixels are
-    ignored. 1.0 when the grid has one tile or the map is flat."""
+def seam_ratio(depth: torch.Tensor, grid: TileGrid, period: int = PATCH_SIZE, repeats: int = 3) -> float:
+    """Seam metric of a tiled depth map [H,W] at full resolution: the mean squared step between neighbouring
+    pixels within ±w px of the :func:`seam_lines`, divided by the same ``k·period`` working px before and
+    after each line (k = 1..repeats): the same place in the network's 14-px patch grid, so a patch pattern of
+    the network's own output cancels out. w = ceil(1/scale) (a cut spreads over ~1/scale px after
+    resampling); places nearer than 2w+1 px to another line are skipped. Summed over both directions.
+    ~1 = no seam, a step along the tile borders >> 1. The map is scaled by its 1-99 percentile range first;
+    NaN/inf steps are ignored. 1.0 when the grid has one tile or the map is flat."""
     d = depth.double()
     finite = d[torch.isfinite(d)]
     lo, hi = torch.quantile(finite[:: max(1, finite.numel() // 1_000_000)], torch.tensor([0.01, 0.99], dtype=d.dtype))
     d = (d - lo) / (hi - lo).clamp_min(1e-12)
-    near = max(0, math.ceil(1.0 / grid.scale) - 1)  # a step spreads over ~1/scale px after resampling
-    on_mean = off_mean = 0.0  # summed over the two axes: each axis's mean step on / beside its lines
+    w = math.ceil(1.0 / grid.scale - 1e-9)
+    on_mean = off_mean = 0.0
     for axis, lines in zip((0, 1), seam_lines(grid)):
-        if not lines:
-            continue
-        profile = (d.diff(dim=axis) ** 2).nanmean(dim=1 - axis)  # step between pixel i and i + 1, along the line
-        after = torch.arange(profile.numel()) + 1  # index of the pixel after each step
-        dist = (after[:, None] - torch.tensor(lines)[None]).abs().amin(1)
-        on, off = dist <= near, (dist >= band[0] + near) & (dist <= band[1] + near)
-        if bool(on.any()) and bool(off.any()):
-            on_mean += float(profile[on].mean())
-            off_mean += float(profile[off].mean())
+        profile = (d.diff(dim=axis) ** 2).nanmean(dim=1 - axis)  # profile[i]: step from pixel i to i + 1
+        n = profile.numel()
+
+        def window(centre: int) -> list[int]:  # step indices whose "after" pixel is within w of centre
+            return [i for i in range(centre - 1 - w, centre + w) if 0 <= i < n]
+
+        offsets = [round(k * period / grid.scale) for k in range(1, repeats + 1)]
+        on = sorted({i for line in lines for i in window(line)})
+        away = {line + sign * o for line in lines for o in offsets for sign in (-1, 1)}
+        off = sorted({i for c in away if min(abs(c - line) for line in lines) >= 2 * w + 1 for i in window(c)})
+        if on and off:
+            on_mean += float(profile[on].nanmean())
+            off_mean += float(profile[off].nanmean())
     if on_mean == 0.0 and off_mean == 0.0:
         return 1.0
     return on_mean / max(off_mean, 1e-30)

@@ -109,26 +109,44 @@ def test_alignment_recovers_each_tiles_scale_and_shift():
     torch.testing.assert_close(flipped, reference.mean((1, 2), keepdim=True).expand_as(flipped))
 
 
-def test_merge_keeps_tile_detail_and_global_structure_without_seams():
-    t = truth()
-    grid = full_grid()
+def tiles_on_their_own_scales(t: torch.Tensor, grid: TileGrid, tilt: float = 0.0) -> torch.Tensor:
+    """Crops of ``t``, each with its own random scale and shift (and a random tilt of up to ``tilt`` per px)."""
     g = torch.Generator().manual_seed(1)
     scale, shift = torch.rand(grid.count, generator=g) + 0.5, torch.randn(grid.count, generator=g)
-    tiles = (crop_tiles(t, grid) - shift[:, None, None]) / scale[:, None, None]  # each tile on its own scale
-    glob = blur(t, 8)
-    merged = merge_with_global(glob.float(), tiles.float(), grid, (300 // 8, 400 // 8)).double()
-    err_merged, err_global = (merged - t).abs().mean(), (glob - t).abs().mean()
-    assert err_merged < 0.2 * err_global  # the tiles' detail is there
-    assert seam_ratio(merged, grid) < 1.5
-    # The same tiles pasted side by side without alignment or feathering show their seams.
-    naive = torch.zeros_like(t)
+    slope = (torch.rand(grid.count, 2, generator=g, dtype=torch.float64) - 0.5) * 2 * tilt
+    yy, xx = torch.meshgrid(torch.arange(grid.tile_h, dtype=torch.float64) - grid.tile_h / 2,
+                            torch.arange(grid.tile_w, dtype=torch.float64) - grid.tile_w / 2, indexing="ij")
+    crops = crop_tiles(t, grid) + slope[:, 0, None, None] * yy + slope[:, 1, None, None] * xx
+    return (crops - shift[:, None, None]) / scale[:, None, None]
+
+
+def pasted(tiles: torch.Tensor, grid: TileGrid) -> torch.Tensor:
+    """Tiles pasted over each other in order (hard cuts at the tile starts)."""
+    out = torch.zeros(grid.work_h, grid.work_w, dtype=torch.float64)
     for (y, x), tile in zip(grid.boxes(), tiles):
-        naive[y:y + grid.tile_h, x:x + grid.tile_w] = tile
-    assert seam_ratio(naive, grid) > 10.0
-    aligned_hard = torch.zeros_like(t)  # aligned but hard-cut: the residual misfit still steps
-    for (y, x), tile in zip(grid.boxes(), align_tiles(tiles, crop_tiles(glob, grid))):
-        aligned_hard[y:y + grid.tile_h, x:x + grid.tile_w] = tile
-    assert seam_ratio(aligned_hard, grid) > seam_ratio(merged, grid)
+        out[y:y + grid.tile_h, x:x + grid.tile_w] = tile
+    return out
+
+
+def test_merge_keeps_the_tiles_detail():
+    t = truth()
+    grid = full_grid()
+    glob = blur(t, 8)
+    merged = merge_with_global(glob.float(), tiles_on_their_own_scales(t, grid).float(), grid, (37, 50)).double()
+    assert (merged - t).abs().mean() < 0.2 * (glob - t).abs().mean()
+
+
+def test_merge_adds_no_seam_where_hard_cuts_show_one():
+    t = truth()
+    grid = full_grid()
+    glob = blur(t, 8)
+    tiles = tiles_on_their_own_scales(t, grid, tilt=0.005)  # tilts: no scale and shift makes them agree
+    merged = merge_with_global(glob.float(), tiles.float(), grid, (37, 50)).double()
+    own = seam_ratio(t, grid)  # the truth's own steps at the border lines
+    assert abs(seam_ratio(merged, grid) / own - 1.0) < 0.1
+    assert seam_ratio(pasted(tiles, grid), grid) > 10 * own  # unaligned
+    aligned = align_tiles(tiles, crop_tiles(glob, grid), 8.0)
+    assert seam_ratio(pasted(aligned, grid), grid) > 1.3 * own  # aligned, but cut instead of blended
 
 
 def test_global_structure_wins_over_a_tile_with_wrong_large_scale_content():
@@ -178,6 +196,12 @@ def test_tiled_equals_keep_aspect_when_no_tile_adds_resolution(model):
     tiled = estimate(model, images, EstimateOptions(**TILED)).depth.values
     plain = estimate(model, images, EstimateOptions(input_size=28)).depth.values
     torch.testing.assert_close(tiled, plain, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 2), (17, 5)])
+def test_tiny_images_in_tiled_mode_keep_their_size(model, hw):
+    values = estimate(model, torch.rand(1, *hw, 3), EstimateOptions(**TILED)).depth.values
+    assert values.shape == (1, *hw) and bool(values.isfinite().all())
 
 
 def test_cancel_between_tile_chunks_stops_the_run(model):
