@@ -11,7 +11,7 @@ and every photo in ``../shared/images``, one global keep_aspect pass and the til
 
 Metrics (all on the full-resolution map):
 
-* ``seam`` = :func:`dav2_core.tiling.seam_ratio`: mean squared step across the tile borders (tile edges
+* ``seam`` = :func:`dav2_core.evaluate.seam_ratio`: mean squared step across the tile borders (tile edges
   and overlap middles, ±1 px) over the same 1-3 network patches (14-42 px) away (1 = no seam). ``naive``
   and ``hard`` show what a seam scores; ``plain`` at the same lines shows how far the photo's own content
   moves the ratio from 1.
@@ -46,12 +46,12 @@ from benchmarks.common import SHARED, format_table, machine_info, positive_int, 
 from dav2_core import io  # noqa: E402
 from dav2_core.depth import DepthMap  # noqa: E402
 from dav2_core.engines import describe  # noqa: E402
-from dav2_core.evaluate import evaluate_depth  # noqa: E402
+from dav2_core.evaluate import evaluate_depth, seam_ratio  # noqa: E402
 from dav2_core.ground_truth import GroundTruth, read_ground_truth  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.pipeline import EstimateOptions, estimate  # noqa: E402
 from dav2_core.tiling import (TileGrid, align_tiles, crop_tiles, inverse_metres, merge_depth, plan_tiles,  # noqa: E402
-                              predict_tiles, seam_ratio)
+                              predict_tiles)
 from dav2_core.preprocess import network_size  # noqa: E402
 
 MOTORCYCLE = dict(focal_baseline=994.978 * 0.193001, doffs=31.086)  # shared/README.md

@@ -13,9 +13,12 @@ Protocol (per image, on the pixels valid in the ground truth, the optional mask 
 Aligned inverse depth below 1/cap becomes depth = cap (it can be <= 0 after a shift), cap = max_depth or
 else the farthest valid ground truth of the image (MiDaS's depth cap). With ``min_depth`` / ``max_depth``
 given, ground-truth pixels outside the range are left out and predictions clipped to it (the usual
-evaluation range, e.g. NYU 1e-3..10 m). Then the metrics in depth space: AbsRel mean(|p-g|/g), SqRel mean((p-g)²/g), RMSE, RMSE log (natural log), delta_k = share of
-pixels with max(p/g, g/p) < 1.25^k, and the number of valid pixels. A batch reports every image and the
+evaluation range, e.g. NYU 1e-3..10 m). Then the metrics in depth space: AbsRel mean(|p-g|/g), SqRel
+mean((p-g)²/g), RMSE, RMSE log (natural log), delta_k = share of pixels with max(p/g, g/p) < 1.25^k, and
+the number of valid pixels. A batch reports every image and the
 mean of each metric over images (valid pixels summed).
+
+:func:`seam_ratio` measures seams of tiled depth (no ground truth needed).
 
 Ground truth of another size than the prediction is resized to it (nearest neighbour, so no invalid or
 mixed values appear) with a warning when the aspect ratios agree within 1 %; otherwise it is an error.
@@ -33,6 +36,8 @@ import torch.nn.functional as F
 from .depth import DepthMap
 from .effects.temporal import align_scale_shift
 from .ground_truth import GroundTruth, describe
+from .tiling import TileGrid, seam_lines
+from .variants import PATCH_SIZE
 
 ALIGN_MODES: dict[str, str] = {
     "auto": "scale_shift for relative predictions, none for metric ones",
@@ -211,3 +216,36 @@ def format_evaluation(ev: Evaluation) -> str:
     return "\n".join([f"Depth evaluation{' of ' + ev.model if ev.model else ''}",
                       f"ground truth: {ev.ground_truth}",
                       f"alignment: {ev.align} - {ALIGN_MODES[ev.align]}; RMSE in {ev.units}", rows])
+
+
+def seam_ratio(depth: torch.Tensor, grid: TileGrid, period: int = PATCH_SIZE, repeats: int = 3) -> float:
+    """Seam metric of a tiled depth map [H,W] at full resolution: the mean squared step between neighbouring
+    pixels within ±w px of the :func:`seam_lines`, divided by the same ``k·period`` working px before and
+    after each line (k = 1..repeats): the same place in the network's 14-px patch grid, so a patch pattern of
+    the network's own output cancels out. w = ceil(1/scale) (a cut spreads over ~1/scale px after
+    resampling); places nearer than 2w+1 px to another line are skipped. Summed over both directions.
+    ~1 = no seam, a step along the tile borders >> 1. The map is scaled by its 1-99 percentile range first;
+    NaN/inf steps are ignored. 1.0 when the grid has one tile or the map is flat."""
+    d = depth.double()
+    finite = d[torch.isfinite(d)]
+    lo, hi = torch.quantile(finite[:: max(1, finite.numel() // 1_000_000)], torch.tensor([0.01, 0.99], dtype=d.dtype))
+    d = (d - lo) / (hi - lo).clamp_min(1e-12)
+    w = math.ceil(1.0 / grid.scale - 1e-9)
+    on_mean = off_mean = 0.0
+    for axis, lines in zip((0, 1), seam_lines(grid)):
+        profile = (d.diff(dim=axis) ** 2).nanmean(dim=1 - axis)  # profile[i]: step from pixel i to i + 1
+        n = profile.numel()
+
+        def window(centre: int) -> list[int]:  # step indices whose "after" pixel is within w of centre
+            return [i for i in range(centre - 1 - w, centre + w) if 0 <= i < n]
+
+        offsets = [round(k * period / grid.scale) for k in range(1, repeats + 1)]
+        on = sorted({i for line in lines for i in window(line)})
+        away = {line + sign * o for line in lines for o in offsets for sign in (-1, 1)}
+        off = sorted({i for c in away if min(abs(c - line) for line in lines) >= 2 * w + 1 for i in window(c)})
+        if on and off:
+            on_mean += float(profile[on].nanmean())
+            off_mean += float(profile[off].nanmean())
+    if on_mean == 0.0 and off_mean == 0.0:
+        return 1.0
+    return on_mean / max(off_mean, 1e-30)

@@ -5,15 +5,17 @@ edge is upsampled ~4x and comes out soft. Tiled mode (:func:`tiled_depth`):
 
 1. **Global pass**: the whole image at the normal keep_aspect size (the scene's layout, its scale).
 2. **Tiles**: overlapping ``tile_size`` x ``tile_size`` crops (x14) of the full-resolution image, each run
-   at ``tile_size`` (1 image pixel = 1 network pixel), batched through :func:`~dav2_core.inference.predict_depth`
-   (chunked from free memory, progress per chunk, cancel between chunks). When more than ``max_tiles``
-   would be needed, the image is first scaled down (the *working* resolution) until they fit.
+   at ``tile_size`` (1 image pixel = 1 network pixel), batched through
+   :func:`~dav2_core.inference.predict_depth` (chunked from free memory, progress per chunk, cancel
+   between chunks). When more than ``max_tiles`` would be needed, the image is first scaled down (the
+   *working* resolution) until they fit.
 3. **Alignment**: each tile's scale and shift are fitted to the global pass over the tile's footprint by
    robust least squares (outliers trimmed; both maps average-pooled to the global pass's resolution, at
    most :data:`ALIGN_SAMPLES` samples per side, so a sharp tile is not fitted pixel by pixel to a soft
-   reference, which would shrink its scale), in the model's inverse-depth space. Relative models already predict inverse depth; metric models
-   (metres) are aligned and blended in 1/metres and turned back into metres at the end (capped at the
-   model's max depth), because a tile's metric scale is off by the zoom the crop implies.
+   reference, which would shrink its scale), in the model's inverse-depth space. Relative models already
+   predict inverse depth; metric models (metres) are aligned and blended in 1/metres and turned back
+   into metres at the end (capped at the model's max depth), because a tile's metric scale is off by the
+   zoom the crop implies.
 4. **Blending**: raised-cosine weights over each overlap (separable; a partition of unity, so no seam
    and no chessboard), weight 1 where a tile touches the image border.
 5. **Global structure**: ``out = tiles + lowpass(global - tiles)`` (a box filter applied three times,
@@ -21,7 +23,8 @@ edge is upsampled ~4x and comes out soft. Tiled mode (:func:`tiled_depth`):
    pixels comes from the global pass, the edges and fine detail from the tiles.
 
 Images not larger than the global pass's network size gain nothing from tiles: the global pass is
-returned as is. Layouts: IMAGE [B,H,W,C], depth [B,H,W] float32.
+returned as is. Layouts: IMAGE [B,H,W,C], depth [B,H,W] float32. The seam metric over :func:`seam_lines`
+is :func:`dav2_core.evaluate.seam_ratio`.
 """
 from __future__ import annotations
 
@@ -293,36 +296,3 @@ def seam_lines(grid: TileGrid) -> tuple[list[int], list[int]]:
         return sorted(round(v / grid.scale) for v in out)
 
     return lines(grid.ys, grid.tile_h), lines(grid.xs, grid.tile_w)
-
-
-def seam_ratio(depth: torch.Tensor, grid: TileGrid, period: int = PATCH_SIZE, repeats: int = 3) -> float:
-    """Seam metric of a tiled depth map [H,W] at full resolution: the mean squared step between neighbouring
-    pixels within ±w px of the :func:`seam_lines`, divided by the same ``k·period`` working px before and
-    after each line (k = 1..repeats): the same place in the network's 14-px patch grid, so a patch pattern of
-    the network's own output cancels out. w = ceil(1/scale) (a cut spreads over ~1/scale px after
-    resampling); places nearer than 2w+1 px to another line are skipped. Summed over both directions.
-    ~1 = no seam, a step along the tile borders >> 1. The map is scaled by its 1-99 percentile range first;
-    NaN/inf steps are ignored. 1.0 when the grid has one tile or the map is flat."""
-    d = depth.double()
-    finite = d[torch.isfinite(d)]
-    lo, hi = torch.quantile(finite[:: max(1, finite.numel() // 1_000_000)], torch.tensor([0.01, 0.99], dtype=d.dtype))
-    d = (d - lo) / (hi - lo).clamp_min(1e-12)
-    w = math.ceil(1.0 / grid.scale - 1e-9)
-    on_mean = off_mean = 0.0
-    for axis, lines in zip((0, 1), seam_lines(grid)):
-        profile = (d.diff(dim=axis) ** 2).nanmean(dim=1 - axis)  # profile[i]: step from pixel i to i + 1
-        n = profile.numel()
-
-        def window(centre: int) -> list[int]:  # step indices whose "after" pixel is within w of centre
-            return [i for i in range(centre - 1 - w, centre + w) if 0 <= i < n]
-
-        offsets = [round(k * period / grid.scale) for k in range(1, repeats + 1)]
-        on = sorted({i for line in lines for i in window(line)})
-        away = {line + sign * o for line in lines for o in offsets for sign in (-1, 1)}
-        off = sorted({i for c in away if min(abs(c - line) for line in lines) >= 2 * w + 1 for i in window(c)})
-        if on and off:
-            on_mean += float(profile[on].nanmean())
-            off_mean += float(profile[off].nanmean())
-    if on_mean == 0.0 and off_mean == 0.0:
-        return 1.0
-    return on_mean / max(off_mean, 1e-30)

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from dav2_core.inference import predict_depth
 from dav2_core.pipeline import DepthStream, EstimateOptions, estimate
+from dav2_core.evaluate import seam_ratio
 from dav2_core.tiling import (TileGrid, align_tiles, blend_tiles, crop_tiles, lowpass, merge_with_global, plan_tiles,
-                              seam_lines, seam_ratio, tile_weights, tiled_depth)
+                              seam_lines, tile_weights, tiled_depth)
 from test_pipeline import metric_model, model  # noqa: F401 - the seeded tiny models (fixtures)
 
 TILED = dict(resolution="tiled", input_size=28, tile_size=42, tile_overlap=14, max_tiles=9)
