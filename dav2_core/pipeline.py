@@ -3,7 +3,8 @@
 Estimate Depth, Video Depth and the CLI (images and videos) all run depth through here, so an option
 means the same thing everywhere:
 
-- :class:`EstimateOptions` (frozen, validated once) says how: network size rule, chunking, flip TTA,
+- :class:`EstimateOptions` (frozen, validated once) says how: network size rule (or tiled high-resolution
+  depth, :mod:`.tiling`), chunking, flip TTA,
   image-guided refinement, temporal alignment, normalisation and invert.
 - :func:`estimate` runs a whole IMAGE batch [B,H,W,C] -> :class:`DepthResult` (DepthMap + 0..1 map).
 - :class:`DepthStream` runs consecutive chunks of one clip, carrying state across chunks: temporal
@@ -27,11 +28,21 @@ from .effects.temporal import TemporalAligner
 from .engines import as_engine, describe
 from .inference import ProgressFn, predict_depth
 from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
-from .preprocess import RESOLUTION_MODES, ResolutionMode, check_input_size, network_size
+from .preprocess import RESOLUTION_MODES, check_input_size, network_size
+from .tiling import (DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, check_tile_options, plan_tiles,
+                     tiled_depth)
 from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 CancelCheck = Callable[[], None]
 """Called between units of work (frames, chunks); raises to cancel (e.g. ComfyUI's interrupt check)."""
+
+EstimateResolution = Literal["keep_aspect", "native", "tiled"]
+#: Every resolution mode of the estimate path with its help text (the network size rules + tiled).
+ESTIMATE_RESOLUTIONS: dict[str, str] = {
+    **RESOLUTION_MODES,
+    "tiled": "a keep_aspect pass for the layout plus overlapping tile_size tiles over the full-resolution image "
+             "for detail, each aligned to it and blended without seams (more compute; for large images)",
+}
 
 StreamRange = Literal["running", "per_frame", "fixed"]
 #: How a stream's frames are normalised, with their help text (the one list of them).
@@ -46,8 +57,11 @@ STREAM_RANGE_HELP: dict[str, str] = {
 class EstimateOptions:
     """How depth is estimated and normalised (validated on construction; ValueError names the bad option).
 
-    input_size: network short side for keep_aspect (px, >= 14; x14 sizes are used as is).
-    resolution / max_side: the network size rule (see :func:`dav2_core.preprocess.network_size`).
+    input_size: network short side for keep_aspect and tiled's global pass (px, >= 14; x14 used as is).
+    resolution: one of :data:`ESTIMATE_RESOLUTIONS`; max_side: native mode's longest network side.
+    tile_size / tile_overlap / max_tiles: tiled mode (see :mod:`dav2_core.tiling`): tile side (x14, px),
+    minimum overlap of neighbouring tiles (px, < tile_size), most tiles per image (the image is scaled
+    down when more would be needed). Validated in every mode.
     chunk_size: images per forward pass, None = sized from free memory.
     flip_tta: also run the mirrored image and average (twice the compute).
     refine: 0..1 strength of the image-guided (guided filter) edge refinement; 0 = off.
@@ -57,8 +71,11 @@ class EstimateOptions:
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
-    resolution: ResolutionMode = "keep_aspect"
+    resolution: EstimateResolution = "keep_aspect"
     max_side: int = DEFAULT_MAX_SIDE
+    tile_size: int = DEFAULT_TILE_SIZE
+    tile_overlap: int = DEFAULT_TILE_OVERLAP
+    max_tiles: int = DEFAULT_MAX_TILES
     chunk_size: int | None = None
     flip_tta: bool = False
     refine: float = 0.0
@@ -69,8 +86,9 @@ class EstimateOptions:
 
     def __post_init__(self) -> None:
         check_input_size(self.input_size)
-        if self.resolution not in RESOLUTION_MODES:
-            raise ValueError(f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(RESOLUTION_MODES)}")
+        if self.resolution not in ESTIMATE_RESOLUTIONS:
+            raise ValueError(f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(ESTIMATE_RESOLUTIONS)}")
+        check_tile_options(self.tile_size, self.tile_overlap, self.max_tiles)
         if isinstance(self.max_side, bool) or not isinstance(self.max_side, int) or self.max_side < PATCH_SIZE:
             raise ValueError(f"max_side must be a whole number of pixels >= {PATCH_SIZE}, got {self.max_side!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
@@ -93,8 +111,17 @@ class EstimateOptions:
         return self.normalization
 
     def net_size(self, height: int, width: int) -> tuple[int, int]:
-        """(h, w) the network runs at for a ``height`` x ``width`` image under these options."""
-        return network_size(height, width, self.input_size, self.resolution, self.max_side)
+        """(h, w) the network runs at for a ``height`` x ``width`` image (tiled: its global pass)."""
+        mode = "keep_aspect" if self.resolution == "tiled" else self.resolution
+        return network_size(height, width, self.input_size, mode, self.max_side)
+
+    def resolved_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) the depth is resolved at: the network size, or tiled mode's working resolution."""
+        net = self.net_size(height, width)
+        if self.resolution != "tiled":
+            return net
+        grid = plan_tiles(height, width, self.tile_size, self.tile_overlap, self.max_tiles, net)
+        return net if grid is None else (grid.work_h, grid.work_w)
 
     def memory_required(self, model: Any, batch: int, height: int, width: int, typical_chunk: int = 4) -> int:
         """Bytes of working memory (activations, not weights) one forward pass over ``batch`` images of
@@ -152,10 +179,14 @@ def _depth_values(
         if check_cancel is not None:
             check_cancel()
 
-    values = predict_depth(model, images, options.input_size, options.resolution, options.max_side,
-                           options.chunk_size, options.flip_tta, on_chunk, output_device)
+    if options.resolution == "tiled":
+        values = tiled_depth(model, images, options.input_size, options.tile_size, options.tile_overlap,
+                             options.max_tiles, options.chunk_size, options.flip_tta, on_chunk, output_device)
+    else:
+        values = predict_depth(model, images, options.input_size, options.resolution, options.max_side,
+                               options.chunk_size, options.flip_tta, on_chunk, output_device)
     if options.refine > 0.0:
-        net = options.net_size(values.shape[1], values.shape[2])
+        net = options.resolved_size(values.shape[1], values.shape[2])
         device = work_device if work_device is not None else as_engine(model).device
         values = refine_with_image(images, values, float(options.refine), net, device, check_cancel)
     return values

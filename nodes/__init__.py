@@ -7,6 +7,7 @@ from .bokeh import DepthBokeh
 from .calibrate import CalibrateDepthToMetric
 from .colorize import ColorizeDepth
 from .estimate import EstimateDepth
+from .evaluate import EvaluateDepth
 from .loader import LoadDepthAnythingV2
 from .normals import DepthToNormals
 from .parallax import DepthParallax
@@ -19,7 +20,7 @@ register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside 
 #: Every node of the pack, in menu order.
 NODES: list[type[io.ComfyNode]] = [
     LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats,
-    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals,
+    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals, EvaluateDepth,
 ]
 
 

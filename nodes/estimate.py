@@ -8,12 +8,12 @@ from comfy_api.latest import io
 
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
-from dav2_core.pipeline import EstimateOptions, estimate
-from dav2_core.preprocess import MAX_INPUT_SIZE, RESOLUTION_MODES, check_image_batch
+from dav2_core.pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions, estimate
+from dav2_core.preprocess import MAX_INPUT_SIZE, check_image_batch
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
-from .estimate_quality import quality_inputs
+from .estimate_quality import quality_inputs, tile_inputs
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
 
@@ -23,6 +23,12 @@ MAX_SIDE_LIMIT = 8190 // PATCH_SIZE * PATCH_SIZE
 
 def _help(options: dict[str, str]) -> str:
     return "\n".join(f"{name}: {text}" for name, text in options.items())
+
+
+def _tile_options(tile_size: int | None, tile_overlap: int | None, max_tiles: int | None) -> dict[str, int]:
+    """The tile inputs that are set (absent optional inputs keep EstimateOptions' defaults)."""
+    given = {"tile_size": tile_size, "tile_overlap": tile_overlap, "max_tiles": max_tiles}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 class EstimateDepth(io.ComfyNode):
@@ -45,8 +51,8 @@ class EstimateDepth(io.ComfyNode):
                 io.Int.Input("input_size", default=DEFAULT_INPUT_SIZE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
                              tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
                                      f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more."),
-                io.Combo.Input("resolution", options=list(RESOLUTION_MODES), default="keep_aspect",
-                               tooltip=_help(RESOLUTION_MODES)),
+                io.Combo.Input("resolution", options=list(ESTIMATE_RESOLUTIONS), default="keep_aspect",
+                               tooltip=_help(ESTIMATE_RESOLUTIONS)),
                 io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_SIDE_LIMIT, step=PATCH_SIZE,
                              tooltip="native mode only: the longest side the network runs at (multiple of 14); "
                                      "larger images are scaled down to it"),
@@ -58,6 +64,7 @@ class EstimateDepth(io.ComfyNode):
                              tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
                                      "between chunks, and the progress bar advances per chunk."),
                 *quality_inputs(),
+                *tile_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="depth_image",
@@ -72,10 +79,12 @@ class EstimateDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, normalization: str | None, invert: bool | None) -> bool | str:
-        """Refuse raw + invert when the graph is queued, before the model runs."""
+    def validate_inputs(cls, normalization: str | None, invert: bool | None, tile_size: int | None = None,
+                        tile_overlap: int | None = None, max_tiles: int | None = None) -> bool | str:
+        """Refuse raw + invert and bad tile options when the graph is queued, before the model runs."""
         try:
-            EstimateOptions(normalization=normalization or "per_image", invert=bool(invert))
+            EstimateOptions(normalization=normalization or "per_image", invert=bool(invert),
+                            **_tile_options(tile_size, tile_overlap, max_tiles))
         except ValueError as exc:
             return str(exc)
         return True
@@ -83,13 +92,15 @@ class EstimateDepth(io.ComfyNode):
     @classmethod
     def execute(cls, model: DepthModel, image: torch.Tensor, input_size: int, resolution: str, max_side: int,
                 normalization: str, invert: bool, chunk_size: int, flip_tta: bool = False, refine: float = 0.0,
-                temporal_consistency: bool = False, temporal_smoothing: float = 1.0) -> io.NodeOutput:
+                temporal_consistency: bool = False, temporal_smoothing: float = 1.0, tile_size: int | None = None,
+                tile_overlap: int | None = None, max_tiles: int | None = None) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
         options = EstimateOptions(  # validates every option before the model runs
             input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
             flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
-            temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert)
+            temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert,
+            **_tile_options(tile_size, tile_overlap, max_tiles))
         batch, height, width, _ = check_image_batch(image).shape
         need = options.memory_required(model.patcher.model, batch, height, width)
         network = model_patcher.load(model.patcher, memory_required=need)  # ComfyUI frees room for activations too

@@ -1,10 +1,32 @@
-"""Estimate Depth's optional quality inputs: flip TTA, guided-filter refinement, temporal consistency for video.
+"""Estimate Depth's optional quality inputs: tiled mode's tiles, flip TTA, guided-filter refinement, temporal
+consistency for video.
 
 Only the schema lives here (kept apart so the node stays short); what they do is ``dav2_core.pipeline``.
 """
 from __future__ import annotations
 
 from comfy_api.latest import io
+
+from dav2_core.tiling import (DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, MAX_TILE_SIZE,
+                              MAX_TILES_LIMIT)
+from dav2_core.variants import PATCH_SIZE
+
+
+def tile_inputs() -> list[io.Input]:
+    """The optional tiled-mode inputs (used only with resolution 'tiled'; defaults keep old workflows)."""
+    return [
+        io.Int.Input("tile_size", default=DEFAULT_TILE_SIZE, min=2 * PATCH_SIZE, max=MAX_TILE_SIZE, step=PATCH_SIZE,
+                     optional=True,
+                     tooltip="tiled mode only: side of each tile in pixels (multiple of 14), run at the network at "
+                             f"that size. {DEFAULT_TILE_SIZE} is what the models were trained at."),
+        io.Int.Input("tile_overlap", default=DEFAULT_TILE_OVERLAP, min=0, max=MAX_TILE_SIZE - 1, optional=True,
+                     tooltip="tiled mode only: least overlap of neighbouring tiles in pixels (must be smaller than "
+                             "tile_size); tiles are blended across it with smooth weights, so no seams show"),
+        io.Int.Input("max_tiles", default=DEFAULT_MAX_TILES, min=1, max=MAX_TILES_LIMIT, optional=True,
+                     tooltip="tiled mode only: most tiles per image; a larger image is scaled down until its tiles "
+                             "fit (each tile costs about one normal pass). Images no larger than the normal pass "
+                             "get no tiles."),
+    ]
 
 def quality_inputs() -> list[io.Input]:
     """The optional Estimate Depth inputs (defaults = off, so workflows saved before them run unchanged)."""

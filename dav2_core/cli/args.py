@@ -14,8 +14,9 @@ from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
 from ..engines.registry import BACKEND_CHOICES, REQUIREMENTS
 from ..loading import PRECISION_DTYPES
-from ..pipeline import EstimateOptions
-from ..preprocess import RESOLUTION_MODES, check_input_size
+from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
+from ..preprocess import check_input_size
+from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 
 #: --normalize choices: images use their own range; a video uses the running union of its frames' ranges.
@@ -76,27 +77,8 @@ def _fraction(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (``dav2 --help`` shows every option)."""
-    variants = "\n".join(f"  {name:24s} {variant.label}" for name, variant in VARIANTS.items())
-    parser = argparse.ArgumentParser(
-        prog="dav2",
-        description="Depth Anything V2 depth maps for images, folders and videos.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            f"variants (--encoder):\n{variants}\n\n"
-            "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
-            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
-            "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
-            "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
-        ),
-    )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, video files or folders of them (images: "
-                        f"{' '.join(io.IMAGE_EXTENSIONS)}; videos: {' '.join(io.VIDEO_EXTENSIONS)})")
-    parser.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
-    parser.add_argument("-r", "--recursive", action="store_true",
-                        help="also read the subfolders of input folders (outputs mirror the folder layout)")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options (--encoder, --checkpoint, --models-dir, --device, --dtype, --backend, --cache-dir, --compile)."""
     model = parser.add_argument_group("model")
     model.add_argument("--encoder", "--variant", dest="variant", choices=list(VARIANTS), default=None,
                        metavar="VARIANT", help="model variant (default: vits); see the list below")
@@ -120,17 +102,69 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile the model (faster on many images or video frames; the first batch "
                        "of each size compiles for a minute or more; falls back to plain PyTorch with a "
                        "warning if compilation is unavailable)")
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The network size options (--input-size, --resolution, --max-side, tiles) and --flip-tta; returns the group."""
     run = parser.add_argument_group("inference")
     run.add_argument("--input-size", type=_input_size, default=DEFAULT_INPUT_SIZE,
                      help=f"network short side in pixels, rounded to a multiple of 14 (default {DEFAULT_INPUT_SIZE})")
-    run.add_argument("--resolution", choices=list(RESOLUTION_MODES), default="keep_aspect",
-                     help="; ".join(f"{name}: {text}" for name, text in RESOLUTION_MODES.items()))
+    run.add_argument("--resolution", choices=list(ESTIMATE_RESOLUTIONS), default=None,
+                     help="; ".join(f"{name}: {text}" for name, text in ESTIMATE_RESOLUTIONS.items())
+                     + " (default keep_aspect, or tiled with --tiles)")
     run.add_argument("--max-side", type=positive_int, default=DEFAULT_MAX_SIDE,
                      help=f"longest network side in native mode (default {DEFAULT_MAX_SIDE})")
-    run.add_argument("--batch-size", type=positive_int, default=None,
-                     help="images or frames per forward pass (default: sized from free memory)")
+    run.add_argument("--tiles", type=positive_int, default=None, metavar="N",
+                     help=f"tiled mode with at most N tiles per image (default {DEFAULT_MAX_TILES}; implies "
+                     "--resolution tiled): larger images are scaled down until their tiles fit")
+    run.add_argument("--tile-size", type=positive_int, default=DEFAULT_TILE_SIZE, metavar="PX",
+                     help=f"tiled mode: tile side, a multiple of 14 (default {DEFAULT_TILE_SIZE})")
+    run.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, metavar="PX",
+                     help=f"tiled mode: least overlap of neighbouring tiles, < tile size (default {DEFAULT_TILE_OVERLAP})")
     run.add_argument("--flip-tta", action="store_true",
                      help="also predict the mirrored image and average both (cleaner; twice the compute)")
+    return run
+
+
+def estimate_options(ns: argparse.Namespace, parser: argparse.ArgumentParser, **extra: object) -> EstimateOptions:
+    """EstimateOptions from the inference arguments (plus ``extra`` fields); a bad value exits via parser.error."""
+    if ns.tiles is not None and ns.resolution not in (None, "tiled"):
+        parser.error(f"--tiles asks for tiled mode, but --resolution {ns.resolution} was given; drop one of them")
+    resolution = ns.resolution or ("tiled" if ns.tiles is not None else "keep_aspect")
+    try:
+        return EstimateOptions(
+            input_size=ns.input_size, resolution=resolution, max_side=ns.max_side, flip_tta=ns.flip_tta,
+            tile_size=ns.tile_size, tile_overlap=ns.tile_overlap,
+            max_tiles=DEFAULT_MAX_TILES if ns.tiles is None else ns.tiles, **extra)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``dav2 --help`` shows every option)."""
+    variants = "\n".join(f"  {name:24s} {variant.label}" for name, variant in VARIANTS.items())
+    parser = argparse.ArgumentParser(
+        prog="dav2",
+        description="Depth Anything V2 depth maps for images, folders and videos.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"variants (--encoder):\n{variants}\n\n"
+            "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
+            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
+            "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
+            "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, video files or folders of them (images: "
+                        f"{' '.join(io.IMAGE_EXTENSIONS)}; videos: {' '.join(io.VIDEO_EXTENSIONS)})")
+    parser.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="also read the subfolders of input folders (outputs mirror the folder layout)")
+    add_model_arguments(parser)
+    run = add_inference_arguments(parser)
+    run.add_argument("--batch-size", type=positive_int, default=None,
+                     help="images or frames per forward pass (default: sized from free memory)")
     run.add_argument("--refine", type=_fraction, default=0.0, metavar="S",
                      help="edge-aware refinement guided by the image, strength 0..1 (default 0 = off)")
     run.add_argument("--temporal", action="store_true",
@@ -165,14 +199,8 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
     """:class:`CliOptions` from parsed depth-command arguments (``parser.error`` exits on a bad combination).
 
     For commands that extend :func:`build_parser` with their own options (``dav2 batch``)."""
-    try:
-        estimate = EstimateOptions(
-            input_size=ns.input_size, resolution=ns.resolution, max_side=ns.max_side, chunk_size=ns.batch_size,
-            flip_tta=ns.flip_tta, refine=ns.refine, temporal_consistency=ns.temporal,
-            normalization=ns.normalize, invert=ns.invert,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
+    estimate = estimate_options(ns, parser, chunk_size=ns.batch_size, refine=ns.refine,
+                                temporal_consistency=ns.temporal, normalization=ns.normalize, invert=ns.invert)
     return CliOptions(
         inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
         checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
