@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from .api import image_output, io
 
 from dav2_core.effects import lens_blur
 
-from .effect_io import on_compute_device, to_output_device
+from .effect_io import on_compute_device
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 #: How the focus is chosen, in UI order.
@@ -69,4 +69,4 @@ class DepthBokeh(io.ComfyNode):
         focus = {"focus_point": (focus_x, focus_y)} if focus_mode == "point" else {"focus_depth": focus_depth}
         blurred, coc = lens_blur(image, depth_map, max_blur_radius=max_blur_radius, focus_range=focus_range,
                                  layers=layers, **focus)
-        return io.NodeOutput(to_output_device(blurred), to_output_device(coc))
+        return io.NodeOutput(image_output(blurred), image_output(coc))

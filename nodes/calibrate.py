@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 
-from comfy_api.latest import io
+from .api import io
 
 from dav2_core.effects import calibrate_to_metric
 

@@ -22,7 +22,8 @@ def on_compute_device(image: torch.Tensor | None, depth: DepthMap | None) -> tup
 
 
 def to_output_device(x: torch.Tensor) -> torch.Tensor:
-    """A result tensor on ComfyUI's intermediate device (where IMAGE/MASK tensors between nodes live)."""
+    """A DEPTH's values on ComfyUI's intermediate device, in their own dtype (IMAGE/MASK results go through
+    ``api.image_output``, which also takes ComfyUI's intermediate dtype)."""
     return x.to(mm.intermediate_device())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import comfy.model_management as mm
 import comfy.utils
 import torch
-from comfy_api.latest import io
+from .api import image_output, io
 
 from dav2_core.depth import DepthMap
 from dav2_core.effects import refine_with_image
@@ -39,6 +39,7 @@ class EstimateDepth(io.ComfyNode):
                 "consistency for video (no flicker)."
             ),
             search_aliases=SEARCH_ALIASES + ["estimate depth", "depth estimation", "depth preprocessor"],
+            has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
                 DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
                 io.Image.Input("image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."),
@@ -109,4 +110,4 @@ class EstimateDepth(io.ComfyNode):
         normalization = normalization_for(normalization, temporal_consistency)
         norm = normalize_depth(depth, normalization, invert=invert)
         depth_image = to_image(norm) if normalization != "raw" else norm.unsqueeze(-1).expand(*norm.shape, 3).contiguous()
-        return io.NodeOutput(depth_image, depth, norm, ui=depth_preview_ui(depth))
+        return io.NodeOutput(image_output(depth_image), depth, image_output(norm), ui=depth_preview_ui(depth))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
-from comfy_api.latest import io
+from .api import io
 
 from dav2_core.effects import temporally_consistent
 

@@ -5,7 +5,7 @@ import os
 
 import folder_paths
 import torch
-from comfy_api.latest import io
+from .api import io
 
 from dav2_core.checkpoints import META_KIND, read_metadata
 from dav2_core.hub import local_filenames

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from .api import image_output, io
 
 from dav2_core.effects import depth_to_normals, depth_to_pointcloud, write_ply
 
-from .effect_io import file_entries, on_compute_device, output_target, to_output_device
+from .effect_io import file_entries, on_compute_device, output_target
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_STRIDE = 64
@@ -57,7 +57,7 @@ class DepthToNormals(io.ComfyNode):
         image, depth_map = on_compute_device(image, depth_map)
         normals = depth_to_normals(depth_map, fov_degrees)
         if not save_ply:
-            return io.NodeOutput(to_output_device(normals))
+            return io.NodeOutput(image_output(normals))
         colours = normals if image is None else image
         n_depth, n_colour = depth_map.batch, int(colours.shape[0]) if colours.ndim == 4 else 1
         if n_depth != n_colour and 1 not in (n_depth, n_colour):
@@ -69,4 +69,4 @@ class DepthToNormals(io.ComfyNode):
             xyz, rgb = depth_to_pointcloud(depth_map[min(i, n_depth - 1)], colours[min(i, n_colour - 1)][None],
                                            fov_degrees, ply_stride)
             written.append(write_ply(folder / f"{name}_{counter + i:05}_.ply", xyz, rgb))
-        return io.NodeOutput(to_output_device(normals), ui={"ply_files": file_entries(written, subfolder)})
+        return io.NodeOutput(image_output(normals), ui={"ply_files": file_entries(written, subfolder)})

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
+from .api import image_output, io
 
 from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
 
-from .effect_io import on_compute_device, to_output_device
+from .effect_io import on_compute_device
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_FRAMES = 1024
@@ -51,4 +51,4 @@ class DepthParallax(io.ComfyNode):
         if int(frames) != frames or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be a whole number from 1 to {MAX_FRAMES}, got {frames}")
         image, depth_map = on_compute_device(image, depth_map)
-        return io.NodeOutput(to_output_device(parallax_frames(image, depth_map, int(frames), motion, strength)))
+        return io.NodeOutput(image_output(parallax_frames(image, depth_map, int(frames), motion, strength)))

@@ -1,7 +1,7 @@
 """Save Depth: DEPTH -> 16-bit PNG, float EXR or .npy in ComfyUI's output folder, with units in metadata; atomic."""
 from __future__ import annotations
 
-from comfy_api.latest import io
+from .api import io
 
 from dav2_core.effects import FORMATS, export, save_depth
 
