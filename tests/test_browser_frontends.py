@@ -178,8 +178,22 @@ def test_previews_and_stats_come_back(page: Any, ui: bh.UI, ui_server: Any) -> N
     bh.load_workflow(page, saved, "saved-with-outputs")
     _assert_restored(page, node, stats_node, entries, f"{ui.id}-saved-workflow")
 
+    # A frontend that restores outputs itself (e.g. a job opened from the queue) sets app.nodeOutputs, which
+    # calls onNodeOutputsUpdated: the preview shows them although the workflow holds none.
+    bare = json.loads(json.dumps(saved))
+    for n in bare["nodes"]:
+        n["properties"].pop("dav2_output", None)
+    bh.load_workflow(page, bare, "outputs-from-the-frontend")
+    page.wait_for_timeout(300)
+    assert page.locator(preview_sel(node)).count() == 0
+    page.evaluate("([id, out]) => { window.comfyAPI.app.app.nodeOutputs = {[String(id)]: out}; }",
+                  [node, {"dav2_depth": entries}])
+    page.wait_for_selector(f'{preview_sel(node)}[data-ready="1"]', state="attached", timeout=30_000)
+    assert preview_state(page, node)["entry"]["filename"] == entries[0]["filename"]
+
     # The server restarted since (temp folder emptied): a clear placeholder, no failed request, no error.
     (ui_server.base_dir / "temp" / entries[0]["subfolder"] / entries[0]["filename"]).unlink()
+    page.evaluate("() => { window.comfyAPI.app.app.nodeOutputs = {}; }")
     bh.load_workflow(page, saved, "saved-file-gone")
     page.wait_for_selector(f'{preview_sel(node)}[data-missing="1"]', state="attached", timeout=30_000)
     placeholder = page.locator(f"{preview_sel(node)} .dav2-placeholder")
