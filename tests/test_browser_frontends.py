@@ -250,6 +250,8 @@ def test_widgets_get_their_size_and_the_node_grows_with_the_preview(page: Any, u
     wide = preview.write_preview_entries(DepthMap(torch.rand(1, 60, 160)), temp)
     tall = preview.write_preview_entries(DepthMap(torch.rand(1, 200, 100)), temp)
     node = make_node(page, NODE_IDS["Colorize Depth"], (100, 100))
+    # a node below: the preview may grow down to it, never over it (the portrait image would want more)
+    blocker = make_node(page, "PreviewImage", (100, 650))
     send_output(page, node, {"dav2_depth": wide})
     page.wait_for_selector(f'{preview_sel(node)}[data-ready="1"]', state="attached")
     bh.set_view(page, 1.0, (0, 0))
@@ -270,6 +272,8 @@ def test_widgets_get_their_size_and_the_node_grows_with_the_preview(page: Any, u
     assert second["viewH"] > first["viewH"] + 50, (first, second)
     canvas_w, canvas_h = second["canvas"][2] - second["canvas"][0], second["canvas"][3] - second["canvas"][1]
     assert abs(canvas_w / canvas_h - 100 / 200) < 0.05 and canvas_h > 150, second
+    boxes = {n["id"]: n["box"] for n in layout(page)}
+    assert boxes[node][3] <= boxes[blocker][1], (boxes, "the preview node grew over the node below it")
     assert not layout_problems(layout(page))
     bh.screenshot(page, f"sizes-{ui.id}-tall")
 
