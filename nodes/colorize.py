@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
 
 from dav2_core.colormaps import (
     COLORMAPS,
@@ -14,6 +13,7 @@ from dav2_core.colormaps import (
 )
 from dav2_core.depth import DepthMap
 
+from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, schema
 
@@ -31,6 +31,31 @@ def as_depth(value: object) -> DepthMap:
     raise ValueError(f"'depth' must be a DEPTH or an IMAGE, got {type(value).__name__}; connect Estimate Depth's DEPTH output")
 
 
+def range_inputs() -> list[io.Input]:
+    """``range_mode`` and the manual bounds: a DynamicCombo that shows ``manual_min``/``manual_max`` only for
+    "manual" where the running ComfyUI has one (nodes/api.py), else a combo and two floats always shown."""
+    tooltip = "Which depth values span the colormap:\n" + "\n".join(f"{k}: {v}" for k, v in RANGE_MODE_HELP.items())
+    bounds = [
+        io.Float.Input("manual_min", default=0.0, min=-1e9, max=1e9, step=0.01,
+                       tooltip="manual range only: lower bound in the depth's units (metres for metric)"),
+        io.Float.Input("manual_max", default=1.0, min=-1e9, max=1e9, step=0.01,
+                       tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min"),
+    ]
+    if HAS_DYNAMIC_COMBO:
+        options = [io.DynamicCombo.Option(mode, bounds if mode == "manual" else []) for mode in RANGE_MODES]
+        return [io.DynamicCombo.Input("range_mode", options=options, tooltip=tooltip)]
+    return [io.Combo.Input("range_mode", options=list(RANGE_MODES), default="auto", tooltip=tooltip), *bounds]
+
+
+def range_choice(range_mode: object, manual_min: float | None = None,
+                 manual_max: float | None = None) -> tuple[object, float | None, float | None]:
+    """(mode, manual_min, manual_max) from either shape of the inputs: the combo and two floats, or the
+    DynamicCombo's ``{"range_mode": mode, "manual_min": ..., "manual_max": ...}``."""
+    if isinstance(range_mode, dict):
+        return range_mode.get("range_mode"), range_mode.get("manual_min"), range_mode.get("manual_max")
+    return range_mode, manual_min, manual_max
+
+
 class ColorizeDepth(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -42,6 +67,7 @@ class ColorizeDepth(io.ComfyNode):
                 "Takes the DEPTH output of Estimate Depth, or a grey depth IMAGE (brightness = nearness)."
             ),
             search_aliases=SEARCH_ALIASES + ["colormap", "colorize", "depth visualisation", "heatmap"],
+            has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
                 io.MultiType.Input(
                     "depth", types=[DepthIO, io.Image],
@@ -51,13 +77,7 @@ class ColorizeDepth(io.ComfyNode):
                 io.Combo.Input("colormap", options=list(COLORMAPS), default=DEFAULT_COLORMAP,
                                tooltip="Colour table (matplotlib); near maps to its high end, far to its low end"),
                 io.Boolean.Input("invert", default=False, tooltip="Reverse the colormap (near at the low end)"),
-                io.Combo.Input("range_mode", options=list(RANGE_MODES), default="auto",
-                               tooltip="Which depth values span the colormap:\n"
-                                       + "\n".join(f"{k}: {v}" for k, v in RANGE_MODE_HELP.items())),
-                io.Float.Input("manual_min", default=0.0, min=-1e9, max=1e9, step=0.01,
-                               tooltip="manual range only: lower bound in the depth's units (metres for metric)"),
-                io.Float.Input("manual_max", default=1.0, min=-1e9, max=1e9, step=0.01,
-                               tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min"),
+                *range_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="Coloured depth [B,H,W,3], same size as the depth"),
@@ -65,8 +85,10 @@ class ColorizeDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, range_mode: str | None, manual_min: float | None, manual_max: float | None) -> bool | str:
+    def validate_inputs(cls, range_mode: object = None, manual_min: float | None = None,
+                        manual_max: float | None = None) -> bool | str:
         """Refuse a bad manual range when the graph is queued, before anything runs."""
+        range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
         if range_mode is not None and range_mode not in RANGE_MODES:
             return f"unknown range_mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}"
         if range_mode == "manual" and manual_min is not None and manual_max is not None and manual_min >= manual_max:
@@ -75,12 +97,13 @@ class ColorizeDepth(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, depth: object, colormap: str, invert: bool, range_mode: str, manual_min: float,
-                manual_max: float) -> io.NodeOutput:
+    def execute(cls, depth: object, colormap: str, invert: bool, range_mode: object, manual_min: float | None = None,
+                manual_max: float | None = None) -> io.NodeOutput:
+        range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
         manual = range_mode == "manual"
         depth_map = as_depth(depth)
         lo, hi = colorize_range(depth_map, range_mode, vmin=manual_min if manual else None,
                                 vmax=manual_max if manual else None)
         image = colorize_in_range(depth_map, lo, hi, colormap, invert=invert)
         # the preview colours with the same range, so it shows what the IMAGE output is
-        return io.NodeOutput(image, ui=depth_preview_ui(depth_map, display_range=(lo, hi)))
+        return io.NodeOutput(image_output(image), ui=depth_preview_ui(depth_map, display_range=(lo, hi)))

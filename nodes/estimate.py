@@ -4,7 +4,6 @@ from __future__ import annotations
 import comfy.model_management as mm
 import comfy.utils
 import torch
-from comfy_api.latest import io
 
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
@@ -13,6 +12,7 @@ from dav2_core.preprocess import MAX_INPUT_SIZE, check_image_batch
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
+from .api import image_output, io
 from .estimate_quality import quality_inputs, tile_inputs
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
@@ -45,6 +45,7 @@ class EstimateDepth(io.ComfyNode):
                 "consistency for video (no flicker)."
             ),
             search_aliases=SEARCH_ALIASES + ["estimate depth", "depth estimation", "depth preprocessor"],
+            has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
                 DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
                 io.Image.Input("image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."),
@@ -109,4 +110,5 @@ class EstimateDepth(io.ComfyNode):
                           check_cancel=mm.throw_exception_if_processing_interrupted,
                           output_device=mm.intermediate_device(), work_device=model.patcher.load_device,
                           model_name=model.name)
-        return io.NodeOutput(result.depth_image(), result.depth, result.normalized, ui=depth_preview_ui(result.depth))
+        return io.NodeOutput(image_output(result.depth_image()), result.depth, image_output(result.normalized),
+                             ui=depth_preview_ui(result.depth))

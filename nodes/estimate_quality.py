@@ -5,7 +5,7 @@ Only the schema lives here (kept apart so the node stays short); what they do is
 """
 from __future__ import annotations
 
-from comfy_api.latest import io
+from .api import io
 
 from dav2_core.tiling import (DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, MAX_TILE_SIZE,
                               MAX_TILES_LIMIT)

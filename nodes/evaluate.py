@@ -6,11 +6,11 @@ from pathlib import Path
 
 import folder_paths
 import torch
-from comfy_api.latest import io
 
 from dav2_core.evaluate import ALIGN_MODES, evaluate_depth, format_evaluation
 from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_image, read_ground_truth
 
+from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 

@@ -5,12 +5,12 @@ import os
 
 import folder_paths
 import torch
-from comfy_api.latest import io
 
 from dav2_core.loading import load_model
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
 from . import engine_loader, model_patcher
+from .api import io
 from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schema
 
 # models/depthanything under ComfyUI's models dir; extra_model_paths.yaml may add more folders.

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
 
 from dav2_core.effects import depth_to_normals, depth_to_pointcloud, write_ply
 
+from .api import image_output, io
 from .effect_io import execution, file_entries, output_target
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
@@ -57,7 +57,7 @@ class DepthToNormals(io.ComfyNode):
         run = execution()
         normals = depth_to_normals(depth_map, fov_degrees, run=run)
         if not save_ply:
-            return io.NodeOutput(normals)
+            return io.NodeOutput(image_output(normals))
         colours = normals if image is None else image
         n_depth, n_colour = depth_map.batch, int(colours.shape[0]) if colours.ndim == 4 else 1
         if n_depth != n_colour and 1 not in (n_depth, n_colour):
@@ -70,4 +70,4 @@ class DepthToNormals(io.ComfyNode):
                                            fov_degrees, ply_stride, device=run.device)
             written.append(write_ply(folder / f"{name}_{counter + i:05}_.ply", xyz, rgb))
             run.progress(i + 1, max(n_depth, n_colour))  # progress bar and Cancel per point cloud
-        return io.NodeOutput(normals, ui={"ply_files": file_entries(written, subfolder)})
+        return io.NodeOutput(image_output(normals), ui={"ply_files": file_entries(written, subfolder)})

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch
-from comfy_api.latest import io
 
 from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
 
+from .api import image_output, io
 from .effect_io import execution
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
@@ -50,4 +50,5 @@ class DepthParallax(io.ComfyNode):
         depth_map = require_depth(depth)
         if int(frames) != frames or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be a whole number from 1 to {MAX_FRAMES}, got {frames}")
-        return io.NodeOutput(parallax_frames(image, depth_map, int(frames), motion, strength, run=execution()))
+        return io.NodeOutput(image_output(parallax_frames(image, depth_map, int(frames), motion, strength,
+                                                             run=execution())))

@@ -1,6 +1,6 @@
 """Server side of the web depth preview: each depth map as an exact "packed 16-bit" PNG in ComfyUI's temp folder.
 
-The browser (``web/depth_preview.js``) fetches the PNG through ``/view``, reads its bytes with a canvas and
+The browser (``web/depth_preview.js``, ``web/dav2_common.js``) fetches the PNG through ``/view``, reads its bytes with a canvas and
 decodes every pixel back to depth, so hovering reads the value at full resolution while the colourised
 preview is drawn downsampled. Packing, per image with ``lo``/``hi`` = min/max of its finite values::
 
@@ -118,7 +118,9 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     Each entry: ``filename``/``subfolder``/``type`` ("temp") for ``/view``; ``width``/``height`` of the
     full-resolution map; ``preview_width``/``preview_height`` (long side <= ``max_preview_side``) for display;
     ``min``/``max`` of the finite values in the depth's units; ``units`` ('m' or 'relative'); ``kind``
-    ('metric' or 'relative'); ``model``; ``index`` in the batch and ``batch`` size.
+    ('metric' or 'relative'); ``larger_is_nearer`` (the direction of the values, as ``DepthMap.nearness``
+    orients them: the browser colours and raises near pixels without knowing kinds); ``model``; ``index`` in
+    the batch and ``batch`` size.
 
     ``display_range`` = ``(lo[B], hi[B])`` in the depth's units (tensors or sequences, lo <= hi): the values
     that span the colormap, as ``dav2_core.colormaps.colorize_range`` gives them; each entry then carries
@@ -154,6 +156,7 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
             "max": hi,
             "units": depth.units,
             "kind": depth.kind,
+            "larger_is_nearer": not depth.is_metric,
             "model": depth.model,
             "index": i,
             "batch": batch,

@@ -1,24 +1,67 @@
-"""HTTP routes for the web extension: ``GET /dav2/colormaps`` serves the colormap LUTs the nodes use.
+"""HTTP routes for the web extension (``web/``), so it copies no constant from Python.
 
-The browser recolours the depth preview with exactly the tables of ``dav2_core.colormaps`` (one source
-for the Colorize Depth node, the CLI and the web UI). Registration needs ComfyUI's running
-``PromptServer``; without one (in-process tests, plain imports) :func:`register_routes` does nothing.
+* ``GET /dav2/colormaps``: the colormap LUTs the nodes use (one source for Colorize Depth, the CLI and the
+  browser's recolouring).
+* ``GET /dav2/config``: the statistics keys in display order and the batch preview cap.
+* ``GET /dav2/preview_files?names=a.png/b.png``: which packed preview PNGs are still in the temp folder
+  (ComfyUI empties it on start; a restored preview whose file is gone shows a placeholder instead of a
+  failed request).
+
+Registration needs ComfyUI's running ``PromptServer``; without one (in-process tests, plain imports)
+:func:`register_routes` does nothing.
 """
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 from aiohttp import web
 
 from dav2_core.colormaps import lut_uint8_table
+from dav2_core.stats import STAT_KEYS
+
+from .preview import MAX_PREVIEW_IMAGES, PREVIEW_SUBFOLDER
 
 COLORMAPS_ROUTE = "/dav2/colormaps"
+CONFIG_ROUTE = "/dav2/config"
+PREVIEW_FILES_ROUTE = "/dav2/preview_files"
+#: File names nodes/preview.py writes (anything else is never looked up).
+_PREVIEW_NAME = re.compile(r"dav2_depth_[0-9a-f]{12}_\d{2,}\.png")
+#: At most this many names per request (a batch previews at most MAX_PREVIEW_IMAGES).
+_MAX_NAMES = 64
 _registered = False
+
+
+def web_config() -> dict:
+    """What ``GET /dav2/config`` answers: ``stat_keys`` (list) and ``max_preview_images`` (int)."""
+    return {"stat_keys": list(STAT_KEYS), "max_preview_images": MAX_PREVIEW_IMAGES}
+
+
+def preview_files_present(names: list[str], temp_dir: str) -> dict[str, bool]:
+    """``{name: exists}`` for packed preview file names under ``temp_dir/dav2_preview``; names that are not
+    preview file names are answered False without touching the disk."""
+    folder = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
+    return {name: bool(_PREVIEW_NAME.fullmatch(name)) and os.path.isfile(os.path.join(folder, name))
+            for name in names[:_MAX_NAMES]}
 
 
 async def get_colormaps(request: web.Request) -> web.Response:
     """``GET /dav2/colormaps``: ``{name: [r0,g0,b0, ..., r255,g255,b255]}`` uint8 ints, default colormap first."""
     return web.json_response(lut_uint8_table())
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """``GET /dav2/config``: see :func:`web_config`."""
+    return web.json_response(web_config())
+
+
+async def get_preview_files(request: web.Request) -> web.Response:
+    """``GET /dav2/preview_files?names=a.png/b.png``: see :func:`preview_files_present`."""
+    import folder_paths  # ComfyUI's
+
+    names = [n for n in request.query.get("names", "").split("/") if n]
+    return web.json_response(preview_files_present(names, folder_paths.get_temp_directory()))
 
 
 def register_routes() -> bool:
@@ -34,5 +77,7 @@ def register_routes() -> bool:
     if prompt_server is None:
         return False
     prompt_server.routes.get(COLORMAPS_ROUTE)(get_colormaps)
+    prompt_server.routes.get(CONFIG_ROUTE)(get_config)
+    prompt_server.routes.get(PREVIEW_FILES_ROUTE)(get_preview_files)
     _registered = True
     return True

@@ -1,10 +1,9 @@
 """Save Depth: DEPTH -> 16-bit PNG, float EXR or .npy in ComfyUI's output folder, with units in metadata; atomic."""
 from __future__ import annotations
 
-from comfy_api.latest import io
-
 from dav2_core.effects import FORMATS, export, save_depth
 
+from .api import io
 from .effect_io import file_entries, output_target
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 

@@ -1,11 +1,10 @@
 """Depth Stats: per-image and batch statistics of a DEPTH as text, UI data and an analysis plot."""
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
-
 from dav2_core.plots import plot_to_tensor
 from dav2_core.stats import depth_stats, format_stats
 
+from .api import image_output, io, ui
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_BATCH_INDEX = 4095
@@ -51,4 +50,4 @@ class DepthStats(io.ComfyNode):
         title = f"Image {plot_index + 1} of {depth_map.batch}" + (f" - {depth_map.model}" if depth_map.model else "")
         plot = plot_to_tensor(depth_map.values[plot_index], depth_map.units, title=title)
         plot_preview = ui.PreviewImage(plot, cls=cls).as_dict()  # the plot shown on the node
-        return io.NodeOutput(text, plot, ui={"text": [text], "dav2_stats": [stats], **plot_preview})
+        return io.NodeOutput(text, image_output(plot), ui={"text": [text], "dav2_stats": [stats], **plot_preview})

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_api.latest import io
+from .api import HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
 from dav2_core.depth import DepthMap
 from dav2_core.variants import units_for
@@ -54,11 +54,15 @@ class DepthIO(io.ComfyTypeIO):
 
 
 def schema(**fields: Any) -> io.Schema:
-    """``io.Schema`` with the pack's category, passing ``search_aliases`` only where ComfyUI knows it."""
+    """``io.Schema`` with the pack's category, passing ``search_aliases`` and ``has_intermediate_output`` only
+    where the running ComfyUI knows them (see nodes/api.py)."""
     fields.setdefault("category", CATEGORY)
     aliases = fields.pop("search_aliases", None)
-    if aliases and "search_aliases" in io.Schema.__dataclass_fields__:
+    if aliases and "search_aliases" in SCHEMA_FIELDS:
         fields["search_aliases"] = aliases
+    intermediate = fields.pop("has_intermediate_output", False)
+    if intermediate and HAS_INTERMEDIATE_OUTPUT:
+        fields["has_intermediate_output"] = True
     return io.Schema(**fields)
 
 

@@ -58,6 +58,27 @@ SERVER_START_TIMEOUT = float(os.environ.get("DAV2_COMFY_START_TIMEOUT", "300"))
 
 # --------------------------------------------------------------------------- locating ComfyUI
 
+def load_nodes_module(name: str) -> Any:
+    """A module of the pack's ``nodes/`` (e.g. "preview"), loaded without ComfyUI: as a submodule of a
+    stand-in package, because ``nodes`` must never be imported as a top-level package (ComfyUI owns the name)
+    and the real package imports ComfyUI. Only for modules that need no ComfyUI import themselves."""
+    import importlib.util
+    import types
+
+    package = "dav2_nodes_under_test"
+    if package not in sys.modules:
+        stub = types.ModuleType(package)
+        stub.__path__ = [str(ROOT / "nodes")]
+        sys.modules[package] = stub
+    full = f"{package}.{name}"
+    if full not in sys.modules:
+        spec = importlib.util.spec_from_file_location(full, ROOT / "nodes" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        spec.loader.exec_module(module)
+    return sys.modules[full]
+
+
 def comfyui_dir() -> Path:
     """The ComfyUI checkout to test against, or ``pytest.skip`` saying how to install one."""
     path = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_COMFYUI_DIR).expanduser().resolve()
@@ -192,6 +213,7 @@ class ComfyServer:
     base_dir: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)  # more main.py options, e.g. --front-end-root DIR
     process: subprocess.Popen | None = None
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -229,7 +251,7 @@ class ComfyServer:
             "--listen", "127.0.0.1", "--port", str(self.port),
             "--base-directory", str(self.base_dir),
             "--database-url", "sqlite:///:memory:",
-            "--disable-auto-launch", "--disable-api-nodes",
+            "--disable-auto-launch", "--disable-api-nodes", *self.extra_args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "wb")
@@ -309,6 +331,22 @@ class ComfyServer:
     def run(self, graph: dict, timeout: float = 300) -> dict:
         """Queue a graph and wait for its history entry."""
         return self.wait_history(self.queue_prompt(graph), timeout)
+
+    def upload_image(self, image: "Any", name: str) -> str:
+        """Upload a uint8 RGB array [H,W,3] through ComfyUI's own /upload/image as a PNG; returns the name
+        LoadImage uses."""
+        import io
+
+        import requests
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+        r = requests.post(self.url + "/upload/image", files={"image": (name, buf.getvalue(), "image/png")},
+                          data={"overwrite": "true", "type": "input"}, timeout=120)
+        r.raise_for_status()
+        body = r.json()
+        return f"{body['subfolder']}/{body['name']}" if body.get("subfolder") else body["name"]
 
     def interrupt(self) -> None:
         self.post("/interrupt", {}).raise_for_status()
@@ -429,6 +467,49 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     return graph
 
 
+def api_node(object_info: dict, class_type: str, **inputs: Any) -> dict:
+    """An API-format node with every widget input at its default from ``/object_info``, then ``inputs``."""
+    spec = object_info[class_type]["input"]
+    values: dict[str, Any] = {}
+    for section in ("required", "optional"):
+        for name, definition in spec.get(section, {}).items():
+            kind = definition[0]
+            opts = definition[1] if len(definition) > 1 and isinstance(definition[1], dict) else {}
+            if "default" in opts:
+                values[name] = opts["default"]
+            elif isinstance(kind, list) and kind:
+                values[name] = kind[0]
+            elif kind == "COMBO" and opts.get("options"):
+                values[name] = opts["options"][0]
+    values.update(inputs)
+    return {"class_type": class_type, "inputs": values}
+
+
+def depth_graph(object_info: dict, image_name: str, model_file: str, input_size: int, colorize: bool = True,
+                stats: bool = True, save_npy: str | None = None) -> dict:
+    """API graph: LoadImage (1) -> Load Depth Anything V2 (2) -> Estimate Depth (3) (-> Colorize Depth (4)
+    -> PreviewImage (6); -> Depth Stats (5); -> Save Depth (7) as .npy under the prefix ``save_npy``);
+    without Colorize and Stats, PreviewImage (6) shows the depth image."""
+    graph = {
+        "1": api_node(object_info, "LoadImage", image=image_name),
+        "2": api_node(object_info, NODE_IDS["Load Depth Anything V2"], model=model_file, precision="fp32"),
+        "3": api_node(object_info, NODE_IDS["Estimate Depth"], model=["2", 0], image=["1", 0],
+                      input_size=input_size, resolution="keep_aspect", chunk_size=0),
+    }
+    if colorize:
+        graph["4"] = api_node(object_info, NODE_IDS["Colorize Depth"], depth=["3", 1], colormap="Spectral_r",
+                              invert=False, range_mode="auto")
+        graph["6"] = api_node(object_info, "PreviewImage", images=["4", 0])
+    if stats:
+        graph["5"] = api_node(object_info, NODE_IDS["Depth Stats"], depth=["3", 1])
+    if save_npy:
+        graph["7"] = api_node(object_info, NODE_IDS["Save Depth"], depth=["3", 1], filename_prefix=save_npy,
+                              format="npy")
+    if not colorize and not stats:
+        graph["6"] = api_node(object_info, "PreviewImage", images=["3", 0])
+    return graph
+
+
 def set_inputs(graph: dict, class_type: str, **values: Any) -> dict:
     """Set widget values on every node of ``class_type`` in an API graph (in place; returns the graph)."""
     hits = [n for n in graph.values() if n["class_type"] == class_type]
@@ -473,24 +554,61 @@ def read_video(path: Path) -> "Any":
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def start_server(base_dir: Path, env: dict[str, str] | None = None) -> ComfyServer:
-    return ComfyServer(comfyui_dir(), base_dir, env=dict(env or {})).start()
+def start_server(base_dir: Path, env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> ComfyServer:
+    return ComfyServer(comfyui_dir(), base_dir, env=dict(env or {}), extra_args=list(extra_args or [])).start()
+
+
+def _test_server(tmp_path_factory: pytest.TempPathFactory, name: str, extra_args: list[str] | None = None) -> ComfyServer:
+    """A started server with its own base directory, :data:`TEST_CHECKPOINT` (also linked as
+    :data:`OFFICIAL_VITS`) in models/depthanything, Hugging Face forced offline."""
+    base = tmp_path_factory.mktemp(name)
+    ckpt = write_test_checkpoint(tmp_path_factory.mktemp(f"ckpt_{name}") / TEST_CHECKPOINT)
+    make_base_dir(base, ckpt)
+    (base / "models" / MODEL_FOLDER / OFFICIAL_VITS).symlink_to(TEST_CHECKPOINT)
+    return start_server(base, env={"HF_HUB_OFFLINE": "1"}, extra_args=extra_args)
 
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory):
-    """One real ComfyUI server for the whole session (node e2e and browser tests share it).
+    """One real ComfyUI server for the whole session (node e2e and browser tests share it), serving the
+    frontend that ships with the test ComfyUI.
 
     Attributes: ``url``, ``input_dir``, ``output_dir``, ``models_dir`` (models/depthanything holding
     :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
     offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
     """
     comfyui_dir()
-    base = tmp_path_factory.mktemp("comfy_server")
-    ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt_server") / TEST_CHECKPOINT)
-    make_base_dir(base, ckpt)
-    (base / "models" / MODEL_FOLDER / OFFICIAL_VITS).symlink_to(TEST_CHECKPOINT)
-    server = start_server(base, env={"HF_HUB_OFFLINE": "1"})
+    server = _test_server(tmp_path_factory, "comfy_server")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def newest_frontend_root() -> Path:
+    """``static/`` of the newest tested ``comfyui-frontend-package`` (pinned in tools/setup_comfyui.py and
+    installed beside ComfyUI by it), or skip (fail under CI) saying how to install it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dav2_setup_comfyui", ROOT / "tools" / "setup_comfyui.py")
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    root = Path(os.environ.get("DAV2_NEWEST_FRONTEND_ROOT") or setup.newest_frontend_static())
+    if not (root / "index.html").is_file():
+        message = (f"no comfyui-frontend-package {setup.NEWEST_FRONTEND_VERSION} at {root}: run "
+                   "`make comfyui-setup` (tools/setup_comfyui.py installs it)")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy_server_newest_frontend(tmp_path_factory: pytest.TempPathFactory):
+    """Like :func:`comfy_server`, but serving the newest tested frontend (``--front-end-root``)."""
+    comfyui_dir()
+    root = newest_frontend_root()
+    server = _test_server(tmp_path_factory, "comfy_server_newest", ["--front-end-root", str(root)])
     try:
         yield server
     finally:

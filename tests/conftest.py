@@ -13,7 +13,9 @@ SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
 torch.manual_seed(0)
 
 # Real-ComfyUI fixtures (tests/comfy_harness.py), defined once here so the session server is shared.
-from comfy_harness import comfy_inprocess, comfy_server  # noqa: E402,F401
+from comfy_harness import comfy_inprocess, comfy_server, comfy_server_newest_frontend  # noqa: E402,F401
+# The browser fixtures (tests/browser_helpers.py), shared by the browser test files.
+from browser_helpers import browser, checkpoints, console, page, ui, ui_server  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

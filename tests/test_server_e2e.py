@@ -104,7 +104,9 @@ EXPECTED = {
 }
 
 
-def test_object_info_lists_the_four_nodes(object_info):
+def test_object_info_lists_every_node(object_info):
+    """Every node of the pack (NODE_IDS) with its inputs, outputs, tooltips and category."""
+    assert set(EXPECTED) == set(NODE_IDS.values())
     for display, node_id in NODE_IDS.items():
         info = object_info[node_id]
         inputs, outputs = EXPECTED[node_id]

@@ -63,27 +63,53 @@ SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
 WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
 
 
+#: Room (width, height below the title bar) each node type gets in the layout: at least what it takes on the
+#: classic canvas and in Nodes 2.0 (Vue nodes, stock and newest tested frontend), after a run too (our depth
+#: preview and stats table, core image/video previews). tests/test_browser_frontends.py checks that no two nodes
+#: overlap and nothing sticks out of its node, after load and after a run, in every tested frontend/renderer.
+ROOM: dict[str, tuple[int, int]] = {
+    "LoadImage": (320, 380), "SaveImage": (400, 380), "PreviewImage": (400, 380),
+    "LoadVideo": (400, 420), "GetVideoComponents": (400, 140), "CreateVideo": (520, 220), "SaveVideo": (520, 480),
+    "CheckpointLoaderSimple": (320, 140), "CLIPTextEncode": (400, 200), "ControlNetLoader": (320, 90),
+    "ControlNetApplyAdvanced": (320, 250), "EmptyLatentImage": (320, 150), "KSampler": (320, 330),
+    "VAEDecode": (240, 80), "MaskToImage": (240, 60),
+    "DAV2ModelLoader": (340, 190), "DAV2EstimateDepth": (360, 800), "DAV2ColorizeDepth": (360, 580),
+    "DAV2DepthStats": (420, 640), "DAV2DepthBokeh": (340, 320), "DAV2DepthParallax": (340, 190),
+    "DAV2SaveDepth": (340, 160),
+}
+#: Height of a node's title bar (LiteGraph.NODE_TITLE_HEIGHT): ``pos`` is the top of the body, below it.
+TITLE_HEIGHT = 30
+#: Free space between two nodes, across and down.
+GAP = 40
+ORIGIN = (20, 20 + TITLE_HEIGHT)
+
+
 @dataclass
 class Node:
     id: int
     type: str
     widgets: list[Any]
-    pos: tuple[float, float]
-    size: tuple[float, float] = (315, 130)
+    column: int
+    size: tuple[int, int]
     title: str | None = None
+    pos: tuple[int, int] = (0, 0)
     links_in: dict[str, int] = field(default_factory=dict)
     links_out: dict[int, list[int]] = field(default_factory=dict)
 
 
 class Workflow:
-    """Nodes and typed links, serialised in the ComfyUI frontend's workflow format."""
+    """Nodes and typed links, serialised in the ComfyUI frontend's workflow format.
+
+    Nodes are laid out in columns (left to right) and stacked in each column in the order they are added,
+    each with its :data:`ROOM`, so no two overlap whatever the renderer makes of them.
+    """
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
         self.links: list[list[Any]] = []
 
-    def add(self, type_: str, widgets: list[Any], pos: tuple[float, float], size=(315, 130), title=None) -> Node:
-        node = Node(len(self.nodes) + 1, type_, widgets, pos, size, title)
+    def add(self, type_: str, widgets: list[Any], column: int, title: str | None = None) -> Node:
+        node = Node(len(self.nodes) + 1, type_, widgets, column, ROOM[type_], title)
         self.nodes.append(node)
         return node
 
@@ -94,6 +120,17 @@ class Workflow:
         self.links.append([link_id, src.id, slot, dst.id, self._input_slot(dst, input_), outputs[slot][1]])
         src.links_out.setdefault(slot, []).append(link_id)
         dst.links_in[input_] = link_id
+
+    def layout(self) -> None:
+        """Positions: columns side by side (each as wide as its widest node), nodes stacked in each column."""
+        x = ORIGIN[0]
+        for column in sorted({n.column for n in self.nodes}):
+            members = [n for n in self.nodes if n.column == column]
+            y = ORIGIN[1]
+            for n in members:
+                n.pos = (x, y)
+                y += n.size[1] + GAP + TITLE_HEIGHT
+            x += max(n.size[0] for n in members) + GAP
 
     def _inputs(self, node: Node) -> list[tuple[str, str, bool]]:
         sockets = [(name, type_, False) for name, type_ in SOCKETS[node.type][0]]
@@ -111,6 +148,7 @@ class Workflow:
         raise KeyError(f"{node.type} has no input {input_!r}")
 
     def to_json(self) -> dict[str, Any]:
+        self.layout()
         nodes = []
         for order, n in enumerate(self.nodes):
             inputs = []
@@ -138,21 +176,21 @@ class Workflow:
         }
 
 
-def _loader(wf: Workflow, pos=(20, 300)) -> Node:
-    return wf.add("DAV2ModelLoader", [OFFICIAL_SMALL, "auto", "auto", "auto"], pos, (330, 130))
+def _loader(wf: Workflow, column: int = 0) -> Node:
+    return wf.add("DAV2ModelLoader", [OFFICIAL_SMALL, "auto", "auto", "auto"], column)
 
 
-def _estimate(wf: Workflow, normalization="per_image", pos=(400, 120), quality: list[Any] | None = None) -> Node:
+def _estimate(wf: Workflow, normalization="per_image", column: int = 1, quality: list[Any] | None = None) -> Node:
     """Estimate Depth; ``quality`` = [flip_tta, refine, temporal_consistency, temporal_smoothing] (optional widgets)."""
     widgets = [518, "keep_aspect", 1932, normalization, False, 0] + list(quality or [])
-    return wf.add("DAV2EstimateDepth", widgets, pos, (330, 250 + 90 * bool(quality)))
+    return wf.add("DAV2EstimateDepth", widgets, column)
 
 
-def _photo_depth(wf: Workflow, top: int = 20, **estimate: Any) -> tuple[Node, Node]:
-    """The example photo -> Load Depth Anything V2 -> Estimate Depth; returns (LoadImage, Estimate Depth)."""
-    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], (20, top), (315, 314))
-    loader = _loader(wf, (20, top + 360))
-    est = _estimate(wf, **estimate)
+def _photo_depth(wf: Workflow, column: int = 0, **estimate: Any) -> tuple[Node, Node]:
+    """The example photo -> Load Depth Anything V2 -> Estimate Depth (next column); returns (LoadImage, Estimate Depth)."""
+    image = wf.add("LoadImage", [EXAMPLE_IMAGE, "image"], column)
+    loader = _loader(wf, column)
+    est = _estimate(wf, column=column + 1, **estimate)
     wf.connect(loader, "model", est, "model")
     wf.connect(image, "IMAGE", est, "image")
     return image, est
@@ -161,11 +199,11 @@ def _photo_depth(wf: Workflow, top: int = 20, **estimate: Any) -> tuple[Node, No
 def depth_colorize_save() -> Workflow:
     wf = Workflow()
     _, est = _photo_depth(wf)
-    save_grey = wf.add("SaveImage", ["depth/dav2_depth"], (780, 20), (320, 300), title="Save depth (ControlNet-ready)")
-    wf.connect(est, "depth_image", save_grey, "images")
-    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], (400, 420), (330, 180))
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], 2)
     wf.connect(est, "depth", color, "depth")
-    save_color = wf.add("SaveImage", ["depth/dav2_colorized"], (780, 360), (320, 300), title="Save colorized depth")
+    save_grey = wf.add("SaveImage", ["depth/dav2_depth"], 3, title="Save depth (ControlNet-ready)")
+    wf.connect(est, "depth_image", save_grey, "images")
+    save_color = wf.add("SaveImage", ["depth/dav2_colorized"], 3, title="Save colorized depth")
     wf.connect(color, "image", save_color, "images")
     return wf
 
@@ -173,9 +211,9 @@ def depth_colorize_save() -> Workflow:
 def depth_stats() -> Workflow:
     wf = Workflow()
     _, est = _photo_depth(wf)
-    stats = wf.add("DAV2DepthStats", [0], (780, 20), (420, 360))
+    stats = wf.add("DAV2DepthStats", [0], 2)
     wf.connect(est, "depth", stats, "depth")
-    save_plot = wf.add("SaveImage", ["depth/dav2_stats_plot"], (1240, 20), (480, 400), title="Save analysis plot")
+    save_plot = wf.add("SaveImage", ["depth/dav2_stats_plot"], 3, title="Save analysis plot")
     wf.connect(stats, "plot", save_plot, "images")
     return wf
 
@@ -183,57 +221,56 @@ def depth_stats() -> Workflow:
 def controlnet_depth() -> Workflow:
     """SD1.5 + depth ControlNet: the depth image conditions generation (needs your own weights)."""
     wf = Workflow()
-    ckpt = wf.add("CheckpointLoaderSimple", ["v1-5-pruned-emaonly-fp16.safetensors"], (20, 20), (330, 100))
-    _, est = _photo_depth(wf, top=170, pos=(400, 300))
-    preview = wf.add("PreviewImage", [], (400, 600), (330, 260), title="Depth used as control")
+    ckpt = wf.add("CheckpointLoaderSimple", ["v1-5-pruned-emaonly-fp16.safetensors"], 0)
+    _, est = _photo_depth(wf, column=0)
+    preview = wf.add("PreviewImage", [], 2, title="Depth used as control")
     wf.connect(est, "depth_image", preview, "images")
-    pos_text = wf.add("CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], (400, 20), (330, 110),
-                      title="Positive prompt")
-    neg_text = wf.add("CLIPTextEncode", ["blurry, lowres, watermark"], (400, 160), (330, 100), title="Negative prompt")
+    pos_text = wf.add("CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], 2, title="Positive prompt")
+    neg_text = wf.add("CLIPTextEncode", ["blurry, lowres, watermark"], 2, title="Negative prompt")
     wf.connect(ckpt, "CLIP", pos_text, "clip")
     wf.connect(ckpt, "CLIP", neg_text, "clip")
-    cn = wf.add("ControlNetLoader", ["control_v11f1p_sd15_depth_fp16.safetensors"], (780, 20), (330, 60))
-    apply = wf.add("ControlNetApplyAdvanced", [0.8, 0.0, 1.0], (780, 130), (330, 190))
+    cn = wf.add("ControlNetLoader", ["control_v11f1p_sd15_depth_fp16.safetensors"], 3)
+    apply = wf.add("ControlNetApplyAdvanced", [0.8, 0.0, 1.0], 3)
     wf.connect(pos_text, "CONDITIONING", apply, "positive")
     wf.connect(neg_text, "CONDITIONING", apply, "negative")
     wf.connect(cn, "CONTROL_NET", apply, "control_net")
     wf.connect(est, "depth_image", apply, "image")
     wf.connect(ckpt, "VAE", apply, "vae")
-    latent = wf.add("EmptyLatentImage", [512, 512, 1], (780, 370), (330, 110))
-    sampler = wf.add("KSampler", [42, "fixed", 20, 7.0, "euler", "normal", 1.0], (1150, 20), (320, 270))
+    latent = wf.add("EmptyLatentImage", [512, 512, 1], 3)
+    sampler = wf.add("KSampler", [42, "fixed", 20, 7.0, "euler", "normal", 1.0], 4)
     wf.connect(ckpt, "MODEL", sampler, "model")
     wf.connect(apply, "positive", sampler, "positive")
     wf.connect(apply, "negative", sampler, "negative")
     wf.connect(latent, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode", [], (1150, 330), (210, 50))
+    decode = wf.add("VAEDecode", [], 4)
     wf.connect(sampler, "LATENT", decode, "samples")
     wf.connect(ckpt, "VAE", decode, "vae")
-    save = wf.add("SaveImage", ["depth/dav2_controlnet"], (1500, 20), (400, 420))
+    save = wf.add("SaveImage", ["depth/dav2_controlnet"], 5)
     wf.connect(decode, "IMAGE", save, "images")
     return wf
 
 
-def _video_depth_graph(wf: Workflow, suffix: str, color_pos: tuple[int, int], **estimate: Any) -> Node:
+def _video_depth_graph(wf: Workflow, suffix: str, **estimate: Any) -> Node:
     """Load a video -> Estimate Depth -> grey (ControlNet-ready) and colourised depth videos; returns the
     Estimate Depth node. ``suffix`` goes into the saved videos' names."""
-    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
-    parts = wf.add("GetVideoComponents", [], (20, 370), (260, 70))
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], 0)
+    parts = wf.add("GetVideoComponents", [], 0)
     wf.connect(video, "VIDEO", parts, "video")
-    loader = _loader(wf, (20, 490))
-    est = _estimate(wf, **estimate)
+    loader = _loader(wf, 0)
+    est = _estimate(wf, column=1, **estimate)
     wf.connect(loader, "model", est, "model")
     wf.connect(parts, "images", est, "image")
-    grey = wf.add("CreateVideo", [30.0], (780, 20), (270, 80), title="Depth video (ControlNet-ready)")
+    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], 2)
+    wf.connect(est, "depth", color, "depth")
+    grey = wf.add("CreateVideo", [30.0], 3, title="Depth video (ControlNet-ready)")
     wf.connect(est, "depth_image", grey, "images")
     wf.connect(parts, "fps", grey, "fps")
-    save_grey = wf.add("SaveVideo", [f"video/dav2_depth{suffix}", "auto", "auto"], (1090, 20), (320, 300))
-    wf.connect(grey, "VIDEO", save_grey, "video")
-    color = wf.add("DAV2ColorizeDepth", ["Spectral_r", False, "auto", 0.0, 1.0], color_pos, (330, 180))
-    wf.connect(est, "depth", color, "depth")
-    colored = wf.add("CreateVideo", [30.0], (780, 380), (270, 80), title="Colorized depth video")
+    colored = wf.add("CreateVideo", [30.0], 3, title="Colorized depth video")
     wf.connect(color, "image", colored, "images")
     wf.connect(parts, "fps", colored, "fps")
-    save_color = wf.add("SaveVideo", [f"video/dav2_colorized{suffix}", "auto", "auto"], (1090, 380), (320, 300))
+    save_grey = wf.add("SaveVideo", [f"video/dav2_depth{suffix}", "auto", "auto"], 4)
+    wf.connect(grey, "VIDEO", save_grey, "video")
+    save_color = wf.add("SaveVideo", [f"video/dav2_colorized{suffix}", "auto", "auto"], 4)
     wf.connect(colored, "VIDEO", save_color, "video")
     return est
 
@@ -241,7 +278,7 @@ def _video_depth_graph(wf: Workflow, suffix: str, color_pos: tuple[int, int], **
 def video_depth() -> Workflow:
     """Video frames -> depth with one batch-wide normalisation (no flicker) -> grey and colour videos."""
     wf = Workflow()
-    _video_depth_graph(wf, "", (400, 420), normalization="batch")
+    _video_depth_graph(wf, "", normalization="batch")
     return wf
 
 
@@ -249,14 +286,14 @@ def depth_bokeh() -> Workflow:
     """Photo -> depth (edge-refined) -> lens blur focused on the image centre; the circle of confusion as a preview."""
     wf = Workflow()
     image, est = _photo_depth(wf, quality=[False, 0.5, False, 1.0])
-    blur = wf.add("DAV2DepthBokeh", ["point", 0.5, 0.5, 1.0, 12.0, 0.1, 16], (780, 20), (330, 300))
+    blur = wf.add("DAV2DepthBokeh", ["point", 0.5, 0.5, 1.0, 12.0, 0.1, 16], 2)
     wf.connect(image, "IMAGE", blur, "image")
     wf.connect(est, "depth", blur, "depth")
-    save = wf.add("SaveImage", ["depth/dav2_bokeh"], (1150, 20), (400, 360), title="Save bokeh")
-    wf.connect(blur, "image", save, "images")
-    coc = wf.add("MaskToImage", [], (780, 380), (210, 30))
+    coc = wf.add("MaskToImage", [], 2)
     wf.connect(blur, "coc", coc, "mask")
-    preview = wf.add("PreviewImage", [], (1150, 420), (400, 300), title="Circle of confusion (white = most blur)")
+    save = wf.add("SaveImage", ["depth/dav2_bokeh"], 3, title="Save bokeh")
+    wf.connect(blur, "image", save, "images")
+    preview = wf.add("PreviewImage", [], 3, title="Circle of confusion (white = most blur)")
     wf.connect(coc, "IMAGE", preview, "images")
     return wf
 
@@ -265,12 +302,12 @@ def depth_parallax() -> Workflow:
     """Photo -> depth (edge-refined) -> 48 frames of a looping circular camera move -> video."""
     wf = Workflow()
     image, est = _photo_depth(wf, quality=[False, 0.5, False, 1.0])
-    move = wf.add("DAV2DepthParallax", [48, "circle", 0.03], (780, 20), (330, 150))
+    move = wf.add("DAV2DepthParallax", [48, "circle", 0.03], 2)
     wf.connect(image, "IMAGE", move, "image")
     wf.connect(est, "depth", move, "depth")
-    video = wf.add("CreateVideo", [24.0], (780, 220), (270, 80), title="Parallax video")
+    video = wf.add("CreateVideo", [24.0], 2, title="Parallax video")
     wf.connect(move, "frames", video, "images")
-    save = wf.add("SaveVideo", ["video/dav2_parallax", "auto", "auto"], (1150, 20), (400, 360))
+    save = wf.add("SaveVideo", ["video/dav2_parallax", "auto", "auto"], 3)
     wf.connect(video, "VIDEO", save, "video")
     return wf
 
@@ -279,9 +316,8 @@ def video_depth_temporal() -> Workflow:
     """Video -> temporally consistent depth (frames aligned, one normalisation) -> grey and colour videos, plus the
     float depth of every frame as one .npy."""
     wf = Workflow()
-    est = _video_depth_graph(wf, "_temporal", (400, 480), normalization="batch", quality=[False, 0.0, True, 1.0])
-    save_depth = wf.add("DAV2SaveDepth", ["video/dav2_depth_frames", "npy"], (400, 700), (330, 110),
-                        title="Save float depth of all frames")
+    est = _video_depth_graph(wf, "_temporal", normalization="batch", quality=[False, 0.0, True, 1.0])
+    save_depth = wf.add("DAV2SaveDepth", ["video/dav2_depth_frames", "npy"], 2, title="Save float depth of all frames")
     wf.connect(est, "depth", save_depth, "depth")
     return wf
 

@@ -8,7 +8,12 @@ requirements are installed into this venv.
 
 Requirements go into the running interpreter's environment (``sys.executable -m pip``) without
 torch/torchvision/torchaudio, and with the installed torch pinned so pip never replaces it.
-Idempotent: a stamp file records what was done; a second run only re-checks the link.
+The newest tested frontend, PyPI ``comfyui-frontend-package`` (:data:`NEWEST_FRONTEND_VERSION`), goes into
+``<repo>/.comfyui/frontend-<version>/`` (``pip install --target``, not into the venv, where it would
+replace the frontend the ComfyUI release ships with); the browser tests serve it with
+``main.py --front-end-root <that folder>/comfyui_frontend_package/static``.
+
+Idempotent: a stamp file records what was done; a second run only re-checks the link and the frontend.
 """
 from __future__ import annotations
 
@@ -33,6 +38,9 @@ COMFYUI_VERSION = "0.3.75"
 #: Installed separately (Makefile pins the one torch/torchvision pair that works here).
 SKIP_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 EXTRA_REQUIREMENTS = ["requests"]
+#: The newest ComfyUI frontend the browser tests also run against (with the ComfyUI above as backend).
+NEWEST_FRONTEND_VERSION = "1.58.1"
+NEWEST_FRONTEND_DIR = REPO / ".comfyui" / f"frontend-{NEWEST_FRONTEND_VERSION}"
 STAMP_NAME = ".dav2-setup.json"
 
 
@@ -126,6 +134,27 @@ def download_stock_comfyui(target: Path) -> None:
     log(f"installed stock ComfyUI {COMFYUI_VERSION} into {target}")
 
 
+def newest_frontend_static() -> Path:
+    """Where :func:`install_newest_frontend` puts the newest tested frontend's ``static/`` folder."""
+    return NEWEST_FRONTEND_DIR / "comfyui_frontend_package" / "static"
+
+
+def install_newest_frontend(force: bool = False) -> Path:
+    """``pip install --target`` the pinned ``comfyui-frontend-package`` beside ComfyUI; returns its static/."""
+    static = newest_frontend_static()
+    if (static / "index.html").is_file() and not force:
+        log(f"frontend {NEWEST_FRONTEND_VERSION} already present at {static}")
+        return static
+    if NEWEST_FRONTEND_DIR.exists():
+        shutil.rmtree(NEWEST_FRONTEND_DIR)
+    log(f"installing comfyui-frontend-package=={NEWEST_FRONTEND_VERSION} into {NEWEST_FRONTEND_DIR}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(NEWEST_FRONTEND_DIR),
+                    f"comfyui-frontend-package=={NEWEST_FRONTEND_VERSION}"], check=True)
+    if not (static / "index.html").is_file():
+        raise SystemExit(f"comfyui-frontend-package {NEWEST_FRONTEND_VERSION} has no static/index.html under {static}")
+    return static
+
+
 def link_pack(comfyui_dir: Path) -> None:
     """Symlink this repository into ``custom_nodes/`` of the managed ComfyUI (for manual runs)."""
     link = comfyui_dir / "custom_nodes" / PACK_NAME
@@ -176,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if managed:
         link_pack(comfyui_dir)
+    install_newest_frontend(force=args.force)
     log(f"ready: COMFYUI_DIR={comfyui_dir}")
     return 0
 

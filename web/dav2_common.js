@@ -1,62 +1,135 @@
-// Shared helpers of the Depth Anything V2 web extension: colormap LUTs, the packed 16-bit depth PNG, formatting.
+// Shared helpers of the Depth Anything V2 web extension: DOM building, node sizing, the pack's settings
+// served by Python, the packed 16-bit depth PNG, number formatting.
 // Data contract (nodes/preview.py): each preview entry names a PNG in ComfyUI's temp folder whose
 // R = high byte and G = low byte of q = round(65535 * (d - min) / (max - min)); B = 255 marks "no value".
 import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 
 export const Q_MAX = 65535;
-export const LUT_SIZE = 256;
 
-let colormapsPromise = null;
-
-/** The colormap LUTs served by the pack: Map name -> Uint8Array(256*3) RGB, default colormap first. */
-export function fetchColormaps() {
-  if (!colormapsPromise) {
-    colormapsPromise = api
-      .fetchApi("/dav2/colormaps", { cache: "no-store" })
-      .then(async (res) => {
-        if (!res.ok) throw new Error(`GET /dav2/colormaps failed: HTTP ${res.status}`);
-        const table = await res.json();
-        const luts = new Map();
-        for (const [name, values] of Object.entries(table)) {
-          if (!Array.isArray(values) || values.length !== LUT_SIZE * 3) {
-            throw new Error(`colormap ${name}: expected ${LUT_SIZE * 3} values, got ${values?.length}`);
-          }
-          luts.set(name, Uint8Array.from(values));
-        }
-        if (!luts.size) throw new Error("GET /dav2/colormaps returned no colormap");
-        return luts;
-      })
-      .catch((err) => {
-        colormapsPromise = null; // let a later preview retry
-        throw err;
-      });
-  }
-  return colormapsPromise;
+/** A new element with an optional class name and text. */
+export function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
 }
 
-const lut16Cache = new Map();
+const GAP_PX = 10; // what a growing node keeps free towards its neighbours (canvas units)
+
+function titleHeight() {
+  return globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
+}
 
 /**
- * The 256-entry LUT expanded to one RGB triple per 16-bit level (Uint8Array(65536*3)), interpolating
- * linearly between entries exactly like dav2_core.colormaps.colorize (level 0 = entry 0, 65535 = entry 255).
+ * The largest width and body height (canvas units) ``node`` can take without running into a node to its
+ * right or below it; Infinity where nothing is in the way.
  */
-export function expandLut(name, lut8) {
-  const cached = lut16Cache.get(name);
-  if (cached && cached.source === lut8) return cached.table;
-  const table = new Uint8Array((Q_MAX + 1) * 3);
-  for (let q = 0; q <= Q_MAX; q++) {
-    const pos = (q / Q_MAX) * (LUT_SIZE - 1);
-    const i0 = Math.min(Math.floor(pos), LUT_SIZE - 1);
-    const i1 = Math.min(i0 + 1, LUT_SIZE - 1);
-    const f = pos - i0;
-    for (let c = 0; c < 3; c++) {
-      const a = lut8[i0 * 3 + c];
-      table[q * 3 + c] = Math.round(a + (lut8[i1 * 3 + c] - a) * f);
-    }
+function roomAround(node) {
+  const t = titleHeight();
+  const [x0, y0] = node.pos;
+  const [w, h] = node.size;
+  let width = Infinity;
+  let height = Infinity;
+  for (const other of node.graph?.nodes ?? node.graph?._nodes ?? []) {
+    if (other === node || other.flags?.collapsed) continue;
+    const [ox, oy] = other.pos;
+    const [ow, oh] = other.size;
+    const besideX = ox < x0 + w && ox + ow > x0;
+    const besideY = oy - t < y0 + h && oy + oh > y0 - t;
+    if (besideX && oy - t >= y0) height = Math.min(height, oy - t - GAP_PX - y0);
+    if (besideY && ox >= x0 + w) width = Math.min(width, ox - GAP_PX - x0);
   }
-  lut16Cache.set(name, { source: lut8, table });
-  return table;
+  return { width, height };
+}
+
+/**
+ * Nodes 2.0 (a Vue node holding ``element``): the node's box follows its content (and some frontends do not
+ * follow ``setSize`` once the node is shown), so after the layout has settled, give ``element`` the ``wanted``
+ * height (CSS px = canvas units) it did not get, as far as the node body may grow (``limit``).
+ */
+function growVueNode(element, wanted, limit) {
+  const nodeEl = element.closest?.(".lg-node");
+  if (!nodeEl || !(wanted > 0)) return;
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const have = element.clientHeight;
+    const spare = Math.max(0, limit - (nodeEl.offsetHeight - titleHeight()));
+    const target = Math.min(wanted, have + spare);
+    if (target > have + 1) element.style.minHeight = `${Math.floor(target)}px`;
+  }));
+}
+
+/**
+ * Widen a node to ``minWidth`` and make it tall enough for its widgets' minimum heights plus ``extra`` px,
+ * without running into its neighbours (it then stays smaller and the widget fits what there is); never
+ * shrinks it; redraws. ``element``/``wanted``: our widget and the height it should get (Nodes 2.0 sizes
+ * nodes by their content, so there the shortfall is measured).
+ */
+export function growNode(node, minWidth, extra = 0, element = null, wanted = 0) {
+  if (!node.size || !node.computeSize) return;
+  const room = roomAround(node);
+  const width = Math.max(node.size[0], Math.min(minWidth, room.width));
+  node.setSize([width, node.size[1]]); // first the width: the preferred height depends on it
+  const least = node.computeSize()[1];
+  const limit = Math.max(least, room.height);
+  node.setSize([width, Math.max(node.size[1], Math.min(least + Math.max(0, extra), limit))]);
+  if (element) growVueNode(element, wanted, limit);
+  node.setDirtyCanvas?.(true, true);
+  app.canvas?.setDirty(true, true);
+}
+
+/**
+ * Nodes 2.0 on frontends that keep a snapshot of a node's widget list once any widget value changed (seen on
+ * 1.32): a DOM widget added after that is never mounted. If the node shows its widgets but not ``element``,
+ * announce the node to the graph again (``graph.onNodeAdded``, which the Vue node manager hooks), so its
+ * widgets are read afresh. Frontends without the problem never get here.
+ */
+export function ensureMounted(node, element) {
+  const vueNode = () => document.querySelector(`.lg-node[data-node-id="${node.id}"]`);
+  if (!vueNode()) return; // classic canvas
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const shown = vueNode();
+    if (element.isConnected || !node.graph || !shown?.querySelector(".lg-node-widget")) return; // or far zoomed out
+    node.graph.onNodeAdded?.(node);
+  }));
+}
+
+/** Add the pack's stylesheet (web/dav2.css) once per page, however often this module is loaded. */
+export function ensureStylesheet() {
+  if (document.getElementById("dav2-style")) return;
+  const link = el("link");
+  link.id = "dav2-style";
+  link.rel = "stylesheet";
+  link.href = new URL("./dav2.css", import.meta.url).href;
+  document.head.appendChild(link);
+}
+
+const jsonCache = new Map();
+
+/** GET a JSON route of the pack once per page (retried after a failure). */
+export function fetchPackJson(route) {
+  if (!jsonCache.has(route)) {
+    const pending = api
+      .fetchApi(route, { cache: "no-store" })
+      .then(async (res) => {
+        if (!res.ok) throw new Error(`GET ${route} failed: HTTP ${res.status}`);
+        return res.json();
+      })
+      .catch((err) => {
+        jsonCache.delete(route); // let a later call retry
+        throw err;
+      });
+    jsonCache.set(route, pending);
+  }
+  return jsonCache.get(route);
+}
+
+/**
+ * Constants the Python side owns (nodes/routes.py): ``stat_keys`` (the statistics rows, in display order)
+ * and ``max_preview_images`` (how many images of a batch are previewed or get a stats column).
+ */
+export function fetchConfig() {
+  return fetchPackJson("/dav2/config");
 }
 
 /** URL of a temp/output file through ComfyUI's /view endpoint (no "preview" param: the exact bytes). */
@@ -67,6 +140,19 @@ export function viewUrl(entry) {
     subfolder: entry.subfolder ?? "",
   });
   return api.apiURL(`/view?${params}`);
+}
+
+/**
+ * Which preview files of ``entries`` are still in the server's temp folder (ComfyUI empties it on start):
+ * a Set of the file names that exist. Asked through GET /dav2/preview_files, so a missing file costs no
+ * failed request (and no browser console error).
+ */
+export async function existingPreviewFiles(entries) {
+  const names = entries.map((e) => e.filename).join("/");
+  const res = await api.fetchApi(`/dav2/preview_files?${new URLSearchParams({ names })}`, { cache: "no-store" });
+  if (!res.ok) throw new Error(`GET /dav2/preview_files failed: HTTP ${res.status}`);
+  const found = await res.json();
+  return new Set(Object.keys(found).filter((name) => found[name]));
 }
 
 /**
@@ -121,8 +207,9 @@ export function valueDecimals(entry) {
   return Math.max(2, Math.min(8, Math.ceil(-Math.log10(step)) + 1));
 }
 
+/** Text after a value in ``units`` (as the Python side sends them: "m" or "relative"). */
 export function unitsSuffix(units) {
-  return units === "m" ? " m" : " (relative)";
+  return units === "relative" ? " (relative)" : ` ${units}`;
 }
 
 /** Compact number for tables: 4 significant digits, '-' for null/undefined/NaN. */
@@ -158,42 +245,4 @@ export function forwardWheelToCanvas(element) {
     },
     { passive: false }
   );
-}
-
-let styleInjected = false;
-
-/** Add the extension's stylesheet once (scoped by the dav2- class prefix; uses ComfyUI's theme variables). */
-export function injectStyle() {
-  if (styleInjected) return;
-  styleInjected = true;
-  const style = document.createElement("style");
-  style.id = "dav2-style";
-  style.textContent = `
-.dav2-preview, .dav2-stats { box-sizing: border-box; width: 100%; height: 100%; display: flex; flex-direction: column;
-  gap: 4px; padding: 2px 4px; font: 11px/1.3 system-ui, sans-serif; color: var(--input-text, #ddd); overflow: hidden; }
-.dav2-toolbar { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; min-height: 22px; }
-.dav2-toolbar select { background: var(--comfy-input-bg, #222); color: var(--input-text, #ddd);
-  border: 1px solid var(--border-color, #444); border-radius: 4px; font-size: 11px; padding: 1px 2px; }
-.dav2-toolbar label { display: flex; gap: 3px; align-items: center; cursor: pointer; }
-.dav2-status { opacity: 0.75; margin-left: auto; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.dav2-status.dav2-error { color: #ff6b6b; opacity: 1; }
-.dav2-view { position: relative; flex: 1 1 auto; min-height: 40px; display: flex; align-items: center; justify-content: center;
-  background: repeating-conic-gradient(#2a2a2a 0% 25%, #333 0% 50%) 50% / 12px 12px; border-radius: 4px; overflow: hidden; }
-.dav2-view canvas.dav2-depth { display: block; image-rendering: auto; cursor: crosshair; }
-.dav2-view canvas.dav2-relief { display: block; cursor: grab; }
-.dav2-loading .dav2-view canvas, .dav2-loading .dav2-hist { opacity: 0.3; }
-.dav2-hist { flex: 0 0 auto; height: 36px; width: 100%; display: block; border-radius: 3px; background: rgba(0,0,0,0.25); }
-.dav2-axis { display: flex; justify-content: space-between; opacity: 0.8; font-variant-numeric: tabular-nums; }
-.dav2-readout { min-height: 15px; font-variant-numeric: tabular-nums; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.dav2-stats-head { opacity: 0.85; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.dav2-stats-body { display: flex; flex-direction: column; gap: 2px; min-height: 0; flex: 1 1 auto; }
-.dav2-stats-scroll { flex: 1 1 auto; overflow: auto; min-height: 0; }
-.dav2-stats table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; }
-.dav2-stats th, .dav2-stats td { padding: 0 6px; height: 16px; text-align: right; border-bottom: 1px solid var(--border-color, #444); white-space: nowrap; }
-.dav2-stats th { position: sticky; top: 0; background: var(--comfy-menu-bg, #353535); font-weight: 600; }
-.dav2-stats th:first-child, .dav2-stats td:first-child { text-align: left; opacity: 0.85; }
-.dav2-stats .dav2-batch { font-weight: 600; border-left: 2px solid var(--border-color, #555); }
-.dav2-stats-text { margin: 0; white-space: pre; overflow: auto; flex: 1 1 auto; }
-`;
-  document.head.appendChild(style);
 }

@@ -7,8 +7,11 @@ const GRID = 112; // quads along the long side
 const MAX_YAW = 1.2; // radians
 const MAX_PITCH = 1.2;
 
-/** Nearness 0..1 (near = 1) of a coarse grid over the full-resolution levels; NaN where no value. */
-function coarseGrid(depth, gw, gh, metric) {
+/**
+ * Nearness 0..1 (near = 1) of a coarse grid over the full-resolution levels; NaN where no value.
+ * ``largerIsNearer``: the direction of the values (the preview entry's ``larger_is_nearer``, from Python).
+ */
+function coarseGrid(depth, gw, gh, largerIsNearer) {
   const { width, height, q, invalid } = depth;
   const t = new Float32Array(gw * gh);
   for (let j = 0; j < gh; j++) {
@@ -21,7 +24,7 @@ function coarseGrid(depth, gw, gh, metric) {
         continue;
       }
       const v = q[k] / Q_MAX; // a constant map is all level 0
-      t[j * gw + i] = metric ? 1 - v : v; // metres: larger = farther
+      t[j * gw + i] = largerIsNearer ? v : 1 - v;
     }
   }
   return t;
@@ -68,15 +71,16 @@ export class ReliefView {
 
   /**
    * New data: ``depth`` from loadPackedDepth, its preview size, ``lut`` (Uint8Array 65536*3 RGB) and
-   * ``index`` (expanded-LUT position of each stored level, as the flat preview colours it).
+   * ``index`` (expanded-LUT position of each stored level, as the flat preview colours it), and whether
+   * larger values are nearer.
    */
-  setData(depth, pw, ph, lut, index, metric) {
+  setData(depth, pw, ph, lut, index, largerIsNearer) {
     const gw = Math.max(2, Math.round(pw >= ph ? GRID : (GRID * pw) / ph));
     const gh = Math.max(2, Math.round(pw >= ph ? (GRID * ph) / pw : GRID));
-    this.grid = { gw, gh, aspect: pw / ph, t: coarseGrid(depth, gw, gh, metric) };
+    this.grid = { gw, gh, aspect: pw / ph, t: coarseGrid(depth, gw, gh, largerIsNearer) };
     this.lut = lut;
     this.index = index;
-    this.metric = metric;
+    this.largerIsNearer = largerIsNearer;
     this.requestRender();
   }
 
@@ -109,7 +113,7 @@ export class ReliefView {
 
   colour(t, shade) {
     // t: nearness 0..1 -> back to the stored level -> the colour the flat preview gives that level
-    const l = this.index[Math.round((this.metric ? 1 - t : t) * Q_MAX)] * 3;
+    const l = this.index[Math.round((this.largerIsNearer ? t : 1 - t) * Q_MAX)] * 3;
     const r = Math.round(this.lut[l] * shade);
     const g = Math.round(this.lut[l + 1] * shade);
     const b = Math.round(this.lut[l + 2] * shade);
