@@ -100,10 +100,7 @@ export class DepthPreview {
       this.applyNodeColormap();
       const present = await existingPreviewFiles(this.entries);
       if (token !== this.loadToken) return;
-      if (!present.has(this.entries[0].filename)) {
-        this.showMissing();
-        return;
-      }
+      if (!present.has(this.entries[0].filename)) return this.showMissing();
       await this.showImage(0);
     } catch (err) {
       if (execution !== this.execution) return; // failure of an output that was already replaced
