@@ -8,6 +8,7 @@ from dav2_core.effects import calibrate_to_metric
 
 from .api import io
 from .effect_io import execution
+from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 POINTS_HELP = (
@@ -90,4 +91,4 @@ class CalibrateDepthToMetric(io.ComfyNode):
         metric, fit = calibrate_to_metric(relative, points=parsed or None, reference=refs, max_depth_m=max_depth_m,
                                           run=execution())
         report = format_fit(fit)
-        return io.NodeOutput(metric, report, ui={"text": [report]})
+        return io.NodeOutput(metric, report, ui=report_ui(report))

@@ -12,6 +12,7 @@ from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_i
 
 from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
+from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 GT_FILE_HELP = (
@@ -102,4 +103,4 @@ class EvaluateDepth(io.ComfyNode):
         result = evaluate_depth(pred, truth, mask, align, min_depth or None, max_depth or None)
         report = format_evaluation(result)
         return io.NodeOutput(report, json.dumps(result.as_dict()), result.mean["abs_rel"], result.mean["delta1"],
-                             ui={"text": [report]})
+                             ui=report_ui(report))

@@ -27,6 +27,8 @@ from dav2_core.io import to_uint16
 
 #: UI output key the web extension reads (one entry per previewed image).
 UI_KEY = "dav2_depth"
+#: UI output key of a text report the web extension shows on the node (Calibrate, Evaluate).
+REPORT_UI_KEY = "dav2_report"
 #: Only the first images of a batch are previewed (a video batch would otherwise write hundreds of files)...
 MAX_PREVIEW_IMAGES = 16
 #: ...and only while their pixels add up to this, 8 Mpx: one 4K map (packed ~11 MB, ~1 s to write) or four
@@ -181,3 +183,9 @@ def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024,
 
     return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side,
                                           display_range)}
+
+
+def report_ui(report: str) -> dict[str, list[str]]:
+    """UI output that shows ``report`` on the node (web/dav2.js puts it in a text box): under
+    :data:`REPORT_UI_KEY`, and as ``text`` like ComfyUI's core nodes for API clients."""
+    return {"text": [report], REPORT_UI_KEY: [report]}

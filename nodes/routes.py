@@ -2,7 +2,8 @@
 
 * ``GET /dav2/colormaps``: the colormap LUTs the nodes use (one source for Colorize Depth, the CLI and the
   browser's recolouring).
-* ``GET /dav2/config``: the statistics keys in display order and the batch preview cap.
+* ``GET /dav2/config``: the statistics keys in display order, the batch preview cap, and where a click on
+  the depth preview writes (:data:`PICK_TARGETS`).
 * ``GET /dav2/preview_files?names=a.png/b.png``: which packed preview PNGs are still in the temp folder
   (ComfyUI empties it on start; a restored preview whose file is gone shows a placeholder instead of a
   failed request).
@@ -31,11 +32,21 @@ _PREVIEW_NAME = re.compile(r"dav2_depth_[0-9a-f]{12}_\d{2,}\.png")
 #: At most this many names per request (a batch previews at most MAX_PREVIEW_IMAGES).
 _MAX_NAMES = 64
 _registered = False
+#: Where picking on the depth preview writes (web/preview/targets.js): "focus" = Depth Bokeh's focus point
+#: (mode widget set to point_mode, x/y as fractions 0..1), "points" = Calibrate Depth to Metric's reference
+#: points string ('x,y,metres; ...', pixels). "through": nodes whose DEPTH output keeps the pixel grid of
+#: their input, so picks reach the nodes after them. tests/test_nodes_api.py checks these against the schemas.
+PICK_TARGETS = {
+    "focus": {"node": "DAV2DepthBokeh", "mode": "focus_mode", "point_mode": "point", "x": "focus_x", "y": "focus_y"},
+    "points": {"node": "DAV2CalibrateDepth", "widget": "points"},
+    "through": ["DAV2CalibrateDepth"],
+}
 
 
 def web_config() -> dict:
-    """What ``GET /dav2/config`` answers: ``stat_keys`` (list) and ``max_preview_images`` (int)."""
-    return {"stat_keys": list(STAT_KEYS), "max_preview_images": MAX_PREVIEW_IMAGES}
+    """What ``GET /dav2/config`` answers: ``stat_keys`` (list), ``max_preview_images`` (int) and ``pick``
+    (:data:`PICK_TARGETS`)."""
+    return {"stat_keys": list(STAT_KEYS), "max_preview_images": MAX_PREVIEW_IMAGES, "pick": PICK_TARGETS}
 
 
 def preview_files_present(names: list[str], temp_dir: str) -> dict[str, bool]:

@@ -62,9 +62,10 @@ def saved_depth(server: Any, entry: dict, node_id: str) -> np.ndarray:
 
 # ============================================================================ the depth preview and stats
 
-def queue_and_wait(page: Any, server: Any, node_id: int | str, execution: int, timeout_s: float = 300) -> dict:
-    """Queue the canvas graph from the UI, wait for the prompt to finish on the server and the preview of
-    ``node_id`` to show its ``execution``-th output; returns the prompt's history entry."""
+def queue_and_wait(page: Any, server: Any, node_id: int | str | None, execution: int = 0,
+                   timeout_s: float = 300) -> dict:
+    """Queue the canvas graph from the UI, wait for the prompt to finish on the server (without an error) and
+    the preview of ``node_id`` (unless None) to show its ``execution``-th output; returns the history entry."""
     from comfy_harness import execution_error
 
     with page.expect_response(lambda r: r.url.endswith("/prompt") and r.request.method == "POST",
@@ -75,6 +76,8 @@ def queue_and_wait(page: Any, server: Any, node_id: int | str, execution: int, t
     entry = server.wait_history(body["prompt_id"], timeout=timeout_s)
     err = execution_error(entry)
     assert err is None, f"the graph failed: {err.get('exception_message')}\n{server.log_tail()}"
+    if node_id is None:
+        return entry
     page.wait_for_selector(f'{preview_sel(node_id)}[data-execution="{execution}"][data-ready="1"]',
                            state="attached", timeout=60_000)
     return entry

@@ -275,7 +275,7 @@ def test_calibration_from_points_recovers_known_scale_and_shift(comfy_inprocess)
     assert metric.values.shape == (1, H, W) and metric.values.dtype == torch.float32
     torch.testing.assert_close(metric.values, metres, rtol=0.01, atol=0)
     assert "scale 0.5" in report and "shift 0.1" in report and "residual RMSE" in report and "4 samples" in report
-    assert ui["text"] == [report]
+    assert ui["text"] == ui["dav2_report"] == [report]  # the report is shown on the node
     # new lines and spaces work as separators too
     again, _, _ = calibrate(comfy_inprocess, rel, "\n".join(f"{x} {y} {float(metres[0, y, x]):.6f}" for x, y in pts))
     torch.testing.assert_close(again.values, metric.values)

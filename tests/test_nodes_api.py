@@ -78,3 +78,19 @@ def test_image_outputs_follow_comfyuis_intermediate_dtype(api, comfy_inprocess, 
     assert api.image_output(torch.rand(1, 2, 2, 3)).dtype == torch.float16
     image = colorize.execute(depth, "gray", False, "auto", 0.0, 1.0).args[0]
     assert image.dtype == torch.float16 and image.device == mm.intermediate_device()
+
+
+def test_pick_targets_name_real_nodes_and_widgets(comfy_inprocess) -> None:
+    """The node ids and widget names the web preview writes picks into (GET /dav2/config "pick") exist."""
+    routes = sys.modules[f"{comfy_inprocess.module.__name__}.nodes.routes"]
+    pick = routes.PICK_TARGETS
+    classes = comfy_inprocess.nodes.NODE_CLASS_MAPPINGS
+    by_id = {i: classes[i].GET_SCHEMA() for i in {pick["focus"]["node"], pick["points"]["node"], *pick["through"]}}
+    focus = {i.id: i for i in by_id[pick["focus"]["node"]].inputs}
+    assert {pick["focus"][k] for k in ("mode", "x", "y")} <= set(focus)
+    assert pick["focus"]["point_mode"] in focus[pick["focus"]["mode"]].options
+    assert (focus[pick["focus"]["x"]].min, focus[pick["focus"]["x"]].max) == (0.0, 1.0)  # fractions
+    points = {i.id: i for i in by_id[pick["points"]["node"]].inputs}
+    assert pick["points"]["widget"] in points and "depth" in points
+    for through in pick["through"]:  # a DEPTH in, a DEPTH out: the pixel grid is kept
+        assert [o.io_type for o in by_id[through].outputs][0] == "DEPTH" and "depth" in {i.id for i in by_id[through].inputs}

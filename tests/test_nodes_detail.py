@@ -83,7 +83,7 @@ def test_evaluate_depth_scores_an_affine_disparity_perfectly(comfy_inprocess, ny
     assert abs_rel < 1e-5 and delta1 == 1.0
     data = json.loads(metrics_json)
     assert data["align"] == "scale_shift" and data["per_image"][0]["n_valid"] == int(valid.sum())
-    assert "AbsRel" in report and out.ui["text"] == [report]
+    assert "AbsRel" in report and out.ui["text"] == out.ui["dav2_report"] == [report]  # shown on the node
 
 
 def test_evaluate_depth_other_ground_truth_inputs(comfy_inprocess, nyu_like):

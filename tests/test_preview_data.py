@@ -148,7 +148,8 @@ def test_web_config_is_the_python_constants() -> None:
     from dav2_core.stats import STAT_KEYS
 
     config = routes.web_config()
-    assert config == {"stat_keys": list(STAT_KEYS), "max_preview_images": preview.MAX_PREVIEW_IMAGES}
+    assert config == {"stat_keys": list(STAT_KEYS), "max_preview_images": preview.MAX_PREVIEW_IMAGES,
+                      "pick": routes.PICK_TARGETS}
 
 
 def test_preview_files_present_answers_only_for_preview_names(tmp_path: Path) -> None:

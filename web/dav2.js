@@ -1,5 +1,6 @@
 // Depth Anything V2 pack: registers the frontend extension. A node whose UI output holds "dav2_depth"
-// (nodes/preview.py) gets the interactive depth preview; "dav2_stats" gets the statistics table.
+// (nodes/preview.py) gets the interactive depth preview; "dav2_stats" gets the statistics table; "dav2_report"
+// (Calibrate, Evaluate) gets its text report shown in the same box the stats table uses.
 // The keys are ours alone, so the hooks act on any node type that sends them and ignore all others:
 // no dependence on the folder name the pack was installed under.
 //
@@ -7,7 +8,7 @@
 // a workflow tab switch, undo, or loading a saved workflow (frontends that restore outputs themselves call
 // onNodeOutputsUpdated, handled the same way). Showing the same output twice is a no-op.
 import { app } from "../../scripts/app.js";
-import { ensureStylesheet, fetchConfig } from "./dav2_common.js";
+import { ensureStylesheet, fetchConfig, workflowChanged } from "./dav2_common.js";
 import { showDepthPreview } from "./depth_preview.js";
 import { showDepthStats } from "./depth_stats.js";
 
@@ -17,13 +18,14 @@ export const SAVED_OUTPUT = "dav2_output";
 /** The STRING output kept with restored stats is cut to this many characters (the table has the numbers). */
 const MAX_SAVED_TEXT = 4000;
 
-/** Our part of a node's UI output ({dav2_depth?, dav2_stats?, text?}), or null when it has none. */
+/** Our part of a node's UI output ({dav2_depth?, dav2_stats?, text?, dav2_report?}), or null when it has none. */
 function ourPart(node, output) {
   if (!output) return null;
   const part = {};
   if (Array.isArray(output.dav2_depth)) part.dav2_depth = output.dav2_depth;
   if (Array.isArray(output.dav2_stats)) part.dav2_stats = output.dav2_stats;
-  if (part.dav2_stats || (output.text && node.dav2Stats)) {
+  if (Array.isArray(output.dav2_report)) part.dav2_report = output.dav2_report;
+  else if (part.dav2_stats || (output.text && node.dav2Stats)) {
     if (Array.isArray(output.text)) part.text = output.text;
     if (!part.dav2_stats) part.dav2_stats = [null];
   }
@@ -38,6 +40,7 @@ function show(node, part, fresh) {
   const tasks = [];
   if (part.dav2_depth) tasks.push(showDepthPreview(node, part.dav2_depth));
   if (part.dav2_stats) tasks.push(showDepthStats(node, part.dav2_stats[0] ?? null, part.text?.[0] ?? null));
+  if (part.dav2_report) tasks.push(showDepthStats(node, null, String(part.dav2_report[0] ?? "")));
   Promise.all(tasks).catch((err) => console.error(`[dav2] could not show the output of node ${node.id}:`, err));
 }
 
@@ -49,7 +52,9 @@ async function savedCopy(part) {
     const { max_preview_images: cap } = await fetchConfig();
     saved.dav2_stats = [{ ...stats, images: stats.images.slice(0, cap) }];
   }
-  if (part.text) saved.text = part.text.map((t) => (t.length > MAX_SAVED_TEXT ? `${t.slice(0, MAX_SAVED_TEXT)}…` : t));
+  const cut = (t) => (t.length > MAX_SAVED_TEXT ? `${t.slice(0, MAX_SAVED_TEXT)}…` : t);
+  if (part.text) saved.text = part.text.map(cut);
+  if (part.dav2_report) saved.dav2_report = part.dav2_report.map((t) => cut(String(t)));
   return saved;
 }
 
@@ -58,8 +63,7 @@ function remember(node, part) {
     .then((saved) => {
       if (!node.properties) return;
       node.properties[SAVED_OUTPUT] = saved;
-      // let the frontend notice the change now (it persists the workflow on change), not at the next click
-      app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+      workflowChanged(); // the frontend persists the workflow on change
     })
     .catch((err) => console.error(`[dav2] could not keep the output of node ${node.id} in the workflow:`, err));
 }

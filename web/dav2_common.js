@@ -94,6 +94,11 @@ export function ensureMounted(node, element) {
   }));
 }
 
+/** Tell the frontend the workflow changed now (it saves it and records an undo step), not at the next click. */
+export function workflowChanged() {
+  app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+}
+
 /** Add the pack's stylesheet (web/dav2.css) once per page, however often this module is loaded. */
 export function ensureStylesheet() {
   if (document.getElementById("dav2-style")) return;

@@ -1,6 +1,7 @@
 // Interactive depth preview on Estimate Depth / Colorize Depth: the depth colourised in the browser with a
-// colormap selector, hover read-out of the full-resolution value and pixel, a histogram strip and a 3D relief.
-// The parts live in preview/ (dom, colouring, histogram, picking); this class holds the state and wiring.
+// colormap selector, hover read-out of the full-resolution value and pixel, a histogram strip, a 3D relief,
+// and picking (click: Depth Bokeh focus, shift-click: Calibrate reference point; markers of both).
+// The parts live in preview/ (dom, colouring, histogram, picking, pick_points); this class holds the state.
 import { ensureMounted, existingPreviewFiles, forwardWheelToCanvas, growNode, loadPackedDepth } from "./dav2_common.js";
 import { ReliefView } from "./depth_relief.js";
 import { expandLut, fetchColormaps, levelLutIndex, paintDepth, sampleIndex } from "./preview/colouring.js";
@@ -9,7 +10,8 @@ import {
   fillImageOptions, showPlaceholder, statusText,
 } from "./preview/dom.js";
 import { clearHistogram, drawHistogram, histogram } from "./preview/histogram.js";
-import { clearReadout, pixelAt, readPixel, setReadout } from "./preview/picking.js";
+import { PICK_HINT, PickPoints } from "./preview/pick_points.js";
+import { clearReadout, hoverReadout } from "./preview/picking.js";
 
 export const PREVIEW_WIDGET = "dav2_depth_preview";
 const RELIEF_HINT = "drag to turn the relief · double-click to face it";
@@ -28,6 +30,7 @@ export class DepthPreview {
     this.relief = null; // ReliefView, created the first time 3D is switched on
     Object.assign(this, buildPreviewDom());
     this.root.style.minHeight = `${this.minHeight()}px`; // Nodes 2.0 lays the widget out by its CSS size
+    this.picker = new PickPoints(this);
 
     this.cmapSelect.addEventListener("change", () => {
       this.colormap = this.cmapSelect.value;
@@ -97,10 +100,7 @@ export class DepthPreview {
       this.applyNodeColormap();
       const present = await existingPreviewFiles(this.entries);
       if (token !== this.loadToken) return;
-      if (!present.has(this.entries[0].filename)) {
-        this.showMissing();
-        return;
-      }
+      if (!present.has(this.entries[0].filename)) return this.showMissing();
       await this.showImage(0);
     } catch (err) {
       if (execution !== this.execution) return; // failure of an output that was already replaced
@@ -122,6 +122,7 @@ export class DepthPreview {
     this.axisMin.textContent = "";
     this.axisMax.textContent = "";
     this.root.classList.remove("dav2-loading");
+    this.picker.layout();
   }
 
   /** The preview's file is gone from the server's temp folder: a placeholder instead of the picture. */
@@ -173,6 +174,7 @@ export class DepthPreview {
     this.fitCanvas();
     this.render();
     this.updateRelief();
+    this.picker.sync(true);
     if (this.reliefBox.checked) this.readout.textContent = RELIEF_HINT;
     else this.clearHover();
     this.root.classList.remove("dav2-loading");
@@ -235,7 +237,7 @@ export class DepthPreview {
 
   /** Size the canvas element to fit the view box with the image's aspect ratio. */
   fitCanvas() {
-    if (!this.current) return;
+    if (!this.current) return this.picker.layout();
     const { pw, ph } = this.current;
     const boxW = this.view.clientWidth;
     const boxH = this.view.clientHeight;
@@ -245,21 +247,19 @@ export class DepthPreview {
     this.canvas.style.width = `${Math.max(1, Math.floor(pw * scale))}px`;
     this.canvas.style.height = `${Math.max(1, Math.floor(ph * scale))}px`;
     this.canvas.style.imageRendering = scale > 1 ? "pixelated" : "auto"; // enlarged: show the real pixels
+    this.picker.layout();
     this.drawHistogram();
   }
 
   onHover(e) {
     if (!this.current) return;
-    const { entry, depth } = this.current;
-    const p = pixelAt(this.canvas, depth.width, depth.height, e);
-    if (!p) return this.clearHover();
-    const read = readPixel(entry, depth, p);
-    setReadout(this.readout, read.text, p, read.value, entry.units);
-    this.drawHistogram(read.level === null ? null : entry.max === entry.min ? 0 : read.level);
+    const level = hoverReadout(this.canvas, this.current, this.readout, e);
+    if (level === undefined) this.clearHover();
+    else this.drawHistogram(level);
   }
 
   clearHover() {
-    clearReadout(this.readout, this.current ? "hover the image to read depth" : "");
+    clearReadout(this.readout, this.current ? `hover: depth · ${PICK_HINT}` : "");
     if (this.current) this.drawHistogram();
   }
 
@@ -272,6 +272,7 @@ export class DepthPreview {
   dispose() {
     this.loadToken++;
     this.relief?.dispose();
+    this.picker.dispose();
     this.resizeObserver.disconnect();
   }
 }

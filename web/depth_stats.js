@@ -7,6 +7,8 @@ import { el, ensureMounted, fetchConfig, fmt4, forwardWheelToCanvas, growNode } 
 export const STATS_WIDGET = "dav2_depth_stats";
 const ROW_PX = 17;
 const HEAD_PX = 40; // summary line + table header + padding
+const CHAR_PX = 6.7; // a monospace character of the text view (11px)
+const MAX_TEXT_WIDTH = 560; // a wider report scrolls inside the node
 
 function validText(rec) {
   const pct = rec.total_pixels ? (100 * rec.valid_pixels) / rec.total_pixels : 0;
@@ -76,7 +78,7 @@ export function buildStatsTable(stats, text, statKeys, maxImages) {
 function createStatsWidget(node) {
   const root = el("div", "dav2-stats");
   root.dataset.dav2 = "depth-stats";
-  const state = { root, height: HEAD_PX + ROW_PX, columns: 1, execution: 0 };
+  const state = { root, height: HEAD_PX + ROW_PX, width: 165, execution: 0 };
   const widget = node.addDOMWidget(STATS_WIDGET, "dav2_stats", root, {
     serialize: false,
     hideOnZoom: false,
@@ -101,16 +103,18 @@ export async function showDepthStats(node, stats, text) {
   if (!stats) {
     const pre = el("pre", "dav2-stats-text dav2-scroll", text ?? "no statistics");
     state.root.replaceChildren(pre);
-    state.height = HEAD_PX + ROW_PX * Math.min(12, (text ?? "").split("\n").length);
-    state.columns = 1;
+    const lines = (text ?? "").split("\n");
+    state.height = HEAD_PX + ROW_PX * Math.min(12, lines.length);
+    // as wide as the report's table rows (Evaluate Depth), up to a limit
+    state.width = Math.min(MAX_TEXT_WIDTH, 30 + CHAR_PX * Math.max(20, ...lines.map((l) => l.length)));
   } else {
     state.root.replaceChildren(buildStatsTable(stats, text, statKeys, maxImages));
     state.height = HEAD_PX + ROW_PX * (statKeys.length + 1) + ((stats.batch_size ?? 0) > maxImages ? ROW_PX : 0);
     const n = stats.batch_size ?? 1;
-    state.columns = Math.min(n, maxImages) + (n > 1 ? 1 : 0);
+    state.width = Math.min(480, 90 + 75 * (Math.min(n, maxImages) + (n > 1 ? 1 : 0)));
   }
   state.root.style.minHeight = `${state.height}px`; // Nodes 2.0 lays the widget out by its CSS size
   state.root.dataset.execution = String(state.execution);
   // Taller if needed; wider only up to a few columns (a wide batch table scrolls inside the node).
-  growNode(node, Math.min(480, 90 + 75 * state.columns), 0, state.root, state.height);
+  growNode(node, state.width, 0, state.root, state.height);
 }

@@ -41,3 +41,16 @@ export function clearReadout(readout, text) {
   readout.textContent = text;
   for (const k of ["x", "y", "value", "units"]) delete readout.dataset[k];
 }
+
+/**
+ * Hover read-out at pointer event ``e`` over ``canvas`` showing ``current`` ({entry, depth}): fills ``readout``
+ * and returns the histogram marker level (null: none), or undefined (read-out untouched) outside the image.
+ */
+export function hoverReadout(canvas, current, readout, e) {
+  const { entry, depth } = current;
+  const p = pixelAt(canvas, depth.width, depth.height, e);
+  if (!p) return undefined;
+  const read = readPixel(entry, depth, p);
+  setReadout(readout, read.text, p, read.value, entry.units);
+  return read.level === null ? null : entry.max === entry.min ? 0 : read.level;
+}
