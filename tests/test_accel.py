@@ -204,8 +204,14 @@ def test_models_of_the_same_shape_never_share_compiled_weights(fresh_dynamo):
 
 
 @torch.inference_mode()
-def test_recompiles_are_counted_and_the_limit_is_reported_per_model(fresh_dynamo, monkeypatch):
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+def test_recompiles_are_counted_and_the_limit_is_reported_per_model(fresh_dynamo):
+    # torch's own config patcher: monkeypatch's undo would delattr the option (config modules have no __dict__
+    # entry for it), leaving recompile_limit undefined for every later compile in the process.
+    with torch._dynamo.config.patch(recompile_limit=2):
+        _recompiles_are_counted_per_model()
+
+
+def _recompiles_are_counted_per_model() -> None:
     model = accel.optimize(Tiny(seed=1))
     stats = accel.compile_stats(model)
     for batch in (1, 2):
