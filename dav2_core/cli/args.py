@@ -16,8 +16,9 @@ from ..loading import PRECISION_DTYPES
 from ..pipeline import EstimateOptions
 from ..preprocess import RESOLUTION_MODES, check_input_size
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
+from ..video import VIDEO_RANGE_HELP
 
-#: --normalize choices: images use their own range; a video uses the running union of its frames' ranges.
+#: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
 DTYPE_CHOICES = ("auto", *PRECISION_DTYPES)
 
@@ -41,18 +42,31 @@ class CliOptions:
     color: bool = True
     npy: bool = False
     frames: bool = False
+    video_range: str = next(iter(VIDEO_RANGE_HELP))
+    start_frame: int = 0
+    frame_count: int = 0
+    frame_stride: int = 1
     quiet: bool = False
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
+def _whole_number(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
 
 
 def _input_size(text: str) -> int:
@@ -83,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"variants (--encoder):\n{variants}\n\n"
             "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
             "[--npy] <stem>_depth.npy (raw float32)\n"
-            "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
+            "outputs per video: <stem>_depth.mp4 (source timing and audio), [--frames/--npy] "
+            "<stem>_depth_frames/NNNNNN.png|.npy + frames.json\n"
             "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
         ),
     )
@@ -136,7 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/")
     out.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="per_image",
                      help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
-                     "their own range; a video uses the running union of its frames' ranges (no flicker)")
+                     "their own range; videos combine the frames' ranges as --video-range says")
+    video = parser.add_argument_group("video")
+    video.add_argument("--video-range", choices=list(VIDEO_RANGE_HELP), default=next(iter(VIDEO_RANGE_HELP)),
+                       help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items()))
+    video.add_argument("--start-frame", type=non_negative_int, default=0, metavar="N",
+                       help="first source frame to process (0-based; default 0)")
+    video.add_argument("--frame-count", type=non_negative_int, default=0, metavar="N",
+                       help="number of frames to process (default 0 = to the end)")
+    video.add_argument("--frame-stride", type=positive_int, default=1, metavar="N",
+                       help="process every N-th frame from the start frame (default 1)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
     return parser
 
@@ -157,5 +181,6 @@ def parse_options(argv: Sequence[str] | None = None) -> CliOptions:
         inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
         checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
         estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
-        frames=ns.frames, quiet=ns.quiet,
+        frames=ns.frames, video_range=ns.video_range, start_frame=ns.start_frame, frame_count=ns.frame_count,
+        frame_stride=ns.frame_stride, quiet=ns.quiet,
     )
