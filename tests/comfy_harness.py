@@ -46,6 +46,7 @@ NODE_IDS = {
     "Calibrate Depth to Metric": "DAV2CalibrateDepth",
     "Save Depth": "DAV2SaveDepth",
     "Depth to Normals": "DAV2DepthToNormals",
+    "Video Depth": "DAV2VideoDepth",
 }
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
