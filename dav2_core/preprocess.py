@@ -112,6 +112,8 @@ def to_rgb_float(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
         rgb = rgb[..., :3]
     elif channels == 1:
         rgb = rgb.expand(-1, -1, -1, 3)
+    if images.dtype == torch.uint8:  # always finite: no pass over the pixels (video frames are uint8)
+        return rgb
     finite = torch.isfinite(rgb).flatten(1).all(1)
     if not bool(finite.all()):
         bad = first_index + int((~finite).nonzero()[0])

@@ -81,6 +81,13 @@ def test_frame_range_start_count_stride(tmp_path, clip13):
     assert report.frames == 4 and report.selected == 4 and report.fps == pytest.approx(10 / 3)
     assert stamps(tmp_path / "d.mp4") == [2, 5, 8, 11]
     assert decoded(tmp_path / "d.mp4")[1] == pytest.approx([0.0, 0.3, 0.6, 0.9], abs=1e-3)  # starts at 0
+    import av
+
+    with av.open(str(tmp_path / "d.mp4")) as container:  # what the video is, in its own metadata
+        meta = json.loads(container.metadata["dav2_depth"])
+    assert meta["frame_range"] == {"start": 2, "count": 4, "stride": 3} and meta["near"] == "white"
+    assert meta["normalization"] == "two_pass" and meta["clip_range"] == pytest.approx(list(report.clip_range))
+    assert meta["model"] == "brightness.fake" and meta["units"] == "relative"
     warnings = []
     report = depth_video(BrightnessEngine(), clip13, tmp_path / "e.mp4", options(frames=FrameRange(start=10, count=8)),
                          on_warning=warnings.append)

@@ -173,9 +173,13 @@ class TemporalAligner:
             frame = frames[k].float()
             if self.last is not None and a > 0.0:
                 s, t = robust_scale_shift(self._grid(self.last.to(frame.device))[None], self._grid(frame)[None])
-                frame = (1.0 + a * (s[0] - 1.0)) * frame + a * t[0]
-            out[k] = frame
-            self.last = out[k].clone()  # not a view: the chunk need not stay alive
+                torch.mul(frame, 1.0 + a * (s[0] - 1.0), out=out[k]).add_(a * t[0])  # in place: no frame-sized temporary
+            else:
+                out[k] = frame
+            if self.last is None or self.last.device != out.device:
+                self.last = out[k].clone()  # not a view: the chunk need not stay alive
+            else:
+                self.last.copy_(out[k])  # one buffer for the whole stream
         return out
 
 

@@ -1,7 +1,7 @@
 """Streaming VIDEO -> depth VIDEO: decode (PyAV) -> :class:`~dav2_core.pipeline.DepthStream` per chunk -> encode.
 
 Memory stays flat however long the clip is: one chunk of frames (sized from free device memory and
-``run.CHUNK_HOST_BYTES`` of host memory) is decoded, estimated, normalised and encoded before the next
+``options.CHUNK_HOST_BYTES`` of host memory) is decoded, estimated, normalised and encoded before the next
 is read. Temporal alignment and the normalisation range are carried across chunks by DepthStream.
 
 Decisions:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..colormaps import COLORMAPS
+from ..engines import as_engine
 from ..inference import auto_chunk_size
 from ..pipeline import EstimateOptions
 from .sequence import check_formats
@@ -22,10 +23,12 @@ VIDEO_RANGE_HELP: dict[str, str] = {
     "per_frame": "each frame stretched to its own range (most contrast per frame, but it flickers)",
 }
 CACHE_MODES = ("auto", "disk", "recompute")
-#: Host memory one chunk of frames may hold: decoded RGB, float RGB while preprocessing, depth, normalised
-#: and colour copies, about this many bytes per pixel in all.
-CHUNK_HOST_BYTES = 512 << 20
-HOST_BYTES_PER_PIXEL = 32
+#: Host memory one chunk of frames may hold. On a CPU engine a frame in flight costs about
+#: ``HOST_BYTES_PER_PIXEL["cpu"]`` bytes per pixel (decoded RGB, float RGB while preprocessing, depth, the
+#: aligned and normalised copies); with a GPU engine the float work happens on the device and the host
+#: holds little more than the decoded and the encoded frames.
+CHUNK_HOST_BYTES = 256 << 20
+HOST_BYTES_PER_PIXEL = {"cpu": 32, "other": 8}
 #: Free disk kept beyond the two-pass cache before it is used.
 CACHE_DISK_MARGIN = 1 << 30
 
@@ -91,8 +94,9 @@ class VideoReport:
 
 def chunk_frames(model: Any, options: EstimateOptions, height: int, width: int) -> int:
     """Frames per chunk: ``options.chunk_size``, else what fits the device (half its free memory) and
-    :data:`CHUNK_HOST_BYTES` of host memory."""
+    :data:`CHUNK_HOST_BYTES` of host memory (1080p on a CPU: 4 frames)."""
     if options.chunk_size:
         return options.chunk_size
     device = auto_chunk_size(model, options.net_size(height, width), (height, width), options.flip_tta)
-    return max(1, min(device, CHUNK_HOST_BYTES // (height * width * HOST_BYTES_PER_PIXEL)))
+    per_pixel = HOST_BYTES_PER_PIXEL["cpu" if as_engine(model).device.type == "cpu" else "other"]
+    return max(1, min(device, CHUNK_HOST_BYTES // (height * width * per_pixel)))

@@ -16,6 +16,7 @@ from ..colormaps import colorize_uint8
 from ..depth import DepthMap
 from ..engines import as_engine, describe
 from ..inference import ProgressFn
+from ..memory import release_host_memory
 from ..pipeline import CancelCheck, DepthResult, DepthStream, EstimateOptions, model_label
 from ..variants import units_for
 from .cache import DiskCache, cache_mode
@@ -58,6 +59,7 @@ class _Run:
                            model_name=self.model_name, **range_args)
 
     def step(self, frames: int) -> None:
+        release_host_memory()  # one chunk's buffers are free now: keep the resident size flat
         self.done += frames
         if self.progress is not None:
             self.progress(self.done, max(self.total, self.done))
@@ -73,12 +75,12 @@ class _Run:
         if self.writer is None:
             self.writer = self._open_writer(pts[0])
         norm = result.normalized
+        grey = None
+        if self.options.colormap == "gray":  # the grey colormap is the identity ramp: no lookup needed
+            grey = norm.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
         for i, stamp in enumerate(pts):
-            if self.options.colormap == "gray":  # the grey colormap is the identity ramp: no lookup needed
-                frame = norm[i].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-            else:
-                frame = colorize_uint8(norm[i:i + 1], self.options.colormap)[0]
-            self.writer.write(frame.cpu().numpy(), stamp)
+            frame = grey[i] if grey is not None else colorize_uint8(norm[i:i + 1], self.options.colormap)[0].cpu().numpy()
+            self.writer.write(frame, stamp)
         if self.sequence is not None:
             times = [float((p - self.writer.start_pts) * self.src.time_base) for p in pts]
             self.sequence.write_normalized(indices, times, norm, *result.bounds)

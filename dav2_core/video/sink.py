@@ -36,8 +36,11 @@ def _codec() -> str:
     import av
 
     for name in VIDEO_CODECS:
-        if name in av.codecs_available:
-            return name
+        try:
+            av.Codec(name, "w")  # an encoder of that name exists in this build
+        except (ValueError, av.error.FFmpegError):
+            continue
+        return name
     raise VideoError(f"this PyAV/FFmpeg build has none of the video encoders {', '.join(VIDEO_CODECS)}")
 
 
