@@ -12,9 +12,10 @@ per cent from run to run with thread timing in the decoder/encoder and the C hea
 compared. Targets: the 1,000-frame median peak within 10 % of the 100-frame one, and every run below
 2 GiB above the loaded model.
 
-Flicker: the mean absolute frame-to-frame change of the depth video's grey level (0..1) over the static
-region (``dav2_core.effects.flicker_metric``), read back from the encoded video, for per-frame, running and
-two-pass (clip-wide) normalisation of the first clip. With CUDA, the runs also report
+Flicker: the mean absolute frame-to-frame change of normalised depth (0..1) over the static region
+(``dav2_core.effects.flicker_metric``) for per-frame, running and two-pass (clip-wide) normalisation of the
+first clip: of the normalised depth itself (the 16-bit PNG sequence, lossless) and of the encoded video
+(8-bit, with the codec's noise). With CUDA, the runs also report
 ``torch.cuda.max_memory_allocated`` (GPU rows); without it they are skipped and say so.
 
     .venv/bin/python benchmarks/bench_video.py --out bench-results/video.json
@@ -79,11 +80,12 @@ def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 30, s
     return path
 
 
-def options(cfg: dict[str, Any], range_mode: str) -> VideoOptions:
+def options(cfg: dict[str, Any], range_mode: str, sequence: tuple[str, ...] = ()) -> VideoOptions:
     """The node's defaults (VideoOptions()), with the benchmark's network size, chunk size and range mode."""
     base = VideoOptions()
     estimate = base.estimate.with_(input_size=cfg["input_size"], chunk_size=cfg["chunk_size"])
-    return VideoOptions(estimate=estimate, range_mode=range_mode, colormap=base.colormap, cache=base.cache)
+    return VideoOptions(estimate=estimate, range_mode=range_mode, colormap=base.colormap, cache=base.cache,
+                        sequence=sequence)
 
 
 def measure(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +102,8 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     rss = PeakRss()
     rss.start()
     start = time.perf_counter()
-    report = depth_video(model, cfg["clip"], cfg["output"], options(cfg, cfg["range_mode"]), on_warning=print)
+    report = depth_video(model, cfg["clip"], cfg["output"], options(cfg, cfg["range_mode"], cfg.get("sequence", ())),
+                         on_warning=print)
     seconds = time.perf_counter() - start
     row = {"frames": report.frames, "range_mode": cfg["range_mode"], "device": device.type, "chunk_size": report.chunk,
            "passes": report.passes, "cache": report.cache or "-", "seconds": seconds,
@@ -111,14 +114,26 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _static(frames: list[np.ndarray], static_from: float, step: int) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(f[int(f.shape[0] * static_from)::step, ::step].astype(np.float32))
+                        for f in frames])
+
+
 def flicker(video: Path, static_from: float = STATIC_FROM, step: int = 4) -> float:
     """Flicker of a grey depth video over its static rows (every ``step``-th pixel), grey levels 0..1."""
     import av
 
     with av.open(str(video)) as container:
-        rows = [torch.from_numpy(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
-    grey = torch.stack([r[int(r.shape[0] * static_from)::step, ::step] for r in rows]).float() / 255.0
-    return flicker_metric(grey)
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    return flicker_metric(_static(frames, static_from, step) / 255.0)
+
+
+def flicker_png16(folder: Path, static_from: float = STATIC_FROM, step: int = 4) -> float:
+    """Flicker of the normalised depth itself: the 16-bit PNG sequence (lossless, before the video codec)."""
+    from PIL import Image
+
+    frames = [np.asarray(Image.open(path)) for path in sorted(folder.glob("*.png"))]
+    return flicker_metric(_static(frames, static_from, step) / 65535.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,19 +173,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     results.append({**row, "repeat": repeat})
                     print(format_table([results[-1]], COLUMNS))
                 if count == args.frames[0] and device == "cpu":
-                    for mode in modes:
-                        video = Path(tmp) / (f"depth_{count}_cpu_0.mp4" if mode == "two_pass" else f"depth_{count}_{mode}.mp4")
-                        if mode != "two_pass":
-                            run_isolated(measure, {**cfg, "clip": str(clip), "output": str(video), "range_mode": mode,
-                                                   "device": "cpu"})
-                        flickers.append({"range_mode": mode, "frames": count, "flicker": flicker(video)})
+                    for mode in modes:  # with the png16 sequence: the normalised depth before the codec
+                        video = Path(tmp) / f"depth_{count}_{mode}.mp4"
+                        run_isolated(measure, {**cfg, "clip": str(clip), "output": str(video), "range_mode": mode,
+                                               "device": "cpu", "sequence": ("png16",)})
+                        frames = video.with_name(video.stem + "_frames")
+                        flickers.append({"range_mode": mode, "frames": count, "flicker": flicker_png16(frames),
+                                         "flicker_encoded": flicker(video)})
             clip.unlink()
     summary = summarise(results)
     print(format_table(results, COLUMNS))
     print(format_table(summary, SUMMARY_COLUMNS))
     if flickers:
         print(format_table(flickers, [("range_mode", "normalisation", "s"), ("frames", "frames", "d"),
-                                      ("flicker", "flicker (static region)", ".5f")]))
+                                      ("flicker", "flicker: normalised depth", ".5f"),
+                                      ("flicker_encoded", "flicker: encoded video", ".5f")]))
     cpu = [r for r in summary if r["device"] == "cpu"]
     first, last = cpu[0]["peak_rss_median_mib"], cpu[-1]["peak_rss_median_mib"]
     ratio = last / first if len(cpu) > 1 and first > 0 else None

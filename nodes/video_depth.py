@@ -97,7 +97,7 @@ class VideoDepth(io.ComfyNode):
                                tooltip="gray: ControlNet-ready grey depth, near = white; the others colour it"),
                 *_frame_inputs(),
                 io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK,
-                             tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 512 MB host budget. "
+                             tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
                                      "Progress advances and Cancel takes effect between chunks"),
                 io.Combo.Input("image_sequence", options=["none", *SEQUENCE_FORMATS], default="none",
                                tooltip="Also write every frame to the output folder:\nnone\n" + _help(SEQUENCE_FORMATS)),

@@ -37,7 +37,7 @@ def test_bench_video_writes_rows_flicker_and_targets(tmp_path: Path):
         assert row["range_mode"] == "two_pass" and row["passes"] == 2 and row["frames_per_s"] > 0
         assert row["peak_rss_growth_mib"] >= 0 and row["model_mib"] > 0 and row["memory_method"]
     assert [f["range_mode"] for f in report["flicker"]] == ["per_frame", "two_pass"]
-    assert all(0.0 <= f["flicker"] <= 1.0 for f in report["flicker"])
+    assert all(0.0 <= f["flicker"] <= 1.0 and 0.0 <= f["flicker_encoded"] <= 1.0 for f in report["flicker"])
     assert set(report["targets"]) == {"rss_ratio_last_to_first", "rss_ratio_ok", "rss_growth_below_2gib"}
     summary = [r for r in report["summary"] if r["device"] == "cpu"]
     assert [(r["frames"], r["runs"]) for r in summary] == [(3, 1), (5, 1)]
