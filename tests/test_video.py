@@ -205,3 +205,29 @@ def test_audio_mp4_cannot_hold_is_reencoded(tmp_path):
     assert report.audio == "re-encoded from pcm_s16le to aac"
     codec, seconds = streams(tmp_path / "d.mp4")["audio"]
     assert codec == "aac" and seconds == pytest.approx(0.8, abs=0.1)
+
+
+def test_float_sequences_hold_the_depth_like_save_depth(tmp_path, clip13):
+    """exr and npy frames carry the same float depth with Save Depth's metadata (load_depth reads them back)."""
+    from dav2_core.effects.export import exr_backend, load_depth
+
+    if exr_backend() is None:
+        pytest.skip("no EXR writer in this Python (OpenEXR package or an OpenCV with EXR)")
+    depth_video(BrightnessEngine(), clip13, tmp_path / "d.mp4", options(sequence=("exr", "npy"), range_mode="running"))
+    folder = tmp_path / "d_frames"
+    for i in (0, 12):
+        exr, npy = load_depth(folder / f"{i:06d}.exr"), load_depth(folder / f"{i:06d}.npy")
+        assert exr.kind == npy.kind == "relative" and exr.model == "brightness.fake"
+        torch.testing.assert_close(exr.values, npy.values, atol=0, rtol=0)
+        assert read_stamp(exr.values[0].numpy()) == i
+    listing = json.loads((folder / "frames.json").read_text())
+    assert listing["formats"] == ["exr", "npy"] and listing["fps"] == pytest.approx(10.0)
+    assert [f["time_s"] for f in listing["frames"]] == pytest.approx([i / 10 for i in range(13)])
+
+
+def test_a_rerun_replaces_the_sequence_folder_whole(tmp_path, clip13):
+    for count in (5, 3):
+        depth_video(BrightnessEngine(), clip13, tmp_path / "d.mp4", options(sequence=("npy",), frames=FrameRange(count=count)),
+                    sequence_dir=tmp_path / "frames")
+    assert sorted(p.name for p in (tmp_path / "frames").glob("*.npy")) == [f"{i:06d}.npy" for i in range(3)]
+    assert len(decoded(tmp_path / "d.mp4")[0]) == 3 and leftovers(tmp_path) == []
