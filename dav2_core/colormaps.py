@@ -157,3 +157,26 @@ def colorize_depth(
     _check_name(name)
     lo, hi = colorize_range(depth, range_mode, vmin, vmax)
     return colorize_in_range(depth, lo, hi, name, invert)
+
+
+#: Entries of the 8-bit lookup table of :func:`colorize_uint8` (fine enough that the table lookup stays
+#: within one 8-bit step of :func:`colorize` for every colormap).
+UINT8_LUT_SIZE = 4096
+
+
+@lru_cache(maxsize=None)
+def _uint8_table(name: str) -> torch.Tensor:
+    ramp = torch.linspace(0.0, 1.0, UINT8_LUT_SIZE).reshape(1, 1, -1)
+    return colorize(ramp, name)[0, 0].mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def colorize_uint8(values01: torch.Tensor, name: str = DEFAULT_COLORMAP) -> torch.Tensor:
+    """:func:`colorize` straight to 8-bit: [B,H,W] 0..1 -> [B,H,W,3] uint8 RGB on the input's device.
+
+    A table lookup (``UINT8_LUT_SIZE`` entries of :func:`colorize` itself) instead of interpolating in float:
+    for video frames, where a float RGB copy of every frame would cost 12 bytes per pixel.
+    """
+    _check_name(name)
+    v = torch.nan_to_num(values01.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
+    index = v.mul_(UINT8_LUT_SIZE - 1).round_().long()
+    return _uint8_table(name).to(index.device)[index]

@@ -1,7 +1,7 @@
-"""File input/output for the CLI: finding inputs, reading images, streaming video frames, atomic writes.
+"""File input/output for the CLI: finding inputs, reading images, atomic writes (videos: :mod:`dav2_core.video`).
 
-Layouts: images are returned as [H,W,3] float32 RGB in 0..1 (numpy); video chunks as [n,H,W,3] uint8
-RGB. Depth written here is already normalised (0..1, near = 1) or raw float32 for ``.npy``.
+Layouts: images are returned as [H,W,3] float32 RGB in 0..1 (numpy). Depth written here is already
+normalised (0..1, near = 1) or raw float32 for ``.npy``.
 Every file is written atomically: to a hidden temporary file in the target folder, then
 ``os.replace``d over the final name, so an interrupted run never leaves a half-written output.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Literal
 
@@ -26,9 +26,6 @@ InputKind = Literal["image", "video"]
 #: What the CLI appends to an input's stem for its outputs (files), and for a video's frame folder.
 OUTPUT_SUFFIXES: tuple[str, ...] = ("_depth.png", "_depth_color.png", "_depth.npy", "_depth.mp4")
 OUTPUT_FRAMES_SUFFIX = "_depth_frames"
-
-#: Consecutive frames a video may fail to decode before the reader decides the stream has ended.
-MAX_CONSECUTIVE_BAD_FRAMES = 25
 
 
 class InputError(ValueError):
@@ -271,133 +268,3 @@ def to_uint16(norm01: np.ndarray) -> np.ndarray:
 def to_uint8(values01: np.ndarray) -> np.ndarray:
     """0..1 values (any shape, e.g. RGB [...,3]) -> uint8 0..255, rounded; NaN -> 0."""
     return np.rint(np.clip(np.nan_to_num(values01, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-# ------------------------------------------------------------------------------------------ video
-@dataclass
-class VideoStats:
-    """What a :class:`VideoFrameReader` saw. ``expected``: the container's frame count (0 = unknown)."""
-
-    expected: int = 0
-    read: int = 0
-    skipped: list[int] = field(default_factory=list)  # indices of unreadable frames followed by good ones
-    unreadable_tail: bool = False  # decoding stopped before the expected count
-
-
-class VideoFrameReader:
-    """Stream a video's frames in chunks with OpenCV, never holding more than one chunk.
-
-    ``chunks(n)`` yields ``(indices, frames)``: source frame indices (ints) and [k,H,W,3] uint8 RGB,
-    k <= n. A frame that fails to decode, or whose size differs from the first frame's, is skipped
-    and its index recorded in ``stats.skipped`` (``on_skip(index, why)`` is called); decoding then
-    continues with the next frame. ``MAX_CONSECUTIVE_BAD_FRAMES`` failures in a row end the stream.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._capture = cv2.VideoCapture(str(self.path))
-        if not self._capture.isOpened():
-            raise InputError(f"{self.path}: OpenCV cannot open this video (unsupported codec or not a video file)")
-        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.stats = VideoStats(expected=int(count) if count and count > 0 else 0)
-
-    def close(self) -> None:
-        self._capture.release()
-
-    def __enter__(self) -> "VideoFrameReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _frames(self, on_skip: Callable[[int, str], None] | None) -> Iterator[tuple[int, np.ndarray]]:
-        index, bad_run, pending_bad = 0, 0, []
-        while True:
-            frame = self._capture.retrieve()[1] if self._capture.grab() else None
-            why = "cannot be decoded"
-            if frame is not None and (self.height, self.width) not in ((0, 0), frame.shape[:2]):
-                why = f"its size {frame.shape[1]}x{frame.shape[0]} differs from {self.width}x{self.height}"
-                frame = None
-            if frame is None:
-                ended = self.stats.expected and index >= self.stats.expected
-                bad_run += 1
-                if ended or bad_run >= MAX_CONSECUTIVE_BAD_FRAMES:
-                    break
-                pending_bad.append((index, why))
-                index += 1
-                continue
-            for bad, reason in pending_bad:  # failures followed by a good frame: real mid-stream skips
-                self.stats.skipped.append(bad)
-                if on_skip is not None:
-                    on_skip(bad, reason)
-            pending_bad, bad_run = [], 0
-            if (self.height, self.width) == (0, 0):
-                self.height, self.width = frame.shape[:2]
-            self.stats.read += 1
-            yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-        self.stats.unreadable_tail = bool(self.stats.expected) and (
-            self.stats.read + len(self.stats.skipped) < self.stats.expected
-        )
-
-    def chunks(
-        self, size: int, on_skip: Callable[[int, str], None] | None = None
-    ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Yield ``(indices, frames[k,H,W,3] uint8 RGB)`` with k <= ``size``, in stream order."""
-        if size < 1:
-            raise ValueError(f"chunk size must be >= 1, got {size}")
-        indices: list[int] = []
-        frames: list[np.ndarray] = []
-        for index, frame in self._frames(on_skip):
-            indices.append(index)
-            frames.append(frame)
-            if len(frames) == size:
-                yield indices, np.stack(frames)
-                indices, frames = [], []
-        if frames:
-            yield indices, np.stack(frames)
-
-
-class AtomicVideoWriter:
-    """An mp4 (codec mp4v) written to a temporary file and moved to ``path`` only when complete.
-
-    Frames are [H,W,3] uint8 RGB. As a context manager: a normal exit commits (``os.replace``), an
-    exception (an error, Ctrl-C) deletes the temporary file, so ``path`` is never a partial video.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], fps: float, size_wh: tuple[int, int]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp = _temp_path(self.path, ".tmp" + self.path.suffix)
-        self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_wh)
-        if not self._writer.isOpened():
-            self._temp.unlink(missing_ok=True)
-            raise ValueError(f"{self.path}: OpenCV cannot write an mp4v video of size {size_wh[0]}x{size_wh[1]}")
-        self.frames = 0
-
-    def write(self, rgb: np.ndarray) -> None:
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def commit(self) -> Path:
-        """Finish the file and move it to ``path``."""
-        self._writer.release()
-        os.replace(self._temp, self.path)
-        return self.path
-
-    def discard(self) -> None:
-        """Drop the partial file."""
-        self._writer.release()
-        self._temp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "AtomicVideoWriter":
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is not None:
-            self.discard()
-        elif self._temp.exists():
-            self.commit()

@@ -140,11 +140,13 @@ class EstimateOptions:
 @dataclass(frozen=True)
 class DepthResult:
     """Depth of a batch: the float :class:`DepthMap` and its normalised map [B,H,W] (0..1, near = 1 unless
-    inverted; the raw values for normalisation 'raw')."""
+    inverted; the raw values for normalisation 'raw'). ``bounds``: the nearness range (lo[B], hi[B]) each
+    frame was scaled with, where a :class:`DepthStream` normalised it (None otherwise)."""
 
     depth: DepthMap
     normalized: torch.Tensor
     normalization: str
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def depth_image(self) -> torch.Tensor:
         """The normalised map as a grey IMAGE [B,H,W,3] float32 (raw values repeated for 'raw')."""
@@ -228,6 +230,8 @@ class DepthStream:
     minus metres for metric depth), e.g. from a first pass. With ``options.temporal_consistency`` each
     frame of a relative model is aligned to the previous output frame, across chunk boundaries too.
     Normalisation 'raw' passes the values through; 'batch' is read as 'running' for a stream.
+    Calling the stream is :meth:`depth` (estimate + align) then :meth:`normalize`; a two-pass run calls
+    them apart: depth and :meth:`frame_ranges` in the first pass, ``normalize`` with the clip range after.
     """
 
     model: Any
@@ -245,27 +249,45 @@ class DepthStream:
         if (self.range_mode == "fixed") != (self.fixed_range is not None):
             raise ValueError("range_mode 'fixed' needs fixed_range=(lo, hi), and fixed_range needs range_mode 'fixed'")
         self.kind = describe(self.model)[0]
-        mode = self.options.normalization
-        self._running = RunningRange("per_image" if mode == "batch" else mode) if mode != "raw" else None
+        self._running = RunningRange(self.statistic) if self.options.normalization != "raw" else None
         align = self.options.temporal_consistency and self.kind == "relative"
         self._aligner = TemporalAligner(float(self.options.temporal_smoothing)) if align else None
 
-    def __call__(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthResult:
-        """Depth for the next chunk of frames [n,H,W,C] (float 0..1 or uint8)."""
+    @property
+    def statistic(self) -> str:
+        """The per-frame range statistic ('per_image' min-max or 'percentile'; 'batch' reads as 'per_image')."""
+        mode = self.options.normalization
+        return "per_image" if mode == "batch" else mode
+
+    def depth(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthMap:
+        """predict -> refine -> temporal alignment for the next chunk [n,H,W,C] (float 0..1 or uint8), not
+        normalised: the DepthMap [n,H,W] (aligned to the previous chunk's last frame when alignment is on)."""
         values = _depth_values(self.model, frames, self.options, None, check_cancel, self.output_device,
                                self.work_device)
         if self._aligner is not None:
             values = self._aligner(values)
-        depth = DepthMap(values, kind=self.kind, model=model_label(self.model, self.model_name))
-        self.frames_done += depth.batch
+        self.frames_done += values.shape[0]
+        return DepthMap(values, kind=self.kind, model=model_label(self.model, self.model_name))
+
+    def frame_ranges(self, depth: DepthMap) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each frame's own nearness range (lo[n], hi[n]) under the stream's statistic (a two-pass first pass
+        collects these; the clip range is (min lo, max hi))."""
+        return range_of(depth, self.statistic)
+
+    def normalize(self, depth: DepthMap) -> DepthResult:
+        """Normalise the next chunk's depth under the range mode (running: widens the clip range with it)."""
         mode = self.options.normalization
         if mode == "raw":
             return DepthResult(depth, normalize_depth(depth, "raw"), "raw")
         if self.range_mode == "per_frame":
-            lo, hi = range_of(depth, "per_image" if mode == "batch" else mode)
+            lo, hi = self.frame_ranges(depth)
         elif self.range_mode == "fixed":
             lo = torch.full((depth.batch,), float(self.fixed_range[0]))
             hi = torch.full((depth.batch,), float(self.fixed_range[1]))
         else:
             lo, hi = self._running.update(depth)
-        return DepthResult(depth, scale_to_unit(nearness(depth), lo, hi, self.options.invert), mode)
+        return DepthResult(depth, scale_to_unit(nearness(depth), lo, hi, self.options.invert), mode, (lo, hi))
+
+    def __call__(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthResult:
+        """Depth for the next chunk of frames [n,H,W,C] (float 0..1 or uint8): ``normalize(depth(frames))``."""
+        return self.normalize(self.depth(frames, check_cancel=check_cancel))

@@ -13,13 +13,14 @@ from .parallax import DepthParallax
 from .routes import register_routes
 from .save_depth import SaveDepth
 from .stats import DepthStats
+from .video_depth import VideoDepth
 
 register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside a running server
 
 #: Every node of the pack, in menu order.
 NODES: list[type[io.ComfyNode]] = [
     LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats,
-    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals, EvaluateDepth,
+    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals, VideoDepth, EvaluateDepth,
 ]
 
 

@@ -1,6 +1,6 @@
 """The ComfyUI API the pack is written against, imported in this one place.
 
-Every node file takes ``io``, ``ui`` and ``ComfyExtension`` from here. They come from the pinned, versioned
+Every node file takes ``io``, ``ui``, ``InputImpl`` and ``ComfyExtension`` from here. They come from the pinned, versioned
 ``comfy_api.v0_0_2`` (ComfyUI keeps a versioned API stable while ``comfy_api.latest`` moves on), or from
 ``latest`` on a ComfyUI that does not have that version. What newer ComfyUI versions add is detected here,
 once, so the nodes keep the old behaviour on ComfyUI 0.3.75:
@@ -17,11 +17,11 @@ import comfy.model_management as mm
 import torch
 
 try:
-    from comfy_api.v0_0_2 import ComfyExtension, io, ui
+    from comfy_api.v0_0_2 import ComfyExtension, InputImpl, io, ui
 
     API_VERSION = "v0_0_2"
 except ImportError:  # a ComfyUI without the pinned version: the moving one
-    from comfy_api.latest import ComfyExtension, io, ui
+    from comfy_api.latest import ComfyExtension, InputImpl, io, ui
 
     API_VERSION = "latest"
 
@@ -30,7 +30,7 @@ SCHEMA_FIELDS: frozenset[str] = frozenset(getattr(io.Schema, "__dataclass_fields
 HAS_INTERMEDIATE_OUTPUT = "has_intermediate_output" in SCHEMA_FIELDS
 HAS_DYNAMIC_COMBO = hasattr(io, "DynamicCombo")
 
-__all__ = ["API_VERSION", "ComfyExtension", "HAS_DYNAMIC_COMBO", "HAS_INTERMEDIATE_OUTPUT", "SCHEMA_FIELDS",
+__all__ = ["API_VERSION", "ComfyExtension", "InputImpl", "HAS_DYNAMIC_COMBO", "HAS_INTERMEDIATE_OUTPUT", "SCHEMA_FIELDS",
            "image_output", "intermediate_dtype", "io", "ui"]
 
 

@@ -13,23 +13,9 @@ from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
 from .api import image_output, io
-from .estimate_quality import quality_inputs, tile_inputs
+from .estimate_quality import quality_inputs, tile_inputs, tile_options
 from .preview import depth_preview_ui
-from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, schema
-
-#: Largest native-mode side offered (the patch limit still scales an image down to fit).
-MAX_SIDE_LIMIT = 8190 // PATCH_SIZE * PATCH_SIZE
-
-
-def _help(options: dict[str, str]) -> str:
-    return "\n".join(f"{name}: {text}" for name, text in options.items())
-
-
-def _tile_options(tile_size: int | None, tile_overlap: int | None, max_tiles: int | None) -> dict[str, int]:
-    """The tile inputs that are set (absent optional inputs keep EstimateOptions' defaults)."""
-    given = {"tile_size": tile_size, "tile_overlap": tile_overlap, "max_tiles": max_tiles}
-    return {name: value for name, value in given.items() if value is not None}
-
+from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, help_text, schema
 
 class EstimateDepth(io.ComfyNode):
     @classmethod
@@ -53,12 +39,12 @@ class EstimateDepth(io.ComfyNode):
                              tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
                                      f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more."),
                 io.Combo.Input("resolution", options=list(ESTIMATE_RESOLUTIONS), default="keep_aspect",
-                               tooltip=_help(ESTIMATE_RESOLUTIONS)),
+                               tooltip=help_text(ESTIMATE_RESOLUTIONS)),
                 io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_SIDE_LIMIT, step=PATCH_SIZE,
                              tooltip="native mode only: the longest side the network runs at (multiple of 14); "
                                      "larger images are scaled down to it"),
                 io.Combo.Input("normalization", options=list(NORMALIZE_MODES), default="per_image",
-                               tooltip="How depth becomes the 0..1 image and mask:\n" + _help(NORMALIZE_MODE_HELP)),
+                               tooltip="How depth becomes the 0..1 image and mask:\n" + help_text(NORMALIZE_MODE_HELP)),
                 io.Boolean.Input("invert", default=False,
                                  tooltip="Flip the image and mask (near = black). The DEPTH output is never inverted."),
                 io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK,
@@ -85,7 +71,7 @@ class EstimateDepth(io.ComfyNode):
         """Refuse raw + invert and bad tile options when the graph is queued, before the model runs."""
         try:
             EstimateOptions(normalization=normalization or "per_image", invert=bool(invert),
-                            **_tile_options(tile_size, tile_overlap, max_tiles))
+                            **tile_options(tile_size, tile_overlap, max_tiles))
         except ValueError as exc:
             return str(exc)
         return True
@@ -101,7 +87,7 @@ class EstimateDepth(io.ComfyNode):
             input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
             flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
             temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert,
-            **_tile_options(tile_size, tile_overlap, max_tiles))
+            **tile_options(tile_size, tile_overlap, max_tiles))
         batch, height, width, _ = check_image_batch(image).shape
         need = options.memory_required(model.patcher.model, batch, height, width)
         network = model_patcher.load(model.patcher, memory_required=need)  # ComfyUI frees room for activations too

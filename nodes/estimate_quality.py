@@ -49,3 +49,10 @@ def quality_inputs() -> list[io.Input]:
                                "previous frame's: 1 = fully aligned (least flicker); lower lets the scale follow the "
                                "scene more freely; 0 = no alignment, only the batch-wide normalisation"),
     ]
+
+
+def tile_options(tile_size: int | None, tile_overlap: int | None, max_tiles: int | None) -> dict[str, int]:
+    """The tile inputs that are set, as EstimateOptions fields (absent optional inputs keep its defaults)."""
+    given = {"tile_size": tile_size, "tile_overlap": tile_overlap, "max_tiles": max_tiles}
+    return {name: value for name, value in given.items() if value is not None}
+

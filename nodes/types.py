@@ -7,12 +7,14 @@ from typing import Any
 from .api import HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
 from dav2_core.depth import DepthMap
-from dav2_core.variants import units_for
+from dav2_core.variants import PATCH_SIZE, units_for
 
 #: The one "Add Node" menu category of the pack.
 CATEGORY = "depth/Depth Anything V2"
 #: ComfyUI model folder name (``models/depthanything``, also the key in ``extra_model_paths.yaml``).
 MODEL_FOLDER = "depthanything"
+#: Largest native-mode network side the nodes offer (the patch limit still scales an image down to fit).
+MAX_SIDE_LIMIT = 8190 // PATCH_SIZE * PATCH_SIZE
 #: Words the node search matches besides the display names (used where the Schema supports aliases).
 SEARCH_ALIASES = ["depth", "depth anything", "depth map", "midas", "zoe", "controlnet depth", "dav2"]
 
@@ -78,3 +80,9 @@ def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
         f"'{input_name}' must be a DEPTH (the DEPTH output of Estimate Depth), got {what}; "
         "connect Estimate Depth's DEPTH output here"
     )
+
+
+def help_text(options: dict[str, str]) -> str:
+    """A tooltip listing choices, one ``name: meaning`` line each."""
+    return "\n".join(f"{name}: {text}" for name, text in options.items())
+

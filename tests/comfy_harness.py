@@ -47,6 +47,7 @@ NODE_IDS = {
     "Save Depth": "DAV2SaveDepth",
     "Depth to Normals": "DAV2DepthToNormals",
     "Evaluate Depth": "DAV2EvaluateDepth",
+    "Video Depth": "DAV2VideoDepth",
 }
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"

@@ -20,6 +20,8 @@ from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
 from dav2_core.loading import load_model
 from dav2_core.normalize import RunningRange
+from dav2_core.video.sink import DepthVideoWriter
+from dav2_core.video.source import DecodeStats, FrameRange, VideoSource
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--input-size", "70", "--device", "cpu"]
@@ -74,6 +76,14 @@ def write_video(path: Path, frames: int, size_wh: tuple[int, int] = (64, 48), fo
         base = rng.integers(0, 256, (size_wh[1] // 8, size_wh[0] // 8, 3), dtype=np.uint8)
         writer.write(cv2.resize(base, size_wh, interpolation=cv2.INTER_CUBIC))
     writer.release()
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times (s) of a video's frames."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
 
 
 def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
@@ -184,6 +194,32 @@ def test_video_is_streamed_in_chunks_and_keeps_every_frame(
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+def test_video_runs_the_streaming_core_of_the_node(tmp_path: Path, models_dir: Path, capsys, monkeypatch) -> None:
+    """`dav2 clip.mp4` is dav2_core.video.depth_video (the Video Depth node's core) with the CLI's options."""
+    from dav2_core.cli import video as cli_video
+
+    video = tmp_path / "clip.mp4"
+    write_video(video, 12)
+    seen = []
+    real = cli_video.depth_video
+
+    def spy(model, source, output, options, **kwargs):
+        seen.append(options)
+        return real(model, source, output, options, **kwargs)
+
+    monkeypatch.setattr(cli_video, "depth_video", spy)
+    out = tmp_path / "out"
+    code, err = run_cli([str(video), "-o", str(out), "--start-frame", "2", "--frame-count", "4", "--frame-stride", "3",
+                         "--video-range", "running", "--colormap", "turbo", "--npy"], models_dir, capsys)
+    assert code == 0, err
+    (options,) = seen
+    assert (options.frames.start, options.frames.count, options.frames.stride) == (2, 4, 3)
+    assert options.range_mode == "running" and options.colormap == "turbo" and options.sequence == ("npy",)
+    assert frame_times(out / "clip_depth.mp4") == pytest.approx([0.0, 0.3, 0.6, 0.9], abs=1e-3)
+    assert sorted(p.name for p in (out / "clip_depth_frames").glob("*.npy")) == [
+        f"{i:06d}.npy" for i in (2, 5, 8, 11)]
+
+
 def test_running_range_only_widens() -> None:
     running = RunningRange("per_image")
     first = DepthMap(torch.tensor([[[1.0, 5.0]], [[2.0, 4.0]]]))
@@ -211,20 +247,23 @@ def test_corrupt_video_frame_is_skipped_and_reported(tmp_path: Path, models_dir:
     code, err = run_cli([str(video), "-o", str(out), "--batch-size", "4", "--frames"], models_dir, capsys)
     assert code == 1  # finished, with a problem to report
     assert "frame 5 cannot be decoded" in err and "11 frames read, 1 unreadable frames skipped (5)" in err
-    frames, _ = count_frames(out / "broken_depth.mp4")
-    assert frames == 12  # the skipped slot repeats the previous depth frame: still aligned with the source
+    # No frame is invented for the skipped one (it used to repeat the previous depth frame): 11 frames out,
+    # each at its source time, so the depth video stays aligned with the source (frame 6 at 0.6 s).
+    assert frame_times(out / "broken_depth.mp4") == pytest.approx([i / 10 for i in range(12) if i != 5], abs=1e-3)
     names = {p.name for p in (out / "broken_depth_frames").glob("*.png")}
     assert len(names) == 11 and "000005.png" not in names and "000006.png" in names
 
 
-def test_video_reader_reports_skips(tmp_path: Path) -> None:
+def test_video_source_reports_skips(tmp_path: Path) -> None:
     video = tmp_path / "v.avi"
     write_video(video, 9, fourcc="MJPG")
     corrupt_mjpeg_frame(video, 0)
     skipped: list[int] = []
-    with io.VideoFrameReader(video) as reader:
-        indices = [i for chunk, _ in reader.chunks(4, on_skip=lambda i, why: skipped.append(i)) for i in chunk]
-    assert indices == list(range(1, 9)) and skipped == [0] and reader.stats.read == 8
+    stats = DecodeStats()
+    chunks = list(VideoSource(video).chunks(FrameRange(), 4, stats, on_skip=lambda i, why: skipped.append(i)))
+    assert [i for chunk in chunks for i in chunk.indices] == list(range(1, 9))
+    assert [len(chunk.indices) for chunk in chunks] == [4, 4]
+    assert skipped == [0] and stats.skipped == [0] and stats.decoded == 8
 
 
 # ------------------------------------------------------------------------------------ bad inputs
@@ -286,7 +325,7 @@ def test_unreadable_image_is_skipped_and_counted(tmp_path: Path, models_dir: Pat
     out = tmp_path / "out"
     code, err = run_cli([str(folder), "-o", str(out)], models_dir, capsys)
     assert code == 1
-    assert "bad.jpg" in err and "empty.png" in err and "OpenCV cannot open this video" in err
+    assert "bad.jpg" in err and "empty.png" in err and "fake.mp4: cannot open it as a video" in err
     assert "3 inputs failed" in err
     assert (out / "good_depth.png").is_file() and not (out / "bad_depth.png").exists()
 
@@ -373,14 +412,14 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, models_dir: Pa
 def test_interrupted_video_leaves_no_partial_video(tmp_path: Path, models_dir: Path, capsys, monkeypatch) -> None:
     video = tmp_path / "clip.mp4"
     write_video(video, 8)
-    real_write = io.AtomicVideoWriter.write
+    real_write = DepthVideoWriter.write
 
-    def write_then_fail(self, rgb):
+    def write_then_fail(self, frame, pts):
         if self.frames == 3:
             raise KeyboardInterrupt
-        real_write(self, rgb)
+        real_write(self, frame, pts)
 
-    monkeypatch.setattr(io.AtomicVideoWriter, "write", write_then_fail)
+    monkeypatch.setattr(DepthVideoWriter, "write", write_then_fail)
     out = tmp_path / "out"
     code, _ = run_cli([str(video), "-o", str(out), "--batch-size", "2"], models_dir, capsys)
     assert code == 130

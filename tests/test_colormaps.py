@@ -184,3 +184,17 @@ def test_colorize_on_cuda_matches_cpu():
     out = colorize_depth(x.cuda(), "turbo", range_mode="percentile")
     assert out.device.type == "cuda"
     torch.testing.assert_close(out.cpu(), colorize_depth(x, "turbo", range_mode="percentile"), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", COLORMAPS)
+def test_colorize_uint8_is_colorize_to_8_bits(name):
+    """The 8-bit table lookup (video frames) stays within one 8-bit step of colorize rounded to 8 bits."""
+    from dav2_core.colormaps import colorize_uint8
+
+    values = torch.rand(2, 33, 47, generator=torch.Generator().manual_seed(0))
+    values[0, 0, :3] = torch.tensor([0.0, 1.0, float("nan")])
+    got = colorize_uint8(values, name)
+    want = (colorize(values, name) * 255).round().to(torch.uint8)
+    assert got.shape == (2, 33, 47, 3) and got.dtype == torch.uint8
+    assert (got.int() - want.int()).abs().max() <= 1
+    assert got[0, 0, 2].tolist() == got[0, 0, 0].tolist()  # NaN -> the far end, like colorize

@@ -143,3 +143,21 @@ def test_bad_input(args, kwargs, message):
 def test_align_bad_shapes():
     with pytest.raises(ValueError, match="same shape"):
         align_scale_shift(torch.rand(2, 4, 4), torch.rand(2, 4, 5))
+
+
+def test_large_frames_are_fitted_on_a_pixel_grid():
+    """Frames above fit_pixels are fitted on every s-th row/column: the same scale/shift as a fit on every pixel
+    (the relation is exact here), and the whole frame is aligned."""
+    from dav2_core.effects.temporal import FIT_PIXELS, TemporalAligner
+
+    g = torch.Generator().manual_seed(3)
+    first = torch.rand(1, 300, 400, generator=g) + 0.5  # 120,000 pixels > FIT_PIXELS
+    assert first[0].numel() > FIT_PIXELS
+    second = (first - 0.2) / 1.7 + 0.01 * torch.rand(1, 300, 400, generator=g)
+    grid, full = TemporalAligner(), TemporalAligner(fit_pixels=None)
+    grid(first), full(first)
+    a, b = grid(second), full(second)
+    torch.testing.assert_close(a, b, atol=2e-3, rtol=0)
+    torch.testing.assert_close(a, first, atol=0.02, rtol=0)
+    assert TemporalAligner()._grid(torch.zeros(300, 400)).numel() <= FIT_PIXELS
+    assert TemporalAligner()._grid(torch.zeros(100, 100)).shape == (100, 100)  # small frames: every pixel

@@ -101,6 +101,9 @@ EXPECTED = {
     "DAV2DepthToNormals": (["depth", "fov_degrees", "save_ply", "filename_prefix", "ply_stride"], ["IMAGE"]),
     "DAV2EvaluateDepth": (["depth", "gt_file", "gt_kind", "gt_scale", "align", "min_depth", "max_depth"],
                           ["STRING", "STRING", "FLOAT", "FLOAT"]),
+    "DAV2VideoDepth": (["model", "video", "input_size", "resolution", "max_side", "normalization", "range_statistic",
+                        "invert", "colormap", "start_frame", "frame_count", "frame_stride", "chunk_size",
+                        "image_sequence", "filename_prefix"], ["VIDEO"]),
 }
 
 
@@ -130,7 +133,8 @@ def test_object_info_lists_every_node(object_info):
 
 # ------------------------------------------------------------------------------------ example workflows
 
-@pytest.mark.parametrize("name", ["depth_colorize_save", "depth_stats", "controlnet_depth", "video_batch_depth"])
+@pytest.mark.parametrize("name", ["depth_colorize_save", "depth_stats", "controlnet_depth", "video_batch_depth",
+                                  "video_depth_streaming"])
 def test_example_workflow_is_a_valid_graph(object_info, name):
     """Shipped with a thumbnail; every link joins an output to an input of the same type."""
     assert (WORKFLOWS / f"{name}.jpg").is_file(), f"{name}.jpg thumbnail missing"

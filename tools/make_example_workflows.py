@@ -57,6 +57,7 @@ SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "DAV2DepthBokeh": ([("image", "IMAGE"), ("depth", "DEPTH")], [("image", "IMAGE"), ("coc", "MASK")]),
     "DAV2DepthParallax": ([("image", "IMAGE"), ("depth", "DEPTH")], [("frames", "IMAGE")]),
     "DAV2SaveDepth": ([("depth", "DEPTH")], []),
+    "DAV2VideoDepth": ([("model", "DAV2_MODEL"), ("video", "VIDEO")], [("video", "VIDEO")]),
     "MaskToImage": ([("mask", "MASK")], [("IMAGE", "IMAGE")]),
 }
 #: Widget inputs that a workflow feeds from a link instead (the frontend keeps their widget value too).
@@ -322,6 +323,22 @@ def video_depth_temporal() -> Workflow:
     return wf
 
 
+def video_depth_streaming() -> Workflow:
+    """A whole video -> Video Depth (streamed chunk by chunk, clip-wide two-pass range) -> Save Video. Any length:
+    the clip is never decoded into memory."""
+    wf = Workflow()
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
+    loader = _loader(wf, (20, 370))
+    widgets = [518, "keep_aspect", 1932, "two_pass", "min_max", False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth",
+               False, 0.0, True, 1.0]
+    depth = wf.add("DAV2VideoDepth", widgets, (400, 20), (340, 560))
+    wf.connect(loader, "model", depth, "model")
+    wf.connect(video, "VIDEO", depth, "video")
+    save = wf.add("SaveVideo", ["video/dav2_depth_streamed", "auto", "auto"], (780, 20), (400, 360))
+    wf.connect(depth, "video", save, "video")
+    return wf
+
+
 WORKFLOWS = {
     "depth_colorize_save": depth_colorize_save,
     "depth_stats": depth_stats,
@@ -330,6 +347,7 @@ WORKFLOWS = {
     "depth_bokeh": depth_bokeh,
     "depth_parallax": depth_parallax,
     "video_depth_temporal": video_depth_temporal,
+    "video_depth_streaming": video_depth_streaming,
 }
 
 
@@ -442,6 +460,10 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
                 videos = videos_of(graph, entry)
                 written.append(_save_jpg(out_dir / "video_depth_temporal.jpg",
                                          [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+            if wanted("video_depth_streaming"):
+                graph, entry = run("video_depth_streaming")
+                (clip,) = videos_of(graph, entry)
+                written.append(_save_jpg(out_dir / "video_depth_streaming.jpg", [frames[0], clip[0], frames[-1], clip[-1]]))
         finally:
             server.stop()
     return written

@@ -18,8 +18,9 @@ from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
+from ..video import VIDEO_RANGE_HELP
 
-#: --normalize choices: images use their own range; a video uses the running union of its frames' ranges.
+#: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
 DTYPE_CHOICES = ("auto", *PRECISION_DTYPES, "int8")
 
@@ -46,18 +47,31 @@ class CliOptions:
     npy: bool = False
     exr: bool = False
     frames: bool = False
+    video_range: str = next(iter(VIDEO_RANGE_HELP))
+    start_frame: int = 0
+    frame_count: int = 0
+    frame_stride: int = 1
     quiet: bool = False
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
+def _whole_number(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
 
 
 def _input_size(text: str) -> int:
@@ -151,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"variants (--encoder):\n{variants}\n\n"
             "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
             "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
-            "outputs per video: <stem>_depth.mp4, [--frames/--npy] <stem>_depth_frames/NNNNNN.png|.npy\n"
+            "outputs per video: <stem>_depth.mp4 (source timing and audio), [--frames/--npy] "
+            "<stem>_depth_frames/NNNNNN.png|.npy + frames.json\n"
             "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
         ),
     )
@@ -184,7 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/")
     out.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="per_image",
                      help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
-                     "their own range; a video uses the running union of its frames' ranges (no flicker)")
+                     "their own range; videos combine the frames' ranges as --video-range says")
+    video = parser.add_argument_group("video")
+    video.add_argument("--video-range", choices=list(VIDEO_RANGE_HELP), default=next(iter(VIDEO_RANGE_HELP)),
+                       help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items()))
+    video.add_argument("--start-frame", type=non_negative_int, default=0, metavar="N",
+                       help="first source frame to process (0-based; default 0)")
+    video.add_argument("--frame-count", type=non_negative_int, default=0, metavar="N",
+                       help="number of frames to process (default 0 = to the end)")
+    video.add_argument("--frame-stride", type=positive_int, default=1, metavar="N",
+                       help="process every N-th frame from the start frame (default 1)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
     return parser
 
@@ -206,5 +230,6 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
         checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
         backend=ns.backend, cache_dir=ns.cache_dir,
         estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
-        exr=ns.exr, frames=ns.frames, quiet=ns.quiet,
+        exr=ns.exr, frames=ns.frames, video_range=ns.video_range, start_frame=ns.start_frame,
+        frame_count=ns.frame_count, frame_stride=ns.frame_stride, quiet=ns.quiet,
     )

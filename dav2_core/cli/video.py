@@ -1,94 +1,55 @@
-"""The CLI's video path: stream frames chunk by chunk through the shared :class:`~dav2_core.pipeline.DepthStream`.
+"""The CLI's video path: :func:`dav2_core.video.depth_video`, the same streaming core as the Video Depth node.
 
-Per video: ``<stem>_depth.mp4`` (source fps, colourised or grey) and, with ``--frames`` / ``--npy``,
-``<stem>_depth_frames/<frame>.png|.npy``. One chunk of frames is decoded, run and written before the next
-is read; the normalisation range is the running union of the frames' ranges (no flicker).
+Per video: ``<stem>_depth.mp4`` (H.264, source timing, colourised or grey, audio passed through) and, with
+``--frames`` / ``--npy``, ``<stem>_depth_frames/<frame>.png|.npy`` (+ ``frames.json``). One chunk of frames
+is decoded, run and written before the next is read; the normalisation is chosen by ``--video-range``.
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from .. import io
-from ..pipeline import DepthStream
+from ..video import FrameRange, VideoError, VideoOptions, depth_video
 from .args import CliOptions
-from .common import Report, batch_size, colour, info, warn
+from .common import Report, info, warn
 
-DEFAULT_FPS = 30.0
+
+def video_options(options: CliOptions) -> VideoOptions:
+    """The streaming core's options for this run (ValueError names a bad combination)."""
+    sequence = tuple(fmt for fmt, wanted in (("png16", options.frames), ("npy", options.npy)) if wanted)
+    return VideoOptions(
+        estimate=options.estimate, range_mode=options.video_range,
+        colormap=options.colormap if options.color else "gray",
+        frames=FrameRange(options.start_frame, options.frame_count, options.frame_stride),
+        sequence=sequence,
+    )
 
 
 def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: Path, report: Report) -> None:
-    """Stream one video: read a chunk, predict, write, repeat. Corrupt frames are skipped and counted.
-
-    A skipped frame's slot in the output video repeats the previous depth frame (the first good one
-    for leading bad frames), so the depth video stays frame-aligned with the source; the frames
-    folder simply has no file for it.
-    """
+    """Stream one video into its depth video; unusable inputs and skipped frames go into ``report``."""
     base = out_dir / item.out_stem
-    frames_dir = base.with_name(base.name + "_depth_frames")
+    bar = tqdm(total=None, unit="frame", desc=item.path.name, disable=options.quiet, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     try:
-        reader = io.VideoFrameReader(item.path)
-    except io.InputError as exc:
+        with bar:
+            result = depth_video(
+                model, item.path, base.with_name(base.name + "_depth.mp4"), video_options(options),
+                sequence_dir=base.with_name(base.name + "_depth_frames"), progress=progress, on_warning=warn,
+            )
+    except (VideoError, ValueError, RuntimeError) as exc:
         report.fail(item.path, str(exc))
         return
-    with reader:
-        if reader.height < 1 or reader.width < 1:
-            report.fail(item.path, "OpenCV reports no frame size for this video")
-            return
-        try:
-            batch = batch_size(model, options, reader.height, reader.width)
-        except ValueError as exc:
-            report.fail(item.path, str(exc))
-            return
-        fps = reader.fps
-        if not (math.isfinite(fps) and fps > 0):
-            warn(f"{item.path}: the video has no frame rate; writing at {DEFAULT_FPS:g} fps")
-            fps = DEFAULT_FPS
-        stream = DepthStream(model, options.estimate.with_(chunk_size=batch), output_device=None)
-        try:
-            writer = io.AtomicVideoWriter(base.with_name(base.name + "_depth.mp4"), fps, (reader.width, reader.height))
-        except ValueError as exc:
-            report.fail(item.path, str(exc))
-            return
-        last_index, previous = -1, None
-
-        def on_skip(index: int, why: str) -> None:
-            warn(f"{item.path}: frame {index} {why}; skipped")
-
-        with writer, tqdm(total=reader.stats.expected or None, unit="frame", desc=item.path.name,
-                          disable=options.quiet, file=sys.stderr) as bar:
-            for indices, frames in reader.chunks(batch, on_skip=on_skip):
-                result = stream(torch.from_numpy(frames))
-                colours = colour(result.normalized, options)
-                norm = result.normalized.cpu().numpy() if options.frames else None
-                raw = result.depth.values.cpu().numpy() if options.npy else None
-                for i, index in enumerate(indices):
-                    for _ in range(index - last_index - 1):  # slots of skipped frames keep the timing
-                        writer.write(colours[i] if previous is None else previous)
-                    writer.write(colours[i])
-                    previous, last_index = colours[i], index
-                    if options.frames:
-                        io.write_png(frames_dir / f"{index:06d}.png", io.to_uint16(norm[i]))
-                    if options.npy:
-                        io.write_npy(frames_dir / f"{index:06d}.npy", raw[i])
-                bar.update(reader.stats.read + len(reader.stats.skipped) - bar.n)
-            stats = reader.stats
-            if stats.read == 0:
-                writer.discard()
-                report.fail(item.path, "no frame could be decoded")
-                return
-    if stats.skipped:
-        report.skipped_frames[item.path] = len(stats.skipped)
-        listed = ", ".join(map(str, stats.skipped[:20])) + (" ..." if len(stats.skipped) > 20 else "")
-        warn(f"{item.path}: {stats.read} frames read, {len(stats.skipped)} unreadable frames skipped ({listed}); "
-             "their slots in the depth video repeat the previous depth frame")
-    if stats.unreadable_tail:  # container counts can be estimates (mkv, webm): a note, not a failure
-        warn(f"{item.path}: decoding ended after frame {last_index}, the file header says "
-             f"{stats.expected} frames (truncated file, or an estimated count)")
+    if result.skipped:
+        report.skipped_frames[item.path] = len(result.skipped)
     report.videos_done += 1
-    info(options, f"{item.path}: {stats.read} frames -> {writer.path}")
+    passes = f", {result.passes} passes" + (" (depth cached on disk)" if result.cache == "disk" else "")
+    info(options, f"{item.path}: {result.frames} frames -> {result.output}{passes if result.passes > 1 else ''}"
+                  + (f", audio {result.audio}" if result.audio else ""))
