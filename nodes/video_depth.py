@@ -12,6 +12,7 @@ import folder_paths
 from dav2_core.colormaps import COLORMAPS
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
+from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from dav2_core.preprocess import MAX_INPUT_SIZE
 from dav2_core.video import SEQUENCE_FORMATS, VIDEO_RANGE_HELP, FrameRange, VideoOptions, depth_video
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
@@ -20,7 +21,7 @@ from dav2_core.video.sequence import check_formats
 from . import model_patcher
 from .api import InputImpl, io, ui
 from .effect_io import output_target
-from .estimate_quality import quality_inputs, tile_inputs, tile_options
+from .estimate_quality import quality_inputs, tile_inputs
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def video_options(input_size: int = DEFAULT_INPUT_SIZE, resolution: str = "keep_
                   invert: bool = False, colormap: str = "gray", start_frame: int = 0, frame_count: int = 0,
                   frame_stride: int = 1, chunk_size: int = 0, image_sequence: str = "none", flip_tta: bool = False,
                   refine: float = 0.0, temporal_consistency: bool = True,
-                  temporal_smoothing: float = 1.0, tile_size: int | None = None, tile_overlap: int | None = None,
-                  max_tiles: int | None = None) -> VideoOptions:
+                  temporal_smoothing: float = 1.0, tile_size: int = DEFAULT_TILE_SIZE,
+                  tile_overlap: int = DEFAULT_TILE_OVERLAP, max_tiles: int = DEFAULT_MAX_TILES) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
     if range_statistic not in STATISTICS:
@@ -60,7 +61,7 @@ def video_options(input_size: int = DEFAULT_INPUT_SIZE, resolution: str = "keep_
         input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
         flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
         temporal_smoothing=temporal_smoothing, normalization=STATISTICS[range_statistic], invert=invert,
-        **tile_options(tile_size, tile_overlap, max_tiles))
+        tile_size=tile_size, tile_overlap=tile_overlap, max_tiles=max_tiles)
     sequence = () if image_sequence == "none" else (image_sequence,)
     return VideoOptions(estimate=estimate, range_mode=normalization, colormap=colormap, sequence=sequence,
                         frames=FrameRange(start_frame, frame_count, frame_stride))

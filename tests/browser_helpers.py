@@ -336,8 +336,10 @@ def send_output(page: Any, node_id: int, output: dict) -> None:
 
 # ----------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in the main thread
+    while it is open, so it must not outlive the browser tests."""
     chromium_or_skip()
     from playwright.sync_api import sync_playwright
 

@@ -160,6 +160,19 @@ def import_comfyui(path: Path) -> tuple[Any, Any, Any]:
     return folder_paths, nodes, model_management
 
 
+def run_coroutine(coro: Any) -> Any:
+    """``asyncio.run(coro)``, also from a thread whose event loop is running (Playwright's sync API keeps
+    one running in the main thread while a browser is open): then the coroutine runs in a fresh thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def load_pack_inprocess(base_dir: Path) -> InProcessComfy:
     """Load the pack from ``base_dir/custom_nodes`` with ComfyUI's own ``nodes.load_custom_node``."""
     root = comfyui_dir()
@@ -168,7 +181,7 @@ def load_pack_inprocess(base_dir: Path) -> InProcessComfy:
     folder_paths.set_input_directory(str(base_dir / "input"))
     folder_paths.set_temp_directory(str(base_dir / "temp"))
     module_path = os.path.join(str(base_dir / "custom_nodes"), PACK_NAME)
-    ok = asyncio.run(nodes.load_custom_node(module_path, module_parent="custom_nodes"))
+    ok = run_coroutine(nodes.load_custom_node(module_path, module_parent="custom_nodes"))
     if not ok:
         raise RuntimeError(f"ComfyUI failed to load the pack from {module_path} (see the log above)")
     # The pack registered models/depthanything under ComfyUI's own models dir at import; the test
@@ -363,7 +376,7 @@ class ComfyServer:
         Returns ``{"prompt_id", "progress": [values of node_id in order], "at_interrupt": value,
         "end": "execution_interrupted" | "execution_success" | "execution_error"}``.
         """
-        return asyncio.run(asyncio.wait_for(self._run_and_interrupt(graph, node_id, after), timeout))
+        return run_coroutine(asyncio.wait_for(self._run_and_interrupt(graph, node_id, after), timeout))
 
     async def _run_and_interrupt(self, graph: dict, node_id: str, after: int) -> dict:
         import aiohttp

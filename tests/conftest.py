@@ -47,3 +47,11 @@ def random_vits():
         model.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
     return model
 
+
+@pytest.fixture(scope="session")
+def random_metric_vits():
+    """A seeded random-init metric vits DepthAnythingV2 (max_depth 20 m, eval, CPU, fp32). Shared read-only."""
+    from dav2_core import DepthAnythingV2
+
+    torch.manual_seed(1)
+    return DepthAnythingV2("vits", max_depth=20.0).eval()

@@ -69,7 +69,7 @@ _POINT_AT_TEST_INPUTS = """([image, video, model]) => {
         if (node.type === "LoadImage") set(node, "image", image);
         if (node.type === "LoadVideo") set(node, "file", video);
         if (node.type === "DAV2ModelLoader") set(node, "model", model);
-        if (node.type === "DAV2EstimateDepth") set(node, "input_size", 70);
+        if (node.type === "DAV2EstimateDepth" || node.type === "DAV2VideoDepth") set(node, "input_size", 70);
         if (node.type === "DAV2DepthParallax") set(node, "frames", 4);
         set(node, "filename_prefix", `dav2_layout/${node.id}`);
     }
@@ -112,7 +112,12 @@ def test_example_workflows_do_not_overlap_after_load_and_run(example_page: Any, 
         assert_layout(page, f"{ui.id}-{name}-loaded")
         page.evaluate(_POINT_AT_TEST_INPUTS, [EXAMPLE_IMAGE, EXAMPLE_VIDEO, TEST_CHECKPOINT])
         entry = _run_from_ui(page, ui_server)
-        assert any("dav2_depth" in out for out in entry["outputs"].values()), f"{name}: no depth preview ran"
+        videos = [i["filename"] for out in entry["outputs"].values() for i in out.get("images", [])
+                  if i["filename"].endswith(".mp4")]
+        if any(n["type"] == "DAV2VideoDepth" for n in workflow["nodes"]):
+            assert videos, f"{name}: no depth video was saved: {json.dumps(entry['outputs'])[:1000]}"
+        else:
+            assert any("dav2_depth" in out for out in entry["outputs"].values()), f"{name}: no depth preview ran"
         _wait_outputs_shown(page, entry)
         bh.fit_view(page)
         assert_layout(page, f"{ui.id}-{name}-run")

@@ -8,11 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-import asyncio
-
 import pytest
 import torch
 
+from comfy_harness import run_coroutine
 from dav2_core.depth import DepthMap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ def test_the_pinned_version_is_used_where_comfyui_has_it(api, comfy_inprocess) -
     assert api.API_VERSION == "v0_0_2"
     assert api.io is comfy_api.v0_0_2.io and api.ui is comfy_api.v0_0_2.ui
     assert api.ComfyExtension is comfy_api.v0_0_2.ComfyExtension
-    assert isinstance(asyncio.run(comfy_inprocess.module.comfy_entrypoint()), api.ComfyExtension)
+    assert isinstance(run_coroutine(comfy_inprocess.module.comfy_entrypoint()), api.ComfyExtension)
 
 
 def test_old_schema_on_the_test_comfyui(api, comfy_inprocess) -> None:

@@ -5,13 +5,12 @@ near = white is checked as "the depth image equals the normalised nearness of th
 """
 from __future__ import annotations
 
-import asyncio
 
 import numpy as np
 import pytest
 import torch
 
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, write_test_checkpoint
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, run_coroutine, write_test_checkpoint
 from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
@@ -56,8 +55,8 @@ def test_pack_registered_like_comfyui_does(comfy_inprocess):
         assert mappings[node_id].RELATIVE_PYTHON_MODULE.startswith("custom_nodes.")
     module = comfy_inprocess.module
     assert module.WEB_DIRECTORY == "./web"
-    extension = asyncio.run(module.comfy_entrypoint())
-    assert {n.GET_SCHEMA().node_id for n in asyncio.run(extension.get_node_list())} == set(NODE_IDS.values())
+    extension = run_coroutine(module.comfy_entrypoint())
+    assert {n.GET_SCHEMA().node_id for n in run_coroutine(extension.get_node_list())} == set(NODE_IDS.values())
 
 
 @pytest.mark.parametrize("display", list(NODE_IDS))

@@ -19,9 +19,8 @@ def model(random_vits) -> DepthAnythingV2:
 
 
 @pytest.fixture(scope="module")
-def metric_model() -> DepthAnythingV2:
-    torch.manual_seed(1)
-    return DepthAnythingV2("vits", max_depth=20.0).eval()
+def metric_model(random_metric_vits) -> DepthAnythingV2:
+    return random_metric_vits
 
 
 def clip(frames: int = 7, seed: int = 3) -> torch.Tensor:

@@ -16,7 +16,6 @@ from dav2_core.pipeline import DepthStream, EstimateOptions, estimate
 from dav2_core.evaluate import seam_ratio
 from dav2_core.tiling import (TileGrid, align_tiles, blend_tiles, crop_tiles, lowpass, merge_with_global, plan_tiles,
                               seam_lines, tile_weights, tiled_depth)
-from test_pipeline import metric_model, model  # noqa: F401 - the seeded tiny models (fixtures)
 
 TILED = dict(resolution="tiled", input_size=28, tile_size=42, tile_overlap=14, max_tiles=9)
 
@@ -174,11 +173,11 @@ def test_seam_lines_are_tile_edges_and_overlap_middles():
 
 
 # ------------------------------------------------------------------------------------------- the path
-def test_tiled_mode_runs_through_the_estimate_path_with_progress(model):
+def test_tiled_mode_runs_through_the_estimate_path_with_progress(random_vits):
     images = torch.rand(2, 70, 98, 3, generator=torch.Generator().manual_seed(2))
     calls: list[tuple[int, int]] = []
     options = EstimateOptions(**TILED, chunk_size=4)
-    result = estimate(model, images, options, progress=lambda done, total: calls.append((done, total)))
+    result = estimate(random_vits, images, options, progress=lambda done, total: calls.append((done, total)))
     grid = plan_tiles(70, 98, 42, 14, 9, options.net_size(70, 98))
     per_image = 1 + grid.count
     assert calls[-1] == (2 * per_image, 2 * per_image) and len(calls) > 2
@@ -187,25 +186,25 @@ def test_tiled_mode_runs_through_the_estimate_path_with_progress(model):
     assert values.shape == (2, 70, 98) and bool(values.isfinite().all())
     assert options.resolved_size(70, 98) == (grid.work_h, grid.work_w) != options.net_size(70, 98)
     # The global pass is the keep_aspect prediction; tiles change the detail, not the overall level.
-    plain = predict_depth(model, images, 28)
+    plain = predict_depth(random_vits, images, 28)
     assert not torch.equal(values, plain)
     assert abs(float(values.mean() - plain.mean())) < 0.25 * float(plain.std())
 
 
-def test_tiled_equals_keep_aspect_when_no_tile_adds_resolution(model):
+def test_tiled_equals_keep_aspect_when_no_tile_adds_resolution(random_vits):
     images = torch.rand(1, 20, 24, 3, generator=torch.Generator().manual_seed(3))
-    tiled = estimate(model, images, EstimateOptions(**TILED)).depth.values
-    plain = estimate(model, images, EstimateOptions(input_size=28)).depth.values
+    tiled = estimate(random_vits, images, EstimateOptions(**TILED)).depth.values
+    plain = estimate(random_vits, images, EstimateOptions(input_size=28)).depth.values
     torch.testing.assert_close(tiled, plain, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (3, 2), (17, 5)])
-def test_tiny_images_in_tiled_mode_keep_their_size(model, hw):
-    values = estimate(model, torch.rand(1, *hw, 3), EstimateOptions(**TILED)).depth.values
+def test_tiny_images_in_tiled_mode_keep_their_size(random_vits, hw):
+    values = estimate(random_vits, torch.rand(1, *hw, 3), EstimateOptions(**TILED)).depth.values
     assert values.shape == (1, *hw) and bool(values.isfinite().all())
 
 
-def test_cancel_between_tile_chunks_stops_the_run(model):
+def test_cancel_between_tile_chunks_stops_the_run(random_vits):
     images = torch.rand(1, 70, 98, 3)
     seen = []
 
@@ -215,24 +214,24 @@ def test_cancel_between_tile_chunks_stops_the_run(model):
             raise InterruptedError("cancelled")
 
     with pytest.raises(InterruptedError):
-        tiled_depth(model, images, 28, 42, 14, 9, chunk_size=1, progress=cancel_after_two)
+        tiled_depth(random_vits, images, 28, 42, 14, 9, chunk_size=1, progress=cancel_after_two)
     assert seen == [1, 2]
 
 
-def test_metric_model_is_blended_in_inverse_depth_and_stays_in_metres(metric_model):
+def test_metric_model_is_blended_in_inverse_depth_and_stays_in_metres(random_metric_vits):
     images = torch.rand(1, 70, 98, 3, generator=torch.Generator().manual_seed(4))
-    result = estimate(metric_model, images, EstimateOptions(**TILED))
+    result = estimate(random_metric_vits, images, EstimateOptions(**TILED))
     values = result.depth.values
-    plain = predict_depth(metric_model, images, 28)
+    plain = predict_depth(random_metric_vits, images, 28)
     assert result.depth.kind == "metric" and bool((values > 0).all()) and float(values.max()) <= 20.0
     assert abs(float(values.median() / plain.median()) - 1.0) < 0.1  # the global pass sets the metres
 
 
-def test_refine_and_streams_work_in_tiled_mode(model):
+def test_refine_and_streams_work_in_tiled_mode(random_vits):
     frames = torch.rand(3, 70, 98, 3, generator=torch.Generator().manual_seed(5))
     options = EstimateOptions(**TILED, refine=0.5, temporal_consistency=True)
-    whole = estimate(model, frames, options).depth.values
-    stream = DepthStream(model, options)
+    whole = estimate(random_vits, frames, options).depth.values
+    stream = DepthStream(random_vits, options)
     parts = torch.cat([stream(frames[:2]).depth.values, stream(frames[2:]).depth.values])
     torch.testing.assert_close(parts, whole, atol=1e-5, rtol=1e-5)
 

@@ -110,7 +110,7 @@ def test_odd_sizes_are_padded_to_even_in_the_video_only(tmp_path, width, height)
 
 def test_extreme_aspect_in_keep_aspect_mode_is_refused_before_anything_is_written(tmp_path):
     clip = write_clip(tmp_path / "thin.mkv", np.zeros((2, 3, 4001, 3), np.uint8))
-    with pytest.raises(ValueError, match="aspect ratio is too extreme.*'native'"):
+    with pytest.raises(ValueError, match="too elongated for input_size 518 .*'native'"):
         run(clip, tmp_path / "out" / "d.mp4", estimate=EstimateOptions())  # 518: 518 x 690k would be needed
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 

@@ -15,6 +15,7 @@ import torch
 
 from ..checkpoints import CheckpointInfo
 from ..export import EXPORT_VERSION, OPSET, export_onnx, file_sha256, model_metadata, read_metadata, require
+from .base import EngineBase, activation_bytes
 from .cache import EngineCache
 
 ONNX_NAME = "model.onnx"
@@ -131,3 +132,19 @@ def weight_matmuls(path: Path) -> list[str]:
 
 def is_onnx_file(source: str | os.PathLike[str]) -> bool:
     return Path(source).suffix.lower() == ".onnx"
+
+
+class OnnxEngineBase(EngineBase):
+    """What every engine that runs an :class:`OnnxSource` shares: the sizes its file can run, and working
+    memory per image at its precision (fp16/bf16 activations are 2 bytes, fp32 and int8-weight runs 4)."""
+
+    onnx: OnnxSource
+    precision: str
+
+    def check_net_size(self, net_size: tuple[int, int]) -> None:
+        super().check_net_size(net_size)
+        self.onnx.check_net_size(net_size)
+
+    def bytes_per_image(self, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
+        elem = 2 if self.precision in ("fp16", "bf16") else 4
+        return activation_bytes(self.onnx.encoder, net_size, image_size, elem)

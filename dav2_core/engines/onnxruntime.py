@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from ..export import OPSET, opset_of, require
-from .base import EngineBase, activation_bytes
-from .onnx_source import OnnxSource
+from .onnx_source import OnnxEngineBase, OnnxSource
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -55,7 +54,7 @@ def open_session(path: Path, providers: list[Any], threads: int | None = None) -
         raise
 
 
-class OnnxRuntimeEngine(EngineBase):
+class OnnxRuntimeEngine(OnnxEngineBase):
     """Depth through ONNX Runtime (see the module docstring)."""
 
     backend = "onnxruntime"
@@ -117,14 +116,6 @@ class OnnxRuntimeEngine(EngineBase):
         return session
 
     # ----------------------------------------------------------------------------------- protocol
-    def check_net_size(self, net_size: tuple[int, int]) -> None:
-        super().check_net_size(net_size)
-        self.onnx.check_net_size(net_size)
-
-    def bytes_per_image(self, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
-        elem = 2 if self.precision == "fp16" else 4
-        return activation_bytes(self.onnx.encoder, net_size, image_size, elem)
-
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         session = self.session(tuple(images.shape[-2:]))
         x = images.to(device=self.device, dtype=torch.float32).contiguous()

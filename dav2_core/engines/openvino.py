@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from ..export import require
-from .base import EngineBase, activation_bytes
-from .onnx_source import OnnxSource
+from .onnx_source import OnnxEngineBase, OnnxSource
 
 log = logging.getLogger(__name__)
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -43,7 +42,7 @@ def ov_device(device: torch.device) -> str:
                      "use device cpu, or backend torch/onnxruntime/tensorrt for NVIDIA GPUs")
 
 
-class OpenVinoEngine(EngineBase):
+class OpenVinoEngine(OnnxEngineBase):
     """Depth through OpenVINO (see the module docstring)."""
 
     backend = "openvino"
@@ -79,13 +78,6 @@ class OpenVinoEngine(EngineBase):
         while len(self._compiled) > MAX_COMPILED:
             self._compiled.popitem(last=False)
         return compiled
-
-    def check_net_size(self, net_size: tuple[int, int]) -> None:
-        super().check_net_size(net_size)
-        self.onnx.check_net_size(net_size)
-
-    def bytes_per_image(self, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
-        return activation_bytes(self.onnx.encoder, net_size, image_size, 4 if self.precision == "fp32" else 2)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         compiled = self._compile(tuple(images.shape[-2:]))
