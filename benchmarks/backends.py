@@ -20,7 +20,8 @@ from dav2_core.engines.cache import EngineCache
 from dav2_core.engines.onnx_source import OnnxSource
 
 #: (backend, precision) rows bench_cpu times when the backend is installed.
-CPU_ROWS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"))
+CPU_ROWS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"),
+            ("openvino", "bf16"))
 
 
 def cpu_rows(requested: list[str] | None) -> list[tuple[str, str]]:
@@ -84,7 +85,7 @@ def floor(model: torch.nn.Module, net_size: tuple[int, int]) -> dict[str, float]
 
 def accuracy(official: torch.nn.Module, ours: torch.nn.Module, rows: list[tuple[str, str]], photos: list[Path],
              input_size: int, cache_dir: str | Path) -> list[dict[str, Any]]:
-    """Per backend row: infer_image vs official (exact rows) and, for int8, vs our fp32 (the approximation)."""
+    """Per backend row: infer_image vs official and vs our fp32 (for int8/bf16 rows: the approximation)."""
     out = []
     for backend, precision in rows:
         engine = build_engine(ours, backend, precision, cache_dir)

@@ -13,9 +13,9 @@ For each encoder (``--encoders``, default vits,vitb) and in one run:
 * accuracy - on every photo of ``--images`` (default: the timed photo): our ``infer_image`` and tensor API
   vs official ``infer_image`` (parity: we are the same model), and bf16 vs fp32 of our tensor API; max and
   mean abs error over the reference's output range, and Pearson;
-* backends - a row per installed runtime backend (``--backends``; ONNX Runtime fp32 and int8, OpenVINO fp32):
-  its ``infer_image`` timed like ours (the ONNX export / compilation happens before timing), its accuracy vs
-  official (int8 also vs our fp32), and the machine's exact-fp32 floor (forward FLOPs / measured fp32 GEMM
+* backends - a row per installed runtime backend and precision (``--backends``; ONNX Runtime fp32 and int8,
+  OpenVINO fp32, int8 and bf16): its ``infer_image`` timed like ours (the ONNX export / compilation happens
+  before timing), its accuracy vs official (the approximate int8/bf16 rows also vs our fp32), and the machine's exact-fp32 floor (forward FLOPs / measured fp32 GEMM
   rate, :mod:`benchmarks.backends`) with each row's efficiency against it.
 
 The official model is called exactly as its users call it (its own ``infer_image``, under its own
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     acc_rows = [{"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()]
     acc_rows += [{"encoder": a["encoder"], "comparison": f"{a['backend']} {a['precision']} infer_image vs {what}",
                   **a[key]} for a in backend_acc for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
-                 if key == "vs_official" or a["precision"] == "int8"]
+                 if key == "vs_official" or a["precision"] != "fp32"]
     print(format_table(acc_rows, [
         ("encoder", "encoder", "s"), ("comparison", "comparison", "s"), ("max_abs_over_range", "max abs/range", ".2e"),
         ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f"),

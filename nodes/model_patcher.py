@@ -12,6 +12,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
+from dav2_core.engines.registry import INT8_ONLY
 from dav2_core.loading import PRECISION_DTYPES, resolve_dtype
 
 PRECISIONS: dict[str, str] = {
@@ -19,7 +20,8 @@ PRECISIONS: dict[str, str] = {
     "fp32": "full precision (exact parity with the official implementation)",
     "fp16": "half precision: half the memory, faster on most GPUs",
     "bf16": "bfloat16: half the memory, safer range than fp16 on recent GPUs",
-    "int8": "8-bit weights, approximate (not the official output): backend onnxruntime on the CPU only",
+    "int8": "8-bit linear layers, approximate (not the official output): backends openvino and onnxruntime, "
+            "on the CPU only",
 }
 
 DEVICES: dict[str, str] = {
@@ -42,8 +44,8 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "int8":
-        raise ValueError("precision int8 is offered by backend onnxruntime only (approximate); "
-                         "choose backend onnxruntime (or auto), or precision fp32/fp16/bf16 for torch")
+        raise ValueError(f"{INT8_ONLY}; choose backend auto, openvino or onnxruntime, or precision "
+                         "fp32/fp16/bf16 for torch")
     if precision != "auto":
         return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
     if mm.is_device_cpu(load_device):

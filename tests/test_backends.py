@@ -111,15 +111,47 @@ def test_close_frees_sessions_and_the_next_call_reopens(engine, reference, image
     assert over_range(predict_depth(engine, images[:1], input_size=SIZE), predict_depth(reference, images[:1], input_size=SIZE)) <= 1e-4
 
 
-def test_int8_is_approximate_and_close(checkpoint, cache_dir, reference, images):
-    engine = load_model(checkpoint, device="cpu", backend="onnxruntime", dtype="int8", cache_dir=cache_dir)
-    assert engine.precision == "int8"
+@pytest.mark.parametrize("backend", [b for b in registry.INT8_BACKENDS if b in BACKENDS])
+def test_int8_is_approximate_and_close(checkpoint, cache_dir, reference, images, backend):
+    engine = load_model(checkpoint, device="cpu", backend=backend, dtype="int8", cache_dir=cache_dir)
+    assert engine.precision == "int8" and engine.backend == backend
     want = predict_depth(reference, images, input_size=SIZE).flatten()
     got = predict_depth(engine, images, input_size=SIZE).flatten()
     assert float(np.corrcoef(got.numpy(), want.numpy())[0, 1]) > 0.99
     assert 0 < over_range(got, want) < 0.1  # approximate, not exact
-    with pytest.raises(ValueError, match="int8 is offered by backend onnxruntime only"):
+    assert any(p.name.startswith(f"{backend}-int8-vits-dynamic") for p in cache_dir.iterdir())
+
+
+def test_openvino_int8_file_holds_int8_weights_and_runs_them_as_int8(checkpoint, cache_dir, images):
+    pytest.importorskip("openvino")
+    import onnx
+
+    from dav2_core.engines.quantize import OPENVINO_GROUP_SIZE, weight_matmuls
+
+    engine = load_model(checkpoint, device="cpu", backend="openvino", dtype="int8", cache_dir=cache_dir)
+    fp32_file, int8_file = engine.onnx.onnx(None, "fp32"), engine.model_file()
+    linear = weight_matmuls(fp32_file)
+    graph = onnx.load(str(int8_file)).graph
+    dequantise = [n for n in graph.node if n.op_type == "DequantizeLinear"]
+    int8 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2}
+    assert len(linear) == 48 == len(dequantise) == len(int8)  # vits: 12 blocks x (qkv, proj, fc1, fc2)
+    assert not weight_matmuls(int8_file)  # no float weight left behind a MatMul
+    assert int8_file.stat().st_size < 0.5 * fp32_file.stat().st_size
+    compiled = engine._compile((70, 98))
+    assert int(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == OPENVINO_GROUP_SIZE
+
+
+def test_int8_needs_an_int8_backend(checkpoint, monkeypatch):
+    with pytest.raises(ValueError, match="int8 is offered by backends openvino and onnxruntime only"):
         load_model(checkpoint, device="cpu", dtype="int8")
+    with pytest.raises(ValueError, match="int8 is offered by backends openvino and onnxruntime only"):
+        registry.resolve_backend("tensorrt", torch.device("cpu"), "int8")
+    assert registry.auto_backend(torch.device("cpu"), "int8") == ("openvino" if "openvino" in BACKENDS else "onnxruntime")
+    monkeypatch.setattr(registry, "is_installed", lambda b: b in ("torch", "onnxruntime"))
+    assert registry.auto_backend(torch.device("cpu"), "int8") == "onnxruntime"
+    monkeypatch.setattr(registry, "is_installed", lambda b: b == "torch")
+    with pytest.raises(ImportError, match=r"needs backend openvino or onnxruntime.*pip install"):
+        registry.auto_backend(torch.device("cpu"), "int8")
 
 
 def test_auto_picks_the_fastest_installed_backend(checkpoint, cache_dir, monkeypatch):
@@ -239,4 +271,4 @@ def test_cli_backend_and_cache_dir(checkpoint, tmp_path, capsys):
     assert cli_main([*common, "-o", str(tmp_path / "x"), "--backend", "tensorrt", "--cache-dir", str(tmp_path / "c")]) == 2
     assert "TensorRT requested without CUDA" in capsys.readouterr().err
     assert cli_main([*common, "-o", str(tmp_path / "y"), "--dtype", "int8"]) == 2
-    assert "int8 is offered by backend onnxruntime only" in capsys.readouterr().err
+    assert "int8 is offered by backends openvino and onnxruntime only" in capsys.readouterr().err

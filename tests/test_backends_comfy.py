@@ -54,7 +54,7 @@ def test_onnxruntime_engine_is_loaded_and_freed_by_comfyui(comfy_inprocess):
 
 def test_int8_on_torch_backend_is_refused_clearly(comfy_inprocess):
     loader = comfy_inprocess.node("Load Depth Anything V2")
-    with pytest.raises(ValueError, match="int8 is offered by backend onnxruntime only"):
+    with pytest.raises(ValueError, match="int8 is offered by backends openvino and onnxruntime only"):
         loader.execute(TEST_CHECKPOINT, "int8", "auto", "auto", backend="torch")
 
 

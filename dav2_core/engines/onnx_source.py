@@ -1,7 +1,7 @@
 """Where ONNX-based engines get their files: exports of the PyTorch model (cached) or a given .onnx file.
 
 :class:`OnnxSource` hands out, for a network shape and precision, an ONNX file that takes it: the dynamic
-export (any shape), a fixed-shape export made on demand, the int8 (dynamically quantised) file, or, for
+export (any shape), a fixed-shape export made on demand, an int8 file (:mod:`.quantize`), or, for
 a user's own ``.onnx`` file, that file if it can take the shape (else a clear error: never a resize).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..checkpoints import CheckpointInfo
 from ..export import EXPORT_VERSION, OPSET, export_onnx, file_sha256, model_metadata, read_metadata, require
 from .base import EngineBase, activation_bytes
 from .cache import EngineCache
+from .quantize import int8_weights, ort_dynamic_int8
 
 ONNX_NAME = "model.onnx"
 
@@ -95,39 +96,24 @@ class OnnxSource:
 
         return self.cache.get(key, build) / ONNX_NAME
 
-    def int8(self) -> Path:
-        """The dynamic file with its MatMul weights quantised to int8 (ONNX Runtime dynamic quantisation).
-
-        Only the transformer's MatMuls are quantised (activations per call, weights per channel); the
-        convolutions of the DPT head stay float32 (ConvInteger is slower than float Conv on CPUs).
-        """
-        ort = require("onnxruntime", "onnx")
+    def int8(self, backend: str) -> Path:
+        """The dynamic file with its linear-layer weights in int8 for ``backend`` ('onnxruntime' or
+        'openvino'; each runtime's own form, see :mod:`.quantize`)."""
+        builders = {"onnxruntime": (ort_dynamic_int8, "onnxruntime"), "openvino": (int8_weights, "onnx")}
+        if backend not in builders:
+            raise ValueError(f"no int8 file for backend {backend!r}; int8 runs on onnxruntime or openvino")
+        build_int8, package = builders[backend]
+        runtime = require(package, "onnx")
         source = self.onnx(None, "fp32")
-        key = self.key("onnxruntime-int8", "dynamic", "int8", onnxruntime=ort.__version__)
+        key = self.key(f"{backend}-int8", "dynamic", "int8", **{package: runtime.__version__})
         if self.file is not None:
             key["source_file_sha256"] = file_sha256(self.file, remember=True)
-
-        def build(folder: Path) -> None:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(str(source), str(folder / ONNX_NAME), weight_type=QuantType.QInt8,
-                             nodes_to_quantize=weight_matmuls(source), per_channel=True)
-
-        return self.cache.get(key, build) / ONNX_NAME
+        return self.cache.get(key, lambda folder: build_int8(source, folder / ONNX_NAME)) / ONNX_NAME
 
     def release_model(self) -> None:
         """Drop the PyTorch model once no more exports are needed (frees its host memory)."""
         if self.model is not None and self.file is None:
             self.model = None
-
-
-def weight_matmuls(path: Path) -> list[str]:
-    """Names of the MatMul nodes multiplying by a 2-D weight (the transformer's linear layers): the ones
-    worth quantising (not attention products, not the position-embedding interpolation)."""
-    onnx = require("onnx", "onnx")
-    graph = onnx.load(str(path), load_external_data=False).graph
-    weights = {t.name for t in graph.initializer if len(t.dims) == 2}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
 
 
 def is_onnx_file(source: str | os.PathLike[str]) -> bool:

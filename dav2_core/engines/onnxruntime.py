@@ -89,7 +89,7 @@ class OnnxRuntimeEngine(OnnxEngineBase):
     def _file(self, net_size: tuple[int, int] | None) -> Path:
         export_precision = "fp16" if self.precision == "fp16" and not self.per_shape else "fp32"
         if self.precision == "int8":
-            return self.onnx.int8()
+            return self.onnx.int8("onnxruntime")
         return self.onnx.onnx(net_size, export_precision)
 
     def session(self, net_size: tuple[int, int] | None) -> Any:

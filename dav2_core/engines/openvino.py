@@ -7,7 +7,9 @@ in a fraction of a second.
 
 Precision: fp32 sets ``INFERENCE_PRECISION_HINT=f32``. Without it OpenVINO's CPU plugin silently runs
 bf16 on CPUs with AVX512-BF16/AMX (about 1e-2 of the depth range off). ``bf16`` asks for exactly that;
-``fp16`` is for Intel GPUs. Exactness also depends on the graph: OpenVINO's cubic ``Interpolate``
+``fp16`` is for Intel GPUs. ``int8`` (CPU, approximate) compiles the int8-weight file of :mod:`.quantize`
+with dynamic quantisation of the activations (the linear layers run as int8 dot products, the rest in f32).
+Exactness also depends on the graph: OpenVINO's cubic ``Interpolate``
 maps coordinates differently from PyTorch for upscales, so the exporter never emits one (the position
 embedding is baked or computed with matrices, see :mod:`.onnx_graph`).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,9 +27,10 @@ import torch
 
 from ..export import require
 from .onnx_source import OnnxEngineBase, OnnxSource
+from .quantize import OPENVINO_GROUP_SIZE
 
 log = logging.getLogger(__name__)
-HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 MAX_COMPILED = 4
 
 
@@ -49,10 +53,12 @@ class OpenVinoEngine(OnnxEngineBase):
 
     def __init__(self, source: OnnxSource, device: torch.device, precision: str = "fp32", name: str = "") -> None:
         if precision not in HINTS:
-            raise ValueError(f"precision {precision!r} is not offered by openvino; choose one of "
-                             f"{', '.join(HINTS)} (int8: use backend onnxruntime)")
+            raise ValueError(f"precision {precision!r} is not offered by openvino; choose one of {', '.join(HINTS)}")
         ov = require("openvino", "openvino")
         self.target = ov_device(device)
+        if precision == "int8" and self.target != "CPU":
+            raise ValueError("int8 (int8 weights, activations quantised on the fly) runs on the CPU only; "
+                             "use device cpu, or fp16 on an Intel GPU")
         self.onnx = source
         self.device = device
         self.precision = precision
@@ -64,15 +70,21 @@ class OpenVinoEngine(OnnxEngineBase):
         self._model: Any = None
         self._compiled: OrderedDict[tuple[int, int], Any] = OrderedDict()
 
+    def model_file(self) -> Path:
+        """The ONNX file compiled for every size: the dynamic export, or its int8-weight form for int8."""
+        return self.onnx.int8("openvino") if self.precision == "int8" else self.onnx.onnx(None, "fp32")
+
     def _compile(self, net_size: tuple[int, int]) -> Any:
         if net_size in self._compiled:
             self._compiled.move_to_end(net_size)
             return self._compiled[net_size]
         if self._model is None:
-            self._model = self._core.read_model(str(self.onnx.onnx(None, "fp32")))
+            self._model = self._core.read_model(str(self.model_file()))
         model = self._model.clone()
         model.reshape({"image": [-1, 3, net_size[0], net_size[1]]})
         config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        if self.precision == "int8":
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = OPENVINO_GROUP_SIZE
         compiled = self._core.compile_model(model, self.target, config)
         self._compiled[net_size] = compiled
         while len(self._compiled) > MAX_COMPILED:

@@ -4,7 +4,8 @@
 ``bench_gpu.py`` (README, "Backends"):
 
 * CPU, fp32: openvino, else onnxruntime, else torch (all three exact; OpenVINO and ONNX Runtime reach
-  90-100 % of the fp32 matrix-multiply floor, PyTorch eager less). Precision int8 is ONNX Runtime only.
+  90-100 % of the fp32 matrix-multiply floor, PyTorch eager less).
+* CPU, int8 (approximate, opt-in): openvino, else onnxruntime (OpenVINO's int8 was faster and closer).
 * CUDA: tensorrt when ONNX Runtime's TensorRT provider is installed, else torch.
 * anything else (MPS, ...): torch.
 """
@@ -21,13 +22,17 @@ from .base import Engine
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 BACKEND_CHOICES = ("auto", *BACKENDS)
+#: The backends offering precision int8 (CPU only, approximate), fastest first.
+INT8_BACKENDS = ("openvino", "onnxruntime")
+INT8_ONLY = "precision int8 is offered by backends openvino and onnxruntime only, on the CPU (approximate)"
 PACKAGE = "comfyui-depth-anything-v2-pro"
 #: What each backend needs (the loader node's tooltip and every "not installed" error say this).
 REQUIREMENTS: dict[str, str] = {
     "torch": "always there (PyTorch; exact, every device)",
     "onnxruntime": f"pip install {PACKAGE}[onnx] (onnx + onnxruntime; onnxruntime-gpu for CUDA); CPU fp32 "
                    "exact, int8 approximate",
-    "openvino": f"pip install {PACKAGE}[openvino] (onnx + openvino); CPU (and Intel GPUs), fp32 exact",
+    "openvino": f"pip install {PACKAGE}[openvino] (onnx + openvino); CPU (and Intel GPUs), fp32 exact, "
+                "bf16 and int8 approximate",
     "tensorrt": f"pip install {PACKAGE}[tensorrt] (onnx + onnxruntime-gpu + tensorrt) and an NVIDIA GPU; fp16",
 }
 _MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino"), "tensorrt": ("onnx", "onnxruntime")}
@@ -68,8 +73,11 @@ def require_backend(backend: str) -> None:
 def auto_backend(device: torch.device, precision: str) -> str:
     """The backend ``auto`` means for a device and precision (the rule in the module docstring)."""
     if precision == "int8":
-        require_backend("onnxruntime")
-        return "onnxruntime"
+        installed = [b for b in INT8_BACKENDS if is_installed(b)]
+        if not installed:
+            raise ImportError(f"precision int8 needs backend openvino or onnxruntime, and neither is installed: "
+                              f"{REQUIREMENTS['openvino']}; or {REQUIREMENTS['onnxruntime']}")
+        return installed[0]
     if device.type == "cpu":
         for backend in ("openvino", "onnxruntime"):
             if is_installed(backend):
@@ -115,7 +123,7 @@ def create_engine(backend: str, source: Any, device: torch.device, precision: st
         from .openvino import OpenVinoEngine
 
         engine = OpenVinoEngine(source, device, precision, name=name)
-        source.onnx(None, "fp32")
+        engine.model_file()  # export / quantise (or find in the cache) now: errors surface at load time
     elif backend == "tensorrt":
         from .tensorrt import tensorrt_engine
 
@@ -133,9 +141,8 @@ def resolve_backend(backend: str, device: torch.device, dtype: Any) -> str:
     precision = precision_name(dtype, device)
     if backend == "auto":
         backend = auto_backend(device, precision)
-    if backend == "torch" and precision == "int8":
-        raise ValueError("precision int8 is offered by backend onnxruntime only (approximate); "
-                         "use backend onnxruntime or auto, or fp32/fp16/bf16 with torch")
+    if precision == "int8" and backend not in INT8_BACKENDS:
+        raise ValueError(f"{INT8_ONLY}; use backend auto, openvino or onnxruntime, or fp32/fp16/bf16 with {backend}")
     require_backend(backend)
     return backend
 
