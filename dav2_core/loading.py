@@ -78,7 +78,7 @@ def load_model(
     backends return an engine (:mod:`dav2_core.engines`) that ``predict_depth`` / ``.infer_image`` take
     exactly like the module; its ONNX export and compiled files are cached in ``cache_dir`` (default
     $DAV2_ENGINE_CACHE or ~/.cache/dav2/engines). An ``.onnx`` file from ``dav2 export`` loads on them too.
-    ``dtype`` may then also be 'int8' (onnxruntime, CPU: approximate).
+    ``dtype`` may then also be 'int8' (openvino or onnxruntime, CPU: approximate).
     """
     device = torch.device(device) if device is not None else default_device()
     backend = resolve_backend(backend, device, dtype)

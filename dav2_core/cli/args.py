@@ -104,8 +104,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        "(default: $DAV2_MODELS_DIR or ~/.cache/dav2/models)")
     model.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU; int8: --backend onnxruntime "
-                       "on the CPU, approximate)")
+                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU; int8: --backend openvino, "
+                       "onnxruntime or auto, on the CPU, approximate)")
     model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                        help="inference engine (default torch); auto = the fastest installed one for the device. "
                        + "; ".join(f"{name}: {need}" for name, need in REQUIREMENTS.items()))
