@@ -1,5 +1,8 @@
-"""Depth to Normals: DEPTH + field of view -> normal-map IMAGE; optionally a coloured PLY point cloud per image."""
+"""Depth to Normals: DEPTH + field of view -> normal-map IMAGE; optionally a coloured PLY point cloud per image,
+whose path (``ply_file``) core's Preview 3D node shows in the browser's 3D viewer."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -47,6 +50,12 @@ class DepthToNormals(io.ComfyNode):
             outputs=[
                 io.Image.Output(display_name="normals",
                                 tooltip="Normal map [B,H,W,3] in 0..1, (n + 1) / 2 per axis, same size as the depth"),
+                io.String.Output(display_name="ply_file",
+                                 tooltip="save_ply only: the (first) PLY file's path inside the output folder "
+                                         "('' without save_ply). Connect it to core 'Preview 3D & Animation' "
+                                         "(model_file) to turn the point cloud around in the browser; that needs "
+                                         "a frontend with the 3D viewer's PLY loader (tested: 1.58.1; the 1.32 "
+                                         "bundled with ComfyUI 0.3.75 has none)."),
             ],
         )
 
@@ -57,7 +66,7 @@ class DepthToNormals(io.ComfyNode):
         run = execution()
         normals = depth_to_normals(depth_map, fov_degrees, run=run)
         if not save_ply:
-            return io.NodeOutput(image_output(normals))
+            return io.NodeOutput(image_output(normals), "")
         colours = normals if image is None else image
         n_depth, n_colour = depth_map.batch, int(colours.shape[0]) if colours.ndim == 4 else 1
         if n_depth != n_colour and 1 not in (n_depth, n_colour):
@@ -70,4 +79,5 @@ class DepthToNormals(io.ComfyNode):
                                            fov_degrees, ply_stride, device=run.device)
             written.append(write_ply(folder / f"{name}_{counter + i:05}_.ply", xyz, rgb))
             run.progress(i + 1, max(n_depth, n_colour))  # progress bar and Cancel per point cloud
-        return io.NodeOutput(image_output(normals), ui={"ply_files": file_entries(written, subfolder)})
+        first = (Path(subfolder) / written[0].name).as_posix()  # "sub/name.ply", as Preview 3D names files
+        return io.NodeOutput(image_output(normals), first, ui={"ply_files": file_entries(written, subfolder)})

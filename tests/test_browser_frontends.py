@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -25,9 +26,10 @@ import torch
 from PIL import Image
 
 import browser_helpers as bh
-from browser_checks import assert_layout, layout, layout_problems, preview_state, stats_cells, wait_core_images
+from browser_checks import (INPUT_SIZE, assert_layout, layout, layout_problems, preview_state, queue_and_wait, stats_cells,
+                            test_image, wait_core_images)
 from browser_helpers import ALL_UIS, BOTH_FRONTENDS, make_node, preview_sel, send_output, stats_sel
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, load_nodes_module, write_test_video
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, api_node, load_nodes_module, write_test_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
@@ -374,3 +376,31 @@ def test_extension_loaded_twice_adds_its_widgets_once(page: Any, ui: bh.UI, ui_s
         node,
     )
     assert counts == {"widgets": 1, "elements": 1, "stylesheets": 1}, counts
+
+
+# ----------------------------------------------------------------------------- the point cloud in 3D
+
+@pytest.mark.parametrize("ui", [pytest.param(u, id=u.id) for u in bh.UIS if u.frontend == "newest"], indirect=True)
+def test_point_cloud_opens_in_core_preview_3d(page: Any, ui: bh.UI, ui_server: Any) -> None:
+    """Depth to Normals' ``ply_file`` into core's Preview 3D: the newest frontend's 3D viewer fetches our PLY
+    from the output folder (the stock 1.32 frontend has no PLY loader; README says so)."""
+    Image.fromarray(test_image(40, 60, 1)).save(ui_server.input_dir / "dav2_ply.png")
+    info = ui_server.object_info()
+    node = lambda kind, **kw: api_node(info, NODE_IDS.get(kind, kind), **kw)  # noqa: E731
+    graph = {
+        "1": node("LoadImage", image="dav2_ply.png"),
+        "2": node("Load Depth Anything V2", model=TEST_CHECKPOINT, precision="fp32"),
+        "3": node("Estimate Depth", model=["2", 0], image=["1", 0], input_size=INPUT_SIZE),
+        "4": node("Depth to Normals", depth=["3", 1], save_ply=True, filename_prefix="dav2_3d/cloud", ply_stride=2,
+                  image=["1", 0]),
+        "5": node("Preview3D", model_file=["4", 1]),
+    }
+    bh.load_api_graph(page, graph)
+    bh.show_node(page, "5")  # Nodes 2.0 mounts (and so loads) only the nodes on screen
+    with page.expect_response(lambda r: ".ply" in r.url, timeout=120_000) as response:
+        entry = queue_and_wait(page, ui_server, None)
+    (ply,) = ui_server.output_files(entry, "4", "ply_files")
+    assert entry["outputs"]["5"]["result"][0] == f"dav2_3d/{ply.name}"
+    query = parse_qs(urlparse(response.value.url).query)
+    assert (query["filename"], query.get("subfolder"), query.get("type")) == ([ply.name], ["dav2_3d"], ["output"])
+    assert response.value.status == 200 and response.value.body() == ply.read_bytes()

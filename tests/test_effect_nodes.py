@@ -470,6 +470,8 @@ def test_normals_save_ply_with_image_colours(comfy_inprocess):
     assert (rows["r"] == 255).all() and (rows["g"] == 0).all()
     np.testing.assert_allclose(rows["z"], -2.0, atol=1e-5)  # 2 m in front of the camera, looking down -z
     assert out.args[0].shape == (1, H, W, 3)
+    assert out.args[1] == f"effects_test/{path.name}"  # ply_file: the path Preview 3D loads, inside output/
+    assert normals_node(comfy_inprocess, metres).args[1] == ""  # no PLY written, no path
 
 
 def test_normals_save_ply_batches(comfy_inprocess):
@@ -477,6 +479,7 @@ def test_normals_save_ply_batches(comfy_inprocess):
     out = normals_node(comfy_inprocess, depth, save_ply=True, prefix="effects_test/pair")  # no image: normal colours
     paths = saved_paths(comfy_inprocess, out.ui, "ply_files")
     assert len(paths) == 2 and len({p.name for p in paths}) == 2 and all(len(read_ply(p)) == 120 for p in paths)
+    assert out.args[1] == f"effects_test/{paths[0].name}"  # the first point cloud of the batch
     with pytest.raises(ValueError, match="batch"):
         normals_node(comfy_inprocess, DepthMap(torch.rand(3, 10, 12)), save_ply=True, image=torch.rand(2, 10, 12, 3))
     with pytest.raises(ValueError, match="fov"):

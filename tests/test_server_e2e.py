@@ -98,7 +98,7 @@ EXPECTED = {
     "DAV2DepthParallax": (["image", "depth", "frames", "motion", "strength"], ["IMAGE"]),
     "DAV2CalibrateDepth": (["depth", "points", "max_depth_m"], ["DEPTH", "STRING"]),
     "DAV2SaveDepth": (["depth", "filename_prefix", "format"], []),
-    "DAV2DepthToNormals": (["depth", "fov_degrees", "save_ply", "filename_prefix", "ply_stride"], ["IMAGE"]),
+    "DAV2DepthToNormals": (["depth", "fov_degrees", "save_ply", "filename_prefix", "ply_stride"], ["IMAGE", "STRING"]),
     "DAV2EvaluateDepth": (["depth", "gt_file", "gt_kind", "gt_scale", "align", "min_depth", "max_depth"],
                           ["STRING", "STRING", "FLOAT", "FLOAT"]),
     "DAV2VideoDepth": (["model", "video", "input_size", "resolution", "max_side", "normalization", "range_statistic",

@@ -133,6 +133,7 @@ def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
         "depth": ["5", 0], "fov_degrees": 60.0, "save_ply": True, "filename_prefix": "effects_e2e/cloud",
         "ply_stride": 2, "image": ["1", 0]}}
     graph["8"] = {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}}
+    graph["9"] = {"class_type": "Preview3D", "inputs": {"model_file": ["7", 1]}}  # core's 3D viewer node
     entry = comfy_server.run(graph)
     assert_success(comfy_server, entry)
     report = entry["outputs"]["5"]["text"][0]
@@ -146,6 +147,7 @@ def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
     header = ply.read_bytes().split(b"end_header\n")[0].decode()
     h, w = photo.shape[:2]
     assert f"element vertex {((h + 1) // 2) * ((w + 1) // 2)}" in header
+    assert entry["outputs"]["9"]["result"][0] == f"effects_e2e/{ply.name}"  # what the 3D viewer loads from output/
     (normals,) = saved_rgb(comfy_server, entry, "8")
     assert normals.shape == photo.shape
 
