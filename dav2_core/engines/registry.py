@@ -5,7 +5,8 @@
 
 * CPU, fp32: openvino, else onnxruntime, else torch (all three exact; OpenVINO and ONNX Runtime reach
   90-100 % of the fp32 matrix-multiply floor, PyTorch eager less).
-* CPU, int8 (approximate, opt-in): openvino, else onnxruntime (OpenVINO's int8 was faster and closer).
+* CPU, int8 (approximate, opt-in): openvino, else onnxruntime (OpenVINO's int8 was closer to fp32 and
+  faster for vits, equally fast for vitb).
 * CUDA: tensorrt when ONNX Runtime's TensorRT provider is installed, else torch.
 * anything else (MPS, ...): torch.
 """
