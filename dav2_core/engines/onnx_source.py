@@ -7,9 +7,10 @@ a user's own ``.onnx`` file, that file if it can take the shape (else a clear er
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -121,11 +122,28 @@ def is_onnx_file(source: str | os.PathLike[str]) -> bool:
 
 
 class OnnxEngineBase(EngineBase):
-    """What every engine that runs an :class:`OnnxSource` shares: the sizes its file can run, and working
-    memory per image at its precision (fp16/bf16 activations are 2 bytes, fp32 and int8-weight runs 4)."""
+    """What every engine that runs an :class:`OnnxSource` shares: what it is, the sizes its file can run,
+    working memory per image at its precision (fp16/bf16 activations are 2 bytes, fp32 and int8-weight runs
+    4), and a few per-shape runtime objects (sessions, compiled models) kept, least recently used dropped."""
 
-    onnx: OnnxSource
-    precision: str
+    def __init__(self, source: OnnxSource, device: torch.device, precision: str, name: str = "") -> None:
+        self.onnx = source
+        self.device = device
+        self.precision = precision
+        self.input_dtype = torch.float32
+        self.checkpoint_info = source.checkpoint_info
+        self.source = name or str(source.file or getattr(source.model, "source", ""))
+
+    @staticmethod
+    def kept(store: OrderedDict, key: Any, build: Callable[[], Any], limit: int) -> Any:
+        """``store[key]``, built by ``build()`` on first use; at most ``limit`` entries stay (oldest dropped)."""
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        value = store[key] = build()
+        while len(store) > limit:
+            store.popitem(last=False)
+        return value
 
     def check_net_size(self, net_size: tuple[int, int]) -> None:
         super().check_net_size(net_size)

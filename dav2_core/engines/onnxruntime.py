@@ -73,12 +73,7 @@ class OnnxRuntimeEngine(OnnxEngineBase):
         if device.type == "cuda" and providers is None and not cuda_available():
             raise ImportError("ONNX Runtime here has no CUDA execution provider (the CPU-only onnxruntime package); "
                               "pip install onnxruntime-gpu (after uninstalling onnxruntime), or use device cpu")
-        self.onnx = source
-        self.device = device
-        self.precision = precision
-        self.input_dtype = torch.float32
-        self.checkpoint_info = source.checkpoint_info
-        self.source = name or str(source.file or getattr(source.model, "source", ""))
+        super().__init__(source, device, precision, name)
         default = (["CPUExecutionProvider"] if device.type == "cpu" else
                    [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"])
         self.providers = providers or (lambda net_size: default)  # providers for a session of net_size
@@ -96,12 +91,12 @@ class OnnxRuntimeEngine(OnnxEngineBase):
         """The session that runs ``net_size`` (created, and its file exported or built, on first use);
         None: the any-shape session (engines that are not per shape)."""
         key = tuple(net_size) if self.per_shape and net_size is not None else None
-        if key in self._sessions:
-            self._sessions.move_to_end(key)
-            return self._sessions[key]
+        return self.kept(self._sessions, key, lambda: self._open(key), MAX_SESSIONS)
+
+    def _open(self, key: tuple[int, int] | None) -> Any:
         path = self._file(key)
         try:
-            session = open_session(path, self.providers(key))
+            return open_session(path, self.providers(key))
         except ValueError:  # a file this runtime cannot read (opset): rebuilding gives the same file
             raise
         except Exception as exc:  # noqa: BLE001 - a cached file the runtime refuses: rebuild once
@@ -109,11 +104,7 @@ class OnnxRuntimeEngine(OnnxEngineBase):
                 raise
             log.warning("ONNX Runtime could not load %s (%s); rebuilding it", path, exc)
             self.onnx.cache.discard(path.parent)
-            session = open_session(self._file(key), self.providers(key))
-        self._sessions[key] = session
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
-        return session
+            return open_session(self._file(key), self.providers(key))
 
     # ----------------------------------------------------------------------------------- protocol
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

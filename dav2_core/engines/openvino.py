@@ -59,12 +59,7 @@ class OpenVinoEngine(OnnxEngineBase):
         if precision == "int8" and self.target != "CPU":
             raise ValueError("int8 (int8 weights, activations quantised on the fly) runs on the CPU only; "
                              "use device cpu, or fp16 on an Intel GPU")
-        self.onnx = source
-        self.device = device
-        self.precision = precision
-        self.input_dtype = torch.float32
-        self.checkpoint_info = source.checkpoint_info
-        self.source = name or str(source.file or getattr(source.model, "source", ""))
+        super().__init__(source, device, precision, name)
         self._core = ov.Core()
         self._core.set_property({"CACHE_DIR": str(source.cache.subfolder(f"openvino-{ov.__version__.split('-')[0]}"))})
         self._model: Any = None
@@ -75,9 +70,9 @@ class OpenVinoEngine(OnnxEngineBase):
         return self.onnx.int8("openvino") if self.precision == "int8" else self.onnx.onnx(None, "fp32")
 
     def _compile(self, net_size: tuple[int, int]) -> Any:
-        if net_size in self._compiled:
-            self._compiled.move_to_end(net_size)
-            return self._compiled[net_size]
+        return self.kept(self._compiled, net_size, lambda: self._compile_new(net_size), MAX_COMPILED)
+
+    def _compile_new(self, net_size: tuple[int, int]) -> Any:
         if self._model is None:
             self._model = self._core.read_model(str(self.model_file()))
         model = self._model.clone()
@@ -85,11 +80,7 @@ class OpenVinoEngine(OnnxEngineBase):
         config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if self.precision == "int8":
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = OPENVINO_GROUP_SIZE
-        compiled = self._core.compile_model(model, self.target, config)
-        self._compiled[net_size] = compiled
-        while len(self._compiled) > MAX_COMPILED:
-            self._compiled.popitem(last=False)
-        return compiled
+        return self._core.compile_model(model, self.target, config)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         compiled = self._compile(tuple(images.shape[-2:]))

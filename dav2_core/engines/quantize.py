@@ -14,6 +14,7 @@ one per runtime, because each runtime is fast only with its own:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,13 +24,17 @@ from ..export import require
 OPENVINO_GROUP_SIZE = 32
 
 
-def weight_matmuls(path: Path) -> list[str]:
-    """Names of the MatMul nodes multiplying by a 2-D weight (the transformer's linear layers): the ones
-    worth quantising (not attention products, not the position-embedding interpolation)."""
-    onnx = require("onnx", "onnx")
-    graph = onnx.load(str(path), load_external_data=False).graph
+def linear_matmuls(graph: Any) -> list[Any]:
+    """The MatMul nodes of an ONNX ``graph`` multiplying by a 2-D weight (the transformer's linear layers):
+    the ones worth quantising (not attention products, not the position-embedding interpolation)."""
     weights = {t.name for t in graph.initializer if len(t.dims) == 2}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    return [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def weight_matmuls(path: Path) -> list[str]:
+    """Names of the :func:`linear_matmuls` of the ONNX file ``path``."""
+    onnx = require("onnx", "onnx")
+    return [n.name for n in linear_matmuls(onnx.load(str(path), load_external_data=False).graph)]
 
 
 def ort_dynamic_int8(source: Path, target: Path) -> None:
@@ -48,8 +53,8 @@ def int8_weights(source: Path, target: Path) -> None:
 
     model = onnx.load(str(source))
     graph = model.graph
-    weights = {t.name: t for t in graph.initializer if len(t.dims) == 2}
-    quantised = {n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights}
+    weights = {t.name: t for t in graph.initializer}
+    quantised = {n.input[1] for n in linear_matmuls(graph)}
     dequantise = []
     for name in sorted(quantised):
         weight = numpy_helper.to_array(weights[name]).astype(np.float32)
