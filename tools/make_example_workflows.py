@@ -76,7 +76,7 @@ ROOM: dict[str, tuple[int, int]] = {
     "VAEDecode": (240, 80), "MaskToImage": (240, 60),
     "DAV2ModelLoader": (340, 190), "DAV2EstimateDepth": (360, 800), "DAV2ColorizeDepth": (360, 580),
     "DAV2DepthStats": (420, 640), "DAV2DepthBokeh": (340, 320), "DAV2DepthParallax": (340, 190),
-    "DAV2SaveDepth": (340, 160),
+    "DAV2SaveDepth": (340, 160), "DAV2VideoDepth": (360, 600),
 }
 #: Height of a node's title bar (LiteGraph.NODE_TITLE_HEIGHT): ``pos`` is the top of the body, below it.
 TITLE_HEIGHT = 30
@@ -327,14 +327,14 @@ def video_depth_streaming() -> Workflow:
     """A whole video -> Video Depth (streamed chunk by chunk, clip-wide two-pass range) -> Save Video. Any length:
     the clip is never decoded into memory."""
     wf = Workflow()
-    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], (20, 20), (315, 300))
-    loader = _loader(wf, (20, 370))
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], 0)
+    loader = _loader(wf, 0)
     widgets = [518, "keep_aspect", 1932, "two_pass", "min_max", False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth",
                False, 0.0, True, 1.0]
-    depth = wf.add("DAV2VideoDepth", widgets, (400, 20), (340, 560))
+    depth = wf.add("DAV2VideoDepth", widgets, 1)
     wf.connect(loader, "model", depth, "model")
     wf.connect(video, "VIDEO", depth, "video")
-    save = wf.add("SaveVideo", ["video/dav2_depth_streamed", "auto", "auto"], (780, 20), (400, 360))
+    save = wf.add("SaveVideo", ["video/dav2_depth_streamed", "auto", "auto"], 2)
     wf.connect(depth, "video", save, "video")
     return wf
 
