@@ -270,3 +270,8 @@ def test_cli_eval_predicts_images_with_the_model(tmp_path: Path, shared_dir: Pat
     assert code == 0, capsys.readouterr().err
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     assert 0 < row["n_valid"] <= 480 * 640 and all(math.isfinite(row[k]) for k in ("abs_rel", "rmse", "delta1"))
+    # the model options are the depth command's: --backend is honoured (here refused: no CUDA for TensorRT)
+    code = cli.main(["eval", "--gt", str(nyu / "depth/sync_depth_00000.png"), "--image",
+                     str(nyu / "rgb/rgb_00000.jpg"), "--models-dir", str(tmp_path), "--device", "cpu",
+                     "--backend", "tensorrt"])
+    assert code == 2 and "TensorRT requested without CUDA" in capsys.readouterr().err

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from .. import io
-from ..accel import optimize
 from ..cli.common import Report, load_cli_model
 from ..cli.images import process_images
 from .job import INFLIGHT_DIR, BatchJob
@@ -71,8 +70,6 @@ class BatchWorker:
         self.out_dir = job.output
         self.fault = fault
         self.model = load_cli_model(self.options)
-        if self.options.compile:
-            optimize(self.model)
         self.kind = self.model.checkpoint_info.kind
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.batches = 0

@@ -16,7 +16,6 @@ import sys
 from typing import Sequence
 
 from .. import io
-from ..accel import optimize
 from ..checkpoints import CheckpointError
 from ..engines import as_engine
 from ..hub import HubUnavailableError
@@ -41,8 +40,6 @@ def run(options: CliOptions) -> int:
     except (io.InputError, HubUnavailableError, CheckpointError, CliError, ValueError, ImportError) as exc:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
-    if options.compile:
-        optimize(model)
     engine, checkpoint = as_engine(model), model.checkpoint_info
     info(options, f"model {model.source} ({checkpoint.encoder}, {checkpoint.kind}) on {engine.device} "
                   f"{str(engine.input_dtype).removeprefix('torch.')} ({engine.backend})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
@@ -72,6 +72,35 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0."""
     return _whole_number(text, 0)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (NaN refused)."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0 (NaN refused)."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def model_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`CliOptions` fields of :func:`add_model_arguments`' options (which model, where, how)."""
+    return dict(variant=ns.variant, checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device,
+                dtype=ns.dtype, compile=ns.compile, backend=ns.backend, cache_dir=ns.cache_dir)
 
 
 def _input_size(text: str) -> int:
@@ -226,9 +255,7 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
     estimate = estimate_options(ns, parser, chunk_size=ns.batch_size, refine=ns.refine,
                                 temporal_consistency=ns.temporal, normalization=ns.normalize, invert=ns.invert)
     return CliOptions(
-        inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, variant=ns.variant,
-        checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile,
-        backend=ns.backend, cache_dir=ns.cache_dir,
+        inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, **model_options(ns),
         estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
         exr=ns.exr, frames=ns.frames, video_range=ns.video_range, start_frame=ns.start_frame,
         frame_count=ns.frame_count, frame_stride=ns.frame_stride, quiet=ns.quiet,

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..batch import DEFAULT_BATCH_SIZE, ENGINES, BatchError, BatchJob, run_batch
 from ..batch.job import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
-from .args import build_parser, options_from_namespace, positive_int
+from .args import build_parser, non_negative_float, options_from_namespace, positive_float, positive_int
 from .common import info, warn
 
 EPILOG = """\
@@ -27,23 +27,6 @@ status, error, attempts, worker, seconds) and dav2_batch.json (the settings a re
 Rerunning the same command skips verified outputs, retries failures up to --max-attempts and finishes the rest.
 Numbers: bit-identical to `dav2 SOURCE -r --batch-size B` with the same device, precision and (on CPU) threads.
 exit status: 0 all done; 1 some images failed (the rest is written); 2 nothing done; 130 interrupted"""
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def _action(parser: argparse.ArgumentParser, dest: str) -> argparse.Action:
@@ -72,9 +55,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
                        "ray://host:10001 (default: $RAY_ADDRESS, else local)")
     group.add_argument("--num-workers", type=positive_int, default=None, metavar="N",
                        help="Ray actors, each with its own model (default 1)")
-    group.add_argument("--gpus-per-worker", type=_non_negative, default=0.0, metavar="G",
+    group.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, metavar="G",
                        help="GPUs per Ray actor (0.5 puts two on a GPU; default 0 = CPU workers)")
-    group.add_argument("--cpus-per-worker", type=_positive, default=1.0, metavar="C",
+    group.add_argument("--cpus-per-worker", type=positive_float, default=1.0, metavar="C",
                        help="CPUs per Ray actor; CPU workers run torch with this many threads (default 1)")
     group.add_argument("--path-column", default="path", metavar="NAME", help="path column of a CSV/Parquet SOURCE")
     group.add_argument("--root", metavar="DIR", help="folder relative list paths are read against (default: the list's)")
@@ -84,7 +67,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
     group.add_argument("--retry-failed", action="store_true", help="try final failures of earlier runs again")
     group.add_argument("--overwrite", action="store_true",
                        help="OUT holds a job with other settings: redo every image with these ones")
-    group.add_argument("--connect-timeout", type=_positive, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
+    group.add_argument("--connect-timeout", type=positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
                        help=f"seconds to wait for a Ray address to answer (default {DEFAULT_CONNECT_TIMEOUT:g})")
     return parser
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .. import io
 from ..colormaps import colorize
+from ..accel import optimize
 from ..inference import auto_chunk_size
 from ..loading import load_model
 from ..variants import VARIANTS
@@ -63,23 +64,27 @@ def _device(name: str | None) -> torch.device | None:
 
 
 def load_cli_model(options: CliOptions) -> Any:
-    """The model the options ask for; HubUnavailableError / CheckpointError / ValueError pass through."""
+    """The model the options ask for (compiled with ``accel.optimize`` for --compile); HubUnavailableError /
+    CheckpointError / ValueError pass through."""
     device = _device(options.device)
     engine = {"backend": options.backend, "cache_dir": options.cache_dir}
     if options.compile and options.backend != "torch":
         raise CliError(f"--compile is a torch option; it does not apply to --backend {options.backend}")
     if options.checkpoint is None:
-        return load_model(options.variant or "vits", device=device, dtype=options.dtype, models_dir=options.models_dir,
-                          **engine)
-    variant = VARIANTS[options.variant] if options.variant else None
-    metric = variant is not None and variant.kind == "metric"
-    model = load_model(options.checkpoint, device=device, dtype=options.dtype,
-                       kind="metric" if metric else None, max_depth=variant.max_depth if metric else None, **engine)
-    if variant is not None and model.checkpoint_info.encoder != variant.encoder:
-        raise CliError(
-            f"{options.checkpoint} holds a {model.checkpoint_info.encoder} model (from its tensor shapes), "
-            f"but --encoder {options.variant} needs {variant.encoder}; drop --encoder or pick a matching one"
-        )
+        model = load_model(options.variant or "vits", device=device, dtype=options.dtype,
+                           models_dir=options.models_dir, **engine)
+    else:
+        variant = VARIANTS[options.variant] if options.variant else None
+        metric = variant is not None and variant.kind == "metric"
+        model = load_model(options.checkpoint, device=device, dtype=options.dtype,
+                           kind="metric" if metric else None, max_depth=variant.max_depth if metric else None, **engine)
+        if variant is not None and model.checkpoint_info.encoder != variant.encoder:
+            raise CliError(
+                f"{options.checkpoint} holds a {model.checkpoint_info.encoder} model (from its tensor shapes), "
+                f"but --encoder {options.variant} needs {variant.encoder}; drop --encoder or pick a matching one"
+            )
+    if options.compile:
+        optimize(model)
     return model
 
 

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 import torch
 
 from .. import io
-from ..accel import optimize
 from ..checkpoints import CheckpointError
 from ..depth import DepthMap
 from ..effects.export import load_depth
@@ -26,18 +25,9 @@ from ..evaluate import ALIGN_MODES, evaluate_depth, format_table, summarise
 from ..ground_truth import GT_KINDS, GroundTruth, read_ground_truth, read_mask
 from ..hub import HubUnavailableError
 from ..pipeline import EstimateOptions, estimate
-from .args import CliOptions, add_inference_arguments, add_model_arguments, estimate_options
+from .args import (CliOptions, add_inference_arguments, add_model_arguments, estimate_options, model_options,
+                   positive_float)
 from .common import CliError, load_cli_model
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,18 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--mask", nargs="+", metavar="FILE", help="valid-pixel masks, non-zero = evaluate (one per --gt)")
     gt = parser.add_argument_group("ground truth")
     gt.add_argument("--gt-kind", choices=GT_KINDS, default="auto", help="what the files hold (default: by format)")
-    gt.add_argument("--gt-scale", type=_positive, default=None, metavar="S",
+    gt.add_argument("--gt-scale", type=positive_float, default=None, metavar="S",
                     help="raw value per metre (depth) or per pixel (disparity); default 1000 for 16-bit depth "
                     "PNGs (mm), else 1 (KITTI depth: 256)")
-    gt.add_argument("--focal-baseline", type=_positive, default=None, metavar="FB",
+    gt.add_argument("--focal-baseline", type=positive_float, default=None, metavar="FB",
                     help="disparity ground truth: focal length x baseline in pixel-metres, makes it metric "
                     "(depth = FB / (d + doffs))")
     gt.add_argument("--doffs", type=float, default=0.0, help="disparity ground truth: x-offset of the principal points (px)")
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--align", choices=list(ALIGN_MODES), default="auto", help="see below (default auto)")
-    protocol.add_argument("--min-depth", type=_positive, default=None, metavar="M",
+    protocol.add_argument("--min-depth", type=positive_float, default=None, metavar="M",
                           help="evaluate ground truth from this depth on, clip predictions to it")
-    protocol.add_argument("--max-depth", type=_positive, default=None, metavar="M",
+    protocol.add_argument("--max-depth", type=positive_float, default=None, metavar="M",
                           help="evaluate ground truth up to this depth, clip predictions to it (e.g. NYU 10)")
     protocol.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     add_model_arguments(parser)
@@ -79,11 +69,7 @@ def _predictions(ns: argparse.Namespace, options: EstimateOptions) -> list[tuple
     """(label, loader) per pair: loading is deferred so only one prediction is in memory at a time."""
     if ns.pred:
         return [(p, lambda p=p: load_depth(p)) for p in ns.pred]
-    cli = CliOptions(inputs=(), output=Path("."), variant=ns.variant, checkpoint=ns.checkpoint,
-                     models_dir=ns.models_dir, device=ns.device, dtype=ns.dtype, compile=ns.compile, estimate=options)
-    model = load_cli_model(cli)
-    if ns.compile:
-        optimize(model)
+    model = load_cli_model(CliOptions(inputs=(), output=Path("."), **model_options(ns), estimate=options))
 
     def predict(path: str) -> DepthMap:
         image = torch.from_numpy(io.read_image(Path(path)))[None]
@@ -124,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run(ns, options)
         for w in caught:
             print(f"dav2 eval: warning: {w.message}", file=sys.stderr)
-    except (ValueError, CliError, CheckpointError, HubUnavailableError, io.ImageReadError, OSError) as exc:
+    except (ValueError, ImportError, CliError, CheckpointError, HubUnavailableError, io.ImageReadError,
+            OSError) as exc:
         print(f"dav2 eval: error: {exc}", file=sys.stderr)
         return 2
     labels = [Path(r["pred"]).name for r in result["rows"]]
