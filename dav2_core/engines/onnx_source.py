@@ -105,11 +105,11 @@ class OnnxSource:
             raise ValueError(f"no int8 file for backend {backend!r}; int8 runs on onnxruntime or openvino")
         build_int8, package = builders[backend]
         runtime = require(package, "onnx")
-        source = self.onnx(None, "fp32")
         key = self.key(f"{backend}-int8", "dynamic", "int8", **{package: runtime.__version__})
         if self.file is not None:
             key["source_file_sha256"] = file_sha256(self.file, remember=True)
-        return self.cache.get(key, lambda folder: build_int8(source, folder / ONNX_NAME)) / ONNX_NAME
+        # the fp32 file is looked up (or exported) only when the int8 file must be built
+        return self.cache.get(key, lambda folder: build_int8(self.onnx(None, "fp32"), folder / ONNX_NAME)) / ONNX_NAME
 
     def release_model(self) -> None:
         """Drop the PyTorch model once no more exports are needed (frees its host memory)."""

@@ -72,10 +72,14 @@ class OpenVinoEngine(OnnxEngineBase):
     def _compile(self, net_size: tuple[int, int]) -> Any:
         return self.kept(self._compiled, net_size, lambda: self._compile_new(net_size), MAX_COMPILED)
 
-    def _compile_new(self, net_size: tuple[int, int]) -> Any:
+    def network(self) -> Any:
+        """The OpenVINO model read from :meth:`model_file` (read once; again after :meth:`close`)."""
         if self._model is None:
             self._model = self._core.read_model(str(self.model_file()))
-        model = self._model.clone()
+        return self._model
+
+    def _compile_new(self, net_size: tuple[int, int]) -> Any:
+        model = self.network().clone()
         model.reshape({"image": [-1, 3, net_size[0], net_size[1]]})
         config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if self.precision == "int8":

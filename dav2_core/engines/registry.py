@@ -124,7 +124,7 @@ def create_engine(backend: str, source: Any, device: torch.device, precision: st
         from .openvino import OpenVinoEngine
 
         engine = OpenVinoEngine(source, device, precision, name=name)
-        engine.model_file()  # export / quantise (or find in the cache) now: errors surface at load time
+        engine.network()  # export / quantise (or find in the cache) and read now: errors surface at load time
     elif backend == "tensorrt":
         from .tensorrt import tensorrt_engine
 
