@@ -12,7 +12,6 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
-from dav2_core.engines.registry import INT8_ONLY
 from dav2_core.loading import PRECISION_DTYPES, resolve_dtype
 
 PRECISIONS: dict[str, str] = {
@@ -43,9 +42,6 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
     """The dtype the network runs in on ``load_device`` for a precision choice (ValueError if unusable there)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8":
-        raise ValueError(f"{INT8_ONLY}; choose backend auto, openvino or onnxruntime, or precision "
-                         "fp32/fp16/bf16 for torch")
     if precision != "auto":
         return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
     if mm.is_device_cpu(load_device):

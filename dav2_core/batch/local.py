@@ -20,7 +20,7 @@ SCAN_CHUNK = 512
 
 
 def scan_columns(rows: list[Row]) -> dict[str, np.ndarray]:
-    """The :func:`scan_batch` input columns (``plan.SCAN_COLUMNS``) of some rows."""
+    """The :func:`scan_batch` input columns (index, input, stem) of some rows."""
     return {"index": np.array([r.index for r in rows], dtype=np.int64),
             "input": np.array([r.input for r in rows], dtype=object),
             "stem": np.array([r.stem for r in rows], dtype=object)}

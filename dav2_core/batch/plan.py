@@ -24,9 +24,6 @@ from ..cli.args import CliOptions
 from ..cli.images import OUTPUT_SUFFIXES, output_paths, probe_size
 from .manifest import Row
 
-SCAN_COLUMNS = ("index", "input", "stem")
-
-
 def _png_verified(path: Path, size: tuple[int, int], sixteen_bit: bool) -> bool:
     from PIL import Image
 
@@ -139,8 +136,3 @@ def plan_batches(rows: list[Row], batch_size: int) -> list[list[Row]]:
 def batches_to_run(plan: list[list[Row]]) -> list[list[Row]]:
     """The planned batches with at least one pending input."""
     return [batch for batch in plan if any(row.status == "pending" for row in batch)]
-
-
-def batch_payload(batch: list[Row]) -> str:
-    """A batch as the JSON a worker receives: [[index, input, stem], ...]."""
-    return json.dumps([[row.index, row.input, row.stem] for row in batch])

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .job import BatchError, BatchJob
-from .local import SCAN_CHUNK, ResultSink, scan_columns, scan_in_process
+from .local import SCAN_CHUNK, ResultSink, scan_in_process
 from .manifest import Row
 from .plan import scan_batch
 from .worker import BatchWorker, KillOnce
@@ -178,8 +178,7 @@ class RayEngine:
         if len(rows) < self.local_scan_rows:  # reading a few headers here beats starting Ray Data tasks
             yield from scan_in_process(self.job, rows)
             return
-        columns = scan_columns(rows)
-        items = [{"index": i, "input": p, "stem": s} for i, p, s in zip(columns["index"], columns["input"], columns["stem"])]
+        items = [{"index": row.index, "input": row.input, "stem": row.stem} for row in rows]
         blocks = max(1, min(len(items) // SCAN_CHUNK + 1, 1000))
         dataset = self.ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             scan_batch, fn_kwargs={"out_dir": str(self.job.output), "options": self.job.options},
