@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .depth import DepthMap
-from .effects.export import META_KEY, exr_backend, load_depth
+from .effects.export import META_KEY, exr_backend, load_depth, read_exr
 
 GtKind = Literal["depth", "disparity"]
 #: ``kind`` choices of the readers: auto = decided by the file format (see the module docstring).
@@ -196,14 +196,9 @@ def read_ground_truth(path: str | Path, kind: str = "auto", scale: float | None 
 def _float_array(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".exr":
-        import cv2
-
         if exr_backend() is None:
             raise ValueError(f"{path}: this Python cannot read EXR files; save the ground truth as .npy or .pfm")
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise ValueError(f"{path}: OpenCV could not read this EXR")
-        return raw[..., 0] if raw.ndim == 3 else raw
+        return read_exr(path)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())

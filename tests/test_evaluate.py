@@ -275,3 +275,17 @@ def test_cli_eval_predicts_images_with_the_model(tmp_path: Path, shared_dir: Pat
                      str(nyu / "rgb/rgb_00000.jpg"), "--models-dir", str(tmp_path), "--device", "cpu",
                      "--backend", "tensorrt"])
     assert code == 2 and "TensorRT requested without CUDA" in capsys.readouterr().err
+
+
+def test_plain_exr_ground_truth_is_read_with_the_exr_backend(tmp_path: Path):
+    from dav2_core.effects.export import exr_backend, save_depth
+
+    if exr_backend() is None:
+        pytest.skip("no EXR reader in this Python (OpenEXR, or OpenCV with its EXR codec)")
+    metres = torch.linspace(0.5, 9.5, 12 * 16).reshape(1, 12, 16)
+    written = save_depth(DepthMap(metres, kind="metric"), tmp_path / "gt", "exr")
+    (exr,) = [p for p in written if p.suffix == ".exr"]
+    Path(str(exr) + ".json").unlink()  # a plain EXR: no Save Depth metadata, so the kind must be given
+    gt = read_ground_truth(exr, kind="depth")
+    assert gt.kind == "depth"
+    np.testing.assert_allclose(gt.values[0].numpy(), metres[0].numpy(), rtol=1e-6)

@@ -165,6 +165,27 @@ def _from_meta(values: np.ndarray, meta: dict | None, path: Path) -> DepthMap:
     return DepthMap(t if t.ndim == 3 else t[None], kind=kind, model=meta.get("model", ""))
 
 
+def read_exr(path: Path) -> np.ndarray:
+    """The depth channel of an EXR file (``Y``, else the first channel) as a float32 [H,W] array, read with
+    :func:`exr_backend`; RuntimeError says how to enable EXR when nothing here reads it."""
+    backend = exr_backend()
+    if backend is None:
+        raise RuntimeError(EXR_HELP.replace("writing", "reading"))
+    if backend == "openexr":
+        import OpenEXR
+
+        with OpenEXR.File(str(path)) as f:
+            channels = f.channels()
+            name = "Y" if "Y" in channels else sorted(channels)[0]
+            return np.array(channels[name].pixels, dtype=np.float32)
+    import cv2
+
+    values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if values is None:
+        raise ValueError(f"{path}: OpenCV could not read this EXR")
+    return values[..., 0] if values.ndim == 3 else values
+
+
 def load_depth(path: str | os.PathLike[str]) -> DepthMap:
     """Read a depth file written by :func:`save_depth` (.png, .exr, .npy) → DepthMap [B,H,W] float32.
 
@@ -190,25 +211,7 @@ def load_depth(path: str | os.PathLike[str]) -> DepthMap:
         meta = json.loads(text)
         return _from_meta(meta["min"] + unit * (meta["max"] - meta["min"]), meta, p)
     if suffix == ".exr":
-        backend = exr_backend()
-        if backend is None:
-            raise RuntimeError(EXR_HELP.replace("writing", "reading"))
-        if backend == "openexr":
-            import OpenEXR
-
-            with OpenEXR.File(str(p)) as f:
-                channels = f.channels()
-                name = "Y" if "Y" in channels else sorted(channels)[0]
-                values = np.array(channels[name].pixels, dtype=np.float32)
-        else:
-            import cv2
-
-            values = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            if values is None:
-                raise ValueError(f"{p}: OpenCV could not read this EXR")
-            if values.ndim == 3:
-                values = values[..., 0]
-        return _from_meta(values, _sidecar(p), p)
+        return _from_meta(read_exr(p), _sidecar(p), p)
     if suffix == ".npy":
         values = np.load(p, allow_pickle=False)
         if values.ndim not in (2, 3):
