@@ -5,7 +5,8 @@ import os
 
 import torch
 
-from dav2_core.engines.registry import REQUIREMENTS, auto_backend, backend_device, installed_backends, precision_name, resolve_backend
+from dav2_core.engines.registry import (REQUIREMENTS, backend_device, installed_backends, precision_name,
+                                        resolve_backend)
 from dav2_core.loading import load_model
 
 from .engine_patcher import EnginePatcher, weight_bytes
@@ -29,25 +30,25 @@ def backend_tooltip() -> str:
     return "\n".join(lines)
 
 
+def engine_device(backend: str, dtype: str | None, load_device: torch.device) -> torch.device:
+    """Where a ``backend`` engine runs for ComfyUI's ``load_device``: the CPU for int8, else the backend's
+    device for it (``auto`` decides on ``load_device`` itself, by the engines' rule)."""
+    if precision_name(dtype, load_device) == "int8":
+        return torch.device("cpu")
+    return load_device if backend == "auto" else backend_device(backend, load_device)
+
+
 def resolve(backend: str, precision: str, load_device: torch.device) -> str:
     """The concrete backend for the node's choice ('auto' by the engines' rule); errors if not installed."""
     dtype = None if precision == "auto" else precision
-    if backend == "auto":
-        device = load_device
-        if precision_name(dtype, device) == "int8":
-            device = torch.device("cpu")
-        return auto_backend(backend_device("onnxruntime", device) if device.type == "cuda" else device,
-                            precision_name(dtype, device))
-    return resolve_backend(backend, backend_device(backend, load_device), dtype)
+    return resolve_backend(backend, engine_device(backend, dtype, load_device), dtype)
 
 
 def load_depth_model(source: str, name: str, backend: str, precision: str, load_device: torch.device,
                      models_folder: str, kind: str | None, max_depth: float | None) -> DepthModel:
     """A DepthModel whose patcher holds a ``backend`` engine (ONNX files cached under ``models_folder/engines``)."""
-    device = backend_device(backend, load_device)
     dtype = None if precision == "auto" else precision
-    if precision_name(dtype, device) == "int8":
-        device = torch.device("cpu")
+    device = engine_device(backend, dtype, load_device)
     engine = load_model(source, device=device, dtype=dtype, models_dir=models_folder, kind=kind, max_depth=max_depth,
                         backend=backend, cache_dir=os.path.join(models_folder, ENGINES_FOLDER))
     info = engine.checkpoint_info

@@ -88,3 +88,20 @@ def test_server_runs_the_onnxruntime_backend_end_to_end(comfy_server):
     assert results["onnxruntime"].shape == (64, 96)
     assert np.abs(results["onnxruntime"] - results["torch"]).max() <= 1  # same depth, 8-bit rounding at most
     assert results["torch"].max() - results["torch"].min() > 100  # a real map, not a constant
+
+
+def test_auto_on_a_gpu_follows_the_engines_rule(comfy_inprocess, monkeypatch):
+    """The node's auto = dav2_core's auto for ComfyUI's device: on CUDA TensorRT if installed, else torch (never
+    a CPU engine because onnxruntime here lacks CUDA); int8 runs on the CPU engines."""
+    from comfy_harness import load_nodes_module
+    from dav2_core.engines import registry
+
+    engine_loader = load_nodes_module("engine_loader")
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(registry, "is_installed", lambda b: b in ("torch", "onnxruntime", "openvino"))
+    assert engine_loader.resolve("auto", "auto", cuda) == "torch"
+    assert engine_loader.resolve("auto", "fp16", cuda) == "torch"
+    assert engine_loader.resolve("auto", "int8", cuda) == "openvino"
+    assert engine_loader.engine_device("openvino", None, cuda) == torch.device("cpu")
+    monkeypatch.setattr(registry, "is_installed", lambda b: True)
+    assert engine_loader.resolve("auto", "auto", cuda) == "tensorrt"
