@@ -7,7 +7,7 @@ from dav2_core.effects import lens_blur
 
 from .api import image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 #: How the focus is chosen, in UI order.
 FOCUS_MODES: dict[str, str] = {
@@ -34,7 +34,7 @@ class DepthBokeh(io.ComfyNode):
                 DepthIO.Input("depth", tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
                                                "another size is resized to the image with a warning."),
                 io.Combo.Input("focus_mode", options=list(FOCUS_MODES), default="point",
-                               tooltip="\n".join(f"{k}: {v}" for k, v in FOCUS_MODES.items())),
+                               tooltip=help_text(FOCUS_MODES)),
                 io.Float.Input("focus_x", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="point mode: horizontal position of the in-focus point, fraction of the width"),
                 io.Float.Input("focus_y", default=0.5, min=0.0, max=1.0, step=0.01,

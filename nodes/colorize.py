@@ -15,7 +15,7 @@ from dav2_core.depth import DepthMap
 
 from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
-from .types import SEARCH_ALIASES, DepthIO, schema
+from .types import SEARCH_ALIASES, DepthIO, help_text, schema
 
 def as_depth(value: object) -> DepthMap:
     """The DepthMap to colour from a DEPTH or IMAGE input, or a ValueError naming what was wired."""
@@ -34,7 +34,7 @@ def as_depth(value: object) -> DepthMap:
 def range_inputs() -> list[io.Input]:
     """``range_mode`` and the manual bounds: a DynamicCombo that shows ``manual_min``/``manual_max`` only for
     "manual" where the running ComfyUI has one (nodes/api.py), else a combo and two floats always shown."""
-    tooltip = "Which depth values span the colormap:\n" + "\n".join(f"{k}: {v}" for k, v in RANGE_MODE_HELP.items())
+    tooltip = "Which depth values span the colormap:\n" + help_text(RANGE_MODE_HELP)
     bounds = [
         io.Float.Input("manual_min", default=0.0, min=-1e9, max=1e9, step=0.01,
                        tooltip="manual range only: lower bound in the depth's units (metres for metric)"),

@@ -13,7 +13,7 @@ from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_i
 from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 GT_FILE_HELP = (
     "Ground-truth file: a path relative to ComfyUI's input folder, or absolute. "
@@ -56,7 +56,7 @@ class EvaluateDepth(io.ComfyNode):
                                tooltip="Raw value per metre (depth) or per pixel (disparity); 0 = the format's "
                                        "default (1000 for 16-bit depth PNGs, i.e. millimetres; else 1)"),
                 io.Combo.Input("align", options=list(ALIGN_MODES), default="auto",
-                               tooltip="\n".join(f"{k}: {v}" for k, v in ALIGN_MODES.items())),
+                               tooltip=help_text(ALIGN_MODES)),
                 io.Float.Input("min_depth", default=0.0, min=0.0, max=1e6, step=0.01,
                                tooltip="Evaluate ground truth from this depth on and clip predictions to it; 0 = off"),
                 io.Float.Input("max_depth", default=0.0, min=0.0, max=1e6, step=0.1,

@@ -7,7 +7,7 @@ from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
 
 from .api import image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 MAX_FRAMES = 1024
 
@@ -33,7 +33,7 @@ class DepthParallax(io.ComfyNode):
                 io.Int.Input("frames", default=24, min=1, max=MAX_FRAMES,
                              tooltip="Frames N per input image (at least 1); circle and swing loop seamlessly"),
                 io.Combo.Input("motion", options=list(MOTIONS), default="circle",
-                               tooltip="Camera move:\n" + "\n".join(f"{k}: {v}" for k, v in MOTION_HELP.items())),
+                               tooltip="Camera move:\n" + help_text(MOTION_HELP)),
                 io.Float.Input("strength", default=0.03, min=0.0, max=0.5, step=0.005,
                                tooltip="How far the nearest point moves, as a fraction of the image width "
                                        "(0.02-0.05 looks natural; larger opens bigger gaps to fill)"),

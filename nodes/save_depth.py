@@ -5,7 +5,7 @@ from dav2_core.effects import FORMATS, export, save_depth
 
 from .api import io
 from .effect_io import file_entries, output_target
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
     "png16": "16-bit greyscale PNG per image, scaled to its min..max (both stored in the PNG's 'dav2_depth' text "
@@ -36,7 +36,7 @@ class SaveDepth(io.ComfyNode):
                                 tooltip="File name start inside the output folder; may contain subfolders and "
                                         "Save Image's %date%-style variables. A counter is appended."),
                 io.Combo.Input("format", options=list(FORMATS), default="png16",
-                               tooltip="\n".join(f"{k}: {v}" for k, v in FORMAT_HELP.items())),
+                               tooltip=help_text(FORMAT_HELP)),
             ],
             outputs=[],
         )
