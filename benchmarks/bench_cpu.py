@@ -44,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.common import (  # noqa: E402
     DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
     format_table, int_list, is_compiled, load_accel, load_photos, machine_info, median, non_negative_int,
-    positive_int, read_bgr, run_isolated, seeded_models, time_calls, worst, write_json,
+    positive_int, read_bgr, run_isolated, seeded_models, seeded_ours, time_calls, worst, write_json,
 )
 from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{row['median_ms_per_image']:.1f} ms/image, peak +{row['peak_rss_mib']:.0f} MiB", flush=True)
     floors = {}
     for encoder in args.encoders:
-        floors[encoder] = floor(seeded_models(encoder, args.seed)[1], net)
+        floors[encoder] = floor(seeded_ours(encoder, args.seed), net)
         print(f"  {encoder} fp32 floor: {floors[encoder]['forward_gflops']:.1f} GFLOP / "
               f"{floors[encoder]['gemm_gflops_per_s']:.0f} GFLOP/s = {floors[encoder]['floor_ms']:.0f} ms", flush=True)
     for row in results:

@@ -33,7 +33,7 @@ import copy
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import (  # noqa: E402
     DTYPES, MIB, SEED, OomRetries, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
-    format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
+    device_sync, format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
     non_negative_int, official_available, positive_int, read_bgr, release_model, seeded_models, seeded_ours,
     set_tf32, time_calls, worst, write_json,
 )
@@ -54,10 +54,6 @@ from dav2_core.memory import OutOfMemoryError  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
 GPU_ENCODERS = ("vits", "vitb", "vitl")
-
-
-def _sync(device: torch.device) -> Callable[[], None] | None:
-    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def infer_image_row(model: torch.nn.Module, bgr: np.ndarray, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
@@ -92,7 +88,7 @@ def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int
         with OomRetries().watch() as handler:
             times = time_calls(
                 lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
-                runs, warmup, _sync(device), after_warmup)
+                runs, warmup, device_sync(device), after_warmup)
     except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
     call = median(times)

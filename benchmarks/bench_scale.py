@@ -37,7 +37,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SEED, format_table, int_list, machine_info, positive_int, seeded_models, write_json  # noqa: E402
+from benchmarks.common import SEED, format_table, int_list, machine_info, positive_int, seeded_ours, write_json  # noqa: E402
 from dav2_core.batch import JOB_FILE, MANIFEST_FILE, BatchSummary, KillOnce, run_batch  # noqa: E402
 from dav2_core.cli.batch import parse_job  # noqa: E402
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     source = work / "images"
     make_images(source, args.images)
     checkpoint = work / "vits_seeded.pth"
-    torch.save(seeded_models("vits")[1].state_dict(), checkpoint)
+    torch.save(seeded_ours("vits").state_dict(), checkpoint)
 
     def job(out: Path, workers: int) -> Any:
         return parse_job([str(source), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",

@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    MIB, SEED, PeakRss, format_table, int_list, machine_info, positive_int, run_isolated, seeded_models, write_json,
+    MIB, SEED, PeakRss, format_table, int_list, machine_info, positive_int, run_isolated, seeded_ours, write_json,
 )
 from dav2_core.effects import flicker_metric  # noqa: E402
 from dav2_core.video import VideoOptions, depth_video  # noqa: E402
@@ -92,8 +92,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     """One depth_video run on ``cfg['clip']``; meant for a fresh process (``run_isolated``)."""
     torch.set_num_threads(cfg["threads"])
     device = torch.device(cfg["device"])
-    _, model = seeded_models(cfg["encoder"], cfg["seed"])
-    model = model.to(device)
+    model = seeded_ours(cfg["encoder"], cfg["seed"]).to(device)
     model_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / MIB
     gc.collect()
     if device.type == "cuda":

@@ -177,10 +177,8 @@ def compiled_row(model: torch.nn.Module, before: dict[str, int] | None) -> dict[
 def release_model(model: torch.nn.Module) -> None:
     """Drop the engine's compiled graphs of ``model`` (call before ``del model``, then :func:`free_memory`):
     a compiled model is not freed by ``del`` alone (its graphs, frozen weights and CUDA-graph pools live on)."""
-    try:
-        from dav2_core.accel import unoptimize
-    except ImportError:
-        return
+    from dav2_core.accel import unoptimize
+
     unoptimize(model)
 
 
@@ -272,6 +270,11 @@ def bgr_to_images(bgr: np.ndarray, batch: int = 1) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------- timing
+def device_sync(device: torch.device) -> Callable[[], None] | None:
+    """The ``sync`` for :func:`time_calls` on ``device``: waits for CUDA work; None elsewhere (synchronous)."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+
+
 def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None,
                after_warmup: Callable[[], None] | None = None) -> list[float]:
     """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call).

@@ -185,11 +185,9 @@ def load(args: argparse.Namespace) -> tuple[Any, str]:
         from dav2_core.loading import load_model
 
         return load_model(str(args.checkpoint), device=args.device, dtype=args.dtype), str(args.checkpoint)
-    try:
-        from benchmarks.common import SEED, seeded_models
-    except ImportError as exc:  # the official package builds the seeded weights
-        raise SystemExit(f"eval_tiling: no --checkpoint and no seeded weights ({exc}); pass --checkpoint PATH") from None
-    model = seeded_models(args.encoder)[1].to(args.device or "cpu")
+    from benchmarks.common import SEED, seeded_ours
+
+    model = seeded_ours(args.encoder).to(args.device or "cpu")
     return model, f"seeded random-init {args.encoder} (seed {SEED}; numbers test the blending, not depth quality)"
 
 

@@ -28,8 +28,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, ROOT, SHARED, OomRetries, bgr_to_images, compare, format_table, list_photos, machine_info, median,
-    official_available, read_bgr, seeded_ours, set_tf32, tf32_flags, time_calls, write_json,
+    DTYPES, ROOT, SHARED, OomRetries, bgr_to_images, compare, device_sync, format_table, list_photos, machine_info,
+    median, official_available, read_bgr, seeded_ours, set_tf32, tf32_flags, time_calls, write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
 
@@ -53,12 +53,8 @@ class Sizes:
         self.tokens = {"tiny": 37} if dry else TOKENS
 
 
-def _sync(device: torch.device) -> Callable[[], None] | None:
-    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
-
-
 def _median_ms(fn: Callable[[], Any], sizes: Sizes) -> float:
-    return median(time_calls(fn, sizes.runs, sizes.warmup, _sync(sizes.device))) * 1e3
+    return median(time_calls(fn, sizes.runs, sizes.warmup, device_sync(sizes.device))) * 1e3
 
 
 def _model(encoder: str, sizes: Sizes, dtype: str = "fp32") -> torch.nn.Module:
