@@ -231,7 +231,8 @@ class DepthStream:
     frame of a relative model is aligned to the previous output frame, across chunk boundaries too.
     Normalisation 'raw' passes the values through; 'batch' is read as 'running' for a stream.
     Calling the stream is :meth:`depth` (estimate + align) then :meth:`normalize`; a two-pass run calls
-    them apart: depth and :meth:`frame_ranges` in the first pass, ``normalize`` with the clip range after.
+    them apart: depth (and a ``normalize.RunningRange`` of :attr:`statistic`) in the first pass, ``normalize``
+    with the clip range after.
     """
 
     model: Any
@@ -269,18 +270,13 @@ class DepthStream:
         self.frames_done += values.shape[0]
         return DepthMap(values, kind=self.kind, model=model_label(self.model, self.model_name))
 
-    def frame_ranges(self, depth: DepthMap) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each frame's own nearness range (lo[n], hi[n]) under the stream's statistic (a two-pass first pass
-        collects these; the clip range is (min lo, max hi))."""
-        return range_of(depth, self.statistic)
-
     def normalize(self, depth: DepthMap) -> DepthResult:
         """Normalise the next chunk's depth under the range mode (running: widens the clip range with it)."""
         mode = self.options.normalization
         if mode == "raw":
             return DepthResult(depth, normalize_depth(depth, "raw"), "raw")
         if self.range_mode == "per_frame":
-            lo, hi = self.frame_ranges(depth)
+            lo, hi = range_of(depth, self.statistic)
         elif self.range_mode == "fixed":
             lo = torch.full((depth.batch,), float(self.fixed_range[0]))
             hi = torch.full((depth.batch,), float(self.fixed_range[1]))

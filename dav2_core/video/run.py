@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..depth import DepthMap
 from ..engines import as_engine, describe
 from ..inference import ProgressFn
 from ..memory import release_host_memory
+from ..normalize import RunningRange
 from ..pipeline import CancelCheck, DepthResult, DepthStream, EstimateOptions, model_label
 from ..variants import units_for
 from .cache import DiskCache, cache_mode
@@ -183,11 +183,10 @@ class _Run:
             first = self.stream(est, range_mode="running")
             stats = DecodeStats()
             timeline: list[tuple[list[int], list[int]]] = []
-            lo, hi = math.inf, -math.inf
+            clip = RunningRange(first.statistic)  # the union of every frame's range: the clip range
             for part in self.decode(chunk, stats, warn_skips=True):
                 depth = first.depth(torch.from_numpy(part.frames), check_cancel=self.check_cancel)
-                frame_lo, frame_hi = first.frame_ranges(depth)
-                lo, hi = min(lo, float(frame_lo.min())), max(hi, float(frame_hi.max()))
+                clip.update(depth)
                 if self.sequence is not None:
                     self.sequence.write_raw(part.indices, depth)
                 if cache is not None:
@@ -197,8 +196,8 @@ class _Run:
             self.check_stats(stats)
             self.report.skipped = stats.skipped
             self.total = self.done * 2  # now the frame count is known
-            self.report.clip_range = (lo, hi)
-            second = self.stream(est, range_mode="fixed", fixed_range=(lo, hi))
+            self.report.clip_range = (clip.lo, clip.hi)
+            second = self.stream(est, range_mode="fixed", fixed_range=(clip.lo, clip.hi))
             if cache is not None:
                 device, label = as_engine(self.model).device, model_label(self.model, self.model_name)
                 counts = [len(indices) for indices, _ in timeline]
