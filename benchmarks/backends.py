@@ -86,15 +86,17 @@ def floor(model: torch.nn.Module, net_size: tuple[int, int]) -> dict[str, float]
 def accuracy(official: torch.nn.Module, ours: torch.nn.Module, rows: list[tuple[str, str]], photos: list[Path],
              input_size: int, cache_dir: str | Path) -> list[dict[str, Any]]:
     """Per backend row: infer_image vs official and vs our fp32 (for int8/bf16 rows: the approximation)."""
+    # the references do not depend on the backend: computed once per photo, not once per row
+    references = [(bgr, official.infer_image(bgr, input_size), ours.infer_image(bgr, input_size))
+                  for bgr in map(read_bgr, photos)] if rows else []
     out = []
     for backend, precision in rows:
         engine = build_engine(ours, backend, precision, cache_dir)
         versus_official, versus_fp32 = [], []
-        for path in photos:
-            bgr = read_bgr(path)
+        for bgr, official_depth, our_depth in references:
             got = engine.infer_image(bgr, input_size)
-            versus_official.append(compare(official.infer_image(bgr, input_size), got))
-            versus_fp32.append(compare(ours.infer_image(bgr, input_size), got))
+            versus_official.append(compare(official_depth, got))
+            versus_fp32.append(compare(our_depth, got))
         engine.close()
         out.append({"backend": backend, "precision": precision, "vs_official": worst(versus_official),
                     "vs_ours_fp32": worst(versus_fp32)})
