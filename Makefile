@@ -1,6 +1,8 @@
 # One-command entry points (see README):
 #   make demo    set everything up, then run the main job (CLI depth maps for ../shared/images)
 #   make test    set everything up, then run the whole test suite (what .ci/run calls)
+#   make test-fast  the engine unit tier alone (tests/unit, no ComfyUI, no slow tests): the quick loop
+#   make lint    ruff format --check + ruff check (CI runs it first); tools/lint.sh --fix mends
 #   make comfyui set everything up, then start a local ComfyUI on 127.0.0.1:8188 with this pack loaded
 #   make bench   CPU benchmark against the official implementation (prints a table, writes JSON)
 SHELL := /bin/bash
@@ -14,7 +16,7 @@ OUT ?= out
 PORT ?= 8188
 export COMFYUI_DIR
 
-.PHONY: setup venv comfyui-setup browser test demo demo-offline comfyui bench clean
+.PHONY: setup venv comfyui-setup browser test test-fast lint demo demo-offline comfyui bench clean
 
 setup: venv comfyui-setup
 
@@ -45,6 +47,13 @@ browser:
 
 test: setup browser
 	bash tools/run_tests.sh
+
+# The quick loop for engine work: no ComfyUI, no browser, no subprocess smoke runs, no slow tests.
+test-fast: venv
+	DAV2_SKIP_LINT=1 bash tools/run_tests.sh tests/unit -m "not slow" -q
+
+lint: venv
+	bash tools/lint.sh
 
 demo: venv
 	$(PY) -m dav2_core $(SHARED)/images -o $(OUT) --encoder vits --models-dir models --npy

@@ -5,6 +5,7 @@ ComfyUI imports this folder from ``custom_nodes/``. It registers ``NODE_CLASS_MA
 Imported outside ComfyUI (pytest imports a folder's ``__init__.py`` when collecting tests below it;
 packaging tools) there is nothing to register.
 """
+
 import importlib.util
 import os
 import sys

@@ -6,6 +6,7 @@ divided by the machine's measured fp32 matrix-multiply rate (square ``torch.mm``
 run). No exact fp32 implementation can beat it by much: the ViT is >90 % matrix products. A backend's
 efficiency is floor time / its measured time.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,13 @@ from dav2_core.engines.cache import EngineCache
 from dav2_core.engines.onnx_source import OnnxSource
 
 #: (backend, precision) rows bench_cpu times when the backend is installed.
-CPU_ROWS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"),
-            ("openvino", "bf16"))
+CPU_ROWS = (
+    ("onnxruntime", "fp32"),
+    ("openvino", "fp32"),
+    ("onnxruntime", "int8"),
+    ("openvino", "int8"),
+    ("openvino", "bf16"),
+)
 
 
 def cpu_rows(requested: list[str] | None) -> list[tuple[str, str]]:
@@ -42,8 +48,9 @@ def gpu_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def build_engine(model: torch.nn.Module, backend: str, precision: str, cache_dir: str | Path,
-                 device: str = "cpu") -> Any:
+def build_engine(
+    model: torch.nn.Module, backend: str, precision: str, cache_dir: str | Path, device: str = "cpu"
+) -> Any:
     """An engine of ``backend`` over ``model`` (exported into ``cache_dir``, reused across runs)."""
     source = OnnxSource(EngineCache(cache_dir), model=model)
     return registry.create_engine(backend, source, torch.device(device), precision, name=f"seeded {model.encoder}")
@@ -83,12 +90,24 @@ def floor(model: torch.nn.Module, net_size: tuple[int, int]) -> dict[str, float]
     return {"forward_gflops": flops / 1e9, "gemm_gflops_per_s": rate, "floor_ms": flops / (rate * 1e9) * 1e3}
 
 
-def accuracy(official: torch.nn.Module, ours: torch.nn.Module, rows: list[tuple[str, str]], photos: list[Path],
-             input_size: int, cache_dir: str | Path) -> list[dict[str, Any]]:
+def accuracy(
+    official: torch.nn.Module,
+    ours: torch.nn.Module,
+    rows: list[tuple[str, str]],
+    photos: list[Path],
+    input_size: int,
+    cache_dir: str | Path,
+) -> list[dict[str, Any]]:
     """Per backend row: infer_image vs official and vs our fp32 (for int8/bf16 rows: the approximation)."""
     # the references do not depend on the backend: computed once per photo, not once per row
-    references = [(bgr, official.infer_image(bgr, input_size), ours.infer_image(bgr, input_size))
-                  for bgr in map(read_bgr, photos)] if rows else []
+    references = (
+        [
+            (bgr, official.infer_image(bgr, input_size), ours.infer_image(bgr, input_size))
+            for bgr in map(read_bgr, photos)
+        ]
+        if rows
+        else []
+    )
     out = []
     for backend, precision in rows:
         engine = build_engine(ours, backend, precision, cache_dir)
@@ -98,6 +117,12 @@ def accuracy(official: torch.nn.Module, ours: torch.nn.Module, rows: list[tuple[
             versus_official.append(compare(official_depth, got))
             versus_fp32.append(compare(our_depth, got))
         engine.close()
-        out.append({"backend": backend, "precision": precision, "vs_official": worst(versus_official),
-                    "vs_ours_fp32": worst(versus_fp32)})
+        out.append(
+            {
+                "backend": backend,
+                "precision": precision,
+                "vs_official": worst(versus_official),
+                "vs_ours_fp32": worst(versus_fp32),
+            }
+        )
     return out

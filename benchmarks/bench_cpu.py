@@ -26,6 +26,7 @@ Full run (what ``make bench`` does)::
 
     .venv/bin/python benchmarks/bench_cpu.py --images ../shared/images --out bench-results/cpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,32 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, PeakRss, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
-    format_table, int_list, is_compiled, load_accel, load_photos, machine_info, median, non_negative_int,
-    positive_int, read_bgr, run_isolated, seeded_models, seeded_ours, time_calls, worst, write_json,
+    DTYPES,
+    MIB,
+    SEED,
+    PeakRss,
+    bgr_to_images,
+    choice_list,
+    compare,
+    compile_counts,
+    compile_model,
+    compiled_row,
+    format_table,
+    int_list,
+    is_compiled,
+    load_accel,
+    load_photos,
+    machine_info,
+    median,
+    non_negative_int,
+    positive_int,
+    read_bgr,
+    run_isolated,
+    seeded_models,
+    seeded_ours,
+    time_calls,
+    worst,
+    write_json,
 )
 from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -98,19 +122,24 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
         def call() -> Any:
             return predict_depth(model, images, input_size=input_size, chunk_size=cfg["batch"])
+
     gc.collect()
     rss = PeakRss()
     rss.start()
     snapshot: dict[str, Any] = {}
-    times = time_calls(call, cfg["runs"], cfg["warmup"],
-                       after_warmup=lambda: snapshot.update(compiled=compile_counts(model)))
+    times = time_calls(
+        call, cfg["runs"], cfg["warmup"], after_warmup=lambda: snapshot.update(compiled=compile_counts(model))
+    )
     peak = rss.peak_growth()
     per_image = median(times) / cfg["batch"]
     return {
         **{k: cfg[k] for k in ("encoder", "impl", "mode", "dtype", "batch")},
         **({"backend": cfg["backend"]} if cfg["impl"] == "backend" else {}),
-        **({"compiled_active": is_compiled(model), **compiled_row(model, snapshot.get("compiled"))}
-           if cfg["mode"] == "compiled" else {}),
+        **(
+            {"compiled_active": is_compiled(model), **compiled_row(model, snapshot.get("compiled"))}
+            if cfg["mode"] == "compiled"
+            else {}
+        ),
         "label": f"{cfg['backend']} {IMPLS['backend']}" if cfg["impl"] == "backend" else IMPLS[cfg["impl"]],
         "median_ms_per_image": per_image * 1e3,
         "images_per_s": 1.0 / per_image,
@@ -123,22 +152,48 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
     """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
-    common = {"photo": str(args.photo), "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
-              "threads": threads, "seed": args.seed, "compile": args.compile}
+    common = {
+        "photo": str(args.photo),
+        "input_size": args.input_size,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "threads": threads,
+        "seed": args.seed,
+        "compile": args.compile,
+    }
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     configs = []
     for encoder in args.encoders:
         configs.append({**common, "encoder": encoder, "impl": "official", "mode": "eager", "dtype": "fp32", "batch": 1})
         for mode in modes:
-            configs.append({**common, "encoder": encoder, "impl": "ours_infer_image", "mode": mode, "dtype": "fp32",
-                            "batch": 1})
+            configs.append(
+                {**common, "encoder": encoder, "impl": "ours_infer_image", "mode": mode, "dtype": "fp32", "batch": 1}
+            )
             for dtype, batches in (("fp32", args.batches), ("bf16", args.bf16_batches)):
                 for batch in batches:
-                    configs.append({**common, "encoder": encoder, "impl": "ours_tensor", "mode": mode, "dtype": dtype,
-                                    "batch": batch})
+                    configs.append(
+                        {
+                            **common,
+                            "encoder": encoder,
+                            "impl": "ours_tensor",
+                            "mode": mode,
+                            "dtype": dtype,
+                            "batch": batch,
+                        }
+                    )
         for backend, precision in cpu_rows(args.backends):
-            configs.append({**common, "encoder": encoder, "impl": "backend", "backend": backend, "mode": "eager",
-                            "dtype": precision, "batch": 1, "cache_dir": str(args.cache_dir)})
+            configs.append(
+                {
+                    **common,
+                    "encoder": encoder,
+                    "impl": "backend",
+                    "backend": backend,
+                    "mode": "eager",
+                    "dtype": precision,
+                    "batch": 1,
+                    "cache_dir": str(args.cache_dir),
+                }
+            )
     return configs
 
 
@@ -152,40 +207,68 @@ def accuracy(encoder: str, photos: list[Path], input_size: int, seed: int) -> di
         expected = official.infer_image(bgr, input_size)
         images = bgr_to_images(bgr)
         fp32 = predict_depth(ours, images, input_size=input_size)[0]
-        per_photo.append({
-            "photo": path.name,
-            "size": list(bgr.shape[:2]),
-            "ours_infer_image_vs_official": compare(expected, ours.infer_image(bgr, input_size)),
-            "ours_tensor_fp32_vs_official": compare(expected, fp32),
-            "ours_tensor_bf16_vs_fp32": compare(fp32, predict_depth(low, images, input_size=input_size)[0]),
-        })
+        per_photo.append(
+            {
+                "photo": path.name,
+                "size": list(bgr.shape[:2]),
+                "ours_infer_image_vs_official": compare(expected, ours.infer_image(bgr, input_size)),
+                "ours_tensor_fp32_vs_official": compare(expected, fp32),
+                "ours_tensor_bf16_vs_fp32": compare(fp32, predict_depth(low, images, input_size=input_size)[0]),
+            }
+        )
     keys = ("ours_infer_image_vs_official", "ours_tensor_fp32_vs_official", "ours_tensor_bf16_vs_fp32")
     return {"encoder": encoder, "worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photo", type=Path, default=None,
-                        help="timed photo (default: ../shared/depth_gt/nyu/rgb/rgb_00000.jpg, 640x480 -> 518x686)")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="folder of photos for the accuracy figures (default: the timed photo only)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        default=None,
+        help="timed photo (default: ../shared/depth_gt/nyu/rgb/rgb_00000.jpg, 640x480 -> 518x686)",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="folder of photos for the accuracy figures (default: the timed photo only)",
+    )
     parser.add_argument("--encoders", type=choice_list(CPU_ENCODERS), default=["vits", "vitb"])
     parser.add_argument("--batches", type=int_list, default=[1, 4], help="fp32 tensor-API batch sizes (e.g. 1,4,16)")
-    parser.add_argument("--bf16-batches", type=lambda s: int_list(s) if s.strip() else [], default=[],
-                        help="also time bf16 at these batch sizes, e.g. 1 (default none: CPUs without native bf16 "
-                             "run it many times slower; the bf16 error is always measured)")
+    parser.add_argument(
+        "--bf16-batches",
+        type=lambda s: int_list(s) if s.strip() else [],
+        default=[],
+        help="also time bf16 at these batch sizes, e.g. 1 (default none: CPUs without native bf16 "
+        "run it many times slower; the bf16 error is always measured)",
+    )
     parser.add_argument("--runs", type=positive_int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first")
     parser.add_argument("--input-size", type=positive_int, default=518)
-    parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
-                        help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
-                             "engine's choice); errors if the engine has no fast path")
-    parser.add_argument("--backends", type=lambda s: [b for b in s.split(",") if b] if s.strip() else [], default=None,
-                        help="runtime backends to time (comma list of onnxruntime,openvino; default: every installed "
-                             "one; '' for none)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="engine cache for the backends' ONNX exports (default: a temporary folder)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="MODE",
+        help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
+        "engine's choice); errors if the engine has no fast path",
+    )
+    parser.add_argument(
+        "--backends",
+        type=lambda s: [b for b in s.split(",") if b] if s.strip() else [],
+        default=None,
+        help="runtime backends to time (comma list of onnxruntime,openvino; default: every installed one; '' for none)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="engine cache for the backends' ONNX exports (default: a temporary folder)",
+    )
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
@@ -201,8 +284,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(threads)
     height, width = bgr.shape[:2]
     net = network_size(height, width, args.input_size)
-    print(f"bench_cpu: {args.photo.name} {width}x{height} -> network {net[1]}x{net[0]}, {threads} threads, "
-          f"{args.runs} runs after {args.warmup} warm-up, encoders {','.join(args.encoders)}")
+    print(
+        f"bench_cpu: {args.photo.name} {width}x{height} -> network {net[1]}x{net[0]}, {threads} threads, "
+        f"{args.runs} runs after {args.warmup} warm-up, encoders {','.join(args.encoders)}"
+    )
 
     scratch = None
     if args.cache_dir is None:
@@ -212,13 +297,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for cfg in configurations(args, threads):
         row = run_isolated(measure_config, cfg)
         results.append(row)
-        print(f"  {row['encoder']} {row['label']} {row['mode']} {row['dtype']} b{row['batch']}: "
-              f"{row['median_ms_per_image']:.1f} ms/image, peak +{row['peak_rss_mib']:.0f} MiB", flush=True)
+        print(
+            f"  {row['encoder']} {row['label']} {row['mode']} {row['dtype']} b{row['batch']}: "
+            f"{row['median_ms_per_image']:.1f} ms/image, peak +{row['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     floors = {}
     for encoder in args.encoders:
         floors[encoder] = floor(seeded_ours(encoder, args.seed), net)
-        print(f"  {encoder} fp32 floor: {floors[encoder]['forward_gflops']:.1f} GFLOP / "
-              f"{floors[encoder]['gemm_gflops_per_s']:.0f} GFLOP/s = {floors[encoder]['floor_ms']:.0f} ms", flush=True)
+        print(
+            f"  {encoder} fp32 floor: {floors[encoder]['forward_gflops']:.1f} GFLOP / "
+            f"{floors[encoder]['gemm_gflops_per_s']:.0f} GFLOP/s = {floors[encoder]['floor_ms']:.0f} ms",
+            flush=True,
+        )
     for row in results:
         base = next(r for r in results if r["encoder"] == row["encoder"] and r["impl"] == "official")
         row["speedup_vs_official"] = base["median_ms_per_image"] / row["median_ms_per_image"]
@@ -229,42 +320,78 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for encoder in args.encoders:
         official, ours = seeded_models(encoder, args.seed)
         rows = cpu_rows(args.backends)
-        backend_acc += [{"encoder": encoder, **a} for a in backend_accuracy(official, ours, rows, photos, args.input_size,
-                                                                            args.cache_dir)]
+        backend_acc += [
+            {"encoder": encoder, **a}
+            for a in backend_accuracy(official, ours, rows, photos, args.input_size, args.cache_dir)
+        ]
     if scratch is not None:
         scratch.cleanup()
 
     print()
-    print(format_table(results, [
-        ("encoder", "encoder", "s"), ("label", "implementation", "s"), ("mode", "mode", "s"), ("dtype", "dtype", "s"),
-        ("batch", "batch", "d"),
-        ("median_ms_per_image", "ms/image", ".1f"), ("images_per_s", "images/s", ".2f"),
-        ("speedup_vs_official", "x official", ".2f"), ("peak_rss_mib", "peak RSS MiB", ".0f"),
-        ("floor_efficiency", "of fp32 floor", ".0%"),
-    ]))
-    print("fp32 floor (forward FLOPs / measured fp32 GEMM rate, one image): " + ", ".join(
-        f"{e} {f['floor_ms']:.0f} ms ({f['forward_gflops']:.1f} GFLOP at {f['gemm_gflops_per_s']:.0f} GFLOP/s)"
-        for e, f in floors.items()))
+    print(
+        format_table(
+            results,
+            [
+                ("encoder", "encoder", "s"),
+                ("label", "implementation", "s"),
+                ("mode", "mode", "s"),
+                ("dtype", "dtype", "s"),
+                ("batch", "batch", "d"),
+                ("median_ms_per_image", "ms/image", ".1f"),
+                ("images_per_s", "images/s", ".2f"),
+                ("speedup_vs_official", "x official", ".2f"),
+                ("peak_rss_mib", "peak RSS MiB", ".0f"),
+                ("floor_efficiency", "of fp32 floor", ".0%"),
+            ],
+        )
+    )
+    print(
+        "fp32 floor (forward FLOPs / measured fp32 GEMM rate, one image): "
+        + ", ".join(
+            f"{e} {f['floor_ms']:.0f} ms ({f['forward_gflops']:.1f} GFLOP at {f['gemm_gflops_per_s']:.0f} GFLOP/s)"
+            for e, f in floors.items()
+        )
+    )
     print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
-    acc_rows = [{"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()]
-    acc_rows += [{"encoder": a["encoder"], "comparison": f"{a['backend']} {a['precision']} infer_image vs {what}",
-                  **a[key]} for a in backend_acc for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
-                 if key == "vs_official" or a["precision"] != "fp32"]
-    print(format_table(acc_rows, [
-        ("encoder", "encoder", "s"), ("comparison", "comparison", "s"), ("max_abs_over_range", "max abs/range", ".2e"),
-        ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f"),
-    ]))
+    acc_rows = [
+        {"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()
+    ]
+    acc_rows += [
+        {"encoder": a["encoder"], "comparison": f"{a['backend']} {a['precision']} infer_image vs {what}", **a[key]}
+        for a in backend_acc
+        for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
+        if key == "vs_official" or a["precision"] != "fp32"
+    ]
+    print(
+        format_table(
+            acc_rows,
+            [
+                ("encoder", "encoder", "s"),
+                ("comparison", "comparison", "s"),
+                ("max_abs_over_range", "max abs/range", ".2e"),
+                ("mean_abs_over_range", "mean abs/range", ".2e"),
+                ("pearson", "Pearson", ".6f"),
+            ],
+        )
+    )
 
     report = {
         "benchmark": "cpu",
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
         "machine": machine_info(),
         "settings": {
-            "photo": str(args.photo), "photo_size_hw": [height, width], "network_size_hw": list(net),
-            "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup, "threads": threads,
-            "seed": args.seed, "compile": args.compile, "batch_input": "the timed photo repeated B times, one chunk",
+            "photo": str(args.photo),
+            "photo_size_hw": [height, width],
+            "network_size_hw": list(net),
+            "input_size": args.input_size,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "threads": threads,
+            "seed": args.seed,
+            "compile": args.compile,
+            "batch_input": "the timed photo repeated B times, one chunk",
             "memory": "peak_rss_mib = VmHWM - VmRSS after model load and input preparation, in a fresh process "
-                      "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",
+            "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",
             "weights": "random init under torch.manual_seed(seed), final conv bias 0.05",
         },
         "results": results,

@@ -26,6 +26,7 @@ Full run::
 
     .venv/bin/python benchmarks/bench_gpu.py --images ../shared/images --out bench-results/gpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,36 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, OomRetries, bgr_to_images, choice_list, compare, compile_counts, compile_model, compiled_row,
-    device_sync, format_table, free_memory, int_list, is_compiled, load_accel, load_photos, machine_info, median,
-    non_negative_int, official_available, positive_int, read_bgr, release_model, seeded_models, seeded_ours,
-    set_tf32, time_calls, worst, write_json,
+    DTYPES,
+    MIB,
+    SEED,
+    OomRetries,
+    bgr_to_images,
+    choice_list,
+    compare,
+    compile_counts,
+    compile_model,
+    compiled_row,
+    device_sync,
+    format_table,
+    free_memory,
+    int_list,
+    is_compiled,
+    load_accel,
+    load_photos,
+    machine_info,
+    median,
+    non_negative_int,
+    official_available,
+    positive_int,
+    read_bgr,
+    release_model,
+    seeded_models,
+    seeded_ours,
+    set_tf32,
+    time_calls,
+    worst,
+    write_json,
 )
 from benchmarks.backends import build_engine, gpu_rows  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -62,7 +89,9 @@ def infer_image_row(model: torch.nn.Module, bgr: np.ndarray, input_size: int, ru
     return {"median_ms_per_image": median(times) * 1e3, "call_ms": [t * 1e3 for t in times]}
 
 
-def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int, runs: int, warmup: int) -> dict[str, Any]:
+def throughput_row(
+    model: torch.nn.Module, images: torch.Tensor, input_size: int, runs: int, warmup: int
+) -> dict[str, Any]:
     """Time ``predict_depth`` on ``images`` [B,H,W,3] (on the model's device) as one chunk; CUDA peak memory.
 
     Returns images/s, ms per call, and on CUDA: ``peak_allocated_mib`` (max_memory_allocated during the timed
@@ -88,23 +117,35 @@ def throughput_row(model: torch.nn.Module, images: torch.Tensor, input_size: int
         with OomRetries().watch() as handler:
             times = time_calls(
                 lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
-                runs, warmup, device_sync(device), after_warmup)
+                runs,
+                warmup,
+                device_sync(device),
+                after_warmup,
+            )
     except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
     call = median(times)
-    row: dict[str, Any] = {"ms_per_call": call * 1e3, "images_per_s": batch / call,
-                           "call_ms": [t * 1e3 for t in times], "oom_retries": handler.count,
-                           **compiled_row(model, snapshot.get("compiled"))}
+    row: dict[str, Any] = {
+        "ms_per_call": call * 1e3,
+        "images_per_s": batch / call,
+        "call_ms": [t * 1e3 for t in times],
+        "oom_retries": handler.count,
+        **compiled_row(model, snapshot.get("compiled")),
+    }
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
-        row.update(peak_allocated_mib=peak / MIB, resident_before_mib=before / MIB,
-                   peak_above_weights_mib=(peak - before) / MIB,
-                   peak_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB)
+        row.update(
+            peak_allocated_mib=peak / MIB,
+            resident_before_mib=before / MIB,
+            peak_above_weights_mib=(peak - before) / MIB,
+            peak_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB,
+        )
     return row
 
 
-def variant_rows(ours: torch.nn.Module, square: np.ndarray, encoder: str, dtype: str, mode: str,
-                 args: argparse.Namespace) -> list[dict[str, Any]]:
+def variant_rows(
+    ours: torch.nn.Module, square: np.ndarray, encoder: str, dtype: str, mode: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
     """Throughput rows of one (encoder, dtype, eager/compiled) model over ``args.batches``; the model (and, when
     compiled, its graphs) is released before returning, so the next variant starts from the same memory."""
     device = next(ours.parameters()).device
@@ -115,17 +156,31 @@ def variant_rows(ours: torch.nn.Module, square: np.ndarray, encoder: str, dtype:
     try:
         for batch in args.batches:
             images = bgr_to_images(square, batch).to(device)
-            row = {"encoder": encoder, "dtype": dtype, "mode": mode, "batch": batch,
-                   **throughput_row(model, images, args.input_size, args.runs, args.warmup)}
+            row = {
+                "encoder": encoder,
+                "dtype": dtype,
+                "mode": mode,
+                "batch": batch,
+                **throughput_row(model, images, args.input_size, args.runs, args.warmup),
+            }
             if mode == "compiled":
                 row["compiled_active"] = is_compiled(model)  # False when the engine fell back to eager (it warns once)
             rows.append(row)
             del images
-            ran = "" if mode == "eager" else (" (all timed calls compiled)" if row.get("ran_compiled")
-                                               else " (NOT all timed calls compiled)")
-            print(f"  {encoder} {dtype} {mode} b{batch}: " + (row.get("error") or
-                  f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
-                  f"peak {row.get('peak_allocated_mib', 0):.0f} MiB{ran}"), flush=True)
+            ran = (
+                ""
+                if mode == "eager"
+                else (" (all timed calls compiled)" if row.get("ran_compiled") else " (NOT all timed calls compiled)")
+            )
+            print(
+                f"  {encoder} {dtype} {mode} b{batch}: "
+                + (
+                    row.get("error")
+                    or f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call, "
+                    f"peak {row.get('peak_allocated_mib', 0):.0f} MiB{ran}"
+                ),
+                flush=True,
+            )
     finally:
         release_model(model)
         del model
@@ -140,8 +195,15 @@ def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[st
     for path in photos:
         images = bgr_to_images(read_bgr(path))
         ref = predict_depth(model, images, input_size=input_size)[0]
-        per_photo.append({"photo": path.name, **{
-            f"{name}_vs_fp32": compare(ref, predict_depth(m, images, input_size=input_size)[0]) for name, m in low.items()}})
+        per_photo.append(
+            {
+                "photo": path.name,
+                **{
+                    f"{name}_vs_fp32": compare(ref, predict_depth(m, images, input_size=input_size)[0])
+                    for name, m in low.items()
+                },
+            }
+        )
     keys = [f"{name}_vs_fp32" for name in low]
     del low
     return {"worst": {k: worst([p[k] for p in per_photo]) for k in keys}, "photos": per_photo}
@@ -149,8 +211,12 @@ def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[st
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photo", type=Path, default=None,
-                        help="photo for infer_image and the throughput input (default: the 640x480 NYU frame)")
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        default=None,
+        help="photo for infer_image and the throughput input (default: the 640x480 NYU frame)",
+    )
     parser.add_argument("--images", type=Path, default=None, help="folder of photos for the accuracy figures")
     parser.add_argument("--encoders", type=choice_list(GPU_ENCODERS), default=["vits", "vitl"])
     parser.add_argument("--dtypes", type=choice_list(tuple(DTYPES)), default=["fp32", "fp16", "bf16"])
@@ -159,12 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=positive_int, default=518, help="network input_size")
     parser.add_argument("--runs", type=positive_int, default=10)
     parser.add_argument("--warmup", type=non_negative_int, default=3)
-    parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE",
-                        help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
-                             "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available")
-    parser.add_argument("--tf32", action="store_true",
-                        help="allow TF32 for fp32 matmuls and convolutions (default: off, so fp32 rows and the fp32 "
-                             "reference of the accuracy figures are true fp32); the flags are recorded either way")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="MODE",
+        help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
+        "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available",
+    )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 for fp32 matmuls and convolutions (default: off, so fp32 rows and the fp32 "
+        "reference of the accuracy figures are true fp32); the flags are recorded either way",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser
@@ -173,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     if not torch.cuda.is_available():
-        print("bench_gpu: skipped - no CUDA device on this machine; no GPU figures measured "
-              "(run bench_cpu.py for the CPU numbers)")
+        print(
+            "bench_gpu: skipped - no CUDA device on this machine; no GPU figures measured "
+            "(run bench_cpu.py for the CPU numbers)"
+        )
         report: dict[str, Any] = {"skipped": "no CUDA device"}
         write_json(args.out, report)
         return report
@@ -184,29 +261,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tf32 = set_tf32(args.tf32)
     device = torch.device("cuda")
     square = cv2.resize(bgr, (args.size, args.size), interpolation=cv2.INTER_AREA)
-    print(f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "
-          f"{bgr.shape[1]}x{bgr.shape[0]}, throughput at {args.size}x{args.size}, {args.runs} runs after {args.warmup} warm-up")
+    print(
+        f"bench_gpu: {torch.cuda.get_device_name(device)}, infer_image on {args.photo.name} "
+        f"{bgr.shape[1]}x{bgr.shape[0]}, throughput at {args.size}x{args.size}, {args.runs} runs after {args.warmup} warm-up"
+    )
 
     infer_rows, throughput, parity, precision = [], [], [], []
     with_official = official_available()
     if not with_official:
-        print("  official package (jkp-depth-anything-v2) not installed here: official infer_image rows and parity "
-              "skipped; our model uses its own seeded init")
+        print(
+            "  official package (jkp-depth-anything-v2) not installed here: official infer_image rows and parity "
+            "skipped; our model uses its own seeded init"
+        )
     for encoder in args.encoders:
         official, ours = seeded_models(encoder, args.seed) if with_official else (None, seeded_ours(encoder, args.seed))
         ours.to(device)
-        our = {"encoder": encoder, "impl": "our infer_image", **infer_image_row(ours, bgr, args.input_size, args.runs, args.warmup)}
+        our = {
+            "encoder": encoder,
+            "impl": "our infer_image",
+            **infer_image_row(ours, bgr, args.input_size, args.runs, args.warmup),
+        }
         if with_official:  # infer_image: official vs ours, fp32, and parity on every photo
             official.to(device)
-            off = {"encoder": encoder, "impl": "official infer_image",
-                   **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup)}
+            off = {
+                "encoder": encoder,
+                "impl": "official infer_image",
+                **infer_image_row(official, bgr, args.input_size, args.runs, args.warmup),
+            }
             our["speedup_vs_official"] = off["median_ms_per_image"] / our["median_ms_per_image"]
             infer_rows.append(off)
-            comparisons = [compare(official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size))
-                           for p in photos]
+            comparisons = [
+                compare(
+                    official.infer_image(read_bgr(p), args.input_size), ours.infer_image(read_bgr(p), args.input_size)
+                )
+                for p in photos
+            ]
             parity.append({"encoder": encoder, "comparison": "our infer_image vs official", **worst(comparisons)})
-            print(f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
-                  f"({our['speedup_vs_official']:.2f}x)", flush=True)
+            print(
+                f"  {encoder} infer_image: official {off['median_ms_per_image']:.2f} ms, ours {our['median_ms_per_image']:.2f} ms "
+                f"({our['speedup_vs_official']:.2f}x)",
+                flush=True,
+            )
         infer_rows.append(our)
         del official
         free_memory()
@@ -220,15 +315,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 engine = build_engine(copy.deepcopy(ours).float().cpu(), backend, precision_name, cache, device="cuda")
                 for batch in args.batches:
                     images = bgr_to_images(square, batch).to(device)
-                    row = {"encoder": encoder, "dtype": f"{backend} {precision_name}", "mode": "engine", "batch": batch,
-                           **throughput_row(engine, images, args.input_size, args.runs, args.warmup)}
+                    row = {
+                        "encoder": encoder,
+                        "dtype": f"{backend} {precision_name}",
+                        "mode": "engine",
+                        "batch": batch,
+                        **throughput_row(engine, images, args.input_size, args.runs, args.warmup),
+                    }
                     throughput.append(row)
-                    print(f"  {encoder} {backend} {precision_name} b{batch}: " + (row.get("error") or
-                          f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call"), flush=True)
-                comparisons = [compare(ours.infer_image(read_bgr(p), args.input_size),
-                                       engine.infer_image(read_bgr(p), args.input_size)) for p in photos]
-                parity.append({"encoder": encoder, "comparison": f"{backend} {precision_name} vs our fp32",
-                               **worst(comparisons)})
+                    print(
+                        f"  {encoder} {backend} {precision_name} b{batch}: "
+                        + (row.get("error") or f"{row['images_per_s']:.0f} images/s, {row['ms_per_call']:.2f} ms/call"),
+                        flush=True,
+                    )
+                comparisons = [
+                    compare(
+                        ours.infer_image(read_bgr(p), args.input_size), engine.infer_image(read_bgr(p), args.input_size)
+                    )
+                    for p in photos
+                ]
+                parity.append(
+                    {"encoder": encoder, "comparison": f"{backend} {precision_name} vs our fp32", **worst(comparisons)}
+                )
                 engine.close()
                 del engine
         errors = precision_errors(ours, photos, args.dtypes, args.input_size)
@@ -237,35 +345,74 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         free_memory()
 
     print()
-    print(format_table(infer_rows, [("encoder", "encoder", "s"), ("impl", "implementation", "s"),
-                                    ("median_ms_per_image", "ms/image", ".2f"), ("speedup_vs_official", "x official", ".2f")]))
+    print(
+        format_table(
+            infer_rows,
+            [
+                ("encoder", "encoder", "s"),
+                ("impl", "implementation", "s"),
+                ("median_ms_per_image", "ms/image", ".2f"),
+                ("speedup_vs_official", "x official", ".2f"),
+            ],
+        )
+    )
     print()
-    print(format_table(throughput, [("encoder", "encoder", "s"), ("dtype", "dtype", "s"), ("mode", "mode", "s"),
-                                    ("batch", "batch", "d"), ("images_per_s", "images/s", ".0f"),
-                                    ("ms_per_call", "ms/call", ".2f"), ("peak_allocated_mib", "peak MiB", ".0f"),
-                                    ("oom_retries", "OOM splits", "d"), ("ran_compiled", "ran compiled", ""),
-                                    ("error", "error", "s")]))
-    acc_rows = parity + [{"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
-                         for p in precision for k, v in p["worst"].items()]
+    print(
+        format_table(
+            throughput,
+            [
+                ("encoder", "encoder", "s"),
+                ("dtype", "dtype", "s"),
+                ("mode", "mode", "s"),
+                ("batch", "batch", "d"),
+                ("images_per_s", "images/s", ".0f"),
+                ("ms_per_call", "ms/call", ".2f"),
+                ("peak_allocated_mib", "peak MiB", ".0f"),
+                ("oom_retries", "OOM splits", "d"),
+                ("ran_compiled", "ran compiled", ""),
+                ("error", "error", "s"),
+            ],
+        )
+    )
+    acc_rows = parity + [
+        {"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
+        for p in precision
+        for k, v in p["worst"].items()
+    ]
     print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
-    print(format_table(acc_rows, [("encoder", "encoder", "s"), ("comparison", "comparison", "s"),
-                                  ("max_abs_over_range", "max abs/range", ".2e"),
-                                  ("mean_abs_over_range", "mean abs/range", ".2e"), ("pearson", "Pearson", ".6f")]))
+    print(
+        format_table(
+            acc_rows,
+            [
+                ("encoder", "encoder", "s"),
+                ("comparison", "comparison", "s"),
+                ("max_abs_over_range", "max abs/range", ".2e"),
+                ("mean_abs_over_range", "mean abs/range", ".2e"),
+                ("pearson", "Pearson", ".6f"),
+            ],
+        )
+    )
 
     report = {
         "benchmark": "gpu",
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
         "machine": machine_info(),
         "settings": {
-            "photo": str(args.photo), "photo_size_hw": list(bgr.shape[:2]),
+            "photo": str(args.photo),
+            "photo_size_hw": list(bgr.shape[:2]),
             "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
-            "throughput_size": args.size, "input_size": args.input_size, "runs": args.runs, "warmup": args.warmup,
-            "seed": args.seed, "compile": args.compile, "tf32": tf32,
+            "throughput_size": args.size,
+            "input_size": args.input_size,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "compile": args.compile,
+            "tf32": tf32,
             "official": "jkp-depth-anything-v2" if with_official else "not installed: official rows and parity skipped",
             "throughput_input": "the photo resized to size x size, repeated B times, on the GPU; depth left on the GPU",
             "memory": "torch.cuda.max_memory_allocated during the timed calls, reset after the warm-up "
-                      "(peak_allocated_mib), and that minus the memory allocated before the warm-up "
-                      "(peak_above_weights_mib); every model and its compiled graphs are released between variants",
+            "(peak_allocated_mib), and that minus the memory allocated before the warm-up "
+            "(peak_above_weights_mib); every model and its compiled graphs are released between variants",
         },
         "infer_image": infer_rows,
         "throughput": throughput,

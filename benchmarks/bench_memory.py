@@ -22,6 +22,7 @@ Full runs::
     .venv/bin/python benchmarks/bench_memory.py --out bench-results/memory.json            # CUDA: 100 vs 1000 x 1080p
     .venv/bin/python benchmarks/bench_memory.py --out bench-results/memory-cpu.json        # CPU: reduced
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,23 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, MIB, SEED, PeakRss, bgr_to_images, format_table, int_list, machine_info, non_negative_int, positive_int,
-    read_bgr, resolve_photo, run_isolated, seeded_ours, set_tf32, tf32_flags, write_json,
+    DTYPES,
+    MIB,
+    SEED,
+    PeakRss,
+    bgr_to_images,
+    format_table,
+    int_list,
+    machine_info,
+    non_negative_int,
+    positive_int,
+    read_bgr,
+    resolve_photo,
+    run_isolated,
+    seeded_ours,
+    set_tf32,
+    tf32_flags,
+    write_json,
 )
 from dav2_core.inference import auto_chunk_size, predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -69,8 +85,14 @@ def _warm_up(cfg: dict[str, Any], model: torch.nn.Module, chunk: int) -> None:
 
 
 def _row(cfg: dict[str, Any], chunk: int, seconds: float, depth: torch.Tensor) -> dict[str, Any]:
-    return {"frames": cfg["frames"], "chunk_size": chunk, "chunks": -(-cfg["frames"] // chunk), "seconds": seconds,
-            "frames_per_s": cfg["frames"] / seconds, "output_mib": depth.nbytes / MIB}
+    return {
+        "frames": cfg["frames"],
+        "chunk_size": chunk,
+        "chunks": -(-cfg["frames"] // chunk),
+        "seconds": seconds,
+        "frames_per_s": cfg["frames"] / seconds,
+        "output_mib": depth.nbytes / MIB,
+    }
 
 
 def _model(cfg: dict[str, Any], device: torch.device) -> torch.nn.Module:
@@ -91,8 +113,12 @@ def measure_cuda(cfg: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
     depth = predict_depth(model, frames, input_size=cfg["input_size"], chunk_size=chunk)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device)
-    return {**_row(cfg, chunk, seconds, depth), "peak_mib": peak / MIB, "peak_above_weights_mib": (peak - before) / MIB,
-            "output_device": str(depth.device)}
+    return {
+        **_row(cfg, chunk, seconds, depth),
+        "peak_mib": peak / MIB,
+        "peak_above_weights_mib": (peak - before) / MIB,
+        "output_device": str(depth.device),
+    }
 
 
 def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -109,23 +135,32 @@ def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
     depth = predict_depth(model, frames, input_size=cfg["input_size"], chunk_size=chunk)
     seconds = time.perf_counter() - start
     growth = rss.peak_growth()
-    return {**_row(cfg, chunk, seconds, depth), "peak_rss_growth_mib": growth / MIB,
-            "peak_beyond_output_mib": (growth - depth.nbytes) / MIB, "memory_method": rss.method}
+    return {
+        **_row(cfg, chunk, seconds, depth),
+        "peak_rss_growth_mib": growth / MIB,
+        "peak_beyond_output_mib": (growth - depth.nbytes) / MIB,
+        "memory_method": rss.method,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photo", type=Path, default=None, help="frame content (default: the 640x480 NYU frame)")
-    parser.add_argument("--frames", type=int_list, default=None,
-                        help="frame counts to compare (default: 100,1000 on CUDA, 8,32 on CPU)")
+    parser.add_argument(
+        "--frames", type=int_list, default=None, help="frame counts to compare (default: 100,1000 on CUDA, 8,32 on CPU)"
+    )
     parser.add_argument("--height", type=positive_int, default=None, help="frame height (default: 1080 CUDA, 270 CPU)")
     parser.add_argument("--width", type=positive_int, default=None, help="frame width (default: 1920 CUDA, 480 CPU)")
     parser.add_argument("--encoder", choices=("vits", "vitb", "vitl"), default="vits")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="default: fp16 on CUDA, fp32 on CPU")
     parser.add_argument("--input-size", type=positive_int, default=518)
-    parser.add_argument("--chunk-size", type=non_negative_int, default=None,
-                        help="frames per chunk (default: 16 on CUDA, 2 on CPU, so every frame count runs as several "
-                             "chunks); 0 = the engine's automatic size")
+    parser.add_argument(
+        "--chunk-size",
+        type=non_negative_int,
+        default=None,
+        help="frames per chunk (default: 16 on CUDA, 2 on CPU, so every frame count runs as several "
+        "chunks); 0 = the engine's automatic size",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser
@@ -143,17 +178,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         photo = resolve_photo(args.photo)
     except ValueError as exc:
         raise SystemExit(f"bench_memory: {exc}") from None
-    cfg = {"photo": str(photo), "encoder": args.encoder, "dtype": dtype, "seed": args.seed,
-           "height": args.height or height, "width": args.width or width, "input_size": args.input_size,
-           "chunk_size": chunk_size if args.chunk_size is None else args.chunk_size, "threads": torch.get_num_threads()}
+    cfg = {
+        "photo": str(photo),
+        "encoder": args.encoder,
+        "dtype": dtype,
+        "seed": args.seed,
+        "height": args.height or height,
+        "width": args.width or width,
+        "input_size": args.input_size,
+        "chunk_size": chunk_size if args.chunk_size is None else args.chunk_size,
+        "threads": torch.get_num_threads(),
+    }
     counts = args.frames or frames
     net = network_size(cfg["height"], cfg["width"], cfg["input_size"])
-    note = ("CUDA: torch.cuda.max_memory_allocated during predict_depth, frames on the host, depth back to the host"
-            if device == "cuda" else
-            "no CUDA device - reduced CPU version: peak RSS growth during predict_depth in a fresh process per "
-            "frame count, minus the output tensor (which must grow with the frame count); not a GPU figure")
-    print(f"bench_memory: {cfg['encoder']} {dtype} on {device}, {cfg['width']}x{cfg['height']} frames "
-          f"(network {net[1]}x{net[0]}), frame counts {counts}\n  {note}")
+    note = (
+        "CUDA: torch.cuda.max_memory_allocated during predict_depth, frames on the host, depth back to the host"
+        if device == "cuda"
+        else "no CUDA device - reduced CPU version: peak RSS growth during predict_depth in a fresh process per "
+        "frame count, minus the output tensor (which must grow with the frame count); not a GPU figure"
+    )
+    print(
+        f"bench_memory: {cfg['encoder']} {dtype} on {device}, {cfg['width']}x{cfg['height']} frames "
+        f"(network {net[1]}x{net[0]}), frame counts {counts}\n  {note}"
+    )
 
     tf32 = set_tf32(False) if device == "cuda" else tf32_flags()
     if device == "cuda":
@@ -165,15 +212,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key, label = "peak_beyond_output_mib", "RSS peak beyond output MiB"
     ratio = results[-1][key] / results[0][key] if results[0][key] > 0 else None
 
-    print(format_table(results, [("frames", "frames", "d"), ("chunk_size", "chunk", "d"), ("chunks", "chunks", "d"),
-                                 ("frames_per_s", "frames/s", ".2f"), ("output_mib", "output MiB", ".0f"),
-                                 (key, label, ".0f")]))
+    print(
+        format_table(
+            results,
+            [
+                ("frames", "frames", "d"),
+                ("chunk_size", "chunk", "d"),
+                ("chunks", "chunks", "d"),
+                ("frames_per_s", "frames/s", ".2f"),
+                ("output_mib", "output MiB", ".0f"),
+                (key, label, ".0f"),
+            ],
+        )
+    )
     single = [r["frames"] for r in results if r["chunks"] < 2]
     if single:
-        print(f"note: {', '.join(map(str, single))} frames ran as a single chunk - flat memory is trivial there; "
-              "use more frames or a smaller --chunk-size")
+        print(
+            f"note: {', '.join(map(str, single))} frames ran as a single chunk - flat memory is trivial there; "
+            "use more frames or a smaller --chunk-size"
+        )
     if ratio is not None:
-        print(f"peak memory at {counts[-1]} frames / at {counts[0]} frames: {ratio:.2f} (1.00 = independent of the frame count)")
+        print(
+            f"peak memory at {counts[-1]} frames / at {counts[0]} frames: {ratio:.2f} (1.00 = independent of the frame count)"
+        )
 
     report = {
         "benchmark": "memory",
@@ -181,11 +242,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "note": note,
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
         "machine": machine_info(),
-        "settings": {**{k: cfg[k] for k in ("photo", "encoder", "dtype", "height", "width", "input_size", "chunk_size", "seed")},
-                     "network_size_hw": list(net), "frames": counts, "tf32": tf32,
-                     "chunking": "fixed chunk size so every frame count runs as several chunks (0 = automatic)",
-                     "warmup": "one chunk through the engine before each measurement",
-                     "input": "one photo repeated as a stride-0 view (the input itself costs no memory)"},
+        "settings": {
+            **{k: cfg[k] for k in ("photo", "encoder", "dtype", "height", "width", "input_size", "chunk_size", "seed")},
+            "network_size_hw": list(net),
+            "frames": counts,
+            "tf32": tf32,
+            "chunking": "fixed chunk size so every frame count runs as several chunks (0 = automatic)",
+            "warmup": "one chunk through the engine before each measurement",
+            "input": "one photo repeated as a stride-0 view (the input itself costs no memory)",
+        },
         "results": results,
         "peak_ratio_last_to_first": ratio,
     }

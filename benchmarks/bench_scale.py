@@ -19,6 +19,7 @@ Full run (about 5 minutes on 2 cores)::
 
     .venv/bin/python benchmarks/bench_scale.py --out bench-results/scale.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,11 @@ def make_images(folder: Path, count: int) -> None:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in (MANIFEST_FILE, JOB_FILE)}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in (MANIFEST_FILE, JOB_FILE)
+    }
 
 
 def manifest_complete(out: Path, count: int) -> bool:
@@ -67,17 +71,36 @@ def manifest_complete(out: Path, count: int) -> bool:
     return sorted(r["index"] for r in rows) == list(range(count)) and all(r["status"] == "done" for r in rows)
 
 
-def record(summary: BatchSummary, wall: float, out: Path, args: argparse.Namespace, workers: int,
-           reference: dict[str, bytes] | None) -> tuple[dict[str, Any], dict[str, bytes]]:
-    per_worker = [{"worker": name, "images": s.images, "images_per_s_busy": s.images / s.seconds if s.seconds else 0.0,
-                   "peak_rss_mib": s.peak_rss_mb} for name, s in sorted(summary.workers.items())]
+def record(
+    summary: BatchSummary,
+    wall: float,
+    out: Path,
+    args: argparse.Namespace,
+    workers: int,
+    reference: dict[str, bytes] | None,
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    per_worker = [
+        {
+            "worker": name,
+            "images": s.images,
+            "images_per_s_busy": s.images / s.seconds if s.seconds else 0.0,
+            "peak_rss_mib": s.peak_rss_mb,
+        }
+        for name, s in sorted(summary.workers.items())
+    ]
     files = outputs(out)
     return {
-        "workers": workers, "images": summary.processed, "wall_s": wall, "run_s": summary.seconds,
-        "images_per_s": summary.images_per_second, "first_result_s": summary.first_result_s,
-        "steady_images_per_s": summary.steady_images_per_second, "results_reported": summary.results,
+        "workers": workers,
+        "images": summary.processed,
+        "wall_s": wall,
+        "run_s": summary.seconds,
+        "images_per_s": summary.images_per_second,
+        "first_result_s": summary.first_result_s,
+        "steady_images_per_s": summary.steady_images_per_second,
+        "results_reported": summary.results,
         "max_worker_peak_rss_mib": max((w["peak_rss_mib"] for w in per_worker), default=None),
-        "worker_processes": len(per_worker), "per_worker": per_worker,
+        "worker_processes": len(per_worker),
+        "per_worker": per_worker,
         "manifest_complete": manifest_complete(out, args.images),
         "identical_to_first": None if reference is None else files == reference,
     }, files
@@ -103,9 +126,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(seeded_ours("vits").state_dict(), checkpoint)
 
     def job(out: Path, workers: int) -> Any:
-        return parse_job([str(source), "-o", str(out), "--checkpoint", str(checkpoint), "--device", "cpu",
-                          "--input-size", str(args.input_size), "--batch-size", str(args.batch_size), "--npy",
-                          "--no-color", "--engine", "ray", "--num-workers", str(workers), "-q"])
+        return parse_job(
+            [
+                str(source),
+                "-o",
+                str(out),
+                "--checkpoint",
+                str(checkpoint),
+                "--device",
+                "cpu",
+                "--input-size",
+                str(args.input_size),
+                "--batch-size",
+                str(args.batch_size),
+                "--npy",
+                "--no-color",
+                "--engine",
+                "ray",
+                "--num-workers",
+                str(workers),
+                "-q",
+            ]
+        )
 
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level=logging.WARNING)
     rows, reference = [], None
@@ -134,21 +176,50 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["speedup_vs_first"] = row["images_per_s"] / base if base else None
         row["steady_speedup"] = row["steady_images_per_s"] / steady if steady else None
-    print(format_table(rows, [
-        ("run", "run", ""), ("images", "images", "d"), ("wall_s", "wall s", ".1f"), ("images_per_s", "img/s", ".2f"),
-        ("speedup_vs_first", "x first", ".2f"), ("first_result_s", "start s", ".1f"),
-        ("steady_images_per_s", "steady img/s", ".2f"), ("steady_speedup", "x first", ".2f"),
-        ("worker_processes", "worker procs", "d"),
-        ("max_worker_peak_rss_mib", "peak RSS/worker MiB", ".0f"), ("manifest_complete", "manifest complete", ""),
-        ("identical_to_first", "same bytes", ""), ("results_reported", "results", "d"),
-    ]))
+    print(
+        format_table(
+            rows,
+            [
+                ("run", "run", ""),
+                ("images", "images", "d"),
+                ("wall_s", "wall s", ".1f"),
+                ("images_per_s", "img/s", ".2f"),
+                ("speedup_vs_first", "x first", ".2f"),
+                ("first_result_s", "start s", ".1f"),
+                ("steady_images_per_s", "steady img/s", ".2f"),
+                ("steady_speedup", "x first", ".2f"),
+                ("worker_processes", "worker procs", "d"),
+                ("max_worker_peak_rss_mib", "peak RSS/worker MiB", ".0f"),
+                ("manifest_complete", "manifest complete", ""),
+                ("identical_to_first", "same bytes", ""),
+                ("results_reported", "results", "d"),
+            ],
+        )
+    )
     for row in rows:
         busy = ", ".join(f"{w['images']} img at {w['images_per_s_busy']:.1f} img/s" for w in row["per_worker"])
-        print(f"  {row['run']}: {busy}" + (f"; killed pid {row['killed_pid']}, exactly once: {row['exactly_once']}"
-                                           if "killed_pid" in row else ""))
-    write_json(args.out, {"benchmark": "scale", "machine": machine_info(), "settings": {
-        "images": args.images, "sizes_hw": SIZES, "input_size": args.input_size, "batch_size": args.batch_size,
-        "ray_cpus": args.cpus, "encoder": "vits", "dtype": "fp32", "outputs": ["png16", "npy"]}, "results": rows})
+        print(
+            f"  {row['run']}: {busy}"
+            + (f"; killed pid {row['killed_pid']}, exactly once: {row['exactly_once']}" if "killed_pid" in row else "")
+        )
+    write_json(
+        args.out,
+        {
+            "benchmark": "scale",
+            "machine": machine_info(),
+            "settings": {
+                "images": args.images,
+                "sizes_hw": SIZES,
+                "input_size": args.input_size,
+                "batch_size": args.batch_size,
+                "ray_cpus": args.cpus,
+                "encoder": "vits",
+                "dtype": "fp32",
+                "outputs": ["png16", "npy"],
+            },
+            "results": rows,
+        },
+    )
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

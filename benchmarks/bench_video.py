@@ -20,6 +20,7 @@ first clip: of the normalised depth itself (the 16-bit PNG sequence, lossless) a
 
     .venv/bin/python benchmarks/bench_video.py --out bench-results/video.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,16 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    MIB, SEED, PeakRss, format_table, int_list, machine_info, positive_int, run_isolated, seeded_ours, write_json,
+    MIB,
+    SEED,
+    PeakRss,
+    format_table,
+    int_list,
+    machine_info,
+    positive_int,
+    run_isolated,
+    seeded_ours,
+    write_json,
 )
 from dav2_core.effects import flicker_metric  # noqa: E402
 from dav2_core.video import VideoOptions, depth_video  # noqa: E402
@@ -54,11 +64,20 @@ def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 30, s
 
     rng = np.random.default_rng(seed)
     small = rng.random((max(2, height // 40), max(2, width // 40), 3))
-    background = (cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 180 + 40).astype(np.uint8)
+    background = (cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 180 + 40).astype(
+        np.uint8
+    )
     scale = height / 1080
-    shapes = [dict(radius=max(2, int(rng.uniform(40, 110) * scale)), colour=tuple(int(c) for c in rng.integers(0, 255, 3)),
-                   x=rng.uniform(0, width), speed=rng.uniform(4, 14) * scale * rng.choice([-1, 1]), square=bool(i % 2))
-              for i in range(6)]
+    shapes = [
+        dict(
+            radius=max(2, int(rng.uniform(40, 110) * scale)),
+            colour=tuple(int(c) for c in rng.integers(0, 255, 3)),
+            x=rng.uniform(0, width),
+            speed=rng.uniform(4, 14) * scale * rng.choice([-1, 1]),
+            square=bool(i % 2),
+        )
+        for i in range(6)
+    ]
     for shape in shapes:
         shape["y"] = int(rng.uniform(shape["radius"], max(shape["radius"] + 1, height * 0.5 - shape["radius"])))
     with av.open(str(path), mode="w") as container:
@@ -84,8 +103,9 @@ def options(cfg: dict[str, Any], range_mode: str, sequence: tuple[str, ...] = ()
     """The node's defaults (VideoOptions()), with the benchmark's network size, chunk size and range mode."""
     base = VideoOptions()
     estimate = base.estimate.with_(input_size=cfg["input_size"], chunk_size=cfg["chunk_size"])
-    return VideoOptions(estimate=estimate, range_mode=range_mode, colormap=base.colormap, cache=base.cache,
-                        sequence=sequence)
+    return VideoOptions(
+        estimate=estimate, range_mode=range_mode, colormap=base.colormap, cache=base.cache, sequence=sequence
+    )
 
 
 def measure(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -101,21 +121,32 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     rss = PeakRss()
     rss.start()
     start = time.perf_counter()
-    report = depth_video(model, cfg["clip"], cfg["output"], options(cfg, cfg["range_mode"], cfg.get("sequence", ())),
-                         on_warning=print)
+    report = depth_video(
+        model, cfg["clip"], cfg["output"], options(cfg, cfg["range_mode"], cfg.get("sequence", ())), on_warning=print
+    )
     seconds = time.perf_counter() - start
-    row = {"frames": report.frames, "range_mode": cfg["range_mode"], "device": device.type, "chunk_size": report.chunk,
-           "passes": report.passes, "cache": report.cache or "-", "seconds": seconds,
-           "frames_per_s": report.frames / seconds, "model_mib": model_mib,
-           "peak_rss_growth_mib": rss.peak_growth() / MIB, "memory_method": rss.method}
+    row = {
+        "frames": report.frames,
+        "range_mode": cfg["range_mode"],
+        "device": device.type,
+        "chunk_size": report.chunk,
+        "passes": report.passes,
+        "cache": report.cache or "-",
+        "seconds": seconds,
+        "frames_per_s": report.frames / seconds,
+        "model_mib": model_mib,
+        "peak_rss_growth_mib": rss.peak_growth() / MIB,
+        "memory_method": rss.method,
+    }
     if device.type == "cuda":
         row["gpu_peak_above_weights_mib"] = (torch.cuda.max_memory_allocated(device) - before) / MIB
     return row
 
 
 def _static(frames: list[np.ndarray], static_from: float, step: int) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(f[int(f.shape[0] * static_from)::step, ::step].astype(np.float32))
-                        for f in frames])
+    return torch.stack(
+        [torch.from_numpy(f[int(f.shape[0] * static_from) :: step, ::step].astype(np.float32)) for f in frames]
+    )
 
 
 def flicker(video: Path, static_from: float = STATIC_FROM, step: int = 4) -> float:
@@ -141,12 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=positive_int, default=1920)
     parser.add_argument("--height", type=positive_int, default=1080)
     parser.add_argument("--encoder", choices=("vits", "vitb", "vitl"), default="vits")
-    parser.add_argument("--input-size", type=positive_int, default=70, help="network short side (default 70: quick on CPU)")
+    parser.add_argument(
+        "--input-size", type=positive_int, default=70, help="network short side (default 70: quick on CPU)"
+    )
     parser.add_argument("--chunk-size", type=positive_int, default=None, help="default: automatic, as the node")
-    parser.add_argument("--flicker-modes", default="per_frame,running,two_pass",
-                        help="normalisations compared for flicker on the first clip ('' = none)")
-    parser.add_argument("--repeats", type=positive_int, default=3,
-                        help="runs per frame count (fresh processes); peaks are compared by their median (default 3)")
+    parser.add_argument(
+        "--flicker-modes",
+        default="per_frame,running,two_pass",
+        help="normalisations compared for flicker on the first clip ('' = none)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=3,
+        help="runs per frame count (fresh processes); peaks are compared by their median (default 3)",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser
@@ -155,10 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     modes = [m for m in args.flicker_modes.split(",") if m]
-    cfg = {"encoder": args.encoder, "input_size": args.input_size, "chunk_size": args.chunk_size, "seed": args.seed,
-           "threads": torch.get_num_threads()}
-    print(f"bench_video: {args.encoder} at input size {args.input_size}, {args.width}x{args.height} clips of "
-          f"{args.frames} frames, node defaults (two-pass, temporal alignment, grey)")
+    cfg = {
+        "encoder": args.encoder,
+        "input_size": args.input_size,
+        "chunk_size": args.chunk_size,
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+    }
+    print(
+        f"bench_video: {args.encoder} at input size {args.input_size}, {args.width}x{args.height} clips of "
+        f"{args.frames} frames, node defaults (two-pass, temporal alignment, grey)"
+    )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results, flickers = [], []
     with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
@@ -167,44 +214,77 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for device in devices:
                 for repeat in range(args.repeats):
                     out = Path(tmp) / f"depth_{count}_{device}_{repeat}.mp4"
-                    row = run_isolated(measure, {**cfg, "clip": str(clip), "output": str(out), "range_mode": "two_pass",
-                                                 "device": device})
+                    row = run_isolated(
+                        measure,
+                        {**cfg, "clip": str(clip), "output": str(out), "range_mode": "two_pass", "device": device},
+                    )
                     results.append({**row, "repeat": repeat})
                     print(format_table([results[-1]], COLUMNS))
                 if count == args.frames[0] and device == "cpu":
                     for mode in modes:  # with the png16 sequence: the normalised depth before the codec
                         video = Path(tmp) / f"depth_{count}_{mode}.mp4"
-                        run_isolated(measure, {**cfg, "clip": str(clip), "output": str(video), "range_mode": mode,
-                                               "device": "cpu", "sequence": ("png16",)})
+                        run_isolated(
+                            measure,
+                            {
+                                **cfg,
+                                "clip": str(clip),
+                                "output": str(video),
+                                "range_mode": mode,
+                                "device": "cpu",
+                                "sequence": ("png16",),
+                            },
+                        )
                         frames = video.with_name(video.stem + "_frames")
-                        flickers.append({"range_mode": mode, "frames": count, "flicker": flicker_png16(frames),
-                                         "flicker_encoded": flicker(video)})
+                        flickers.append(
+                            {
+                                "range_mode": mode,
+                                "frames": count,
+                                "flicker": flicker_png16(frames),
+                                "flicker_encoded": flicker(video),
+                            }
+                        )
             clip.unlink()
     summary = summarise(results)
     print(format_table(results, COLUMNS))
     print(format_table(summary, SUMMARY_COLUMNS))
     if flickers:
-        print(format_table(flickers, [("range_mode", "normalisation", "s"), ("frames", "frames", "d"),
-                                      ("flicker", "flicker: normalised depth", ".5f"),
-                                      ("flicker_encoded", "flicker: encoded video", ".5f")]))
+        print(
+            format_table(
+                flickers,
+                [
+                    ("range_mode", "normalisation", "s"),
+                    ("frames", "frames", "d"),
+                    ("flicker", "flicker: normalised depth", ".5f"),
+                    ("flicker_encoded", "flicker: encoded video", ".5f"),
+                ],
+            )
+        )
     cpu = [r for r in summary if r["device"] == "cpu"]
     first, last = cpu[0]["peak_rss_median_mib"], cpu[-1]["peak_rss_median_mib"]
     ratio = last / first if len(cpu) > 1 and first > 0 else None
     targets = {
         "rss_ratio_last_to_first": ratio,
         "rss_ratio_ok": ratio is not None and ratio <= TARGET_RATIO,
-        "rss_growth_below_2gib": all(r["peak_rss_growth_mib"] < TARGET_GROWTH_MIB for r in results if r["device"] == "cpu"),
+        "rss_growth_below_2gib": all(
+            r["peak_rss_growth_mib"] < TARGET_GROWTH_MIB for r in results if r["device"] == "cpu"
+        ),
     }
     if ratio is not None:
-        print(f"median peak RSS growth {args.frames[-1]} / {args.frames[0]} frames: {ratio:.3f} (target <= "
-              f"{TARGET_RATIO}); every run below {TARGET_GROWTH_MIB} MiB above the model: {targets['rss_growth_below_2gib']}")
+        print(
+            f"median peak RSS growth {args.frames[-1]} / {args.frames[0]} frames: {ratio:.3f} (target <= "
+            f"{TARGET_RATIO}); every run below {TARGET_GROWTH_MIB} MiB above the model: {targets['rss_growth_below_2gib']}"
+        )
     report = {
         "benchmark": "video",
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
         "machine": machine_info(),
-        "settings": {**{k: cfg[k] for k in ("encoder", "input_size", "chunk_size", "seed")}, "width": args.width,
-                     "height": args.height, "frames": args.frames, "node_defaults": "VideoOptions() (two_pass, "
-                     "temporal alignment, gray), input_size/chunk_size as given"},
+        "settings": {
+            **{k: cfg[k] for k in ("encoder", "input_size", "chunk_size", "seed")},
+            "width": args.width,
+            "height": args.height,
+            "frames": args.frames,
+            "node_defaults": "VideoOptions() (two_pass, temporal alignment, gray), input_size/chunk_size as given",
+        },
         "results": results,
         "summary": summary,
         "flicker": flickers,
@@ -221,23 +301,41 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key in dict.fromkeys((r["frames"], r["device"]) for r in results):
         runs = [r for r in results if (r["frames"], r["device"]) == key]
         peaks = [r["peak_rss_growth_mib"] for r in runs]
-        row = {"frames": key[0], "device": key[1], "runs": len(runs),
-               "frames_per_s_median": float(np.median([r["frames_per_s"] for r in runs])),
-               "peak_rss_median_mib": float(np.median(peaks)), "peak_rss_min_mib": min(peaks),
-               "peak_rss_max_mib": max(peaks)}
+        row = {
+            "frames": key[0],
+            "device": key[1],
+            "runs": len(runs),
+            "frames_per_s_median": float(np.median([r["frames_per_s"] for r in runs])),
+            "peak_rss_median_mib": float(np.median(peaks)),
+            "peak_rss_min_mib": min(peaks),
+            "peak_rss_max_mib": max(peaks),
+        }
         if "gpu_peak_above_weights_mib" in runs[0]:
             row["gpu_peak_median_mib"] = float(np.median([r["gpu_peak_above_weights_mib"] for r in runs]))
         rows.append(row)
     return rows
 
 
-SUMMARY_COLUMNS = [("frames", "frames", "d"), ("device", "device", "s"), ("runs", "runs", "d"),
-                   ("frames_per_s_median", "frames/s", ".2f"), ("peak_rss_median_mib", "RSS peak median MiB", ".0f"),
-                   ("peak_rss_min_mib", "min", ".0f"), ("peak_rss_max_mib", "max", ".0f"),
-                   ("gpu_peak_median_mib", "GPU peak median MiB", ".0f")]
-COLUMNS = [("frames", "frames", "d"), ("device", "device", "s"), ("chunk_size", "chunk", "d"), ("cache", "cache", "s"),
-           ("frames_per_s", "frames/s", ".2f"), ("model_mib", "model MiB", ".0f"),
-           ("peak_rss_growth_mib", "RSS peak above model MiB", ".0f"), ("gpu_peak_above_weights_mib", "GPU peak MiB", ".0f")]
+SUMMARY_COLUMNS = [
+    ("frames", "frames", "d"),
+    ("device", "device", "s"),
+    ("runs", "runs", "d"),
+    ("frames_per_s_median", "frames/s", ".2f"),
+    ("peak_rss_median_mib", "RSS peak median MiB", ".0f"),
+    ("peak_rss_min_mib", "min", ".0f"),
+    ("peak_rss_max_mib", "max", ".0f"),
+    ("gpu_peak_median_mib", "GPU peak median MiB", ".0f"),
+]
+COLUMNS = [
+    ("frames", "frames", "d"),
+    ("device", "device", "s"),
+    ("chunk_size", "chunk", "d"),
+    ("cache", "cache", "s"),
+    ("frames_per_s", "frames/s", ".2f"),
+    ("model_mib", "model MiB", ".0f"),
+    ("peak_rss_growth_mib", "RSS peak above model MiB", ".0f"),
+    ("gpu_peak_above_weights_mib", "GPU peak MiB", ".0f"),
+]
 
 
 if __name__ == "__main__":

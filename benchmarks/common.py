@@ -3,6 +3,7 @@
 Benchmarks are scripts, not tests: every number they print comes from one run on the machine named in
 their JSON (``machine`` block). Nothing here is imported by the engine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -170,8 +172,12 @@ def compiled_row(model: torch.nn.Module, before: dict[str, int] | None) -> dict[
         return {}
     compiled = after["compiled_calls"] - before["compiled_calls"]
     eager = after["eager_calls"] - before["eager_calls"]
-    return {"graphs_compiled": after["compiles"], "timed_compiled_calls": compiled, "timed_eager_calls": eager,
-            "ran_compiled": compiled > 0 and eager == 0}
+    return {
+        "graphs_compiled": after["compiles"],
+        "timed_compiled_calls": compiled,
+        "timed_eager_calls": eager,
+        "ran_compiled": compiled > 0 and eager == 0,
+    }
 
 
 def release_model(model: torch.nn.Module) -> None:
@@ -215,8 +221,10 @@ def tf32_flags() -> dict[str, Any]:
         "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
     }
-    for name, holder in (("cuda_matmul_fp32_precision", torch.backends.cuda.matmul),
-                         ("cudnn_conv_fp32_precision", getattr(torch.backends.cudnn, "conv", None))):
+    for name, holder in (
+        ("cuda_matmul_fp32_precision", torch.backends.cuda.matmul),
+        ("cudnn_conv_fp32_precision", getattr(torch.backends.cudnn, "conv", None)),
+    ):
         value = getattr(holder, "fp32_precision", None)
         if value is not None:
             flags[name] = value
@@ -275,8 +283,13 @@ def device_sync(device: torch.device) -> Callable[[], None] | None:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
-def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None] | None = None,
-               after_warmup: Callable[[], None] | None = None) -> list[float]:
+def time_calls(
+    fn: Callable[[], Any],
+    runs: int,
+    warmup: int,
+    sync: Callable[[], None] | None = None,
+    after_warmup: Callable[[], None] | None = None,
+) -> list[float]:
     """Wall time in seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls (``sync`` ends each call).
 
     ``after_warmup`` runs between the two (e.g. to reset a peak-memory counter, so that compilation and
@@ -318,7 +331,7 @@ class OomRetries(logging.Handler):
             self.messages.append(record.getMessage())
 
     @contextlib.contextmanager
-    def watch(self) -> Iterator["OomRetries"]:
+    def watch(self) -> Iterator[OomRetries]:
         engine_log = logging.getLogger("dav2_core.inference")
         engine_log.addHandler(self)
         try:
@@ -462,8 +475,12 @@ def machine_info() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / (1 << 30), 1),
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / (1 << 30), 1),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     return info
 
 

@@ -28,6 +28,7 @@ get no tiles (reported as such). Example::
 
     .venv/bin/python benchmarks/eval_tiling.py --out bench-results/tiling.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,15 @@ from dav2_core.evaluate import evaluate_depth, seam_ratio  # noqa: E402
 from dav2_core.ground_truth import GroundTruth, read_ground_truth  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.pipeline import EstimateOptions, estimate  # noqa: E402
-from dav2_core.tiling import (TileGrid, align_tiles, crop_tiles, inverse_metres, merge_depth, plan_tiles,  # noqa: E402
-                              predict_tiles)
+from dav2_core.tiling import (
+    TileGrid,
+    align_tiles,
+    crop_tiles,
+    inverse_metres,
+    merge_depth,
+    plan_tiles,  # noqa: E402
+    predict_tiles,
+)
 from dav2_core.preprocess import network_size  # noqa: E402
 
 MOTORCYCLE = dict(focal_baseline=994.978 * 0.193001, doffs=31.086)  # shared/README.md
@@ -70,8 +78,13 @@ def samples(shared: Path, sets: list[str]) -> list[tuple[str, Path, GroundTruth 
         aloe = gt / "middlebury_aloe"
         out.append(("middlebury/aloe", aloe / "aloeL.jpg", read_ground_truth(aloe / "aloeGT.png")))
         moto = gt / "middlebury_motorcycle"
-        out.append(("middlebury/motorcycle", moto / "motorcycle_left.png",
-                    read_ground_truth(moto / "motorcycle_disp.npz", "disparity", **MOTORCYCLE)))
+        out.append(
+            (
+                "middlebury/motorcycle",
+                moto / "motorcycle_left.png",
+                read_ground_truth(moto / "motorcycle_disp.npz", "disparity", **MOTORCYCLE),
+            )
+        )
     if "photos" in sets:
         out += [(f"photos/{p.stem}", p, None) for p in sorted((shared / "images").glob("*.jpg"))]
     return out
@@ -86,11 +99,11 @@ def hard_cut(tiles: torch.Tensor, grid: TileGrid) -> torch.Tensor:
     for (y, x), tile in zip(grid.boxes(), tiles):
         dist = torch.maximum((yy - y - grid.tile_h / 2).abs(), (xx - x - grid.tile_w / 2).abs())
         inside = torch.zeros_like(out, dtype=torch.bool)
-        inside[y:y + grid.tile_h, x:x + grid.tile_w] = True
+        inside[y : y + grid.tile_h, x : x + grid.tile_w] = True
         take = inside & (dist < best)
         best = torch.where(take, dist, best)
         window = torch.zeros_like(out)
-        window[y:y + grid.tile_h, x:x + grid.tile_w] = tile.double()
+        window[y : y + grid.tile_h, x : x + grid.tile_w] = tile.double()
         out = torch.where(take, window, out)
     full = torch.nn.functional.interpolate(out[None, None].float(), size=(grid.height, grid.width), mode="bilinear")
     return full[0, 0]
@@ -103,7 +116,9 @@ def edge_step_ratio(aligned_inv: torch.Tensor, gt_inv: torch.Tensor) -> float | 
     num = den = 0.0
     for axis in (0, 1):
         g = gt_inv.narrow(axis, 2 * r, gt_inv.shape[axis] - 2 * r) - gt_inv.narrow(axis, 0, gt_inv.shape[axis] - 2 * r)
-        p = aligned_inv.narrow(axis, 2 * r, gt_inv.shape[axis] - 2 * r) - aligned_inv.narrow(axis, 0, gt_inv.shape[axis] - 2 * r)
+        p = aligned_inv.narrow(axis, 2 * r, gt_inv.shape[axis] - 2 * r) - aligned_inv.narrow(
+            axis, 0, gt_inv.shape[axis] - 2 * r
+        )
         edge = torch.isfinite(g) & (g.abs() > EDGE_THRESHOLD * level)
         num += float(p[edge].abs().sum())
         den += float(g[edge].abs().sum())
@@ -139,8 +154,9 @@ def accuracy(values: torch.Tensor, kind: str, gt: GroundTruth) -> dict[str, Any]
     return {"abs_rel": row["abs_rel"], "delta1": row["delta1"], "edge": edge_step_ratio(aligned, gt_inv)}
 
 
-def run_sample(model: Any, name: str, photo: Path, gt: GroundTruth | None, args: argparse.Namespace,
-               verify: bool) -> dict[str, Any]:
+def run_sample(
+    model: Any, name: str, photo: Path, gt: GroundTruth | None, args: argparse.Namespace, verify: bool
+) -> dict[str, Any]:
     kind, max_depth, _ = describe(model)
     rgb = io.read_image(photo)
     image = torch.from_numpy(rgb)[None]
@@ -149,26 +165,44 @@ def run_sample(model: Any, name: str, photo: Path, gt: GroundTruth | None, args:
     grid = plan_tiles(h, w, args.tile_size, args.tile_overlap, args.max_tiles, global_net)
     start = time.perf_counter()
     plain = predict_depth(model, image, args.input_size, output_device=None)[0]
-    row: dict[str, Any] = {"sample": name, "size_hw": [h, w], "global_net_hw": list(global_net),
-                           "tiles": grid.count if grid else 0, "scale": round(grid.scale, 4) if grid else None}
+    row: dict[str, Any] = {
+        "sample": name,
+        "size_hw": [h, w],
+        "global_net_hw": list(global_net),
+        "tiles": grid.count if grid else 0,
+        "scale": round(grid.scale, 4) if grid else None,
+    }
     grey = (rgb.mean(-1) * 255).astype(np.uint8)
     maps = {"plain": plain}
     if grid is not None:
         tiles = predict_tiles(model, image, grid, args.tile_size)
         maps["tiled"] = merge_depth(plain, tiles, grid, global_net, kind, max_depth)
         inv = (lambda v: inverse_metres(v)) if kind == "metric" else (lambda v: v)
-        work_global = torch.nn.functional.interpolate(inv(plain)[None, None].float(), size=(grid.work_h, grid.work_w),
-                                                      mode="bilinear", antialias=True)[0, 0]
+        work_global = torch.nn.functional.interpolate(
+            inv(plain)[None, None].float(), size=(grid.work_h, grid.work_w), mode="bilinear", antialias=True
+        )[0, 0]
         pitch = max(grid.work_h / global_net[0], grid.work_w / global_net[1])
-        for label, t in (("naive", inv(tiles)), ("hard", align_tiles(inv(tiles), crop_tiles(work_global, grid), pitch))):
+        for label, t in (
+            ("naive", inv(tiles)),
+            ("hard", align_tiles(inv(tiles), crop_tiles(work_global, grid), pitch)),
+        ):
             cut = hard_cut(t, grid)
             maps[label] = 1.0 / cut if kind == "metric" else cut
         for label, values in maps.items():
             row[f"seam_{label}"] = seam_ratio(inv(values), grid)
         if verify:  # the benchmark's map is what the product path computes
-            product = estimate(model, image, EstimateOptions(input_size=args.input_size, resolution="tiled",
-                               tile_size=args.tile_size, tile_overlap=args.tile_overlap, max_tiles=args.max_tiles),
-                               output_device=None).depth.values[0]
+            product = estimate(
+                model,
+                image,
+                EstimateOptions(
+                    input_size=args.input_size,
+                    resolution="tiled",
+                    tile_size=args.tile_size,
+                    tile_overlap=args.tile_overlap,
+                    max_tiles=args.max_tiles,
+                ),
+                output_device=None,
+            ).depth.values[0]
             row["path_max_abs_diff"] = float((product - maps["tiled"]).abs().max())
     for label in ("plain", "tiled"):
         if label in maps:
@@ -205,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=SHARED, help=f"the shared data folder (default {SHARED})")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
-    EstimateOptions(input_size=args.input_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-                    max_tiles=args.max_tiles)  # validates the tile options with the product's messages
+    EstimateOptions(
+        input_size=args.input_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap, max_tiles=args.max_tiles
+    )  # validates the tile options with the product's messages
     todo = samples(args.shared, [s.strip() for s in args.sets.split(",") if s.strip()])
     if not todo:
         raise SystemExit(f"eval_tiling: nothing to evaluate in {args.shared} for sets {args.sets!r}")
@@ -218,19 +253,37 @@ def main(argv: list[str] | None = None) -> int:
         verified = verified or "path_max_abs_diff" in row
         rows.append(row)
         print(f"{name}: {row['tiles']} tiles, {row['seconds']} s", file=sys.stderr)
-    columns = [("sample", "sample", ""), ("tiles", "tiles", "d"), ("seam_plain", "seam plain", ".3f"),
-               ("seam_tiled", "seam tiled", ".3f"), ("seam_hard", "seam hard", ".3f"),
-               ("seam_naive", "seam naive", ".3f"), ("edge_plain", "edge plain", ".3f"),
-               ("edge_tiled", "edge tiled", ".3f"), ("img_edge_plain", "img_edge plain", ".3f"),
-               ("img_edge_tiled", "img_edge tiled", ".3f"), ("abs_rel_plain", "AbsRel plain", ".4f"),
-               ("abs_rel_tiled", "AbsRel tiled", ".4f"), ("delta1_plain", "d1 plain", ".4f"),
-               ("delta1_tiled", "d1 tiled", ".4f")]
-    print(f"weights: {weights}\nsettings: input {args.input_size}, tiles {args.tile_size} px, overlap "
-          f"{args.tile_overlap}, max {args.max_tiles}")
+    columns = [
+        ("sample", "sample", ""),
+        ("tiles", "tiles", "d"),
+        ("seam_plain", "seam plain", ".3f"),
+        ("seam_tiled", "seam tiled", ".3f"),
+        ("seam_hard", "seam hard", ".3f"),
+        ("seam_naive", "seam naive", ".3f"),
+        ("edge_plain", "edge plain", ".3f"),
+        ("edge_tiled", "edge tiled", ".3f"),
+        ("img_edge_plain", "img_edge plain", ".3f"),
+        ("img_edge_tiled", "img_edge tiled", ".3f"),
+        ("abs_rel_plain", "AbsRel plain", ".4f"),
+        ("abs_rel_tiled", "AbsRel tiled", ".4f"),
+        ("delta1_plain", "d1 plain", ".4f"),
+        ("delta1_tiled", "d1 tiled", ".4f"),
+    ]
+    print(
+        f"weights: {weights}\nsettings: input {args.input_size}, tiles {args.tile_size} px, overlap "
+        f"{args.tile_overlap}, max {args.max_tiles}"
+    )
     print(format_table(rows, columns))
-    write_json(args.out, {"benchmark": "tiling", "machine": machine_info(), "weights": weights,
-                          "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                          "results": rows})
+    write_json(
+        args.out,
+        {
+            "benchmark": "tiling",
+            "machine": machine_info(),
+            "weights": weights,
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "results": rows,
+        },
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ Each step JSON holds ``status`` (ok / fail / skipped), a one-line ``summary`` an
 ``--cpu-dry-run`` runs the CPU-capable steps with tiny sizes and marks the CUDA-only ones skipped, so the
 script is exercised before a GPU slot. Needs only torch, numpy, opencv and the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -28,8 +30,24 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (  # noqa: E402
-    DTYPES, ROOT, SHARED, OomRetries, bgr_to_images, compare, device_sync, format_table, list_photos, machine_info,
-    median, official_available, read_bgr, seeded_ours, set_tf32, tf32_flags, time_calls, write_json,
+    DTYPES,
+    ROOT,
+    SHARED,
+    OomRetries,
+    bgr_to_images,
+    compare,
+    device_sync,
+    format_table,
+    list_photos,
+    machine_info,
+    median,
+    official_available,
+    read_bgr,
+    seeded_ours,
+    set_tf32,
+    tf32_flags,
+    time_calls,
+    write_json,
 )
 from dav2_core.inference import predict_depth  # noqa: E402
 
@@ -102,10 +120,16 @@ def step_env(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     """Versions of everything that decides GPU behaviour, and the photos the later steps use."""
     import cv2
 
-    info: dict[str, Any] = {**machine_info(), "cuda_available": torch.cuda.is_available(), "torch_cuda": torch.version.cuda,
-                            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-                            "numpy": np.__version__, "opencv": cv2.__version__, "tf32_defaults": tf32_flags(),
-                            "official_package": official_available()}
+    info: dict[str, Any] = {
+        **machine_info(),
+        "cuda_available": torch.cuda.is_available(),
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "tf32_defaults": tf32_flags(),
+        "official_package": official_available(),
+    }
     try:
         import triton
 
@@ -114,13 +138,22 @@ def step_env(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         info["triton"] = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info.update(capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count,
-                    sdp_enabled={name: getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
-                                 for name in ("flash", "mem_efficient", "math", "cudnn")
-                                 if hasattr(torch.backends.cuda, f"{name}_sdp_enabled")})
+        info.update(
+            capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+            sdp_enabled={
+                name: getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
+                for name in ("flash", "mem_efficient", "math", "cudnn")
+                if hasattr(torch.backends.cuda, f"{name}_sdp_enabled")
+            },
+        )
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         info["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         info["nvidia_smi"] = f"unavailable ({type(exc).__name__})"
@@ -128,9 +161,11 @@ def step_env(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     info["photos"] = [str(p) for p in photos]
     (args.results / "photos.txt").write_text("\n".join(str(p) for p in photos) + "\n")
     gpu = info.get("gpu", "no GPU")
-    summary = (f"{gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {info['cudnn']}, "
-               f"driver {info['nvidia_smi'].split(',')[1].strip() if info['nvidia_smi'].count(',') >= 3 else '?'}; "
-               f"{len(photos)} photo(s){' (synthetic)' if 'synthetic' in str(photos[0]) else ''}")
+    summary = (
+        f"{gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {info['cudnn']}, "
+        f"driver {info['nvidia_smi'].split(',')[1].strip() if info['nvidia_smi'].count(',') >= 3 else '?'}; "
+        f"{len(photos)} photo(s){' (synthetic)' if 'synthetic' in str(photos[0]) else ''}"
+    )
     status = "ok" if sizes.dry or torch.cuda.is_available() else "fail"
     return {"status": status, "summary": summary, **info}
 
@@ -146,10 +181,15 @@ def step_smoke(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         for dtype in sizes.dtypes:
             model = copy.deepcopy(base).to(device=sizes.device, dtype=DTYPES[dtype])
             depth = predict_depth(model, images, input_size=sizes.input_size, output_device=None)
-            row: dict[str, Any] = {"encoder": encoder, "dtype": dtype, "finite": bool(torch.isfinite(depth).all()),
-                                   "shape_ok": tuple(depth.shape) == tuple(images.shape[:3]),
-                                   "ms_per_call": _median_ms(lambda: predict_depth(model, images, input_size=sizes.input_size,
-                                                                                   output_device=None), sizes)}
+            row: dict[str, Any] = {
+                "encoder": encoder,
+                "dtype": dtype,
+                "finite": bool(torch.isfinite(depth).all()),
+                "shape_ok": tuple(depth.shape) == tuple(images.shape[:3]),
+                "ms_per_call": _median_ms(
+                    lambda: predict_depth(model, images, input_size=sizes.input_size, output_device=None), sizes
+                ),
+            }
             if dtype == "fp32":
                 reference = depth
                 if encoder == "vits" and sizes.device.type == "cuda":
@@ -161,9 +201,18 @@ def step_smoke(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
             ok &= row["finite"] and row["shape_ok"]
             rows.append(row)
     worst_low = max((r["vs_fp32"]["max_abs_over_range"] for r in rows if "vs_fp32" in r), default=None)
-    print(format_table([{**r, "max_err": r.get("vs_fp32", r.get("vs_cpu_fp32", {})).get("max_abs_over_range")} for r in rows],
-                       [("encoder", "encoder", "s"), ("dtype", "dtype", "s"), ("finite", "finite", ""),
-                        ("ms_per_call", "ms/call", ".2f"), ("max_err", "max err/range", ".2e")]))
+    print(
+        format_table(
+            [{**r, "max_err": r.get("vs_fp32", r.get("vs_cpu_fp32", {})).get("max_abs_over_range")} for r in rows],
+            [
+                ("encoder", "encoder", "s"),
+                ("dtype", "dtype", "s"),
+                ("finite", "finite", ""),
+                ("ms_per_call", "ms/call", ".2f"),
+                ("max_err", "max err/range", ".2e"),
+            ],
+        )
+    )
     summary = f"{len(rows)} runs {'all finite' if ok else 'NOT all finite/shaped'}"
     if worst_low is not None:
         summary += f"; worst half-precision max err {worst_low:.1e} x range (target {LOW_PRECISION_TARGET:g})"
@@ -177,8 +226,11 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     set_tf32(False)
-    backends = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-                "math": SDPBackend.MATH}
+    backends = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }
     if hasattr(SDPBackend, "CUDNN_ATTENTION"):
         backends["cudnn"] = SDPBackend.CUDNN_ATTENTION
     batch = 1 if sizes.dry else 8
@@ -186,19 +238,28 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     for encoder in sizes.encoders:
         for shape, tokens in sizes.tokens.items():
             gen = torch.Generator(device=sizes.device).manual_seed(tokens)
-            q, k, v = (torch.randn(batch, HEADS[encoder], tokens, 64, device=sizes.device, generator=gen) for _ in range(3))
+            q, k, v = (
+                torch.randn(batch, HEADS[encoder], tokens, 64, device=sizes.device, generator=gen) for _ in range(3)
+            )
             for dtype in ["fp32", "fp16", "bf16"] if not sizes.dry else ["fp32", "bf16"]:
                 qd, kd, vd = (t.to(DTYPES[dtype]) for t in (q, k, v))
                 with sdpa_kernel(SDPBackend.MATH):  # float64 reference on the same (rounded) inputs: kernel error only
                     ref = torch.nn.functional.scaled_dot_product_attention(qd.double(), kd.double(), vd.double())
                 for name, backend in [("default", None), *backends.items()]:
-                    row: dict[str, Any] = {"encoder": encoder, "tokens": tokens, "input": shape, "dtype": dtype, "backend": name}
+                    row: dict[str, Any] = {
+                        "encoder": encoder,
+                        "tokens": tokens,
+                        "input": shape,
+                        "dtype": dtype,
+                        "backend": name,
+                    }
 
                     def call() -> torch.Tensor:
                         if backend is None:
                             return torch.nn.functional.scaled_dot_product_attention(qd, kd, vd)
                         with sdpa_kernel(backend):
                             return torch.nn.functional.scaled_dot_product_attention(qd, kd, vd)
+
                     try:
                         out = call()
                         row["max_abs_err"] = float((out.double() - ref).abs().max())
@@ -206,9 +267,20 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
                     except RuntimeError as exc:
                         row["unsupported"] = str(exc).splitlines()[0][:120]
                     rows.append(row)
-    print(format_table(rows, [("encoder", "enc", "s"), ("tokens", "tokens", "d"), ("dtype", "dtype", "s"),
-                              ("backend", "backend", "s"), ("ms", "ms", ".3f"), ("max_abs_err", "max err", ".1e"),
-                              ("unsupported", "unsupported", "s")]))
+    print(
+        format_table(
+            rows,
+            [
+                ("encoder", "enc", "s"),
+                ("tokens", "tokens", "d"),
+                ("dtype", "dtype", "s"),
+                ("backend", "backend", "s"),
+                ("ms", "ms", ".3f"),
+                ("max_abs_err", "max err", ".1e"),
+                ("unsupported", "unsupported", "s"),
+            ],
+        )
+    )
     fastest = {}
     for row in rows:
         if "ms" in row and row["backend"] != "default":
@@ -218,8 +290,13 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     half = [r for r in fastest.values() if r["dtype"] != "fp32"]
     summary = ", ".join(f"{r['dtype']}/{r['tokens']}/{r['encoder']}: {r['backend']} {r['ms']:.3f} ms" for r in half[:4])
     bad = [r for r in rows if "max_abs_err" in r and r["max_abs_err"] > (2e-2 if r["dtype"] != "fp32" else 1e-4)]
-    return {"status": "fail" if bad else "ok", "summary": f"fastest: {summary}" + (f"; {len(bad)} inaccurate" if bad else ""),
-            "batch": batch, "head_dim": 64, "rows": rows}
+    return {
+        "status": "fail" if bad else "ok",
+        "summary": f"fastest: {summary}" + (f"; {len(bad)} inaccurate" if bad else ""),
+        "batch": batch,
+        "head_dim": 64,
+        "rows": rows,
+    }
 
 
 @torch.inference_mode()
@@ -237,14 +314,36 @@ def step_chunks(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
                 got = predict_depth(model, images, input_size=sizes.input_size, chunk_size=chunk, flip_tta=flip)
                 err = compare(one, got)["max_abs_over_range"]
                 limit = 1e-4 if dtype == "fp32" else 1e-2
-                rows.append({"dtype": dtype, "flip_tta": flip, "chunk": chunk, "vs_chunk_1": err,
-                             "bitwise_equal": bool(torch.equal(one, got)), "ok": err <= limit})
+                rows.append(
+                    {
+                        "dtype": dtype,
+                        "flip_tta": flip,
+                        "chunk": chunk,
+                        "vs_chunk_1": err,
+                        "bitwise_equal": bool(torch.equal(one, got)),
+                        "ok": err <= limit,
+                    }
+                )
                 ok &= err <= limit
-    print(format_table(rows, [("dtype", "dtype", "s"), ("flip_tta", "flip", ""), ("chunk", "chunk", "d"),
-                              ("vs_chunk_1", "max err/range vs chunk 1", ".1e"), ("bitwise_equal", "bitwise", "")]))
+    print(
+        format_table(
+            rows,
+            [
+                ("dtype", "dtype", "s"),
+                ("flip_tta", "flip", ""),
+                ("chunk", "chunk", "d"),
+                ("vs_chunk_1", "max err/range vs chunk 1", ".1e"),
+                ("bitwise_equal", "bitwise", ""),
+            ],
+        )
+    )
     worst_err = max(r["vs_chunk_1"] for r in rows)
-    return {"status": "ok" if ok else "fail", "frames": count,
-            "summary": f"{len(rows)} comparisons, worst {worst_err:.1e} x range vs chunk 1", "rows": rows}
+    return {
+        "status": "ok" if ok else "fail",
+        "frames": count,
+        "summary": f"{len(rows)} comparisons, worst {worst_err:.1e} x range vs chunk 1",
+        "rows": rows,
+    }
 
 
 @torch.inference_mode()
@@ -279,27 +378,41 @@ def step_oom(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
                 with handler.watch():
                     got = predict_depth(model, images, input_size=sizes.input_size, chunk_size=chunk)
                 err = compare(reference, got)["max_abs_over_range"]
-                result[label] = {"retries": len(handler.messages), "max_err_vs_chunk_1": err,
-                                 "seconds": time.perf_counter() - start, "messages": handler.messages[:6]}
+                result[label] = {
+                    "retries": len(handler.messages),
+                    "max_err_vs_chunk_1": err,
+                    "seconds": time.perf_counter() - start,
+                    "messages": handler.messages[:6],
+                }
             except Exception as exc:  # noqa: BLE001 - recorded: this is what the step is for
-                result[label] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                                 "retries": len(handler.messages)}
+                result[label] = {
+                    "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                    "retries": len(handler.messages),
+                }
         torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(min(1.0, (base + 0.3 * per_image) / total), device)
         try:
             predict_depth(model, images[:1], input_size=sizes.input_size, chunk_size=1)
             result["below_one_image"] = {"error": None}
         except Exception as exc:  # noqa: BLE001 - expected: an out-of-memory error saying what to do
-            result["below_one_image"] = {"error": str(exc).splitlines()[0][:300], "type": type(exc).__name__,
-                                         "is_out_of_memory": is_out_of_memory(exc)}
+            result["below_one_image"] = {
+                "error": str(exc).splitlines()[0][:300],
+                "type": type(exc).__name__,
+                "is_out_of_memory": is_out_of_memory(exc),
+            }
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
     halved = [result[k] for k in ("fixed chunk 16", "automatic chunk")]
-    ok = (all("error" not in r and r["max_err_vs_chunk_1"] <= 1e-2 for r in halved)
-          and halved[0]["retries"] >= 1 and bool(result["below_one_image"].get("is_out_of_memory")))
-    summary = (f"chunk 16: {halved[0].get('retries', '?')} halvings, err {halved[0].get('max_err_vs_chunk_1', float('nan')):.1e}; "
-               f"auto: {halved[1].get('retries', '?')} halvings; below one image: "
-               f"{'clear error' if result['below_one_image']['error'] else 'NO error'}")
+    ok = (
+        all("error" not in r and r["max_err_vs_chunk_1"] <= 1e-2 for r in halved)
+        and halved[0]["retries"] >= 1
+        and bool(result["below_one_image"].get("is_out_of_memory"))
+    )
+    summary = (
+        f"chunk 16: {halved[0].get('retries', '?')} halvings, err {halved[0].get('max_err_vs_chunk_1', float('nan')):.1e}; "
+        f"auto: {halved[1].get('retries', '?')} halvings; below one image: "
+        f"{'clear error' if result['below_one_image']['error'] else 'NO error'}"
+    )
     return {"status": "ok" if ok else "fail", "summary": summary, **result}
 
 
@@ -315,36 +428,69 @@ def step_compile(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     side = 28 if sizes.dry else 518
     eager = _model("vits", sizes, dtype)
     compiled = accel.optimize(_model("vits", sizes, dtype))
-    result: dict[str, Any] = {"dtype": dtype, "size": side, "mode": "default" if sizes.dry else "reduce-overhead",
-                              "status": "fail", "summary": "did not finish", "rows": []}
+    result: dict[str, Any] = {
+        "dtype": dtype,
+        "size": side,
+        "mode": "default" if sizes.dry else "reduce-overhead",
+        "status": "fail",
+        "summary": "did not finish",
+        "rows": [],
+    }
     if accel.compile_stats(compiled) is None:
         return {**result, "summary": "torch.compile is unavailable here (the warning above says why)"}
     for batch in (1, 2) if sizes.dry else (1, 8):
-        x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(batch)).to(sizes.device, DTYPES[dtype])
+        x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(batch)).to(
+            sizes.device, DTYPES[dtype]
+        )
         start = time.perf_counter()
         out = compiled(x)
         if sizes.device.type == "cuda":
             torch.cuda.synchronize()
         first = time.perf_counter() - start
         expected = eager(x)
-        row = {"batch": batch, "first_call_s": first, "vs_eager": compare(expected, out),
-               "eager_ms": _median_ms(lambda: eager(x), sizes), "compiled_ms": _median_ms(lambda: compiled(x), sizes)}
+        row = {
+            "batch": batch,
+            "first_call_s": first,
+            "vs_eager": compare(expected, out),
+            "eager_ms": _median_ms(lambda: eager(x), sizes),
+            "compiled_ms": _median_ms(lambda: compiled(x), sizes),
+        }
         row["speedup"] = row["eager_ms"] / row["compiled_ms"]
         result["rows"].append(row)
         stats = accel.compile_stats(compiled)
-        result["stats"] = {"compiles": stats.compiles, "compiled_calls": stats.compiled_calls,
-                           "eager_calls": stats.eager_calls, "failure": stats.failure}
+        result["stats"] = {
+            "compiles": stats.compiles,
+            "compiled_calls": stats.compiled_calls,
+            "eager_calls": stats.eager_calls,
+            "failure": stats.failure,
+        }
         write_json(args.results / "compile.json", result)  # partial, in case the time box ends the step
     stats = result["stats"]
     worst_err = max(r["vs_eager"]["max_abs_over_range"] for r in result["rows"])
     ok = stats["failure"] is None and stats["eager_calls"] == 0 and stats["compiles"] == 2 and worst_err <= 1e-2
-    print(format_table(result["rows"], [("batch", "batch", "d"), ("first_call_s", "first call s", ".1f"),
-                                         ("eager_ms", "eager ms", ".2f"), ("compiled_ms", "compiled ms", ".2f"),
-                                         ("speedup", "speed-up", ".2f")]))
-    result.update(status="ok" if ok else "fail", summary=(
-        f"{stats['compiles']} graphs, {stats['compiled_calls']} compiled / {stats['eager_calls']} eager calls; "
-        + ", ".join(f"b{r['batch']} {r['speedup']:.2f}x (compile {r['first_call_s']:.0f} s)" for r in result["rows"])
-        + f"; max err {worst_err:.1e} x range" + (f"; FAILURE {stats['failure']}" if stats["failure"] else "")))
+    print(
+        format_table(
+            result["rows"],
+            [
+                ("batch", "batch", "d"),
+                ("first_call_s", "first call s", ".1f"),
+                ("eager_ms", "eager ms", ".2f"),
+                ("compiled_ms", "compiled ms", ".2f"),
+                ("speedup", "speed-up", ".2f"),
+            ],
+        )
+    )
+    result.update(
+        status="ok" if ok else "fail",
+        summary=(
+            f"{stats['compiles']} graphs, {stats['compiled_calls']} compiled / {stats['eager_calls']} eager calls; "
+            + ", ".join(
+                f"b{r['batch']} {r['speedup']:.2f}x (compile {r['first_call_s']:.0f} s)" for r in result["rows"]
+            )
+            + f"; max err {worst_err:.1e} x range"
+            + (f"; FAILURE {stats['failure']}" if stats["failure"] else "")
+        ),
+    )
     return result
 
 
@@ -376,7 +522,11 @@ def step_summary(args: argparse.Namespace) -> dict[str, Any]:
         summary = _bench_summary(name, data) if name.startswith("bench_") else (data or {}).get("summary", "")
         rows.append({"step": name, "status": status, "seconds": run.get("seconds", "-"), "summary": summary})
         merged["steps"][name] = {"status": status, "run": run, "result": data}
-    print(format_table(rows, [("step", "step", "s"), ("status", "status", "s"), ("seconds", "s", "s"), ("summary", "summary", "s")]))
+    print(
+        format_table(
+            rows, [("step", "step", "s"), ("status", "status", "s"), ("seconds", "s", "s"), ("summary", "summary", "s")]
+        )
+    )
     write_json(args.results / "gpu_first_run.json", merged)
     return merged
 
@@ -398,8 +548,14 @@ def _bench_summary(name: str, data: dict[str, Any] | None) -> str:
     return ", ".join(f"{e} {d} {v:.0f} img/s" for (e, d), v in best.items())
 
 
-STEP_FUNCTIONS = {"env": step_env, "smoke": step_smoke, "sdpa": step_sdpa, "chunks": step_chunks, "oom": step_oom,
-                  "compile": step_compile}
+STEP_FUNCTIONS = {
+    "env": step_env,
+    "smoke": step_smoke,
+    "sdpa": step_sdpa,
+    "chunks": step_chunks,
+    "oom": step_oom,
+    "compile": step_compile,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,8 +581,11 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
             partial = json.loads(path.read_text()) if path.is_file() else {}  # what the step saved before failing
-            result = {**partial, "status": "fail",
-                      "summary": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+            result = {
+                **partial,
+                "status": "fail",
+                "summary": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            }
     write_json(path, result)
     print(f"{args.step}: {result['status']} - {result['summary']}")
     return 0 if result["status"] in ("ok", "skipped") else 1

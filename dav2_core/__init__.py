@@ -1,4 +1,5 @@
 """dav2_core: an exact, self-contained Depth Anything V2 engine (no ComfyUI imports)."""
+
 from .depth import DepthMap
 from .model import DepthAnythingV2
 from .variants import ENCODERS, VARIANTS, get_variant

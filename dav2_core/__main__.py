@@ -1,4 +1,5 @@
 """``python -m dav2_core``: the command-line interface (see :mod:`dav2_core.cli`)."""
+
 import sys
 
 from .cli import main

@@ -17,6 +17,7 @@
   on). Any other failure (no compiler toolchain, Triton missing...) turns the model back to eager for good
   and tells the user once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,8 @@ import logging
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 
@@ -74,8 +76,11 @@ def _is_recompile_limit(exc: BaseException) -> bool:
     """Dynamo refused a new graph because this code object has used up ``recompile_limit`` (fullgraph mode;
     ``FailOnRecompileLimitHit`` in recent torch, an ``Unsupported`` naming the limit in older ones)."""
     text = str(exc)
-    return (type(exc).__name__ in ("FailOnRecompileLimitHit", "RecompileLimitExceeded", "CacheLimitExceeded")
-            or "recompile_limit" in text or "cache_size_limit" in text)
+    return (
+        type(exc).__name__ in ("FailOnRecompileLimitHit", "RecompileLimitExceeded", "CacheLimitExceeded")
+        or "recompile_limit" in text
+        or "cache_size_limit" in text
+    )
 
 
 class _CountingBackend:
@@ -93,8 +98,12 @@ class _CountingBackend:
         stats = self.stats
         stats.compiles += 1
         shapes = [tuple(x.shape) for x in example_inputs if isinstance(x, torch.Tensor) and x.dim() == 4]
-        log.info("torch.compile: graph %d of this model compiled (input %s)%s", stats.compiles, shapes[:1],
-                 " - a recompile" if stats.compiles > 1 else "")
+        log.info(
+            "torch.compile: graph %d of this model compiled (input %s)%s",
+            stats.compiles,
+            shapes[:1],
+            " - a recompile" if stats.compiles > 1 else "",
+        )
 
         def run(*args: Any) -> Any:
             stats.compiled_calls += 1
@@ -107,8 +116,9 @@ def _own_forward(model: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch
     """``model.forward`` bound to a private copy of its code object (Dynamo's cache key), and that code."""
     function = type(model).forward
     code = function.__code__.replace()  # an equal but distinct code object: its own Dynamo cache
-    private = types.FunctionType(code, function.__globals__, function.__name__, function.__defaults__,
-                                 function.__closure__)
+    private = types.FunctionType(
+        code, function.__globals__, function.__name__, function.__defaults__, function.__closure__
+    )
     private.__kwdefaults__ = function.__kwdefaults__
     return types.MethodType(private, model), code
 
@@ -122,7 +132,8 @@ class _GuardedForward:
         own, self.code = _own_forward(model)
         self.backend = _CountingBackend(mode, self.stats)
         self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = torch.compile(
-            own, backend=self.backend, dynamic=False, fullgraph=True)
+            own, backend=self.backend, dynamic=False, fullgraph=True
+        )
         self._warned_limit = False
 
     @property
@@ -164,9 +175,11 @@ class _GuardedForward:
         if self._warned_limit:
             return
         self._warned_limit = True
-        message = (f"torch.compile: input {tuple(images.shape)} {images.dtype} ran without compilation (this model "
-                   f"has {self.stats.compiles} compiled graphs; torch._dynamo.config.recompile_limit is "
-                   f"{_recompile_limit()}): new shapes run eagerly, compiled shapes stay compiled")
+        message = (
+            f"torch.compile: input {tuple(images.shape)} {images.dtype} ran without compilation (this model "
+            f"has {self.stats.compiles} compiled graphs; torch._dynamo.config.recompile_limit is "
+            f"{_recompile_limit()}): new shapes run eagerly, compiled shapes stay compiled"
+        )
         log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 

@@ -3,10 +3,11 @@
 Near maps to the high end of the colormap (Spectral_r: near = red, far = blue, as the official demo).
 Only ``matplotlib.colormaps`` is used (no pyplot, no global figure state).
 """
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown colormap {name!r}; valid colormaps: {', '.join(COLORMAPS)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut_numpy(name: str) -> np.ndarray:
     from matplotlib import colormaps as mpl_colormaps  # registry only; does not import pyplot
 
@@ -53,8 +54,7 @@ def lut(name: str = DEFAULT_COLORMAP, device: torch.device | str | None = None) 
 def lut_uint8_table() -> dict[str, list[int]]:
     """Every colormap as a flat list of 256*3 uint8 RGB values (r0,g0,b0,r1,...) for the web UI."""
     return {
-        name: np.rint(_lut_numpy(name) * 255.0).clip(0, 255).astype(np.uint8).reshape(-1).tolist()
-        for name in COLORMAPS
+        name: np.rint(_lut_numpy(name) * 255.0).clip(0, 255).astype(np.uint8).reshape(-1).tolist() for name in COLORMAPS
     }
 
 
@@ -66,7 +66,9 @@ def colorize(values01: torch.Tensor, name: str = DEFAULT_COLORMAP, invert: bool 
     """
     _check_name(name)
     if not isinstance(values01, torch.Tensor) or values01.ndim != 3:
-        raise ValueError(f"colorize needs a [B,H,W] tensor of 0..1 values, got {getattr(values01, 'shape', type(values01))}")
+        raise ValueError(
+            f"colorize needs a [B,H,W] tensor of 0..1 values, got {getattr(values01, 'shape', type(values01))}"
+        )
     v = torch.nan_to_num(values01.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
     if invert:
         v = 1.0 - v
@@ -133,7 +135,9 @@ def colorize_in_range(
     hi = torch.as_tensor(hi, dtype=torch.float32).reshape(-1)
     batch = as_depth_values(depth).shape[0]
     if lo.shape != (batch,) or hi.shape != (batch,):
-        raise ValueError(f"colour range needs one lo and one hi per image ({batch}), got {tuple(lo.shape)} and {tuple(hi.shape)}")
+        raise ValueError(
+            f"colour range needs one lo and one hi per image ({batch}), got {tuple(lo.shape)} and {tuple(hi.shape)}"
+        )
     near_lo, near_hi = nearness_range(lo, hi, metric)
     return colorize(scale_to_unit(nearness(depth), near_lo, near_hi, invert), name)
 
@@ -164,7 +168,7 @@ def colorize_depth(
 UINT8_LUT_SIZE = 4096
 
 
-@lru_cache(maxsize=None)
+@cache
 def _uint8_table(name: str) -> torch.Tensor:
     ramp = torch.linspace(0.0, 1.0, UINT8_LUT_SIZE).reshape(1, 1, -1)
     return colorize(ramp, name)[0, 0].mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)

@@ -1,4 +1,5 @@
 """`DepthMap`: the float depth of a batch plus what its numbers mean (the DEPTH type in ComfyUI)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -39,7 +40,7 @@ class DepthMap:
             raise ValueError(f"DepthMap.kind must be 'relative' or 'metric', got {self.kind!r}")
 
     @classmethod
-    def from_image(cls, image: torch.Tensor) -> "DepthMap":
+    def from_image(cls, image: torch.Tensor) -> DepthMap:
         """A grey depth IMAGE [B,H,W,C] (near = bright, e.g. a depth_image output) as relative depth [B,H,W].
 
         The brightness (BT.601 luma) is the nearness. The image follows the one IMAGE rule of
@@ -87,10 +88,10 @@ class DepthMap:
         values = self.values.float()
         return -values if self.is_metric else values
 
-    def with_values(self, values: torch.Tensor) -> "DepthMap":
+    def with_values(self, values: torch.Tensor) -> DepthMap:
         """Same meaning and units, new numbers (e.g. a slice of the batch, or resized)."""
         return replace(self, values=values)
 
-    def __getitem__(self, index: int | slice) -> "DepthMap":
+    def __getitem__(self, index: int | slice) -> DepthMap:
         v = self.values[index]
         return self.with_values(v.unsqueeze(0) if v.ndim == 2 else v)

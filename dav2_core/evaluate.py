@@ -23,6 +23,7 @@ mean of each metric over images (valid pixels summed).
 Ground truth of another size than the prediction is resized to it (nearest neighbour, so no invalid or
 mixed values appear) with a warning when the aspect ratios agree within 1 %; otherwise it is an error.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,7 @@ from .variants import PATCH_SIZE
 ALIGN_MODES: dict[str, str] = {
     "auto": "scale_shift for relative predictions, none for metric ones",
     "scale_shift": "least-squares scale and shift in inverse depth (disparity) on valid pixels - the zero-shot "
-                   "protocol for relative models",
+    "protocol for relative models",
     "scale": "metric predictions times median(gt) / median(pred) (scale-invariant)",
     "none": "metric predictions as they are, against metric ground truth",
 }
@@ -62,8 +63,14 @@ class Evaluation:
     model: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"align": self.align, "units": self.units, "ground_truth": self.ground_truth, "model": self.model,
-                "mean": self.mean, "per_image": self.per_image}
+        return {
+            "align": self.align,
+            "units": self.units,
+            "ground_truth": self.ground_truth,
+            "model": self.model,
+            "mean": self.mean,
+            "per_image": self.per_image,
+        }
 
 
 def depth_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
@@ -79,7 +86,7 @@ def depth_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         "rmse_log": float(((p.log() - g.log()) ** 2).mean().sqrt()),
     }
     for k in (1, 2, 3):
-        out[f"delta{k}"] = float((ratio < 1.25 ** k).double().mean())
+        out[f"delta{k}"] = float((ratio < 1.25**k).double().mean())
     return out
 
 
@@ -89,10 +96,15 @@ def _fit_size(values: torch.Tensor, size: tuple[int, int], what: str) -> torch.T
     if (h, w) == tuple(size):
         return values
     if abs((h / w) / (size[0] / size[1]) - 1.0) > ASPECT_TOLERANCE:
-        raise ValueError(f"{what} is {w}x{h} but the prediction is {size[1]}x{size[0]}: another aspect ratio, so "
-                         "probably another image or a crop; give ground truth of the predicted image")
-    warnings.warn(f"{what} is {w}x{h} but the prediction is {size[1]}x{size[0]}; resizing the {what} to it "
-                  "(nearest neighbour)", UserWarning, stacklevel=3)
+        raise ValueError(
+            f"{what} is {w}x{h} but the prediction is {size[1]}x{size[0]}: another aspect ratio, so "
+            "probably another image or a crop; give ground truth of the predicted image"
+        )
+    warnings.warn(
+        f"{what} is {w}x{h} but the prediction is {size[1]}x{size[0]}; resizing the {what} to it (nearest neighbour)",
+        UserWarning,
+        stacklevel=3,
+    )
     return F.interpolate(values.double()[:, None], size=size, mode="nearest")[:, 0]
 
 
@@ -101,7 +113,9 @@ def _batch(values: torch.Tensor, batch: int, what: str) -> torch.Tensor:
         return values
     if values.shape[0] == 1:
         return values.expand(batch, -1, -1)
-    raise ValueError(f"the prediction has {batch} images but the {what} has {values.shape[0]}; give one per image or one for all")
+    raise ValueError(
+        f"the prediction has {batch} images but the {what} has {values.shape[0]}; give one per image or one for all"
+    )
 
 
 def _mode(pred: DepthMap, gt: GroundTruth, align: str) -> str:
@@ -109,23 +123,35 @@ def _mode(pred: DepthMap, gt: GroundTruth, align: str) -> str:
         raise ValueError(f"unknown alignment {align!r}; choose one of {', '.join(ALIGN_MODES)}")
     mode = ("scale_shift" if not pred.is_metric else "none") if align == "auto" else align
     if not pred.is_metric and mode in ("scale", "none"):
-        raise ValueError(f"alignment '{mode}' needs metric predictions (metres); a relative prediction has an unknown "
-                         "scale and shift in inverse depth: use scale_shift (the zero-shot protocol)")
+        raise ValueError(
+            f"alignment '{mode}' needs metric predictions (metres); a relative prediction has an unknown "
+            "scale and shift in inverse depth: use scale_shift (the zero-shot protocol)"
+        )
     if mode == "none" and not gt.metric:
-        raise ValueError("the ground truth is uncalibrated disparity (no metric scale), so metric predictions cannot be "
-                         "compared as they are: give focal_baseline (and doffs) for it, or use alignment scale or scale_shift")
+        raise ValueError(
+            "the ground truth is uncalibrated disparity (no metric scale), so metric predictions cannot be "
+            "compared as they are: give focal_baseline (and doffs) for it, or use alignment scale or scale_shift"
+        )
     return mode
 
 
-def evaluate_depth(pred: DepthMap, gt: GroundTruth, mask: torch.Tensor | None = None, align: str = "auto",
-                   min_depth: float | None = None, max_depth: float | None = None) -> Evaluation:
+def evaluate_depth(
+    pred: DepthMap,
+    gt: GroundTruth,
+    mask: torch.Tensor | None = None,
+    align: str = "auto",
+    min_depth: float | None = None,
+    max_depth: float | None = None,
+) -> Evaluation:
     """Evaluate ``pred`` [B,H,W] against ``gt`` (batch B or 1); ``mask``: [H,W] or [B|1,H,W], bool or 0..1
     (> 0.5 = evaluate). See the module docstring for the protocol. ValueError when an image has fewer than
     two valid pixels, or the prediction is NaN/inf where the ground truth is valid."""
     if not isinstance(pred, DepthMap):
         raise ValueError(f"the prediction must be a DepthMap (values + kind), got {type(pred).__name__}")
     if not isinstance(gt, GroundTruth):
-        raise ValueError(f"the ground truth must be a GroundTruth (see dav2_core.ground_truth), got {type(gt).__name__}")
+        raise ValueError(
+            f"the ground truth must be a GroundTruth (see dav2_core.ground_truth), got {type(gt).__name__}"
+        )
     for name, value in (("min_depth", min_depth), ("max_depth", max_depth)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive depth, got {value}")
@@ -142,8 +168,11 @@ def evaluate_depth(pred: DepthMap, gt: GroundTruth, mask: torch.Tensor | None = 
         keep = _batch(_fit_size(m[None] if m.ndim == 2 else m, size, "mask"), batch, "mask") > 0.5
     per_image = []
     for i in range(batch):
-        per_image.append(_one_image(values[i], gt_inv[i], None if keep is None else keep[i], pred.is_metric, mode,
-                                    min_depth, max_depth, i))
+        per_image.append(
+            _one_image(
+                values[i], gt_inv[i], None if keep is None else keep[i], pred.is_metric, mode, min_depth, max_depth, i
+            )
+        )
     return Evaluation(per_image, summarise(per_image), mode, gt.units, describe(gt), pred.model)
 
 
@@ -154,8 +183,16 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
     return mean
 
 
-def _one_image(pred: torch.Tensor, gt_inv: torch.Tensor, keep: torch.Tensor | None, metric: bool, mode: str,
-               min_depth: float | None, max_depth: float | None, index: int) -> dict[str, float]:
+def _one_image(
+    pred: torch.Tensor,
+    gt_inv: torch.Tensor,
+    keep: torch.Tensor | None,
+    metric: bool,
+    mode: str,
+    min_depth: float | None,
+    max_depth: float | None,
+    index: int,
+) -> dict[str, float]:
     gt_depth = 1.0 / gt_inv
     valid = torch.isfinite(gt_inv)
     measured = int(valid.sum())
@@ -167,8 +204,10 @@ def _one_image(pred: torch.Tensor, gt_inv: torch.Tensor, keep: torch.Tensor | No
         valid &= gt_depth <= max_depth
     n = int(valid.sum())
     if n < 2:
-        raise ValueError(f"image {index}: {n} valid ground-truth pixels ({measured} measured, then mask and depth "
-                         "range applied); nothing to evaluate - check the ground truth file, its kind and the mask")
+        raise ValueError(
+            f"image {index}: {n} valid ground-truth pixels ({measured} measured, then mask and depth "
+            "range applied); nothing to evaluate - check the ground truth file, its kind and the mask"
+        )
     bad = int((valid & ~torch.isfinite(pred)).sum())
     if bad:
         raise ValueError(f"image {index}: the prediction is NaN/inf at {bad} valid ground-truth pixels")
@@ -187,8 +226,10 @@ def _one_image(pred: torch.Tensor, gt_inv: torch.Tensor, keep: torch.Tensor | No
         depth = pred
     depth = depth.clamp(min_depth, max_depth) if (min_depth, max_depth) != (None, None) else depth
     if bool((depth[valid] <= 0).any()):
-        raise ValueError(f"image {index}: the prediction has depths <= 0 m at valid pixels; give min_depth to clip "
-                         "them, or use alignment scale_shift")
+        raise ValueError(
+            f"image {index}: the prediction has depths <= 0 m at valid pixels; give min_depth to clip "
+            "them, or use alignment scale_shift"
+        )
     metrics = depth_metrics(depth[valid], gt_depth[valid])
     return {**metrics, "n_valid": n, "scale": scale, "shift": shift}
 
@@ -201,21 +242,31 @@ def _inverse(metres: torch.Tensor) -> torch.Tensor:
 def format_table(rows: list[dict[str, float]], labels: list[str], mean: dict[str, float] | None = None) -> str:
     """Metric rows as a text table (one line per row, then the mean if given)."""
     width = max(5, *(len(label) for label in labels))
-    lines = [f"{'image':>{width}}  {'valid px':>9}  {'AbsRel':>7}  {'SqRel':>7}  {'RMSE':>8}  {'RMSElog':>7}  "
-             f"{'d1':>6}  {'d2':>6}  {'d3':>6}"]
+    lines = [
+        f"{'image':>{width}}  {'valid px':>9}  {'AbsRel':>7}  {'SqRel':>7}  {'RMSE':>8}  {'RMSElog':>7}  "
+        f"{'d1':>6}  {'d2':>6}  {'d3':>6}"
+    ]
     for label, r in zip(labels + ["mean"], rows + ([mean] if mean is not None else [])):
-        lines.append(f"{label:>{width}}  {int(r['n_valid']):>9}  {r['abs_rel']:7.4f}  {r['sq_rel']:7.4f}  "
-                     f"{r['rmse']:8.4g}  {r['rmse_log']:7.4f}  {r['delta1']:6.4f}  {r['delta2']:6.4f}  {r['delta3']:6.4f}")
+        lines.append(
+            f"{label:>{width}}  {int(r['n_valid']):>9}  {r['abs_rel']:7.4f}  {r['sq_rel']:7.4f}  "
+            f"{r['rmse']:8.4g}  {r['rmse_log']:7.4f}  {r['delta1']:6.4f}  {r['delta2']:6.4f}  {r['delta3']:6.4f}"
+        )
     return "\n".join(lines)
 
 
 def format_evaluation(ev: Evaluation) -> str:
     """A readable report: what was compared how, one row per image and the mean of a batch."""
-    rows = format_table(ev.per_image, [str(i + 1) for i in range(len(ev.per_image))],
-                        ev.mean if len(ev.per_image) > 1 else None)
-    return "\n".join([f"Depth evaluation{' of ' + ev.model if ev.model else ''}",
-                      f"ground truth: {ev.ground_truth}",
-                      f"alignment: {ev.align} - {ALIGN_MODES[ev.align]}; RMSE in {ev.units}", rows])
+    rows = format_table(
+        ev.per_image, [str(i + 1) for i in range(len(ev.per_image))], ev.mean if len(ev.per_image) > 1 else None
+    )
+    return "\n".join(
+        [
+            f"Depth evaluation{' of ' + ev.model if ev.model else ''}",
+            f"ground truth: {ev.ground_truth}",
+            f"alignment: {ev.align} - {ALIGN_MODES[ev.align]}; RMSE in {ev.units}",
+            rows,
+        ]
+    )
 
 
 def seam_ratio(depth: torch.Tensor, grid: TileGrid, period: int = PATCH_SIZE, repeats: int = 3) -> float:

@@ -14,6 +14,7 @@ over 2 GB (vitg) keep their weights in ``<name>.data`` beside the ``.onnx`` file
 
 Needs the ``onnx`` package (``pip install comfyui-depth-anything-v2-pro[onnx]``); PyTorch does the tracing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -104,8 +105,11 @@ def model_metadata(model: torch.nn.Module) -> dict[str, str]:
     kind = info.kind if info is not None else ("metric" if model.max_depth is not None else "relative")
     max_depth = info.max_depth if info is not None else model.max_depth
     return {
-        "encoder": model.encoder, "kind": kind, "max_depth": "" if max_depth is None else repr(float(max_depth)),
-        "units": units_for(kind), "checkpoint_sha256": checkpoint_sha256(model),
+        "encoder": model.encoder,
+        "kind": kind,
+        "max_depth": "" if max_depth is None else repr(float(max_depth)),
+        "units": units_for(kind),
+        "checkpoint_sha256": checkpoint_sha256(model),
     }
 
 
@@ -130,8 +134,9 @@ def _check_shape(height: int | None, width: int | None, batch: int | None, dynam
         raise ExportError(f"batch must be a whole number >= 1 (or None for a dynamic batch), got {batch!r}")
 
 
-def _trace(model: torch.nn.Module, target: Path, dtype: str, dynamic: bool, shape: tuple[int, int, int, int],
-           opset: int) -> None:
+def _trace(
+    model: torch.nn.Module, target: Path, dtype: str, dynamic: bool, shape: tuple[int, int, int, int], opset: int
+) -> None:
     """torch.onnx (TorchScript tracer) -> ``target``; the model is traced on the CPU."""
     from .engines.onnx_graph import ExportModule
 
@@ -151,8 +156,17 @@ def _trace(model: torch.nn.Module, target: Path, dtype: str, dynamic: bool, shap
     example = torch.randn((shape[0] if shape[0] > 0 else 2, *shape[1:]), generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer / deprecation chatter; the result is verified by the checker
-        torch.onnx.export(module, (example,), str(target), dynamo=False, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=opset, dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(target),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
 
 
 def export_onnx(
@@ -177,20 +191,29 @@ def export_onnx(
     _check_shape(height, width, batch, dynamic)
     newest = max_opset()
     if isinstance(opset, bool) or not isinstance(opset, int) or not OPSET <= opset <= newest:
-        raise ExportError(f"opset {opset!r} cannot be written here: the exporter needs {OPSET} or newer, and "
-                          f"torch {torch.__version__} writes at most {newest}")
+        raise ExportError(
+            f"opset {opset!r} cannot be written here: the exporter needs {OPSET} or newer, and "
+            f"torch {torch.__version__} writes at most {newest}"
+        )
     target = Path(path).expanduser()
     if target.suffix != ".onnx":
         raise ExportError(f"{target}: give the output file an .onnx extension")
     target.parent.mkdir(parents=True, exist_ok=True)
     shape = _TRACE_SHAPE if dynamic else (batch or -1, 3, height, width)
     metadata = {
-        **model_metadata(model), "precision": dtype, "dynamic": str(bool(dynamic)).lower(),
-        "height": "" if dynamic else str(height), "width": "" if dynamic else str(width),
-        "batch": "" if dynamic or batch is None else str(batch), "input": f"{INPUT_NAME} [B,3,H,W] float32 RGB, "
-        f"(x/255 - mean)/std, H and W multiples of {PATCH_SIZE}", "output": f"{OUTPUT_NAME} [B,H,W] float32",
-        "mean": ",".join(map(str, IMAGENET_MEAN)), "std": ",".join(map(str, IMAGENET_STD)), "opset": str(opset),
-        "export_version": EXPORT_VERSION, "producer": "dav2_core",
+        **model_metadata(model),
+        "precision": dtype,
+        "dynamic": str(bool(dynamic)).lower(),
+        "height": "" if dynamic else str(height),
+        "width": "" if dynamic else str(width),
+        "batch": "" if dynamic or batch is None else str(batch),
+        "input": f"{INPUT_NAME} [B,3,H,W] float32 RGB, (x/255 - mean)/std, H and W multiples of {PATCH_SIZE}",
+        "output": f"{OUTPUT_NAME} [B,H,W] float32",
+        "mean": ",".join(map(str, IMAGENET_MEAN)),
+        "std": ",".join(map(str, IMAGENET_STD)),
+        "opset": str(opset),
+        "export_version": EXPORT_VERSION,
+        "producer": "dav2_core",
     }
     with tempfile.TemporaryDirectory(prefix=".dav2-export-", dir=target.parent) as tmp:
         traced = Path(tmp) / "traced.onnx"
@@ -202,8 +225,13 @@ def export_onnx(
         large = sum(t.raw_data.__len__() for t in proto.graph.initializer) > _PROTOBUF_LIMIT
         staged = Path(tmp) / target.name
         data_name = target.name + ".data"
-        onnx.save_model(proto, str(staged), save_as_external_data=large, all_tensors_to_one_file=True,
-                        location=data_name if large else None)
+        onnx.save_model(
+            proto,
+            str(staged),
+            save_as_external_data=large,
+            all_tensors_to_one_file=True,
+            location=data_name if large else None,
+        )
         onnx.checker.check_model(str(staged), full_check=False)
         if large:
             os.replace(Path(tmp) / data_name, target.parent / data_name)

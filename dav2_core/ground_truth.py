@@ -22,6 +22,7 @@ File readers (:func:`read_ground_truth`, ``kind="auto"`` decides by format):
 - files written by Save Depth (PNG text chunk or ``.json`` sidecar): metric DEPTH in metres. A relative
   map (a model's output) is refused: it is not a measurement.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,15 @@ class GroundTruth:
         return torch.isfinite(self.inverse_depth())
 
 
-def from_array(values: np.ndarray | torch.Tensor, kind: GtKind, scale: float = 1.0, zero_invalid: bool = True,
-               focal_baseline: float | None = None, doffs: float = 0.0, source: str = "") -> GroundTruth:
+def from_array(
+    values: np.ndarray | torch.Tensor,
+    kind: GtKind,
+    scale: float = 1.0,
+    zero_invalid: bool = True,
+    focal_baseline: float | None = None,
+    doffs: float = 0.0,
+    source: str = "",
+) -> GroundTruth:
     """GroundTruth from raw values [H,W] or [B,H,W]: value / ``scale`` (metres or pixels); non-finite values
     and (``zero_invalid``) zeros are invalid. Depth is metric; disparity is metric with ``focal_baseline``."""
     if kind not in ("depth", "disparity"):
@@ -138,13 +146,21 @@ def from_depth_map(depth: DepthMap, source: str = "") -> GroundTruth:
     if not isinstance(depth, DepthMap):
         raise ValueError(f"expected a DepthMap, got {type(depth).__name__}")
     if not depth.is_metric:
-        raise ValueError(f"{source or 'the ground-truth DEPTH'} holds relative depth (a model's output, units "
-                         "'relative'), not measured depth; use metric depth (metres) or a measured depth/disparity map")
+        raise ValueError(
+            f"{source or 'the ground-truth DEPTH'} holds relative depth (a model's output, units "
+            "'relative'), not measured depth; use metric depth (metres) or a measured depth/disparity map"
+        )
     return from_array(depth.values.detach().cpu(), "depth", zero_invalid=True, source=source or depth.model)
 
 
-def from_image(image: torch.Tensor, kind: str = "auto", scale: float | None = None, focal_baseline: float | None = None,
-               doffs: float = 0.0, source: str = "image") -> GroundTruth:
+def from_image(
+    image: torch.Tensor,
+    kind: str = "auto",
+    scale: float | None = None,
+    focal_baseline: float | None = None,
+    doffs: float = 0.0,
+    source: str = "image",
+) -> GroundTruth:
     """An IMAGE [B,H,W,C] 0..1 holding an 8-bit depth or disparity map (e.g. a Middlebury PNG through Load
     Image): the first channel x 255 is the file's code value, / ``scale`` (default 1) = pixels or metres;
     0 = invalid. ``kind`` auto = disparity (8-bit maps are disparity by convention)."""
@@ -153,12 +169,24 @@ def from_image(image: torch.Tensor, kind: str = "auto", scale: float | None = No
     if kind not in GT_KINDS:
         raise ValueError(f"unknown ground-truth kind {kind!r}; choose one of {', '.join(GT_KINDS)}")
     codes = (image if image.ndim == 4 else image[None])[..., 0].detach().double().cpu() * 255.0
-    return from_array(codes.round(), "disparity" if kind == "auto" else kind, 1.0 if scale is None else scale,  # type: ignore[arg-type]
-                      True, focal_baseline, doffs, source)
+    return from_array(
+        codes.round(),
+        "disparity" if kind == "auto" else kind,
+        1.0 if scale is None else scale,  # type: ignore[arg-type]
+        True,
+        focal_baseline,
+        doffs,
+        source,
+    )
 
 
-def read_ground_truth(path: str | Path, kind: str = "auto", scale: float | None = None,
-                      focal_baseline: float | None = None, doffs: float = 0.0) -> GroundTruth:
+def read_ground_truth(
+    path: str | Path,
+    kind: str = "auto",
+    scale: float | None = None,
+    focal_baseline: float | None = None,
+    doffs: float = 0.0,
+) -> GroundTruth:
     """Read a ground-truth file (formats and defaults in the module docstring). ``scale``: raw value per
     metre (depth) or per pixel (disparity), None = the format's default. ValueError names the problem."""
     p = Path(path)
@@ -173,8 +201,10 @@ def read_ground_truth(path: str | Path, kind: str = "auto", scale: float | None 
         if meta is not None:
             return from_depth_map(load_depth(p), str(p))
         if raw.ndim != 2 or raw.dtype not in (np.uint8, np.uint16):
-            raise ValueError(f"{p}: expected a single-channel 8- or 16-bit PNG (depth or disparity), got "
-                             f"{raw.dtype} of shape {raw.shape}")
+            raise ValueError(
+                f"{p}: expected a single-channel 8- or 16-bit PNG (depth or disparity), got "
+                f"{raw.dtype} of shape {raw.shape}"
+            )
         kind = ("depth" if raw.dtype == np.uint16 else "disparity") if kind == "auto" else kind
         default = DEFAULT_SCALES.get((kind, str(raw.dtype)), 1.0)
         return from_array(raw, kind, default if scale is None else scale, True, **extra)  # type: ignore[arg-type]
@@ -186,8 +216,10 @@ def read_ground_truth(path: str | Path, kind: str = "auto", scale: float | None 
     elif suffix in (".npy", ".npz", ".exr"):
         raw = _float_array(p)
         if kind == "auto":
-            raise ValueError(f"{p} is a plain float array: say whether it holds depth (metres) or disparity "
-                             "(pixels) - kind 'depth' or 'disparity' (CLI: --gt-kind)")
+            raise ValueError(
+                f"{p} is a plain float array: say whether it holds depth (metres) or disparity "
+                "(pixels) - kind 'depth' or 'disparity' (CLI: --gt-kind)"
+            )
     else:
         raise ValueError(f"{p}: unsupported ground-truth file type {suffix!r}; use one of {', '.join(GT_SUFFIXES)}")
     return from_array(raw, kind, 1.0 if scale is None else scale, False, **extra)  # type: ignore[arg-type]
@@ -204,8 +236,9 @@ def _float_array(path: Path) -> np.ndarray:
             keys = list(archive.keys())
             key = "arr_0" if "arr_0" in keys else (keys[0] if len(keys) == 1 else None)
             if key is None:
-                raise ValueError(f"{path} holds several arrays ({', '.join(keys)}) and none named arr_0; "
-                                 "save the ground truth alone")
+                raise ValueError(
+                    f"{path} holds several arrays ({', '.join(keys)}) and none named arr_0; save the ground truth alone"
+                )
             raw = archive[key]
     else:
         raw = np.load(path, allow_pickle=False)
@@ -221,7 +254,6 @@ def describe(gt: GroundTruth) -> str:
     rel = "" if gt.metric else ", uncalibrated: depth-space metrics are relative"
     valid = gt.valid()
     return f"{gt.source or 'ground truth'}: {what}{cal}{rel}; {int(valid.sum())} of {valid.numel()} pixels measured"
-
 
 
 def read_mask(path: str | Path) -> torch.Tensor:

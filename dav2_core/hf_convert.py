@@ -16,6 +16,7 @@ The fusion blocks are stored in reverse order: HF ``neck.fusion_stage.layers.{j}
 The other way (:func:`official_to_hf`, :func:`hf_config`) writes the HF on-disk layout, for the
 random-init checkpoints (:mod:`dav2_core.checkpoints.random_init`) and the cross-checks in the tests.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,7 +85,9 @@ _SWIGLU_IN = re.compile(r"^backbone\.encoder\.layer\.(\d+)\.mlp\.(gate|up)_proj\
 
 
 def _compile(template: str) -> re.Pattern[str]:
-    pattern = re.escape(template).replace(re.escape(_BLOCK), r"(?P<n>\d+)").replace(re.escape(_PARAM), r"(?P<p>weight|bias)")
+    pattern = (
+        re.escape(template).replace(re.escape(_BLOCK), r"(?P<n>\d+)").replace(re.escape(_PARAM), r"(?P<p>weight|bias)")
+    )
     return re.compile(f"^{pattern}$")
 
 
@@ -170,7 +173,9 @@ def hf_config(encoder: str, kind: str = "relative", max_depth: float | None = No
     try:
         from transformers import DepthAnythingConfig, Dinov2Config
     except ImportError as exc:
-        raise ImportError(f"writing an HF config.json needs the transformers package ({exc}); pip install transformers") from None
+        raise ImportError(
+            f"writing an HF config.json needs the transformers package ({exc}); pip install transformers"
+        ) from None
 
     spec = ENCODERS[encoder]
     backbone = Dinov2Config(

@@ -1,4 +1,5 @@
 """Find a variant's checkpoint in a models folder, or download the official file with huggingface_hub."""
+
 from __future__ import annotations
 
 import os
@@ -70,7 +71,10 @@ def local_filenames(variant: Variant) -> tuple[str, ...]:
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is set now (env read at call time) or was at huggingface_hub import."""
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {
-        "1", "ON", "YES", "TRUE"
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
     }
 
 
@@ -98,13 +102,17 @@ def resolve_checkpoint(variant_name: str, models_dir: str | os.PathLike[str]) ->
         raise HubUnavailableError(f"{variant.filename} is not in {folder} and HF_HUB_OFFLINE is set. {how}")
     unreachable = hub_unreachable_reason()
     if unreachable:
-        raise HubUnavailableError(f"{variant.filename} is not in {folder} and the Hub is unreachable ({unreachable}). {how}")
+        raise HubUnavailableError(
+            f"{variant.filename} is not in {folder} and the Hub is unreachable ({unreachable}). {how}"
+        )
     before = _download_state(folder, variant.filename)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return Path(hf_hub_download(variant.hf_repo, variant.filename, local_dir=folder))
     except BaseException as exc:
-        _remove_new_paths(folder, variant.filename, before)  # lock, metadata and .incomplete files of the failed attempt
+        _remove_new_paths(
+            folder, variant.filename, before
+        )  # lock, metadata and .incomplete files of the failed attempt
         if not isinstance(exc, _NETWORK_ERRORS):
             raise
         raise HubUnavailableError(

@@ -3,10 +3,12 @@
 Layouts: IMAGE [B,H,W,C] float 0..1 (ComfyUI) in, depth [B,H,W] float32 at the input resolution out.
 Works over any engine (:mod:`dav2_core.engines`): the PyTorch model or an optional runtime backend.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,9 +39,7 @@ def bytes_per_image(model: Any, net_size: tuple[int, int], image_size: tuple[int
     return as_engine(model).bytes_per_image(net_size, image_size)
 
 
-def auto_chunk_size(
-    model: Any, net_size: tuple[int, int], image_size: tuple[int, int], flip_tta: bool = False
-) -> int:
+def auto_chunk_size(model: Any, net_size: tuple[int, int], image_size: tuple[int, int], flip_tta: bool = False) -> int:
     """Images per forward pass so that a chunk uses at most half of the free device memory.
 
     With ``flip_tta`` every image runs twice (itself and its mirror image in one batch): twice the memory.
@@ -60,7 +60,7 @@ def _forward_chunk(
     x = prepare_batch(rgb, net_size, engine.input_dtype)
     if flip_tta:
         both = engine(torch.cat((x, x.flip(-1))))
-        depth = flip_tta_merge(both[: x.shape[0]], both[x.shape[0]:])
+        depth = flip_tta_merge(both[: x.shape[0]], both[x.shape[0] :])
     else:
         depth = engine(x)
     return F.interpolate(depth[:, None], (height, width), mode="bilinear", align_corners=True)[:, 0]

@@ -5,6 +5,7 @@ normalised (0..1, near = 1) or raw float32 for ``.npy``.
 Every file is written atomically: to a hidden temporary file in the target folder, then
 ``os.replace``d over the final name, so an interrupted run never leaves a half-written output.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Literal
+from typing import BinaryIO, Literal
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -95,8 +97,10 @@ def collect_inputs(
             if not files:
                 hint = "" if recursive else " (use --recursive to include subfolders)"
                 if candidates:
-                    hint = (f": its {len(candidates)} image/video files are all outputs of an earlier run"
-                            f" ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}) in the output folder {excluded}")
+                    hint = (
+                        f": its {len(candidates)} image/video files are all outputs of an earlier run"
+                        f" ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}) in the output folder {excluded}"
+                    )
                 raise InputError(f"no image or video files in folder {path}{hint}")
             entries = [(p, p.relative_to(path).with_suffix("")) for p in files]
         else:
@@ -180,8 +184,15 @@ def read_image(path: Path) -> np.ndarray:
 
 _JPEG_START = b"\xff\xd8"
 #: libjpeg errors about features a JPEG decoder may lack (not about damage): such files are left to OpenCV.
-_JPEG_UNSUPPORTED = ("Unsupported JPEG process", "Unsupported JPEG data precision", "Unsupported color conversion",
-                     "not supported", "omitted at compile time", "Not implemented", "Insufficient memory")
+_JPEG_UNSUPPORTED = (
+    "Unsupported JPEG process",
+    "Unsupported JPEG data precision",
+    "Unsupported color conversion",
+    "not supported",
+    "omitted at compile time",
+    "Not implemented",
+    "Insufficient memory",
+)
 
 
 def _check_jpeg_data(data: np.ndarray, path: Path) -> None:

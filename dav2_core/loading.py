@@ -1,4 +1,5 @@
 """`load_model`: a variant id or checkpoint path -> a ready DepthAnythingV2 in eval mode on a device."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,9 @@ def build_model(info: CheckpointInfo) -> DepthAnythingV2:
     """An empty (meta-device) network shaped for a checkpoint; fill it with ``load_state_dict(assign=True)``."""
     spec = info.spec
     with torch.device("meta"):
-        return DepthAnythingV2(spec.name, spec.features, spec.out_channels, info.max_depth if info.kind == "metric" else None)
+        return DepthAnythingV2(
+            spec.name, spec.features, spec.out_channels, info.max_depth if info.kind == "metric" else None
+        )
 
 
 def load_model(
@@ -84,9 +87,17 @@ def load_model(
     backend = resolve_backend(backend, device, dtype)
     if backend != "torch" or is_onnx_file(path_or_variant):
         if backend == "torch":
-            raise ValueError(f"{path_or_variant} is an ONNX file: load it with backend onnxruntime, openvino or tensorrt")
-        return load_engine(os.fspath(path_or_variant), backend, device, dtype, cache_dir, lambda: load_model(
-            path_or_variant, "cpu", torch.float32, models_dir, kind, max_depth))
+            raise ValueError(
+                f"{path_or_variant} is an ONNX file: load it with backend onnxruntime, openvino or tensorrt"
+            )
+        return load_engine(
+            os.fspath(path_or_variant),
+            backend,
+            device,
+            dtype,
+            cache_dir,
+            lambda: load_model(path_or_variant, "cpu", torch.float32, models_dir, kind, max_depth),
+        )
     dtype = resolve_dtype(dtype, device)
     if device.type == "mps":
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks
@@ -95,11 +106,15 @@ def load_model(
         from .hub import resolve_checkpoint  # lazy: huggingface_hub is needed only to fetch a variant
 
         path = resolve_checkpoint(name, models_dir if models_dir is not None else default_models_dir())
-        state_dict, info = load_checkpoint(path, expected_encoder=VARIANTS[name].encoder, kind=kind, max_depth=max_depth)
+        state_dict, info = load_checkpoint(
+            path, expected_encoder=VARIANTS[name].encoder, kind=kind, max_depth=max_depth
+        )
     else:
         path = Path(name)
         if not path.suffix and not path.exists():
-            raise ValueError(f"{name!r} is neither a known variant ({', '.join(VARIANTS)}) nor an existing checkpoint file")
+            raise ValueError(
+                f"{name!r} is neither a known variant ({', '.join(VARIANTS)}) nor an existing checkpoint file"
+            )
         state_dict, info = load_checkpoint(path, kind=kind, max_depth=max_depth)
     model = build_model(info)
     model.load_state_dict(state_dict, strict=True, assign=True)

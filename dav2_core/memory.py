@@ -5,6 +5,7 @@ and both are ``RuntimeError`` subclasses). cuDNN / cuBLAS / cuFFT allocation fai
 ``RuntimeError`` whose message names the status (``CUDNN_STATUS_ALLOC_FAILED``...). :func:`is_out_of_memory`
 recognises all of them, so a caller can halve its chunk instead of failing.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -92,7 +93,7 @@ def _private_pool_bytes(device: torch.device) -> int:
     return total
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _malloc_trim() -> Any:
     """glibc's ``malloc_trim`` (None where the C library is not glibc: macOS, Windows, musl)."""
     if not sys.platform.startswith("linux"):

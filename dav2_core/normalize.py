@@ -4,6 +4,7 @@ Everything runs on the depth tensor's device, batched; no per-pixel Python loops
 [B,H,W]; a plain tensor is read as relative depth (larger = nearer), a :class:`DepthMap` is turned
 into nearness first (metric metres are negated), so near is 1 for both kinds.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,7 @@ def _check_mode(mode: str, allowed: tuple[str, ...]) -> None:
 
 def _check_percentiles(low_pct: float, high_pct: float) -> None:
     if not (math.isfinite(low_pct) and math.isfinite(high_pct) and 0.0 <= low_pct < high_pct <= 100.0):
-        raise ValueError(
-            f"percentiles must satisfy 0 <= low < high <= 100, got low={low_pct}, high={high_pct}"
-        )
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low_pct}, high={high_pct}")
 
 
 def as_depth_values(depth: DepthMap | torch.Tensor) -> torch.Tensor:
@@ -72,7 +71,9 @@ def masked_quantile(values: torch.Tensor, valid: torch.Tensor, qs: list[float] |
     elements), rows may have different numbers of valid entries, and no row is fully sorted. Rows with no valid entry give NaN. Returns [R, len(qs)] float32.
     """
     if values.ndim != 2 or valid.shape != values.shape:
-        raise ValueError(f"masked_quantile needs values and valid of the same [R,N] shape, got {values.shape}, {valid.shape}")
+        raise ValueError(
+            f"masked_quantile needs values and valid of the same [R,N] shape, got {values.shape}, {valid.shape}"
+        )
     rows_count, _ = values.shape
     out = torch.full((rows_count, len(qs)), float("nan"), dtype=torch.float32, device=values.device)
     if rows_count == 0 or not qs:
@@ -141,9 +142,7 @@ def range_of(
     return torch.where(empty, zero, lo), torch.where(empty, zero, hi)
 
 
-def scale_to_unit(
-    near: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, invert: bool = False
-) -> torch.Tensor:
+def scale_to_unit(near: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, invert: bool = False) -> torch.Tensor:
     """Map nearness [B,H,W] linearly so ``lo[B]`` → 0 and ``hi[B]`` → 1, clamped to 0..1 (float32).
 
     Images whose range is zero (``hi <= lo``) become all zeros, never NaN; NaN/Inf pixels become 0.

@@ -14,11 +14,13 @@ means the same thing everywhere:
 Below this module: :mod:`.inference` (chunked engine calls), :mod:`.effects` (refinement, alignment),
 :mod:`.normalize`. Nothing here imports ComfyUI.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 import torch
 
@@ -29,8 +31,14 @@ from .engines import as_engine, describe
 from .inference import ProgressFn, predict_depth
 from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
 from .preprocess import RESOLUTION_MODES, check_input_size, network_size
-from .tiling import (DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, check_tile_options, plan_tiles,
-                     tiled_depth)
+from .tiling import (
+    DEFAULT_MAX_TILES,
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    check_tile_options,
+    plan_tiles,
+    tiled_depth,
+)
 from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 CancelCheck = Callable[[], None]
@@ -41,7 +49,7 @@ EstimateResolution = Literal["keep_aspect", "native", "tiled"]
 ESTIMATE_RESOLUTIONS: dict[str, str] = {
     **RESOLUTION_MODES,
     "tiled": "a keep_aspect pass for the layout plus overlapping tile_size tiles over the full-resolution image "
-             "for detail, each aligned to it and blended without seams (more compute; for large images)",
+    "for detail, each aligned to it and blended without seams (more compute; for large images)",
 }
 
 StreamRange = Literal["running", "per_frame", "fixed"]
@@ -87,21 +95,29 @@ class EstimateOptions:
     def __post_init__(self) -> None:
         check_input_size(self.input_size)
         if self.resolution not in ESTIMATE_RESOLUTIONS:
-            raise ValueError(f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(ESTIMATE_RESOLUTIONS)}")
+            raise ValueError(
+                f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(ESTIMATE_RESOLUTIONS)}"
+            )
         check_tile_options(self.tile_size, self.tile_overlap, self.max_tiles)
         if isinstance(self.max_side, bool) or not isinstance(self.max_side, int) or self.max_side < PATCH_SIZE:
             raise ValueError(f"max_side must be a whole number of pixels >= {PATCH_SIZE}, got {self.max_side!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
-            raise ValueError(f"chunk_size must be a whole number of images >= 1 (or None for automatic), got {self.chunk_size!r}")
+            raise ValueError(
+                f"chunk_size must be a whole number of images >= 1 (or None for automatic), got {self.chunk_size!r}"
+            )
         for name in ("refine", "temporal_smoothing"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
                 raise ValueError(f"{name} must be a number in 0..1, got {value!r}")
         if self.normalization not in NORMALIZE_MODES:
-            raise ValueError(f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZE_MODES)}")
+            raise ValueError(
+                f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZE_MODES)}"
+            )
         if self.normalization == "raw" and self.invert:
-            raise ValueError("invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
-                             "turn invert off or pick per_image, percentile or batch")
+            raise ValueError(
+                "invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
+                "turn invert off or pick per_image, percentile or batch"
+            )
 
     @property
     def effective_normalization(self) -> str:
@@ -132,7 +148,7 @@ class EstimateOptions:
         per_image = as_engine(model).bytes_per_image(self.net_size(height, width), (height, width))
         return images * (2 if self.flip_tta else 1) * per_image
 
-    def with_(self, **changes: Any) -> "EstimateOptions":
+    def with_(self, **changes: Any) -> EstimateOptions:
         """A validated copy with some options changed."""
         return replace(self, **changes)
 
@@ -182,11 +198,30 @@ def _depth_values(
             check_cancel()
 
     if options.resolution == "tiled":
-        values = tiled_depth(model, images, options.input_size, options.tile_size, options.tile_overlap,
-                             options.max_tiles, options.chunk_size, options.flip_tta, on_chunk, output_device)
+        values = tiled_depth(
+            model,
+            images,
+            options.input_size,
+            options.tile_size,
+            options.tile_overlap,
+            options.max_tiles,
+            options.chunk_size,
+            options.flip_tta,
+            on_chunk,
+            output_device,
+        )
     else:
-        values = predict_depth(model, images, options.input_size, options.resolution, options.max_side,
-                               options.chunk_size, options.flip_tta, on_chunk, output_device)
+        values = predict_depth(
+            model,
+            images,
+            options.input_size,
+            options.resolution,
+            options.max_side,
+            options.chunk_size,
+            options.flip_tta,
+            on_chunk,
+            output_device,
+        )
     if options.refine > 0.0:
         net = options.resolved_size(values.shape[1], values.shape[2])
         device = work_device if work_device is not None else as_engine(model).device
@@ -263,8 +298,9 @@ class DepthStream:
     def depth(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthMap:
         """predict -> refine -> temporal alignment for the next chunk [n,H,W,C] (float 0..1 or uint8), not
         normalised: the DepthMap [n,H,W] (aligned to the previous chunk's last frame when alignment is on)."""
-        values = _depth_values(self.model, frames, self.options, None, check_cancel, self.output_device,
-                               self.work_device)
+        values = _depth_values(
+            self.model, frames, self.options, None, check_cancel, self.output_device, self.work_device
+        )
         if self._aligner is not None:
             values = self._aligner(values)
         self.frames_done += values.shape[0]

@@ -3,6 +3,7 @@
 Drawn with matplotlib's object API (``Figure`` + ``FigureCanvasAgg``): no pyplot, no global state, so
 it is safe to call from several threads (ComfyUI runs nodes off the main thread).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -18,6 +18,7 @@ It is checked in two steps so that memory never scales with the batch: :func:`ch
 at the layout only (no pixel access), :func:`to_rgb_float` checks and converts the values of one chunk.
 The numpy ``infer_image`` path takes BGR uint8 only, like the official one (:func:`prepare_bgr_image`).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,9 @@ def check_input_size(input_size: int) -> int:
     if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)):
         raise ValueError(f"input_size must be an integer number of pixels (e.g. 518), got {input_size!r}")
     if input_size < PATCH_SIZE:
-        raise ValueError(f"input_size must be at least {PATCH_SIZE} (one 14-px patch); got {input_size}. The default is 518.")
+        raise ValueError(
+            f"input_size must be at least {PATCH_SIZE} (one 14-px patch); got {input_size}. The default is 518."
+        )
     return int(input_size)
 
 
@@ -78,16 +81,23 @@ def _too_many_tokens(height: int, width: int, net: tuple[int, int], mode: str, i
     )
     if mode == "keep_aspect":
         square = math.isqrt(MAX_TOKENS) * PATCH_SIZE  # the largest input_size for any image
-        fits = [s for s in range(PATCH_SIZE, min(input_size, square + 1), PATCH_SIZE)
-                if _tokens(_keep_aspect_size(height, width, s)) <= MAX_TOKENS]
+        fits = [
+            s
+            for s in range(PATCH_SIZE, min(input_size, square + 1), PATCH_SIZE)
+            if _tokens(_keep_aspect_size(height, width, s)) <= MAX_TOKENS
+        ]
         if input_size > square:
             this = f" ({fits[-1]} for this image)" if fits and fits[-1] != square else ""
             return f"input_size {input_size} is too large: {what}. Use input_size {square} or less{this}."
         if fits:
-            return (f"the image is too elongated for input_size {input_size} in keep_aspect mode: {what}. "
-                    f"Use input_size {fits[-1]} or less for this image, or the 'native' resolution mode.")
-        return (f"the image is too elongated for keep_aspect mode: {what} even at the smallest input_size. "
-                "Crop the image, or use the 'native' resolution mode.")
+            return (
+                f"the image is too elongated for input_size {input_size} in keep_aspect mode: {what}. "
+                f"Use input_size {fits[-1]} or less for this image, or the 'native' resolution mode."
+            )
+        return (
+            f"the image is too elongated for keep_aspect mode: {what} even at the smallest input_size. "
+            "Crop the image, or use the 'native' resolution mode."
+        )
     return f"max_side {max_side} is too large: {what}. Use a smaller max_side."
 
 
@@ -216,10 +226,15 @@ def prepare_bgr_image(bgr: np.ndarray, input_size: int = 518) -> np.ndarray:
     import cv2
 
     if not isinstance(bgr, np.ndarray) or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ValueError(f"infer_image expects a BGR image array [H,W,3] (cv2.imread), got {getattr(bgr, 'shape', type(bgr))}")
+        raise ValueError(
+            f"infer_image expects a BGR image array [H,W,3] (cv2.imread), got {getattr(bgr, 'shape', type(bgr))}"
+        )
     if bgr.dtype != np.uint8:
-        how = ("for 0..1 floats use (bgr * 255).round().clip(0, 255).astype(np.uint8)" if bgr.dtype.kind == "f"
-               else "convert it to 8 bits first (e.g. (bgr // 257).astype(np.uint8) for 16-bit)")
+        how = (
+            "for 0..1 floats use (bgr * 255).round().clip(0, 255).astype(np.uint8)"
+            if bgr.dtype.kind == "f"
+            else "convert it to 8 bits first (e.g. (bgr // 257).astype(np.uint8) for 16-bit)"
+        )
         raise ValueError(
             f"infer_image expects a BGR uint8 array (0..255, what cv2.imread returns), got dtype {bgr.dtype}; {how}"
         )

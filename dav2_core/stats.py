@@ -4,6 +4,7 @@ Statistics are in the depth's own units (metres for metric depth, relative inver
 NaN/Inf pixels, and pixels outside an optional ``valid_mask``, are excluded and counted as invalid.
 Computed batched on the depth's device; percentiles are exact (``numpy.percentile``'s linear rule).
 """
+
 from __future__ import annotations
 
 from typing import Any

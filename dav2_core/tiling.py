@@ -26,6 +26,7 @@ Images not larger than the global pass's network size gain nothing from tiles: t
 returned as is. Layouts: IMAGE [B,H,W,C], depth [B,H,W] float32. The seam metric over :func:`seam_lines`
 is :func:`dav2_core.evaluate.seam_ratio`.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,17 +59,22 @@ MIN_METRES = 1e-3
 
 def check_tile_options(tile_size: int, overlap: int, max_tiles: int) -> None:
     """ValueError naming the bad tile option (tile side x14 in 28..MAX_TILE_SIZE, 0 <= overlap < tile)."""
+
     def whole(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
     if not whole(tile_size) or tile_size % PATCH_SIZE or not 2 * PATCH_SIZE <= tile_size <= MAX_TILE_SIZE:
-        raise ValueError(f"tile_size must be a multiple of {PATCH_SIZE} from {2 * PATCH_SIZE} to {MAX_TILE_SIZE} px "
-                         f"(e.g. {DEFAULT_TILE_SIZE}, the size the models were trained at), got {tile_size!r}")
+        raise ValueError(
+            f"tile_size must be a multiple of {PATCH_SIZE} from {2 * PATCH_SIZE} to {MAX_TILE_SIZE} px "
+            f"(e.g. {DEFAULT_TILE_SIZE}, the size the models were trained at), got {tile_size!r}"
+        )
     if not whole(overlap) or overlap < 0:
         raise ValueError(f"tile_overlap must be a whole number of pixels >= 0, got {overlap!r}")
     if overlap >= tile_size:
-        raise ValueError(f"tile_overlap ({overlap} px) must be smaller than tile_size ({tile_size} px); "
-                         f"about a quarter of the tile (e.g. {DEFAULT_TILE_OVERLAP} for {DEFAULT_TILE_SIZE}) works well")
+        raise ValueError(
+            f"tile_overlap ({overlap} px) must be smaller than tile_size ({tile_size} px); "
+            f"about a quarter of the tile (e.g. {DEFAULT_TILE_OVERLAP} for {DEFAULT_TILE_SIZE}) works well"
+        )
     if not whole(max_tiles) or not 1 <= max_tiles <= MAX_TILES_LIMIT:
         raise ValueError(f"max_tiles must be a whole number from 1 to {MAX_TILES_LIMIT}, got {max_tiles!r}")
 
@@ -110,8 +116,14 @@ def _starts(length: int, tile: int, overlap: int) -> tuple[int, ...]:
     return tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
 
 
-def plan_tiles(height: int, width: int, tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_TILE_OVERLAP,
-               max_tiles: int = DEFAULT_MAX_TILES, global_size: tuple[int, int] | None = None) -> TileGrid | None:
+def plan_tiles(
+    height: int,
+    width: int,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_TILE_OVERLAP,
+    max_tiles: int = DEFAULT_MAX_TILES,
+    global_size: tuple[int, int] | None = None,
+) -> TileGrid | None:
     """The tile grid for a ``height`` x ``width`` image, or None when tiles would not add resolution (the
     working image is no larger than ``global_size``, the global pass's network size) - then the global pass
     is the answer. The largest working scale <= 1 whose grid has at most ``max_tiles`` tiles is used."""
@@ -127,8 +139,17 @@ def plan_tiles(height: int, width: int, tile_size: int = DEFAULT_TILE_SIZE, over
     if global_size is not None and work_h * work_w <= global_size[0] * global_size[1]:
         return None
     tile_h, tile_w = min(tile_size, work_h), min(tile_size, work_w)
-    return TileGrid(height, width, scale, work_h, work_w, tile_h, tile_w,
-                    _starts(work_h, tile_size, overlap), _starts(work_w, tile_size, overlap))
+    return TileGrid(
+        height,
+        width,
+        scale,
+        work_h,
+        work_w,
+        tile_h,
+        tile_w,
+        _starts(work_h, tile_size, overlap),
+        _starts(work_w, tile_size, overlap),
+    )
 
 
 def _ramp(n: int, device: torch.device) -> torch.Tensor:
@@ -145,7 +166,7 @@ def _axis_windows(starts: tuple[int, ...], extent: int, device: torch.device) ->
             out[i, :n] *= _ramp(n, device)
         if i < len(starts) - 1:
             n = start + extent - starts[i + 1]
-            out[i, extent - n:] *= _ramp(n, device).flip(0)
+            out[i, extent - n :] *= _ramp(n, device).flip(0)
     return out
 
 
@@ -158,7 +179,7 @@ def tile_weights(grid: TileGrid, device: torch.device | str = "cpu") -> torch.Te
 
 def crop_tiles(work: torch.Tensor, grid: TileGrid) -> torch.Tensor:
     """[H,W,...] working-resolution map -> [n, tile_h, tile_w, ...] crops (row-major)."""
-    return torch.stack([work[y:y + grid.tile_h, x:x + grid.tile_w] for y, x in grid.boxes()])
+    return torch.stack([work[y : y + grid.tile_h, x : x + grid.tile_w] for y, x in grid.boxes()])
 
 
 def align_tiles(tiles: torch.Tensor, reference: torch.Tensor, pitch: float = 1.0) -> torch.Tensor:
@@ -185,8 +206,8 @@ def blend_tiles(tiles: torch.Tensor, grid: TileGrid) -> torch.Tensor:
     acc = torch.zeros(grid.work_h, grid.work_w, dtype=torch.float64, device=tiles.device)
     norm = torch.zeros_like(acc)
     for (y, x), tile, weight in zip(grid.boxes(), tiles, weights):
-        acc[y:y + grid.tile_h, x:x + grid.tile_w] += weight * tile.double()
-        norm[y:y + grid.tile_h, x:x + grid.tile_w] += weight
+        acc[y : y + grid.tile_h, x : x + grid.tile_w] += weight * tile.double()
+        norm[y : y + grid.tile_h, x : x + grid.tile_w] += weight
     return acc / norm
 
 
@@ -208,8 +229,9 @@ def _resize(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y[0] if values.ndim == 2 else y.permute(1, 2, 0)
 
 
-def merge_with_global(global_inv: torch.Tensor, tiles_inv: torch.Tensor, grid: TileGrid,
-                      global_net: tuple[int, int]) -> torch.Tensor:
+def merge_with_global(
+    global_inv: torch.Tensor, tiles_inv: torch.Tensor, grid: TileGrid, global_net: tuple[int, int]
+) -> torch.Tensor:
     """Global inverse depth [H,W] + tile inverse depth [n,tile_h,tile_w] -> merged [H,W] float32 (steps 3-5)."""
     work_global = _resize(global_inv, (grid.work_h, grid.work_w)).double()
     pitch = max(grid.work_h / global_net[0], grid.work_w / global_net[1])  # working px per global-pass px
@@ -220,23 +242,47 @@ def merge_with_global(global_inv: torch.Tensor, tiles_inv: torch.Tensor, grid: T
 
 
 @torch.inference_mode()
-def predict_tiles(model: Any, image: torch.Tensor, grid: TileGrid, tile_size: int = DEFAULT_TILE_SIZE,
-                  chunk_size: int | None = None, flip_tta: bool = False, progress: ProgressFn | None = None,
-                  index: int = 0) -> torch.Tensor:
+def predict_tiles(
+    model: Any,
+    image: torch.Tensor,
+    grid: TileGrid,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    chunk_size: int | None = None,
+    flip_tta: bool = False,
+    progress: ProgressFn | None = None,
+    index: int = 0,
+) -> torch.Tensor:
     """Depth of every tile of one image [1,H,W,C] -> [n, tile_h, tile_w] float32 on the model's device (the
     image scaled to the grid's working resolution, cut, and run at ``tile_size`` in chunks)."""
     rgb = to_rgb_float(check_image_batch(image)[:1], index)[0]
     crops = crop_tiles(_resize(rgb, (grid.work_h, grid.work_w)), grid)
     del rgb
-    return predict_depth(model, crops, tile_size, "native", max_side=tile_size, chunk_size=chunk_size,
-                         flip_tta=flip_tta, progress=progress, output_device=None)
+    return predict_depth(
+        model,
+        crops,
+        tile_size,
+        "native",
+        max_side=tile_size,
+        chunk_size=chunk_size,
+        flip_tta=flip_tta,
+        progress=progress,
+        output_device=None,
+    )
 
 
 @torch.inference_mode()
-def tiled_depth(model: Any, images: torch.Tensor, input_size: int = DEFAULT_INPUT_SIZE,
-                tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_TILE_OVERLAP,
-                max_tiles: int = DEFAULT_MAX_TILES, chunk_size: int | None = None, flip_tta: bool = False,
-                progress: ProgressFn | None = None, output_device: torch.device | str | None = "cpu") -> torch.Tensor:
+def tiled_depth(
+    model: Any,
+    images: torch.Tensor,
+    input_size: int = DEFAULT_INPUT_SIZE,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_TILE_OVERLAP,
+    max_tiles: int = DEFAULT_MAX_TILES,
+    chunk_size: int | None = None,
+    flip_tta: bool = False,
+    progress: ProgressFn | None = None,
+    output_device: torch.device | str | None = "cpu",
+) -> torch.Tensor:
     """Tiled depth for an IMAGE batch [B,H,W,C] -> [B,H,W] float32 on ``output_device`` (None: the model's
     device), in the model's units (relative inverse depth on the global pass's scale, or metres).
 
@@ -260,18 +306,32 @@ def tiled_depth(model: Any, images: torch.Tensor, input_size: int = DEFAULT_INPU
 
     for b in range(batch):
         first = b * per_image
-        glob = predict_depth(engine, images[b:b + 1], input_size, "keep_aspect", chunk_size=chunk_size,
-                             flip_tta=flip_tta, progress=report(first), output_device=None)[0]
+        glob = predict_depth(
+            engine,
+            images[b : b + 1],
+            input_size,
+            "keep_aspect",
+            chunk_size=chunk_size,
+            flip_tta=flip_tta,
+            progress=report(first),
+            output_device=None,
+        )[0]
         if grid is None:
             result[b].copy_(glob)
             continue
-        tiles = predict_tiles(engine, images[b:b + 1], grid, tile_size, chunk_size, flip_tta, report(first + 1), b)
+        tiles = predict_tiles(engine, images[b : b + 1], grid, tile_size, chunk_size, flip_tta, report(first + 1), b)
         result[b].copy_(merge_depth(glob, tiles, grid, global_net, kind, max_depth))
     return result
 
 
-def merge_depth(glob: torch.Tensor, tiles: torch.Tensor, grid: TileGrid, global_net: tuple[int, int],
-                kind: str = "relative", max_depth: float | None = None) -> torch.Tensor:
+def merge_depth(
+    glob: torch.Tensor,
+    tiles: torch.Tensor,
+    grid: TileGrid,
+    global_net: tuple[int, int],
+    kind: str = "relative",
+    max_depth: float | None = None,
+) -> torch.Tensor:
     """:func:`merge_with_global` in the model's units: relative values as they are; metric metres aligned and
     blended in 1/metres and turned back into metres (at most ``max_depth``, else the global pass's farthest)."""
     if kind != "metric":
@@ -289,6 +349,7 @@ def inverse_metres(metres: torch.Tensor) -> torch.Tensor:
 def seam_lines(grid: TileGrid) -> tuple[list[int], list[int]]:
     """(rows, columns) at full resolution where tiles begin, end or cross half-way through their overlap:
     where a tiling seam would show (pixel index of the first pixel after the line)."""
+
     def lines(starts: tuple[int, ...], extent: int) -> list[int]:
         out = set()
         for a, b in zip(starts[:-1], starts[1:]):

@@ -3,6 +3,7 @@
 Everything else (model construction, checkpoint detection, downloads, node combos, CLI choices,
 tooltips) reads this module; nothing else hard-codes an encoder size or a repo name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ def units_for(kind: str) -> str:
         return UNITS_BY_KIND[kind]
     except KeyError:
         raise ValueError(f"depth kind must be 'relative' or 'metric', got {kind!r}") from None
+
 
 PATCH_SIZE = 14
 #: Side of the square position-embedding grid the checkpoints were trained with (518 / 14).
@@ -114,9 +116,13 @@ def _metric(dataset: str, encoder: str) -> Variant:
     max_depth = METRIC_MAX_DEPTH[dataset]
     ds_title = "Hypersim" if dataset == "hypersim" else "VKITTI"
     return Variant(
-        f"metric_{dataset}_{encoder}", encoder, "metric", max_depth,
+        f"metric_{dataset}_{encoder}",
+        encoder,
+        "metric",
+        max_depth,
         f"depth-anything/Depth-Anything-V2-Metric-{ds_title}-{_SIZE_WORD[encoder]}",
-        f"depth_anything_v2_metric_{dataset}_{encoder}.pth", dataset,
+        f"depth_anything_v2_metric_{dataset}_{encoder}.pth",
+        dataset,
     )
 
 
@@ -130,7 +136,6 @@ VARIANTS: dict[str, Variant] = {
 
 #: Variants whose official file can be downloaded from the Hub.
 DOWNLOADABLE: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.hf_repo)
-
 
 
 def get_variant(name: str) -> Variant:

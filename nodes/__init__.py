@@ -1,4 +1,5 @@
 """ComfyUI adapters (V3 ``io.ComfyNode``) over dav2_core; imported by the pack's root ``__init__``."""
+
 from __future__ import annotations
 
 from .api import ComfyExtension, io
@@ -19,8 +20,17 @@ register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside 
 
 #: Every node of the pack, in menu order.
 NODES: list[type[io.ComfyNode]] = [
-    LoadDepthAnythingV2, EstimateDepth, ColorizeDepth, DepthStats,
-    DepthBokeh, DepthParallax, CalibrateDepthToMetric, SaveDepth, DepthToNormals, VideoDepth, EvaluateDepth,
+    LoadDepthAnythingV2,
+    EstimateDepth,
+    ColorizeDepth,
+    DepthStats,
+    DepthBokeh,
+    DepthParallax,
+    CalibrateDepthToMetric,
+    SaveDepth,
+    DepthToNormals,
+    VideoDepth,
+    EvaluateDepth,
 ]
 
 

@@ -11,6 +11,7 @@ once, so the nodes keep the old behaviour on ComfyUI 0.3.75:
 * :func:`intermediate_dtype` / :func:`image_output`: where IMAGE and MASK tensors between nodes live
   (``comfy.model_management.intermediate_device()`` and, where it exists, ``intermediate_dtype()``).
 """
+
 from __future__ import annotations
 
 import comfy.model_management as mm
@@ -30,8 +31,18 @@ SCHEMA_FIELDS: frozenset[str] = frozenset(getattr(io.Schema, "__dataclass_fields
 HAS_INTERMEDIATE_OUTPUT = "has_intermediate_output" in SCHEMA_FIELDS
 HAS_DYNAMIC_COMBO = hasattr(io, "DynamicCombo")
 
-__all__ = ["API_VERSION", "ComfyExtension", "InputImpl", "HAS_DYNAMIC_COMBO", "HAS_INTERMEDIATE_OUTPUT", "SCHEMA_FIELDS",
-           "image_output", "intermediate_dtype", "io", "ui"]
+__all__ = [
+    "API_VERSION",
+    "ComfyExtension",
+    "InputImpl",
+    "HAS_DYNAMIC_COMBO",
+    "HAS_INTERMEDIATE_OUTPUT",
+    "SCHEMA_FIELDS",
+    "image_output",
+    "intermediate_dtype",
+    "io",
+    "ui",
+]
 
 
 def intermediate_dtype() -> torch.dtype:

@@ -1,4 +1,5 @@
 """Depth Bokeh: IMAGE + DEPTH -> lens-blurred IMAGE (occlusion-aware layers) and the circle of confusion as a MASK."""
+
 from __future__ import annotations
 
 import torch
@@ -28,44 +29,104 @@ class DepthBokeh(io.ComfyNode):
                 "never bleeds into a blurred background (no halos) and a blurred foreground spreads over what is "
                 "behind it like a real lens. Batch-capable; runs on the GPU."
             ),
-            search_aliases=SEARCH_ALIASES + ["bokeh", "lens blur", "depth of field", "dof", "refocus", "blur background"],
+            search_aliases=SEARCH_ALIASES
+            + ["bokeh", "lens blur", "depth of field", "dof", "refocus", "blur background"],
             inputs=[
                 io.Image.Input("image", tooltip="Images [B,H,W,3] to blur"),
-                DepthIO.Input("depth", tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
-                                               "another size is resized to the image with a warning."),
-                io.Combo.Input("focus_mode", options=list(FOCUS_MODES), default="point",
-                               tooltip=help_text(FOCUS_MODES)),
-                io.Float.Input("focus_x", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="point mode: horizontal position of the in-focus point, fraction of the width"),
-                io.Float.Input("focus_y", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="point mode: vertical position of the in-focus point, fraction of the height"),
-                io.Float.Input("focus_depth", default=1.0, min=-1e9, max=1e9, step=0.01,
-                               tooltip="depth mode: the depth in focus, in the DEPTH's units: metres for metric "
-                                       "models, the model's raw value for relative ones (see Depth Stats for the "
-                                       "range). Must lie inside each image's depth range."),
-                io.Float.Input("max_blur_radius", default=12.0, min=0.0, max=256.0, step=0.5,
-                               tooltip="Aperture: blur disc radius in pixels for the points farthest from the focus "
-                                       "plane (0 = no blur)"),
-                io.Float.Input("focus_range", default=0.1, min=0.0, max=1.0, step=0.01,
-                               tooltip="Depth of the sharp zone around the focus, as a fraction of the scene's depth "
-                                       "range (in inverse depth, as a lens sees it)"),
-                io.Int.Input("layers", default=16, min=3, max=64,
-                             tooltip="Depth layers used for compositing: more = smoother blur transitions, slower"),
+                DepthIO.Input(
+                    "depth",
+                    tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
+                    "another size is resized to the image with a warning.",
+                ),
+                io.Combo.Input(
+                    "focus_mode", options=list(FOCUS_MODES), default="point", tooltip=help_text(FOCUS_MODES)
+                ),
+                io.Float.Input(
+                    "focus_x",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="point mode: horizontal position of the in-focus point, fraction of the width",
+                ),
+                io.Float.Input(
+                    "focus_y",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="point mode: vertical position of the in-focus point, fraction of the height",
+                ),
+                io.Float.Input(
+                    "focus_depth",
+                    default=1.0,
+                    min=-1e9,
+                    max=1e9,
+                    step=0.01,
+                    tooltip="depth mode: the depth in focus, in the DEPTH's units: metres for metric "
+                    "models, the model's raw value for relative ones (see Depth Stats for the "
+                    "range). Must lie inside each image's depth range.",
+                ),
+                io.Float.Input(
+                    "max_blur_radius",
+                    default=12.0,
+                    min=0.0,
+                    max=256.0,
+                    step=0.5,
+                    tooltip="Aperture: blur disc radius in pixels for the points farthest from the focus "
+                    "plane (0 = no blur)",
+                ),
+                io.Float.Input(
+                    "focus_range",
+                    default=0.1,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Depth of the sharp zone around the focus, as a fraction of the scene's depth "
+                    "range (in inverse depth, as a lens sees it)",
+                ),
+                io.Int.Input(
+                    "layers",
+                    default=16,
+                    min=3,
+                    max=64,
+                    tooltip="Depth layers used for compositing: more = smoother blur transitions, slower",
+                ),
             ],
             outputs=[
-                io.Image.Output(display_name="image", tooltip="The blurred images [B,H,W,3], same size as the input image"),
-                io.Mask.Output(display_name="coc",
-                               tooltip="Circle of confusion [B,H,W] in 0..1: 0 = sharp, 1 = max_blur_radius"),
+                io.Image.Output(
+                    display_name="image", tooltip="The blurred images [B,H,W,3], same size as the input image"
+                ),
+                io.Mask.Output(
+                    display_name="coc", tooltip="Circle of confusion [B,H,W] in 0..1: 0 = sharp, 1 = max_blur_radius"
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, image: torch.Tensor, depth: object, focus_mode: str, focus_x: float, focus_y: float,
-                focus_depth: float, max_blur_radius: float, focus_range: float, layers: int) -> io.NodeOutput:
+    def execute(
+        cls,
+        image: torch.Tensor,
+        depth: object,
+        focus_mode: str,
+        focus_x: float,
+        focus_y: float,
+        focus_depth: float,
+        max_blur_radius: float,
+        focus_range: float,
+        layers: int,
+    ) -> io.NodeOutput:
         depth_map = require_depth(depth)
         if focus_mode not in FOCUS_MODES:
             raise ValueError(f"unknown focus_mode {focus_mode!r}; choose one of {', '.join(FOCUS_MODES)}")
         focus = {"focus_point": (focus_x, focus_y)} if focus_mode == "point" else {"focus_depth": focus_depth}
-        blurred, coc = lens_blur(image, depth_map, max_blur_radius=max_blur_radius, focus_range=focus_range,
-                                 layers=layers, run=execution(), **focus)
+        blurred, coc = lens_blur(
+            image,
+            depth_map,
+            max_blur_radius=max_blur_radius,
+            focus_range=focus_range,
+            layers=layers,
+            run=execution(),
+            **focus,
+        )
         return io.NodeOutput(image_output(blurred), image_output(coc))

@@ -1,4 +1,5 @@
 """Colorize Depth: DEPTH (or a grey depth IMAGE) -> colour IMAGE through a matplotlib colormap LUT."""
+
 from __future__ import annotations
 
 import torch
@@ -17,6 +18,7 @@ from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, help_text, schema
 
+
 def as_depth(value: object) -> DepthMap:
     """The DepthMap to colour from a DEPTH or IMAGE input, or a ValueError naming what was wired."""
     if isinstance(value, DepthMap):
@@ -28,7 +30,9 @@ def as_depth(value: object) -> DepthMap:
                 "Estimate Depth's DEPTH output (or a depth IMAGE [B,H,W,3]) instead"
             )
         return DepthMap.from_image(value)
-    raise ValueError(f"'depth' must be a DEPTH or an IMAGE, got {type(value).__name__}; connect Estimate Depth's DEPTH output")
+    raise ValueError(
+        f"'depth' must be a DEPTH or an IMAGE, got {type(value).__name__}; connect Estimate Depth's DEPTH output"
+    )
 
 
 def range_inputs() -> list[io.Input]:
@@ -36,10 +40,22 @@ def range_inputs() -> list[io.Input]:
     "manual" where the running ComfyUI has one (nodes/api.py), else a combo and two floats always shown."""
     tooltip = "Which depth values span the colormap:\n" + help_text(RANGE_MODE_HELP)
     bounds = [
-        io.Float.Input("manual_min", default=0.0, min=-1e9, max=1e9, step=0.01,
-                       tooltip="manual range only: lower bound in the depth's units (metres for metric)"),
-        io.Float.Input("manual_max", default=1.0, min=-1e9, max=1e9, step=0.01,
-                       tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min"),
+        io.Float.Input(
+            "manual_min",
+            default=0.0,
+            min=-1e9,
+            max=1e9,
+            step=0.01,
+            tooltip="manual range only: lower bound in the depth's units (metres for metric)",
+        ),
+        io.Float.Input(
+            "manual_max",
+            default=1.0,
+            min=-1e9,
+            max=1e9,
+            step=0.01,
+            tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min",
+        ),
     ]
     if HAS_DYNAMIC_COMBO:
         options = [io.DynamicCombo.Option(mode, bounds if mode == "manual" else []) for mode in RANGE_MODES]
@@ -47,8 +63,9 @@ def range_inputs() -> list[io.Input]:
     return [io.Combo.Input("range_mode", options=list(RANGE_MODES), default="auto", tooltip=tooltip), *bounds]
 
 
-def range_choice(range_mode: object, manual_min: float | None = None,
-                 manual_max: float | None = None) -> tuple[object, float | None, float | None]:
+def range_choice(
+    range_mode: object, manual_min: float | None = None, manual_max: float | None = None
+) -> tuple[object, float | None, float | None]:
     """(mode, manual_min, manual_max) from either shape of the inputs: the combo and two floats, or the
     DynamicCombo's ``{"range_mode": mode, "manual_min": ..., "manual_max": ...}``."""
     if isinstance(range_mode, dict):
@@ -70,12 +87,17 @@ class ColorizeDepth(io.ComfyNode):
             has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
                 io.MultiType.Input(
-                    "depth", types=[DepthIO, io.Image],
+                    "depth",
+                    types=[DepthIO, io.Image],
                     tooltip="DEPTH from Estimate Depth (keeps metres for metric models), or a grey depth IMAGE "
-                            "where brighter = nearer",
+                    "where brighter = nearer",
                 ),
-                io.Combo.Input("colormap", options=list(COLORMAPS), default=DEFAULT_COLORMAP,
-                               tooltip="Colour table (matplotlib); near maps to its high end, far to its low end"),
+                io.Combo.Input(
+                    "colormap",
+                    options=list(COLORMAPS),
+                    default=DEFAULT_COLORMAP,
+                    tooltip="Colour table (matplotlib); near maps to its high end, far to its low end",
+                ),
                 io.Boolean.Input("invert", default=False, tooltip="Reverse the colormap (near at the low end)"),
                 *range_inputs(),
             ],
@@ -85,25 +107,36 @@ class ColorizeDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, range_mode: object = None, manual_min: float | None = None,
-                        manual_max: float | None = None) -> bool | str:
+    def validate_inputs(
+        cls, range_mode: object = None, manual_min: float | None = None, manual_max: float | None = None
+    ) -> bool | str:
         """Refuse a bad manual range when the graph is queued, before anything runs."""
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
         if range_mode is not None and range_mode not in RANGE_MODES:
             return f"unknown range_mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}"
         if range_mode == "manual" and manual_min is not None and manual_max is not None and manual_min >= manual_max:
-            return (f"manual range: manual_min ({manual_min:g}) must be smaller than manual_max ({manual_max:g}); "
-                    "raise manual_max or lower manual_min, or use range_mode auto")
+            return (
+                f"manual range: manual_min ({manual_min:g}) must be smaller than manual_max ({manual_max:g}); "
+                "raise manual_max or lower manual_min, or use range_mode auto"
+            )
         return True
 
     @classmethod
-    def execute(cls, depth: object, colormap: str, invert: bool, range_mode: object, manual_min: float | None = None,
-                manual_max: float | None = None) -> io.NodeOutput:
+    def execute(
+        cls,
+        depth: object,
+        colormap: str,
+        invert: bool,
+        range_mode: object,
+        manual_min: float | None = None,
+        manual_max: float | None = None,
+    ) -> io.NodeOutput:
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
         manual = range_mode == "manual"
         depth_map = as_depth(depth)
-        lo, hi = colorize_range(depth_map, range_mode, vmin=manual_min if manual else None,
-                                vmax=manual_max if manual else None)
+        lo, hi = colorize_range(
+            depth_map, range_mode, vmin=manual_min if manual else None, vmax=manual_max if manual else None
+        )
         image = colorize_in_range(depth_map, lo, hi, colormap, invert=invert)
         # the preview colours with the same range, so it shows what the IMAGE output is
         return io.NodeOutput(image_output(image), ui=depth_preview_ui(depth_map, display_range=(lo, hi)))

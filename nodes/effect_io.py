@@ -1,5 +1,6 @@
 """What the effect nodes share: how effects run under ComfyUI (devices, memory, progress, cancel) and
 output-folder files."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,9 @@ def execution() -> Execution:
     def reserve(nbytes: int, device: torch.device) -> None:
         mm.free_memory(nbytes, device)
 
-    return Execution(device=mm.get_torch_device(), output_device=mm.intermediate_device(), progress=progress,
-                     reserve=reserve)
+    return Execution(
+        device=mm.get_torch_device(), output_device=mm.intermediate_device(), progress=progress, reserve=reserve
+    )
 
 
 def output_target(filename_prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
@@ -39,8 +41,10 @@ def output_target(filename_prefix: str, width: int, height: int) -> tuple[Path, 
     """
     prefix = (filename_prefix or "").strip()
     if "\x00" in prefix:
-        raise ValueError(f"filename_prefix {filename_prefix!r} contains a NUL character (\\x00), which no file name "
-                         "may contain (often pasted from binary text); remove it")
+        raise ValueError(
+            f"filename_prefix {filename_prefix!r} contains a NUL character (\\x00), which no file name "
+            "may contain (often pasted from binary text); remove it"
+        )
     if not prefix or os.path.basename(os.path.normpath(prefix)) in ("", ".", ".."):
         raise ValueError(f"filename_prefix {filename_prefix!r} has no file name; use e.g. 'depth/dav2_depth'")
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(

@@ -9,6 +9,7 @@ engine: its sessions / compiled models and their device memory go. The engine re
 on-disk engine cache, without a new export) on its next call. Dropping the DAV2_MODEL output frees
 everything with the engine object.
 """
+
 from __future__ import annotations
 
 from typing import Any

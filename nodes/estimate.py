@@ -1,4 +1,5 @@
 """Estimate Depth: IMAGE batch -> depth IMAGE (near = white), DEPTH (float map + meaning), MASK."""
+
 from __future__ import annotations
 
 import comfy.model_management as mm
@@ -17,6 +18,7 @@ from .estimate_quality import quality_inputs, tile_inputs, tile_options
 from .preview import depth_preview_ui
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, help_text, schema
 
+
 class EstimateDepth(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -34,67 +36,143 @@ class EstimateDepth(io.ComfyNode):
             has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
                 DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
-                io.Image.Input("image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."),
-                io.Int.Input("input_size", default=DEFAULT_INPUT_SIZE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
-                             tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
-                                     f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more."),
-                io.Combo.Input("resolution", options=list(ESTIMATE_RESOLUTIONS), default="keep_aspect",
-                               tooltip=help_text(ESTIMATE_RESOLUTIONS)),
-                io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_SIDE_LIMIT, step=PATCH_SIZE,
-                             tooltip="native mode only: the longest side the network runs at (multiple of 14); "
-                                     "larger images are scaled down to it"),
-                io.Combo.Input("normalization", options=list(NORMALIZE_MODES), default="per_image",
-                               tooltip="How depth becomes the 0..1 image and mask:\n" + help_text(NORMALIZE_MODE_HELP)),
-                io.Boolean.Input("invert", default=False,
-                                 tooltip="Flip the image and mask (near = black). The DEPTH output is never inverted."),
-                io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK,
-                             tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
-                                     "between chunks, and the progress bar advances per chunk."),
+                io.Image.Input(
+                    "image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."
+                ),
+                io.Int.Input(
+                    "input_size",
+                    default=DEFAULT_INPUT_SIZE,
+                    min=PATCH_SIZE,
+                    max=MAX_INPUT_SIZE,
+                    step=PATCH_SIZE,
+                    tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
+                    f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more.",
+                ),
+                io.Combo.Input(
+                    "resolution",
+                    options=list(ESTIMATE_RESOLUTIONS),
+                    default="keep_aspect",
+                    tooltip=help_text(ESTIMATE_RESOLUTIONS),
+                ),
+                io.Int.Input(
+                    "max_side",
+                    default=DEFAULT_MAX_SIDE,
+                    min=PATCH_SIZE,
+                    max=MAX_SIDE_LIMIT,
+                    step=PATCH_SIZE,
+                    tooltip="native mode only: the longest side the network runs at (multiple of 14); "
+                    "larger images are scaled down to it",
+                ),
+                io.Combo.Input(
+                    "normalization",
+                    options=list(NORMALIZE_MODES),
+                    default="per_image",
+                    tooltip="How depth becomes the 0..1 image and mask:\n" + help_text(NORMALIZE_MODE_HELP),
+                ),
+                io.Boolean.Input(
+                    "invert",
+                    default=False,
+                    tooltip="Flip the image and mask (near = black). The DEPTH output is never inverted.",
+                ),
+                io.Int.Input(
+                    "chunk_size",
+                    default=0,
+                    min=0,
+                    max=MAX_CHUNK,
+                    tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
+                    "between chunks, and the progress bar advances per chunk.",
+                ),
                 *quality_inputs(),
                 *tile_inputs(),
             ],
             outputs=[
-                io.Image.Output(display_name="depth_image",
-                                tooltip="Grey depth [B,H,W,3], near = white, same size as the input: "
-                                        "ready for a depth ControlNet or for saving"),
-                DepthIO.Output(display_name="depth",
-                               tooltip="Float depth [B,H,W] with its kind and units (relative inverse depth, "
-                                       "or metres for metric models), for Colorize Depth, Depth Stats and depth math"),
-                io.Mask.Output(display_name="mask",
-                               tooltip="The normalised depth [B,H,W] in 0..1 (near = 1) as a MASK"),
+                io.Image.Output(
+                    display_name="depth_image",
+                    tooltip="Grey depth [B,H,W,3], near = white, same size as the input: "
+                    "ready for a depth ControlNet or for saving",
+                ),
+                DepthIO.Output(
+                    display_name="depth",
+                    tooltip="Float depth [B,H,W] with its kind and units (relative inverse depth, "
+                    "or metres for metric models), for Colorize Depth, Depth Stats and depth math",
+                ),
+                io.Mask.Output(
+                    display_name="mask", tooltip="The normalised depth [B,H,W] in 0..1 (near = 1) as a MASK"
+                ),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, normalization: str | None, invert: bool | None, tile_size: int | None = None,
-                        tile_overlap: int | None = None, max_tiles: int | None = None) -> bool | str:
+    def validate_inputs(
+        cls,
+        normalization: str | None,
+        invert: bool | None,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        max_tiles: int | None = None,
+    ) -> bool | str:
         """Refuse raw + invert and bad tile options when the graph is queued, before the model runs."""
         try:
-            EstimateOptions(normalization=normalization or "per_image", invert=bool(invert),
-                            **tile_options(tile_size, tile_overlap, max_tiles))
+            EstimateOptions(
+                normalization=normalization or "per_image",
+                invert=bool(invert),
+                **tile_options(tile_size, tile_overlap, max_tiles),
+            )
         except ValueError as exc:
             return str(exc)
         return True
 
     @classmethod
-    def execute(cls, model: DepthModel, image: torch.Tensor, input_size: int, resolution: str, max_side: int,
-                normalization: str, invert: bool, chunk_size: int, flip_tta: bool = False, refine: float = 0.0,
-                temporal_consistency: bool = False, temporal_smoothing: float = 1.0, tile_size: int | None = None,
-                tile_overlap: int | None = None, max_tiles: int | None = None) -> io.NodeOutput:
+    def execute(
+        cls,
+        model: DepthModel,
+        image: torch.Tensor,
+        input_size: int,
+        resolution: str,
+        max_side: int,
+        normalization: str,
+        invert: bool,
+        chunk_size: int,
+        flip_tta: bool = False,
+        refine: float = 0.0,
+        temporal_consistency: bool = False,
+        temporal_smoothing: float = 1.0,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        max_tiles: int | None = None,
+    ) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
         options = EstimateOptions(  # validates every option before the model runs
-            input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
-            flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
-            temporal_smoothing=temporal_smoothing, normalization=normalization, invert=invert,
-            **tile_options(tile_size, tile_overlap, max_tiles))
+            input_size=input_size,
+            resolution=resolution,
+            max_side=max_side,
+            chunk_size=chunk_size or None,
+            flip_tta=flip_tta,
+            refine=refine,
+            temporal_consistency=temporal_consistency,
+            temporal_smoothing=temporal_smoothing,
+            normalization=normalization,
+            invert=invert,
+            **tile_options(tile_size, tile_overlap, max_tiles),
+        )
         batch, height, width, _ = check_image_batch(image).shape
         need = options.memory_required(model.patcher.model, batch, height, width)
         network = model_patcher.load(model.patcher, memory_required=need)  # ComfyUI frees room for activations too
         bar = comfy.utils.ProgressBar(int(batch))
-        result = estimate(network, image, options, progress=lambda done, total: bar.update_absolute(done, total),
-                          check_cancel=mm.throw_exception_if_processing_interrupted,
-                          output_device=mm.intermediate_device(), work_device=model.patcher.load_device,
-                          model_name=model.name)
-        return io.NodeOutput(image_output(result.depth_image()), result.depth, image_output(result.normalized),
-                             ui=depth_preview_ui(result.depth))
+        result = estimate(
+            network,
+            image,
+            options,
+            progress=lambda done, total: bar.update_absolute(done, total),
+            check_cancel=mm.throw_exception_if_processing_interrupted,
+            output_device=mm.intermediate_device(),
+            work_device=model.patcher.load_device,
+            model_name=model.name,
+        )
+        return io.NodeOutput(
+            image_output(result.depth_image()),
+            result.depth,
+            image_output(result.normalized),
+            ui=depth_preview_ui(result.depth),
+        )

@@ -1,4 +1,5 @@
 """Load Depth Anything V2: a known variant (downloaded on first use) or any file in models/depthanything."""
+
 from __future__ import annotations
 
 import os
@@ -64,45 +65,73 @@ class LoadDepthAnythingV2(io.ComfyNode):
             ),
             search_aliases=SEARCH_ALIASES + ["depth model", "load depth"],
             inputs=[
-                io.Combo.Input("model", options=model_options(), default=VARIANTS["vits"].filename,
-                               tooltip=_model_tooltip()),
-                io.Combo.Input("precision", options=list(model_patcher.PRECISIONS), default="auto",
-                               tooltip="Compute precision. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.PRECISIONS.items())),
-                io.Combo.Input("checkpoint_type", options=list(CHECKPOINT_TYPES), default="auto",
-                               tooltip=_CHECKPOINT_TYPE_HELP),
-                io.Combo.Input("device", options=list(model_patcher.DEVICES), default="auto",
-                               tooltip="Where the model runs. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items())),
-                io.Combo.Input("backend", options=engine_loader.backend_options(), default="torch", optional=True,
-                               tooltip=engine_loader.backend_tooltip()),
+                io.Combo.Input(
+                    "model", options=model_options(), default=VARIANTS["vits"].filename, tooltip=_model_tooltip()
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=list(model_patcher.PRECISIONS),
+                    default="auto",
+                    tooltip="Compute precision. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.PRECISIONS.items()),
+                ),
+                io.Combo.Input(
+                    "checkpoint_type", options=list(CHECKPOINT_TYPES), default="auto", tooltip=_CHECKPOINT_TYPE_HELP
+                ),
+                io.Combo.Input(
+                    "device",
+                    options=list(model_patcher.DEVICES),
+                    default="auto",
+                    tooltip="Where the model runs. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items()),
+                ),
+                io.Combo.Input(
+                    "backend",
+                    options=engine_loader.backend_options(),
+                    default="torch",
+                    optional=True,
+                    tooltip=engine_loader.backend_tooltip(),
+                ),
             ],
             outputs=[
-                DepthModelIO.Output(display_name="model",
-                                    tooltip="The loaded depth model (connect to Estimate Depth)"),
+                DepthModelIO.Output(display_name="model", tooltip="The loaded depth model (connect to Estimate Depth)"),
             ],
         )
 
     @classmethod
-    def execute(cls, model: str, precision: str, checkpoint_type: str, device: str, backend: str = "torch") -> io.NodeOutput:
+    def execute(
+        cls, model: str, precision: str, checkpoint_type: str, device: str, backend: str = "torch"
+    ) -> io.NodeOutput:
         if checkpoint_type not in CHECKPOINT_TYPES:
-            raise ValueError(f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}")
+            raise ValueError(
+                f"unknown checkpoint type {checkpoint_type!r}; choose one of {', '.join(CHECKPOINT_TYPES)}"
+            )
         kind, max_depth = CHECKPOINT_TYPES[checkpoint_type]  # None: dav2_core decides from the file
         folders = folder_paths.get_folder_paths(MODEL_FOLDER)
         source = _checkpoint_source(model, folders)
         load_device, offload_device = model_patcher.devices(device)
         backend = engine_loader.resolve(backend, precision, load_device)
         if backend != "torch":
-            return io.NodeOutput(engine_loader.load_depth_model(
-                source, model, backend, precision, load_device, folders[0], kind, max_depth))
+            return io.NodeOutput(
+                engine_loader.load_depth_model(
+                    source, model, backend, precision, load_device, folders[0], kind, max_depth
+                )
+            )
         dtype = model_patcher.compute_dtype(precision, load_device)
         # Weights are stored on the offload device; dav2_core refuses fp16 *compute* on the CPU, so an
         # fp16 model for the GPU is read in fp32 there and cast (storage only; it runs on load_device).
         storage = torch.float32 if dtype == torch.float16 and offload_device.type == "cpu" else dtype
-        net = load_model(source, device=offload_device, dtype=storage, models_dir=folders[0],
-                         kind=kind, max_depth=max_depth).to(dtype=dtype)
+        net = load_model(
+            source, device=offload_device, dtype=storage, models_dir=folders[0], kind=kind, max_depth=max_depth
+        ).to(dtype=dtype)
         info = net.checkpoint_info
         patcher = model_patcher.wrap(net, load_device, offload_device)
-        loaded = DepthModel(patcher=patcher, name=model, encoder=info.encoder, kind=info.kind,
-                            max_depth=info.max_depth, dtype=model_patcher.dtype_name(dtype))
+        loaded = DepthModel(
+            patcher=patcher,
+            name=model,
+            encoder=info.encoder,
+            kind=info.kind,
+            max_depth=info.max_depth,
+            dtype=model_patcher.dtype_name(dtype),
+        )
         return io.NodeOutput(loaded)
 
 

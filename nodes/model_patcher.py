@@ -4,6 +4,7 @@ Like ComfyUI's own auxiliary models (CLIP vision, upscalers): weights live on th
 (``unet_offload_device``) until a node needs them; ``load_models_gpu`` moves them to the torch device,
 evicting other models if VRAM is short, and ComfyUI offloads them again when something else needs room.
 """
+
 from __future__ import annotations
 
 import operator
@@ -20,7 +21,7 @@ PRECISIONS: dict[str, str] = {
     "fp16": "half precision: half the memory, faster on most GPUs",
     "bf16": "bfloat16: half the memory, safer range than fp16 on recent GPUs",
     "int8": "8-bit linear layers, approximate (not the official output): backends openvino and onnxruntime, "
-            "on the CPU only",
+    "on the CPU only",
 }
 
 DEVICES: dict[str, str] = {
@@ -57,7 +58,9 @@ def dtype_name(dtype: torch.dtype) -> str:
     return {v: k for k, v in PRECISION_DTYPES.items()}[dtype]
 
 
-def wrap(model: torch.nn.Module, load_device: torch.device, offload_device: torch.device) -> comfy.model_patcher.ModelPatcher:
+def wrap(
+    model: torch.nn.Module, load_device: torch.device, offload_device: torch.device
+) -> comfy.model_patcher.ModelPatcher:
     """A ModelPatcher around ``model`` (whose weights sit on ``offload_device``)."""
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 

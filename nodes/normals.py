@@ -1,5 +1,6 @@
 """Depth to Normals: DEPTH + field of view -> normal-map IMAGE; optionally a coloured PLY point cloud per image,
 whose path (``ply_file``) core's Preview 3D node shows in the browser's 3D viewer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,38 +31,71 @@ class DepthToNormals(io.ComfyNode):
             search_aliases=SEARCH_ALIASES + ["normals", "normal map", "point cloud", "ply", "3d", "surface normals"],
             is_output_node=True,
             inputs=[
-                DepthIO.Input("depth", tooltip="DEPTH (metric gives true shapes; relative a pseudo-depth with a "
-                                               "10:1 far/near ratio)"),
-                io.Float.Input("fov_degrees", default=60.0, min=1.0, max=179.0, step=0.5,
-                               tooltip="Horizontal field of view of the camera in degrees (a phone's main camera "
-                                       "is about 65-75; 60 if unknown)"),
-                io.Boolean.Input("save_ply", default=False,
-                                 tooltip="Also write a binary PLY point cloud per image (x, y, z + colour) into the "
-                                         "output folder; opens in Blender, MeshLab, CloudCompare"),
-                io.String.Input("filename_prefix", default="pointcloud/dav2_points",
-                                tooltip="save_ply only: file name start inside the output folder (subfolders "
-                                        "allowed); a counter is appended"),
-                io.Int.Input("ply_stride", default=1, min=1, max=MAX_STRIDE,
-                             tooltip="save_ply only: keep every n-th pixel in x and y (2 = a quarter of the points)"),
-                io.Image.Input("image", optional=True,
-                               tooltip="save_ply only: colours for the points, the images the depth came from (one "
-                                       "per depth, or one for all); without it the points take the normal-map colours"),
+                DepthIO.Input(
+                    "depth",
+                    tooltip="DEPTH (metric gives true shapes; relative a pseudo-depth with a 10:1 far/near ratio)",
+                ),
+                io.Float.Input(
+                    "fov_degrees",
+                    default=60.0,
+                    min=1.0,
+                    max=179.0,
+                    step=0.5,
+                    tooltip="Horizontal field of view of the camera in degrees (a phone's main camera "
+                    "is about 65-75; 60 if unknown)",
+                ),
+                io.Boolean.Input(
+                    "save_ply",
+                    default=False,
+                    tooltip="Also write a binary PLY point cloud per image (x, y, z + colour) into the "
+                    "output folder; opens in Blender, MeshLab, CloudCompare",
+                ),
+                io.String.Input(
+                    "filename_prefix",
+                    default="pointcloud/dav2_points",
+                    tooltip="save_ply only: file name start inside the output folder (subfolders "
+                    "allowed); a counter is appended",
+                ),
+                io.Int.Input(
+                    "ply_stride",
+                    default=1,
+                    min=1,
+                    max=MAX_STRIDE,
+                    tooltip="save_ply only: keep every n-th pixel in x and y (2 = a quarter of the points)",
+                ),
+                io.Image.Input(
+                    "image",
+                    optional=True,
+                    tooltip="save_ply only: colours for the points, the images the depth came from (one "
+                    "per depth, or one for all); without it the points take the normal-map colours",
+                ),
             ],
             outputs=[
-                io.Image.Output(display_name="normals",
-                                tooltip="Normal map [B,H,W,3] in 0..1, (n + 1) / 2 per axis, same size as the depth"),
-                io.String.Output(display_name="ply_file",
-                                 tooltip="save_ply only: the (first) PLY file's path inside the output folder "
-                                         "('' without save_ply). Connect it to core 'Preview 3D & Animation' "
-                                         "(model_file) to turn the point cloud around in the browser; that needs "
-                                         "a frontend with the 3D viewer's PLY loader (tested: 1.58.1; the 1.32 "
-                                         "bundled with ComfyUI 0.3.75 has none)."),
+                io.Image.Output(
+                    display_name="normals",
+                    tooltip="Normal map [B,H,W,3] in 0..1, (n + 1) / 2 per axis, same size as the depth",
+                ),
+                io.String.Output(
+                    display_name="ply_file",
+                    tooltip="save_ply only: the (first) PLY file's path inside the output folder "
+                    "('' without save_ply). Connect it to core 'Preview 3D & Animation' "
+                    "(model_file) to turn the point cloud around in the browser; that needs "
+                    "a frontend with the 3D viewer's PLY loader (tested: 1.58.1; the 1.32 "
+                    "bundled with ComfyUI 0.3.75 has none).",
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, depth: object, fov_degrees: float, save_ply: bool, filename_prefix: str, ply_stride: int,
-                image: torch.Tensor | None = None) -> io.NodeOutput:
+    def execute(
+        cls,
+        depth: object,
+        fov_degrees: float,
+        save_ply: bool,
+        filename_prefix: str,
+        ply_stride: int,
+        image: torch.Tensor | None = None,
+    ) -> io.NodeOutput:
         depth_map = require_depth(depth)
         run = execution()
         normals = depth_to_normals(depth_map, fov_degrees, run=run)
@@ -70,13 +104,20 @@ class DepthToNormals(io.ComfyNode):
         colours = normals if image is None else image
         n_depth, n_colour = depth_map.batch, int(colours.shape[0]) if colours.ndim == 4 else 1
         if n_depth != n_colour and 1 not in (n_depth, n_colour):
-            raise ValueError(f"image batch has {n_colour} images but depth batch has {n_depth} maps; give one "
-                             "image per depth (or a single image / single depth to reuse for all)")
+            raise ValueError(
+                f"image batch has {n_colour} images but depth batch has {n_depth} maps; give one "
+                "image per depth (or a single image / single depth to reuse for all)"
+            )
         folder, name, counter, subfolder = output_target(filename_prefix, depth_map.width, depth_map.height)
         written = []
         for i in range(max(n_depth, n_colour)):
-            xyz, rgb = depth_to_pointcloud(depth_map[min(i, n_depth - 1)], colours[min(i, n_colour - 1)][None],
-                                           fov_degrees, ply_stride, device=run.device)
+            xyz, rgb = depth_to_pointcloud(
+                depth_map[min(i, n_depth - 1)],
+                colours[min(i, n_colour - 1)][None],
+                fov_degrees,
+                ply_stride,
+                device=run.device,
+            )
             written.append(write_ply(folder / f"{name}_{counter + i:05}_.ply", xyz, rgb))
             run.progress(i + 1, max(n_depth, n_colour))  # progress bar and Cancel per point cloud
         first = (Path(subfolder) / written[0].name).as_posix()  # "sub/name.ply", as Preview 3D names files

@@ -1,4 +1,5 @@
 """Depth Parallax: IMAGE + DEPTH -> an IMAGE batch of N frames of a 3D camera move ("Ken Burns" / 3D photo)."""
+
 from __future__ import annotations
 
 import torch
@@ -24,24 +25,40 @@ class DepthParallax(io.ComfyNode):
                 "ones, and the background uncovered behind objects is filled from the farther side. The frames "
                 "come out as one IMAGE batch, ready for Create Video / Video Combine."
             ),
-            search_aliases=SEARCH_ALIASES + ["parallax", "3d photo", "ken burns", "camera move", "depth animation",
-                                             "zoom", "dolly"],
+            search_aliases=SEARCH_ALIASES
+            + ["parallax", "3d photo", "ken burns", "camera move", "depth animation", "zoom", "dolly"],
             inputs=[
                 io.Image.Input("image", tooltip="Images [B,H,W,3] to animate"),
-                DepthIO.Input("depth", tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
-                                               "another size is resized to the image with a warning."),
-                io.Int.Input("frames", default=24, min=1, max=MAX_FRAMES,
-                             tooltip="Frames N per input image (at least 1); circle and swing loop seamlessly"),
-                io.Combo.Input("motion", options=list(MOTIONS), default="circle",
-                               tooltip="Camera move:\n" + help_text(MOTION_HELP)),
-                io.Float.Input("strength", default=0.03, min=0.0, max=0.5, step=0.005,
-                               tooltip="How far the nearest point moves, as a fraction of the image width "
-                                       "(0.02-0.05 looks natural; larger opens bigger gaps to fill)"),
+                DepthIO.Input(
+                    "depth",
+                    tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
+                    "another size is resized to the image with a warning.",
+                ),
+                io.Int.Input(
+                    "frames",
+                    default=24,
+                    min=1,
+                    max=MAX_FRAMES,
+                    tooltip="Frames N per input image (at least 1); circle and swing loop seamlessly",
+                ),
+                io.Combo.Input(
+                    "motion", options=list(MOTIONS), default="circle", tooltip="Camera move:\n" + help_text(MOTION_HELP)
+                ),
+                io.Float.Input(
+                    "strength",
+                    default=0.03,
+                    min=0.0,
+                    max=0.5,
+                    step=0.005,
+                    tooltip="How far the nearest point moves, as a fraction of the image width "
+                    "(0.02-0.05 looks natural; larger opens bigger gaps to fill)",
+                ),
             ],
             outputs=[
-                io.Image.Output(display_name="frames",
-                                tooltip="[B·N,H,W,3]: the N frames of image 1, then those of image 2, ... "
-                                        "(same size as the input)"),
+                io.Image.Output(
+                    display_name="frames",
+                    tooltip="[B·N,H,W,3]: the N frames of image 1, then those of image 2, ... (same size as the input)",
+                ),
             ],
         )
 
@@ -50,5 +67,6 @@ class DepthParallax(io.ComfyNode):
         depth_map = require_depth(depth)
         if int(frames) != frames or not 1 <= frames <= MAX_FRAMES:
             raise ValueError(f"frames must be a whole number from 1 to {MAX_FRAMES}, got {frames}")
-        return io.NodeOutput(image_output(parallax_frames(image, depth_map, int(frames), motion, strength,
-                                                             run=execution())))
+        return io.NodeOutput(
+            image_output(parallax_frames(image, depth_map, int(frames), motion, strength, run=execution()))
+        )

@@ -11,6 +11,7 @@ Non-finite pixels (NaN/Inf) are stored as q = 0 with B = 255 ("no value"). A con
 ``hi == lo`` and q = 0 everywhere. OpenCV writes 8-bit RGB PNGs without alpha, gamma, sRGB or ICC chunks,
 so a browser canvas returns the stored bytes unchanged.
 """
+
 from __future__ import annotations
 
 import os
@@ -112,8 +113,9 @@ def _display_bounds(display_range: DisplayRange, batch: int) -> tuple[list[float
     return bounds[0], bounds[1]
 
 
-def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int = 1024,
-                          display_range: DisplayRange | None = None) -> list[dict]:
+def write_preview_entries(
+    depth: DepthMap, temp_dir: str, max_preview_side: int = 1024, display_range: DisplayRange | None = None
+) -> list[dict]:
     """Write the packed PNGs of the first images of ``depth`` (at most 16 and 8 Mpx in all, at least one)
     under ``temp_dir/dav2_preview``; returns their entries.
 
@@ -174,15 +176,15 @@ def write_preview_entries(depth: DepthMap, temp_dir: str, max_preview_side: int 
     return entries
 
 
-def depth_preview_ui(depth: DepthMap, max_preview_side: int = 1024,
-                     display_range: DisplayRange | None = None) -> dict[str, list[dict]]:
+def depth_preview_ui(
+    depth: DepthMap, max_preview_side: int = 1024, display_range: DisplayRange | None = None
+) -> dict[str, list[dict]]:
     """UI output for the web preview of ``depth`` ([B,H,W]): ``{"dav2_depth": [entry, ...]}`` to merge into
     a node's ``ui`` dict; the PNGs go to ComfyUI's temp folder. ``display_range`` = ``(lo[B], hi[B])`` in the
     depth's units colours the preview with that range (see :func:`write_preview_entries`)."""
     import folder_paths  # ComfyUI's; imported here so the packing code above works without ComfyUI
 
-    return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side,
-                                          display_range)}
+    return {UI_KEY: write_preview_entries(depth, folder_paths.get_temp_directory(), max_preview_side, display_range)}
 
 
 def report_ui(report: str) -> dict[str, list[str]]:

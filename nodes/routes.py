@@ -11,6 +11,7 @@
 Registration needs ComfyUI's running ``PromptServer``; without one (in-process tests, plain imports)
 :func:`register_routes` does nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ _registered = False
 #: Where picking on the depth preview writes (web/preview/targets.js): "focus" = Depth Bokeh's focus point
 #: (mode widget set to point_mode, x/y as fractions 0..1), "points" = Calibrate Depth to Metric's reference
 #: points string ('x,y,metres; ...', pixels). "through": nodes whose DEPTH output keeps the pixel grid of
-#: their input, so picks reach the nodes after them. tests/test_nodes_api.py checks these against the schemas.
+#: their input, so picks reach the nodes after them. tests/comfy/test_nodes_api.py checks these against the schemas.
 PICK_TARGETS = {
     "focus": {"node": "DAV2DepthBokeh", "mode": "focus_mode", "point_mode": "point", "x": "focus_x", "y": "focus_y"},
     "points": {"node": "DAV2CalibrateDepth", "widget": "points"},
@@ -53,8 +54,10 @@ def preview_files_present(names: list[str], temp_dir: str) -> dict[str, bool]:
     """``{name: exists}`` for packed preview file names under ``temp_dir/dav2_preview``; names that are not
     preview file names are answered False without touching the disk."""
     folder = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
-    return {name: bool(_PREVIEW_NAME.fullmatch(name)) and os.path.isfile(os.path.join(folder, name))
-            for name in names[:_MAX_NAMES]}
+    return {
+        name: bool(_PREVIEW_NAME.fullmatch(name)) and os.path.isfile(os.path.join(folder, name))
+        for name in names[:_MAX_NAMES]
+    }
 
 
 async def get_colormaps(request: web.Request) -> web.Response:

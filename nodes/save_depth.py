@@ -1,4 +1,5 @@
 """Save Depth: DEPTH -> 16-bit PNG, float EXR or .npy in ComfyUI's output folder, with units in metadata; atomic."""
+
 from __future__ import annotations
 
 from dav2_core.effects import FORMATS, export, save_depth
@@ -9,9 +10,9 @@ from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
     "png16": "16-bit greyscale PNG per image, scaled to its min..max (both stored in the PNG's 'dav2_depth' text "
-             "with kind and units); precision range/65535",
+    "with kind and units); precision range/65535",
     "exr": "32-bit float EXR per image, exact values (metres for metric models); metadata in a .json sidecar. "
-           "Needs the OpenEXR package or an OpenCV build with EXR",
+    "Needs the OpenEXR package or an OpenCV build with EXR",
     "npy": "one float32 NumPy array [B,H,W] for the whole batch, exact; metadata in a .json sidecar",
 }
 
@@ -32,11 +33,13 @@ class SaveDepth(io.ComfyNode):
             is_output_node=True,
             inputs=[
                 DepthIO.Input("depth", tooltip="DEPTH to save (from Estimate Depth or Calibrate Depth to Metric)"),
-                io.String.Input("filename_prefix", default="depth/dav2_depth",
-                                tooltip="File name start inside the output folder; may contain subfolders and "
-                                        "Save Image's %date%-style variables. A counter is appended."),
-                io.Combo.Input("format", options=list(FORMATS), default="png16",
-                               tooltip=help_text(FORMAT_HELP)),
+                io.String.Input(
+                    "filename_prefix",
+                    default="depth/dav2_depth",
+                    tooltip="File name start inside the output folder; may contain subfolders and "
+                    "Save Image's %date%-style variables. A counter is appended.",
+                ),
+                io.Combo.Input("format", options=list(FORMATS), default="png16", tooltip=help_text(FORMAT_HELP)),
             ],
             outputs=[],
         )

@@ -1,4 +1,5 @@
 """Depth Stats: per-image and batch statistics of a DEPTH as text, UI data and an analysis plot."""
+
 from __future__ import annotations
 
 from dav2_core.plots import plot_to_tensor
@@ -25,15 +26,24 @@ class DepthStats(io.ComfyNode):
             is_output_node=True,
             inputs=[
                 DepthIO.Input("depth", tooltip="DEPTH from Estimate Depth (metres for metric models)"),
-                io.Int.Input("plot_index", default=0, min=0, max=MAX_BATCH_INDEX,
-                             tooltip="Which image of the batch the plot shows (0 = first); the stats cover all"),
+                io.Int.Input(
+                    "plot_index",
+                    default=0,
+                    min=0,
+                    max=MAX_BATCH_INDEX,
+                    tooltip="Which image of the batch the plot shows (0 = first); the stats cover all",
+                ),
             ],
             outputs=[
-                io.String.Output(display_name="stats",
-                                 tooltip="Readable statistics: the batch first, then each image, in the depth's units"),
-                io.Image.Output(display_name="plot",
-                                tooltip="Analysis plot [1,900,1200,3] of the chosen image: histogram, "
-                                        "middle row/column profiles, 3D surface"),
+                io.String.Output(
+                    display_name="stats",
+                    tooltip="Readable statistics: the batch first, then each image, in the depth's units",
+                ),
+                io.Image.Output(
+                    display_name="plot",
+                    tooltip="Analysis plot [1,900,1200,3] of the chosen image: histogram, "
+                    "middle row/column profiles, 3D surface",
+                ),
             ],
         )
 

@@ -1,4 +1,5 @@
 """The pack's ComfyUI io types (DAV2_MODEL, DEPTH) and shared constants (category, model folder)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,4 +86,3 @@ def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
 def help_text(options: dict[str, str]) -> str:
     """A tooltip listing choices, one ``name: meaning`` line each."""
     return "\n".join(f"{name}: {text}" for name, text in options.items())
-

@@ -1,4 +1,5 @@
 """Video Depth: VIDEO -> depth VIDEO, streamed chunk by chunk (dav2_core.video), never the whole clip in memory."""
+
 from __future__ import annotations
 
 import logging
@@ -28,43 +29,85 @@ log = logging.getLogger(__name__)
 
 #: The range statistic choices -> EstimateOptions.normalization.
 STATISTICS = {"min_max": "per_image", "percentile": "percentile"}
-STATISTIC_HELP = {"min_max": "each frame's min..max", "percentile": "each frame's 1st..99th percentile "
-                  "(a few extreme pixels do not squash the contrast)"}
+STATISTIC_HELP = {
+    "min_max": "each frame's min..max",
+    "percentile": "each frame's 1st..99th percentile (a few extreme pixels do not squash the contrast)",
+}
 #: Sub-folder of ComfyUI's temp folder holding the encoded depth videos (cleared when ComfyUI starts).
 TEMP_SUBFOLDER = "dav2_video"
 
 
 def _frame_inputs() -> list[io.Input]:
     return [
-        io.Int.Input("start_frame", default=0, min=0, max=10_000_000,
-                     tooltip="First source frame to process (0-based). Past the end of the video: an error"),
-        io.Int.Input("frame_count", default=0, min=0, max=10_000_000,
-                     tooltip="How many frames to process; 0 = to the end"),
-        io.Int.Input("frame_stride", default=1, min=1, max=1000,
-                     tooltip="Process every N-th frame (the depth video keeps the source timing, so it plays at "
-                             "the source speed with 1/N of the frames)"),
+        io.Int.Input(
+            "start_frame",
+            default=0,
+            min=0,
+            max=10_000_000,
+            tooltip="First source frame to process (0-based). Past the end of the video: an error",
+        ),
+        io.Int.Input(
+            "frame_count", default=0, min=0, max=10_000_000, tooltip="How many frames to process; 0 = to the end"
+        ),
+        io.Int.Input(
+            "frame_stride",
+            default=1,
+            min=1,
+            max=1000,
+            tooltip="Process every N-th frame (the depth video keeps the source timing, so it plays at "
+            "the source speed with 1/N of the frames)",
+        ),
     ]
 
 
-def video_options(input_size: int = DEFAULT_INPUT_SIZE, resolution: str = "keep_aspect",
-                  max_side: int = DEFAULT_MAX_SIDE, normalization: str = "two_pass", range_statistic: str = "min_max",
-                  invert: bool = False, colormap: str = "gray", start_frame: int = 0, frame_count: int = 0,
-                  frame_stride: int = 1, chunk_size: int = 0, image_sequence: str = "none", flip_tta: bool = False,
-                  refine: float = 0.0, temporal_consistency: bool = True,
-                  temporal_smoothing: float = 1.0, tile_size: int = DEFAULT_TILE_SIZE,
-                  tile_overlap: int = DEFAULT_TILE_OVERLAP, max_tiles: int = DEFAULT_MAX_TILES) -> VideoOptions:
+def video_options(
+    input_size: int = DEFAULT_INPUT_SIZE,
+    resolution: str = "keep_aspect",
+    max_side: int = DEFAULT_MAX_SIDE,
+    normalization: str = "two_pass",
+    range_statistic: str = "min_max",
+    invert: bool = False,
+    colormap: str = "gray",
+    start_frame: int = 0,
+    frame_count: int = 0,
+    frame_stride: int = 1,
+    chunk_size: int = 0,
+    image_sequence: str = "none",
+    flip_tta: bool = False,
+    refine: float = 0.0,
+    temporal_consistency: bool = True,
+    temporal_smoothing: float = 1.0,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    max_tiles: int = DEFAULT_MAX_TILES,
+) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
     if range_statistic not in STATISTICS:
         raise ValueError(f"unknown range_statistic {range_statistic!r}; choose one of {', '.join(STATISTICS)}")
     estimate = EstimateOptions(
-        input_size=input_size, resolution=resolution, max_side=max_side, chunk_size=chunk_size or None,
-        flip_tta=flip_tta, refine=refine, temporal_consistency=temporal_consistency,
-        temporal_smoothing=temporal_smoothing, normalization=STATISTICS[range_statistic], invert=invert,
-        tile_size=tile_size, tile_overlap=tile_overlap, max_tiles=max_tiles)
+        input_size=input_size,
+        resolution=resolution,
+        max_side=max_side,
+        chunk_size=chunk_size or None,
+        flip_tta=flip_tta,
+        refine=refine,
+        temporal_consistency=temporal_consistency,
+        temporal_smoothing=temporal_smoothing,
+        normalization=STATISTICS[range_statistic],
+        invert=invert,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
+        max_tiles=max_tiles,
+    )
     sequence = () if image_sequence == "none" else (image_sequence,)
-    return VideoOptions(estimate=estimate, range_mode=normalization, colormap=colormap, sequence=sequence,
-                        frames=FrameRange(start_frame, frame_count, frame_stride))
+    return VideoOptions(
+        estimate=estimate,
+        range_mode=normalization,
+        colormap=colormap,
+        sequence=sequence,
+        frames=FrameRange(start_frame, frame_count, frame_stride),
+    )
 
 
 class VideoDepth(io.ComfyNode):
@@ -84,39 +127,95 @@ class VideoDepth(io.ComfyNode):
             inputs=[
                 DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
                 io.Video.Input("video", tooltip="The video (from Load Video); read as a stream, never decoded whole"),
-                io.Int.Input("input_size", default=DEFAULT_INPUT_SIZE, min=PATCH_SIZE, max=MAX_INPUT_SIZE, step=PATCH_SIZE,
-                             tooltip="Network resolution for keep_aspect (short side, multiple of 14); smaller is faster"),
-                io.Combo.Input("resolution", options=list(ESTIMATE_RESOLUTIONS), default="keep_aspect",
-                               tooltip=help_text(ESTIMATE_RESOLUTIONS)),
-                io.Int.Input("max_side", default=DEFAULT_MAX_SIDE, min=PATCH_SIZE, max=MAX_SIDE_LIMIT, step=PATCH_SIZE,
-                             tooltip="native mode only: the longest side the network runs at (multiple of 14)"),
-                io.Combo.Input("normalization", options=list(VIDEO_RANGE_HELP), default="two_pass",
-                               tooltip="How depth becomes the 0..1 picture over the clip:\n" + help_text(VIDEO_RANGE_HELP)),
-                io.Combo.Input("range_statistic", options=list(STATISTICS), default="min_max",
-                               tooltip="What a frame's range is:\n" + help_text(STATISTIC_HELP)),
+                io.Int.Input(
+                    "input_size",
+                    default=DEFAULT_INPUT_SIZE,
+                    min=PATCH_SIZE,
+                    max=MAX_INPUT_SIZE,
+                    step=PATCH_SIZE,
+                    tooltip="Network resolution for keep_aspect (short side, multiple of 14); smaller is faster",
+                ),
+                io.Combo.Input(
+                    "resolution",
+                    options=list(ESTIMATE_RESOLUTIONS),
+                    default="keep_aspect",
+                    tooltip=help_text(ESTIMATE_RESOLUTIONS),
+                ),
+                io.Int.Input(
+                    "max_side",
+                    default=DEFAULT_MAX_SIDE,
+                    min=PATCH_SIZE,
+                    max=MAX_SIDE_LIMIT,
+                    step=PATCH_SIZE,
+                    tooltip="native mode only: the longest side the network runs at (multiple of 14)",
+                ),
+                io.Combo.Input(
+                    "normalization",
+                    options=list(VIDEO_RANGE_HELP),
+                    default="two_pass",
+                    tooltip="How depth becomes the 0..1 picture over the clip:\n" + help_text(VIDEO_RANGE_HELP),
+                ),
+                io.Combo.Input(
+                    "range_statistic",
+                    options=list(STATISTICS),
+                    default="min_max",
+                    tooltip="What a frame's range is:\n" + help_text(STATISTIC_HELP),
+                ),
                 io.Boolean.Input("invert", default=False, tooltip="near = black instead of white"),
-                io.Combo.Input("colormap", options=list(COLORMAPS), default="gray",
-                               tooltip="gray: ControlNet-ready grey depth, near = white; the others colour it"),
+                io.Combo.Input(
+                    "colormap",
+                    options=list(COLORMAPS),
+                    default="gray",
+                    tooltip="gray: ControlNet-ready grey depth, near = white; the others colour it",
+                ),
                 *_frame_inputs(),
-                io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK,
-                             tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
-                                     "Progress advances and Cancel takes effect between chunks"),
-                io.Combo.Input("image_sequence", options=["none", *SEQUENCE_FORMATS], default="none",
-                               tooltip="Also write every frame to the output folder:\nnone\n" + help_text(SEQUENCE_FORMATS)),
-                io.String.Input("filename_prefix", default="video/dav2_depth",
-                                tooltip="image_sequence only: folder name start in the output folder "
-                                        "(<prefix>_00001_frames/000000.png ...)"),
+                io.Int.Input(
+                    "chunk_size",
+                    default=0,
+                    min=0,
+                    max=MAX_CHUNK,
+                    tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
+                    "Progress advances and Cancel takes effect between chunks",
+                ),
+                io.Combo.Input(
+                    "image_sequence",
+                    options=["none", *SEQUENCE_FORMATS],
+                    default="none",
+                    tooltip="Also write every frame to the output folder:\nnone\n" + help_text(SEQUENCE_FORMATS),
+                ),
+                io.String.Input(
+                    "filename_prefix",
+                    default="video/dav2_depth",
+                    tooltip="image_sequence only: folder name start in the output folder "
+                    "(<prefix>_00001_frames/000000.png ...)",
+                ),
                 *[i for i in quality_inputs() if i.id in ("flip_tta", "refine")],
-                io.Boolean.Input("temporal_consistency", default=True, optional=True,
-                                 tooltip="Align each frame's depth scale and shift to the previous frame's (robust "
-                                         "least squares, across chunks), so relative depth does not pump. "
-                                         "Metric models are not aligned (they are in metres already)"),
-                io.Float.Input("temporal_smoothing", default=1.0, min=0.0, max=1.0, step=0.05, optional=True,
-                               tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift"),
+                io.Boolean.Input(
+                    "temporal_consistency",
+                    default=True,
+                    optional=True,
+                    tooltip="Align each frame's depth scale and shift to the previous frame's (robust "
+                    "least squares, across chunks), so relative depth does not pump. "
+                    "Metric models are not aligned (they are in metres already)",
+                ),
+                io.Float.Input(
+                    "temporal_smoothing",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    optional=True,
+                    tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
+                ),
                 *tile_inputs(),
             ],
-            outputs=[io.Video.Output(display_name="video", tooltip="The depth video (H.264 mp4 in ComfyUI's temp "
-                                     "folder, with the source's audio): connect Save Video to keep it")],
+            outputs=[
+                io.Video.Output(
+                    display_name="video",
+                    tooltip="The depth video (H.264 mp4 in ComfyUI's temp "
+                    "folder, with the source's audio): connect Save Video to keep it",
+                )
+            ],
         )
 
     @classmethod
@@ -129,14 +228,19 @@ class VideoDepth(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, model: DepthModel, video: InputImpl.VideoFromFile, filename_prefix: str,
-                **settings) -> io.NodeOutput:
+    def execute(
+        cls, model: DepthModel, video: InputImpl.VideoFromFile, filename_prefix: str, **settings
+    ) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
         options = video_options(**settings)  # validates every option before anything runs
         source = video.get_stream_source()  # a path, or a BytesIO for videos made in memory
         name = Path(source).name if isinstance(source, str) else "video"
-        out = Path(folder_paths.get_temp_directory()) / TEMP_SUBFOLDER / f"{Path(name).stem}_depth_{uuid.uuid4().hex[:8]}.mp4"
+        out = (
+            Path(folder_paths.get_temp_directory())
+            / TEMP_SUBFOLDER
+            / f"{Path(name).stem}_depth_{uuid.uuid4().hex[:8]}.mp4"
+        )
         sequence_dir = None
         if options.sequence:
             width, height = video.get_dimensions()
@@ -144,11 +248,26 @@ class VideoDepth(io.ComfyNode):
             sequence_dir = folder / f"{prefix}_{counter:05}_frames"
         network = model_patcher.load(model.patcher)
         bar = comfy.utils.ProgressBar(max(1, options.frames.count))
-        report = depth_video(network, source, out, options, sequence_dir=sequence_dir, name=name,
-                             progress=lambda done, total: bar.update_absolute(done, total),
-                             check_cancel=mm.throw_exception_if_processing_interrupted, on_warning=log.warning,
-                             work_device=model.patcher.load_device, model_name=model.name)
-        log.info("Video Depth: %d frames of %s -> %s (%.1f s%s)", report.frames, name, report.output, report.seconds,
-                 f", image sequence {report.sequence}" if report.sequence else "")
+        report = depth_video(
+            network,
+            source,
+            out,
+            options,
+            sequence_dir=sequence_dir,
+            name=name,
+            progress=lambda done, total: bar.update_absolute(done, total),
+            check_cancel=mm.throw_exception_if_processing_interrupted,
+            on_warning=log.warning,
+            work_device=model.patcher.load_device,
+            model_name=model.name,
+        )
+        log.info(
+            "Video Depth: %d frames of %s -> %s (%.1f s%s)",
+            report.frames,
+            name,
+            report.output,
+            report.seconds,
+            f", image sequence {report.sequence}" if report.sequence else "",
+        )
         preview = ui.PreviewVideo([ui.SavedResult(out.name, TEMP_SUBFOLDER, io.FolderType.temp)])
         return io.NodeOutput(InputImpl.VideoFromFile(str(report.output)), ui=preview)

@@ -1,7 +1,9 @@
 """Shared pytest fixtures: the ../shared data folder and a deterministic CPU setup."""
+
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,12 +12,40 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
 
+# Test helpers (checkpoint factory, clips, the ComfyUI and browser harnesses) live in tests/support/.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
 torch.manual_seed(0)
 
-# Real-ComfyUI fixtures (tests/comfy_harness.py), defined once here so the session server is shared.
-from comfy_harness import comfy_inprocess, comfy_server, comfy_server_newest_frontend  # noqa: E402,F401
-# The browser fixtures (tests/browser_helpers.py), shared by the browser test files.
-from browser_helpers import browser, checkpoints, console, page, ui, ui_server  # noqa: E402,F401
+#: Tiers by folder: each test gets its folder's marker, so `-m unit` or `-m "not browser"` selects a tier
+#: (README, Development). The folder, not the file, decides: a new test file is marked by where it lives.
+TIERS = ("unit", "comfy", "browser", "scripts", "hostile")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(tests_dir).parts
+        if len(parts) > 1 and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+# The real-ComfyUI server fixtures are shared by the comfy/ and browser/ tiers, so they are defined once here
+# (one session server for both). tests/support/comfy_harness.py imports no ComfyUI until a fixture runs.
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ComfyUI server (stock frontend) with this pack and the test checkpoints (comfy_harness)."""
+    from comfy_harness import start_test_server
+
+    yield from start_test_server(tmp_path_factory, "server")
+
+
+@pytest.fixture(scope="session")
+def comfy_server_newest_frontend(tmp_path_factory: pytest.TempPathFactory):
+    """The same, serving the newest tested frontend (comfyui-frontend-package, tools/setup_comfyui.py)."""
+    from comfy_harness import start_test_server_newest_frontend
+
+    yield from start_test_server_newest_frontend(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

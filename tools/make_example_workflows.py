@@ -6,10 +6,11 @@ workflow format (version 0.4). The tests convert the files to API format with Co
 and run them on a real server, so a wrong socket or widget here fails there.
 
 ``--thumbnails`` also renders the same-name ``.jpg`` thumbnails from real outputs: it starts ComfyUI
-(tests/comfy_harness.py), runs each workflow on a photo from ../shared/images with the checkpoint found in
+(tests/support/comfy_harness.py), runs each workflow on a photo from ../shared/images with the checkpoint found in
 ``--models`` (a random-init test checkpoint if no real weights are there), and puts input and output
 side by side.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,26 @@ SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")]),
     "ControlNetLoader": ([], [("CONTROL_NET", "CONTROL_NET")]),
     "ControlNetApplyAdvanced": (
-        [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("control_net", "CONTROL_NET"),
-         ("image", "IMAGE"), ("vae", "VAE")],
+        [
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("control_net", "CONTROL_NET"),
+            ("image", "IMAGE"),
+            ("vae", "VAE"),
+        ],
         [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
     ),
     "EmptyLatentImage": ([], [("LATENT", "LATENT")]),
-    "KSampler": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                  ("latent_image", "LATENT")], [("LATENT", "LATENT")]),
+    "KSampler": (
+        [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+        [("LATENT", "LATENT")],
+    ),
     "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")]),
     "DAV2ModelLoader": ([], [("model", "DAV2_MODEL")]),
-    "DAV2EstimateDepth": ([("model", "DAV2_MODEL"), ("image", "IMAGE")],
-                          [("depth_image", "IMAGE"), ("depth", "DEPTH"), ("mask", "MASK")]),
+    "DAV2EstimateDepth": (
+        [("model", "DAV2_MODEL"), ("image", "IMAGE")],
+        [("depth_image", "IMAGE"), ("depth", "DEPTH"), ("mask", "MASK")],
+    ),
     "DAV2ColorizeDepth": ([("depth", "DEPTH,IMAGE")], [("image", "IMAGE")]),
     "DAV2DepthStats": ([("depth", "DEPTH")], [("stats", "STRING"), ("plot", "IMAGE")]),
     "DAV2DepthBokeh": ([("image", "IMAGE"), ("depth", "DEPTH")], [("image", "IMAGE"), ("coc", "MASK")]),
@@ -69,14 +79,29 @@ WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
 #: preview and stats table, core image/video previews). tests/test_browser_frontends.py checks that no two nodes
 #: overlap and nothing sticks out of its node, after load and after a run, in every tested frontend/renderer.
 ROOM: dict[str, tuple[int, int]] = {
-    "LoadImage": (320, 380), "SaveImage": (400, 380), "PreviewImage": (400, 380),
-    "LoadVideo": (400, 420), "GetVideoComponents": (400, 140), "CreateVideo": (520, 220), "SaveVideo": (520, 480),
-    "CheckpointLoaderSimple": (320, 140), "CLIPTextEncode": (400, 200), "ControlNetLoader": (320, 90),
-    "ControlNetApplyAdvanced": (320, 250), "EmptyLatentImage": (320, 150), "KSampler": (320, 330),
-    "VAEDecode": (240, 80), "MaskToImage": (240, 60),
-    "DAV2ModelLoader": (340, 190), "DAV2EstimateDepth": (360, 800), "DAV2ColorizeDepth": (360, 580),
-    "DAV2DepthStats": (420, 640), "DAV2DepthBokeh": (340, 320), "DAV2DepthParallax": (340, 190),
-    "DAV2SaveDepth": (340, 160), "DAV2VideoDepth": (360, 600),
+    "LoadImage": (320, 380),
+    "SaveImage": (400, 380),
+    "PreviewImage": (400, 380),
+    "LoadVideo": (400, 420),
+    "GetVideoComponents": (400, 140),
+    "CreateVideo": (520, 220),
+    "SaveVideo": (520, 480),
+    "CheckpointLoaderSimple": (320, 140),
+    "CLIPTextEncode": (400, 200),
+    "ControlNetLoader": (320, 90),
+    "ControlNetApplyAdvanced": (320, 250),
+    "EmptyLatentImage": (320, 150),
+    "KSampler": (320, 330),
+    "VAEDecode": (240, 80),
+    "MaskToImage": (240, 60),
+    "DAV2ModelLoader": (340, 190),
+    "DAV2EstimateDepth": (360, 800),
+    "DAV2ColorizeDepth": (360, 580),
+    "DAV2DepthStats": (420, 640),
+    "DAV2DepthBokeh": (340, 320),
+    "DAV2DepthParallax": (340, 190),
+    "DAV2SaveDepth": (340, 160),
+    "DAV2VideoDepth": (360, 600),
 }
 #: Height of a node's title bar (LiteGraph.NODE_TITLE_HEIGHT): ``pos`` is the top of the body, below it.
 TITLE_HEIGHT = 30
@@ -163,16 +188,29 @@ class Workflow:
                 for slot, (name, type_) in enumerate(SOCKETS[n.type][1])
             ]
             node = {
-                "id": n.id, "type": n.type, "pos": list(n.pos), "size": list(n.size), "flags": {},
-                "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
-                "properties": {"Node name for S&R": n.type}, "widgets_values": n.widgets,
+                "id": n.id,
+                "type": n.type,
+                "pos": list(n.pos),
+                "size": list(n.size),
+                "flags": {},
+                "order": order,
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": outputs,
+                "properties": {"Node name for S&R": n.type},
+                "widgets_values": n.widgets,
             }
             if n.title:
                 node["title"] = n.title
             nodes.append(node)
         return {
-            "last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": nodes,
-            "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": nodes,
+            "links": self.links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
             "version": 0.4,
         }
 
@@ -226,7 +264,9 @@ def controlnet_depth() -> Workflow:
     _, est = _photo_depth(wf, column=0)
     preview = wf.add("PreviewImage", [], 2, title="Depth used as control")
     wf.connect(est, "depth_image", preview, "images")
-    pos_text = wf.add("CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], 2, title="Positive prompt")
+    pos_text = wf.add(
+        "CLIPTextEncode", ["a cosy reading corner, warm light, detailed, photo"], 2, title="Positive prompt"
+    )
     neg_text = wf.add("CLIPTextEncode", ["blurry, lowres, watermark"], 2, title="Negative prompt")
     wf.connect(ckpt, "CLIP", pos_text, "clip")
     wf.connect(ckpt, "CLIP", neg_text, "clip")
@@ -329,8 +369,25 @@ def video_depth_streaming() -> Workflow:
     wf = Workflow()
     video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], 0)
     loader = _loader(wf, 0)
-    widgets = [518, "keep_aspect", 1932, "two_pass", "min_max", False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth",
-               False, 0.0, True, 1.0]
+    widgets = [
+        518,
+        "keep_aspect",
+        1932,
+        "two_pass",
+        "min_max",
+        False,
+        "gray",
+        0,
+        0,
+        1,
+        0,
+        "none",
+        "video/dav2_depth",
+        False,
+        0.0,
+        True,
+        1.0,
+    ]
     depth = wf.add("DAV2VideoDepth", widgets, 1)
     wf.connect(loader, "model", depth, "model")
     wf.connect(video, "VIDEO", depth, "video")
@@ -364,14 +421,14 @@ def write_workflows(out_dir: Path = OUT_DIR) -> list[Path]:
 THUMB_HEIGHT = 300
 
 
-def _fit_height(rgb: "np.ndarray", height: int = THUMB_HEIGHT) -> "np.ndarray":
+def _fit_height(rgb: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
     import cv2
 
     h, w = rgb.shape[:2]
     return cv2.resize(rgb, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
 
 
-def _save_jpg(path: Path, panels: list["np.ndarray"]) -> Path:
+def _save_jpg(path: Path, panels: list[np.ndarray]) -> Path:
     import cv2
     import numpy as np
 
@@ -389,7 +446,7 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
     import cv2
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
     import comfy_harness as h
 
     bgr = cv2.imread(str(photo))
@@ -397,8 +454,9 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
         raise SystemExit(f"cannot read the photo {photo}; pass --photo")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     scale = 512 / max(rgb.shape[:2])
-    rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale) // 2 * 2, round(rgb.shape[0] * scale) // 2 * 2),
-                     interpolation=cv2.INTER_AREA)
+    rgb = cv2.resize(
+        rgb, (round(rgb.shape[1] * scale) // 2 * 2, round(rgb.shape[0] * scale) // 2 * 2), interpolation=cv2.INTER_AREA
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = h.make_base_dir(Path(tmp) / "comfy")
         model_dir = base / "models" / h.MODEL_FOLDER
@@ -409,7 +467,7 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
             h.write_test_checkpoint(model_dir / OFFICIAL_SMALL, fmt="official-pth")
         cv2.imwrite(str(base / "input" / EXAMPLE_IMAGE), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         crop_w = rgb.shape[1] * 3 // 4 // 2 * 2
-        frames = np.stack([rgb[:, i * (rgb.shape[1] - crop_w) // 5:][:, :crop_w] for i in range(6)])
+        frames = np.stack([rgb[:, i * (rgb.shape[1] - crop_w) // 5 :][:, :crop_w] for i in range(6)])
         h.write_test_video(base / "input" / EXAMPLE_VIDEO, frames)
         server = h.start_server(base, env={"HF_HUB_OFFLINE": "1"})
         try:
@@ -430,22 +488,32 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
                 return only is None or any(n in only for n in names)
 
             def videos_of(graph: dict, entry: dict) -> list[np.ndarray]:
-                return [h.read_video(server.output_files(entry, i)[0]) for i, n in graph.items() if n["class_type"] == "SaveVideo"]
+                return [
+                    h.read_video(server.output_files(entry, i)[0])
+                    for i, n in graph.items()
+                    if n["class_type"] == "SaveVideo"
+                ]
 
             written = []
             if wanted("depth_colorize_save", "controlnet_depth"):
                 graph, entry = run("depth_colorize_save")
                 grey = image_of(graph, entry, "Save depth (ControlNet-ready)")
                 color = image_of(graph, entry, "Save colorized depth")
-                written += [_save_jpg(out_dir / "depth_colorize_save.jpg", [rgb, grey, color]),
-                            _save_jpg(out_dir / "controlnet_depth.jpg", [rgb, grey])]
+                written += [
+                    _save_jpg(out_dir / "depth_colorize_save.jpg", [rgb, grey, color]),
+                    _save_jpg(out_dir / "controlnet_depth.jpg", [rgb, grey]),
+                ]
             if wanted("depth_stats"):
                 graph, entry = run("depth_stats")
-                written.append(_save_jpg(out_dir / "depth_stats.jpg", [rgb, image_of(graph, entry, "Save analysis plot")]))
+                written.append(
+                    _save_jpg(out_dir / "depth_stats.jpg", [rgb, image_of(graph, entry, "Save analysis plot")])
+                )
             if wanted("video_batch_depth"):
                 graph, entry = run("video_batch_depth")
                 videos = videos_of(graph, entry)
-                written.append(_save_jpg(out_dir / "video_batch_depth.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+                written.append(
+                    _save_jpg(out_dir / "video_batch_depth.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]])
+                )
             if wanted("depth_bokeh"):
                 graph, entry = run("depth_bokeh")
                 preview = next(i for i, n in graph.items() if n["class_type"] == "PreviewImage")
@@ -454,16 +522,23 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
             if wanted("depth_parallax"):
                 graph, entry = run("depth_parallax")
                 (clip,) = videos_of(graph, entry)
-                written.append(_save_jpg(out_dir / "depth_parallax.jpg", [clip[0], clip[len(clip) // 4], clip[len(clip) // 2]]))
+                written.append(
+                    _save_jpg(out_dir / "depth_parallax.jpg", [clip[0], clip[len(clip) // 4], clip[len(clip) // 2]])
+                )
             if wanted("video_depth_temporal"):
                 graph, entry = run("video_depth_temporal")
                 videos = videos_of(graph, entry)
-                written.append(_save_jpg(out_dir / "video_depth_temporal.jpg",
-                                         [frames[0], videos[1][0], frames[-1], videos[1][-1]]))
+                written.append(
+                    _save_jpg(
+                        out_dir / "video_depth_temporal.jpg", [frames[0], videos[1][0], frames[-1], videos[1][-1]]
+                    )
+                )
             if wanted("video_depth_streaming"):
                 graph, entry = run("video_depth_streaming")
                 (clip,) = videos_of(graph, entry)
-                written.append(_save_jpg(out_dir / "video_depth_streaming.jpg", [frames[0], clip[0], frames[-1], clip[-1]]))
+                written.append(
+                    _save_jpg(out_dir / "video_depth_streaming.jpg", [frames[0], clip[0], frames[-1], clip[-1]])
+                )
         finally:
             server.stop()
     return written
@@ -473,10 +548,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thumbnails", action="store_true", help="also render the .jpg thumbnails on a real ComfyUI")
     parser.add_argument("--photo", type=Path, default=ROOT.parent / "shared" / "images" / "demo01.jpg")
-    parser.add_argument("--only", nargs="+", choices=sorted(WORKFLOWS), metavar="NAME",
-                        help="render only these thumbnails (the JSON files are always all written)")
-    parser.add_argument("--models", type=Path, default=ROOT / "models",
-                        help=f"folder with {OFFICIAL_SMALL} (real weights); a random-init one is made if absent")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(WORKFLOWS),
+        metavar="NAME",
+        help="render only these thumbnails (the JSON files are always all written)",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=ROOT / "models",
+        help=f"folder with {OFFICIAL_SMALL} (real weights); a random-init one is made if absent",
+    )
     args = parser.parse_args(argv)
     for path in write_workflows():
         print(f"wrote {path.relative_to(ROOT)}")

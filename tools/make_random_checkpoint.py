@@ -9,6 +9,7 @@ degenerate. ``hf-safetensors`` also writes ``config.json`` next to the file (nee
 ``--kind``/``--max-depth`` are recorded only where the format has room for them (our safetensors
 metadata, HF config.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("encoder", choices=list(ENCODERS))
     parser.add_argument("out_path", type=Path)
-    parser.add_argument("--format", choices=FORMATS, default=None,
-                        help="on-disk layout (default: official-safetensors for a .safetensors path, else official-pth)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="on-disk layout (default: official-safetensors for a .safetensors path, else official-pth)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kind", choices=["relative", "metric"], default="relative")
-    parser.add_argument("--max-depth", type=float, default=None, help="metres; required with --kind metric (20 indoor, 80 outdoor)")
+    parser.add_argument(
+        "--max-depth", type=float, default=None, help="metres; required with --kind metric (20 indoor, 80 outdoor)"
+    )
     args = parser.parse_args(argv)
     if args.kind == "metric" and args.max_depth is None:
         parser.error("--kind metric needs --max-depth (20 for Hypersim/indoor, 80 for VKITTI/outdoor)")
@@ -41,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or ("official-safetensors" if args.out_path.suffix == ".safetensors" else "official-pth")
     path = write_random_checkpoint(args.out_path, args.encoder, fmt, args.seed, args.kind, args.max_depth)
     _, info = load_checkpoint(path)  # read it back: proves the file is complete and recognised
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {info.encoder}, {info.kind}"
-          f"{f' {info.max_depth:g} m' if info.max_depth else ''} ({info.kind_source}), {info.format}, {info.dtype}")
+    print(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {info.encoder}, {info.kind}"
+        f"{f' {info.max_depth:g} m' if info.max_depth else ''} ({info.kind_source}), {info.format}, {info.dtype}"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ named by ``COMFYUI_DIR`` the pack is added through a generated ``extra_model_pat
 ``custom_nodes`` entry pointing at ``.comfyui/custom_nodes``), so nothing in that checkout changes.
 Arguments after ``--`` go to main.py unchanged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def external_pack_config() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8188)

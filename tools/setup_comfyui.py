@@ -15,6 +15,7 @@ replace the frontend the ComfyUI release ships with); the browser tests serve it
 
 Idempotent: a stamp file records what was done; a second run only re-checks the link and the frontend.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -148,8 +149,20 @@ def install_newest_frontend(force: bool = False) -> Path:
     if NEWEST_FRONTEND_DIR.exists():
         shutil.rmtree(NEWEST_FRONTEND_DIR)
     log(f"installing comfyui-frontend-package=={NEWEST_FRONTEND_VERSION} into {NEWEST_FRONTEND_DIR}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(NEWEST_FRONTEND_DIR),
-                    f"comfyui-frontend-package=={NEWEST_FRONTEND_VERSION}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(NEWEST_FRONTEND_DIR),
+            f"comfyui-frontend-package=={NEWEST_FRONTEND_VERSION}",
+        ],
+        check=True,
+    )
     if not (static / "index.html").is_file():
         raise SystemExit(f"comfyui-frontend-package {NEWEST_FRONTEND_VERSION} has no static/index.html under {static}")
     return static

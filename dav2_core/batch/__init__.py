@@ -11,12 +11,23 @@ Outputs per image ``<stem>`` (mirroring SOURCE's layout): ``<stem>_depth.png`` (
 writes them. A rerun skips images whose outputs verify, retries failures up to ``max_attempts`` and
 gives bit-identical numbers whatever the number of workers (see :mod:`.plan`).
 """
+
 from .job import DEFAULT_BATCH_SIZE, ENGINES, JOB_FILE, MANIFEST_FILE, BatchError, BatchJob
 from .manifest import STATUSES, manifest_schema
 from .runner import BatchSummary, WorkerStats, run_batch
 from .worker import KillOnce
 
 __all__ = [
-    "BatchError", "BatchJob", "BatchSummary", "DEFAULT_BATCH_SIZE", "ENGINES", "JOB_FILE", "KillOnce",
-    "MANIFEST_FILE", "STATUSES", "WorkerStats", "manifest_schema", "run_batch",
+    "BatchError",
+    "BatchJob",
+    "BatchSummary",
+    "DEFAULT_BATCH_SIZE",
+    "ENGINES",
+    "JOB_FILE",
+    "KillOnce",
+    "MANIFEST_FILE",
+    "STATUSES",
+    "WorkerStats",
+    "manifest_schema",
+    "run_batch",
 ]

@@ -6,6 +6,7 @@ folder must match it (or pass ``overwrite``), so resumed outputs never mix two m
 Which extra files are written (``--npy``, ``--exr``, colour) is not part of it: asking for more on a
 rerun writes the missing files.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,7 +71,9 @@ class BatchJob:
 
     def __post_init__(self) -> None:
         if len(self.options.inputs) != 1:
-            raise BatchError(f"a batch job reads one SOURCE (a folder or a list of paths), got {len(self.options.inputs)}")
+            raise BatchError(
+                f"a batch job reads one SOURCE (a folder or a list of paths), got {len(self.options.inputs)}"
+            )
         if self.engine not in ENGINES:
             raise BatchError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "local" and self.num_workers != 1:
@@ -78,13 +81,18 @@ class BatchJob:
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 1:
             raise BatchError(f"num_workers must be a whole number >= 1, got {self.num_workers!r}")
         if not self.gpus_per_worker >= 0 or not self.cpus_per_worker > 0:
-            raise BatchError(f"gpus_per_worker must be >= 0 and cpus_per_worker > 0, got "
-                             f"{self.gpus_per_worker!r} and {self.cpus_per_worker!r}")
+            raise BatchError(
+                f"gpus_per_worker must be >= 0 and cpus_per_worker > 0, got "
+                f"{self.gpus_per_worker!r} and {self.cpus_per_worker!r}"
+            )
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise BatchError(f"max_attempts must be a whole number >= 1, got {self.max_attempts!r}")
         if self.options.batch_size is None:  # a fixed forward batch: see DEFAULT_BATCH_SIZE
-            options = replace(self.options, batch_size=DEFAULT_BATCH_SIZE,
-                              estimate=self.options.estimate.with_(chunk_size=DEFAULT_BATCH_SIZE))
+            options = replace(
+                self.options,
+                batch_size=DEFAULT_BATCH_SIZE,
+                estimate=self.options.estimate.with_(chunk_size=DEFAULT_BATCH_SIZE),
+            )
             object.__setattr__(self, "options", options)
         if self.options.estimate.temporal_consistency:
             raise BatchError("--temporal aligns consecutive video frames; a batch job treats every image alone")
@@ -115,11 +123,20 @@ class BatchJob:
         o = self.options
         model = o.checkpoint and os.path.abspath(os.path.expanduser(o.checkpoint))
         estimate = {k: v for k, v in asdict(o.estimate).items() if k != "chunk_size"}
-        return {"model": model or o.variant or "vits", "variant": o.variant, "dtype": o.dtype, "device": o.device,
-                "estimate": estimate, "batch_size": self.batch_size, "colormap": o.colormap}
+        return {
+            "model": model or o.variant or "vits",
+            "variant": o.variant,
+            "dtype": o.dtype,
+            "device": o.device,
+            "estimate": estimate,
+            "batch_size": self.batch_size,
+            "colormap": o.colormap,
+        }
 
 
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable 'key: stored -> current' for each field that differs."""
     keys = sorted(set(stored) | set(current))
-    return [f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in keys if stored.get(key) != current.get(key)]
+    return [
+        f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in keys if stored.get(key) != current.get(key)
+    ]

@@ -1,8 +1,10 @@
 """The local engine: the scan and the planned batches in this process, through the same worker as Ray's."""
+
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -21,15 +23,17 @@ SCAN_CHUNK = 512
 
 def scan_columns(rows: list[Row]) -> dict[str, np.ndarray]:
     """The :func:`scan_batch` input columns (index, input, stem) of some rows."""
-    return {"index": np.array([r.index for r in rows], dtype=np.int64),
-            "input": np.array([r.input for r in rows], dtype=object),
-            "stem": np.array([r.stem for r in rows], dtype=object)}
+    return {
+        "index": np.array([r.index for r in rows], dtype=np.int64),
+        "input": np.array([r.input for r in rows], dtype=object),
+        "stem": np.array([r.stem for r in rows], dtype=object),
+    }
 
 
 def scan_in_process(job: BatchJob, rows: list[Row]) -> Iterator[dict[str, np.ndarray]]:
     """:func:`scan_batch` results for the rows, computed here, ``SCAN_CHUNK`` rows at a time."""
     for start in range(0, len(rows), SCAN_CHUNK):
-        yield scan_batch(scan_columns(rows[start:start + SCAN_CHUNK]), str(job.output), job.options)
+        yield scan_batch(scan_columns(rows[start : start + SCAN_CHUNK]), str(job.output), job.options)
 
 
 class LocalEngine:
@@ -43,7 +47,7 @@ class LocalEngine:
         self.job = job
         self._worker: BatchWorker | None = None
 
-    def __enter__(self) -> "LocalEngine":
+    def __enter__(self) -> LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ width] of the input in pixels), ``kind`` / ``units`` ('relative' / 'relative' or
 ``status`` (one of ``STATUSES``), ``error`` (why, for failed / duplicate / skipped), ``attempts`` (tries
 so far, across runs), ``worker`` (host:pid that wrote it), ``seconds`` (its share of the batch's time).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,11 +40,21 @@ def require_pyarrow() -> Any:
 def manifest_schema() -> Any:
     """The manifest's pyarrow schema."""
     pa = require_pyarrow()
-    return pa.schema([
-        ("index", pa.int64()), ("input", pa.string()), ("output", pa.string()), ("size", pa.list_(pa.int32(), 2)),
-        ("kind", pa.string()), ("units", pa.string()), ("status", pa.string()), ("error", pa.string()),
-        ("attempts", pa.int32()), ("worker", pa.string()), ("seconds", pa.float64()),
-    ])
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("input", pa.string()),
+            ("output", pa.string()),
+            ("size", pa.list_(pa.int32(), 2)),
+            ("kind", pa.string()),
+            ("units", pa.string()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+            ("attempts", pa.int32()),
+            ("worker", pa.string()),
+            ("seconds", pa.float64()),
+        ]
+    )
 
 
 @dataclass
@@ -71,11 +82,17 @@ def write_manifest(path: Path, rows: list[Row], kind: str | None) -> None:
     rows = sorted(rows, key=lambda r: r.index)
     units = units_for(kind) if kind else None
     columns = {
-        "index": [r.index for r in rows], "input": [r.input for r in rows], "output": [r.output if r.status in ("done", "duplicate") else None for r in rows],
+        "index": [r.index for r in rows],
+        "input": [r.input for r in rows],
+        "output": [r.output if r.status in ("done", "duplicate") else None for r in rows],
         "size": [None if r.height is None else [r.height, r.width] for r in rows],
-        "kind": [kind] * len(rows), "units": [units] * len(rows), "status": [r.status for r in rows],
-        "error": [r.error for r in rows], "attempts": [r.attempts for r in rows],
-        "worker": [r.worker for r in rows], "seconds": [r.seconds for r in rows],
+        "kind": [kind] * len(rows),
+        "units": [units] * len(rows),
+        "status": [r.status for r in rows],
+        "error": [r.error for r in rows],
+        "attempts": [r.attempts for r in rows],
+        "worker": [r.worker for r in rows],
+        "seconds": [r.seconds for r in rows],
     }
     table = pa.Table.from_pydict(columns, schema=manifest_schema())
     with io.atomic_path(path, suffix=".parquet") as temp:
@@ -98,9 +115,18 @@ def read_manifest(path: Path) -> tuple[dict[str, Row], str | None]:
     rows, kind = {}, None
     for d in data:
         size = d.get("size") or [None, None]
-        rows[d["input"]] = Row(index=d["index"], input=d["input"], output=d.get("output"), height=size[0],
-                               width=size[1], status=d["status"], error=d.get("error"),
-                               attempts=d.get("attempts") or 0, worker=d.get("worker"), seconds=d.get("seconds"))
+        rows[d["input"]] = Row(
+            index=d["index"],
+            input=d["input"],
+            output=d.get("output"),
+            height=size[0],
+            width=size[1],
+            status=d["status"],
+            error=d.get("error"),
+            attempts=d.get("attempts") or 0,
+            worker=d.get("worker"),
+            seconds=d.get("seconds"),
+        )
         kind = kind or d.get("kind")
     return rows, kind
 
@@ -116,14 +142,19 @@ def check_job_file(out_dir: Path, fingerprint: dict[str, Any], overwrite: bool) 
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BatchError(f"{path}: cannot read the earlier job's settings ({exc}); delete it, or pass --overwrite") from None
+        raise BatchError(
+            f"{path}: cannot read the earlier job's settings ({exc}); delete it, or pass --overwrite"
+        ) from None
     differences = fingerprint_differences(stored, fingerprint)
     if not differences:
         return True
     if overwrite:
         return False
-    raise BatchError(f"{out_dir} holds outputs of a job with other settings ("
-                     + "; ".join(differences) + "); write to a new -o folder, or pass --overwrite to redo them all")
+    raise BatchError(
+        f"{out_dir} holds outputs of a job with other settings ("
+        + "; ".join(differences)
+        + "); write to a new -o folder, or pass --overwrite to redo them all"
+    )
 
 
 def write_job_file(out_dir: Path, fingerprint: dict[str, Any], source: Path) -> None:

@@ -11,6 +11,7 @@
 - :func:`batches_to_run` keeps the batches with any pending input; their done members run again with
   them (same composition, same numbers) and are rewritten atomically.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from .. import io
 from ..cli.args import CliOptions
 from ..cli.images import OUTPUT_SUFFIXES, output_paths, probe_size
 from .manifest import Row
+
 
 def _png_verified(path: Path, size: tuple[int, int], sixteen_bit: bool) -> bool:
     from PIL import Image
@@ -112,8 +114,9 @@ def rows_to_scan(rows: list[Row], previous: dict[str, Row], max_attempts: int, r
 
 def apply_scan(rows_by_index: dict[int, Row], result: dict[str, np.ndarray], reuse_outputs: bool) -> None:
     """Record a :func:`scan_batch` result: size, then 'done' (verified), 'pending' or 'failed' (unreadable)."""
-    for index, height, width, error, done in zip(result["index"], result["height"], result["width"],
-                                                 result["error"], result["done"]):
+    for index, height, width, error, done in zip(
+        result["index"], result["height"], result["width"], result["error"], result["done"]
+    ):
         row = rows_by_index[int(index)]
         if error:
             row.status, row.error, row.attempts = "failed", str(error), row.attempts + 1
@@ -129,7 +132,7 @@ def plan_batches(rows: list[Row], batch_size: int) -> list[list[Row]]:
     batches = []
     for group in io.group_by_size([(row.height, row.width) for row in readable]):
         for start in range(0, len(group), batch_size):
-            batches.append([readable[i] for i in group[start:start + batch_size]])
+            batches.append([readable[i] for i in group[start : start + batch_size]])
     return batches
 
 

@@ -6,6 +6,7 @@ same paths on every node (a shared file system). Each planned batch is its own b
 dies loses only the batch it held: Ray restarts the actor and retries that batch (the worker gives up on
 a batch that killed ``max_attempts`` workers); results of finished batches are never redone.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ import logging
 import re
 import socket
 import threading
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -60,9 +62,11 @@ def check_answers(address: str, timeout: float) -> None:
             pass
     except OSError as exc:
         why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
-        raise BatchError(f"no Ray cluster answers at {address} ({why} after at most {timeout:g} s); start one with "
-                         "`ray start --head` there, check the address and port (GCS 6379, Ray Client 10001), "
-                         "or use --address local") from None
+        raise BatchError(
+            f"no Ray cluster answers at {address} ({why} after at most {timeout:g} s); start one with "
+            "`ray start --head` there, check the address and port (GCS 6379, Ray Client 10001), "
+            "or use --address local"
+        ) from None
 
 
 def _init_within(ray: Any, address: str, seconds: float, **kwargs: Any) -> None:
@@ -85,10 +89,12 @@ def _init_within(ray: Any, address: str, seconds: float, **kwargs: Any) -> None:
     thread.start()
     thread.join(seconds)
     if "error" not in outcome:
-        raise BatchError(f"no Ray cluster answers at {address}: something accepts connections there, but no Ray "
-                         f"handshake came within {seconds:g} s (wrong port, or not a Ray head node? a cluster with "
-                         "token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or "
-                         "RAY_AUTH_TOKEN here); start one with `ray start --head` there, or use --address local")
+        raise BatchError(
+            f"no Ray cluster answers at {address}: something accepts connections there, but no Ray "
+            f"handshake came within {seconds:g} s (wrong port, or not a Ray head node? a cluster with "
+            "token authentication also needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or "
+            "RAY_AUTH_TOKEN here); start one with `ray start --head` there, or use --address local"
+        )
     if outcome["error"] is not None:
         raise outcome["error"]
 
@@ -124,9 +130,11 @@ def _pool_size(ray: Any, job: BatchJob) -> Any:
         fits.append(resources.get("GPU", 0.0) / job.gpus_per_worker)
     fit = int(min(fits) + 1e-9)
     if fit < 1:
-        raise BatchError(f"the Ray cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs; "
-                         f"one worker needs {job.cpus_per_worker:g} CPUs and {job.gpus_per_worker:g} GPUs "
-                         "(lower --cpus-per-worker / --gpus-per-worker, or add nodes)")
+        raise BatchError(
+            f"the Ray cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs; "
+            f"one worker needs {job.cpus_per_worker:g} CPUs and {job.gpus_per_worker:g} GPUs "
+            "(lower --cpus-per-worker / --gpus-per-worker, or add nodes)"
+        )
     if fit >= job.num_workers:
         return ray.data.ActorPoolStrategy(size=job.num_workers)
     return ray.data.ActorPoolStrategy(min_size=fit, max_size=job.num_workers)
@@ -159,7 +167,7 @@ class RayEngine:
         self.ray = require_ray()
         self._started = False
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:
         self._started = connect(self.job.ray_address, self.job.connect_timeout, self.job.options.quiet)
         context = self.ray.data.DataContext.get_current()
         context.enable_progress_bars = not self.job.options.quiet
@@ -181,8 +189,11 @@ class RayEngine:
         items = [{"index": row.index, "input": row.input, "stem": row.stem} for row in rows]
         blocks = max(1, min(len(items) // SCAN_CHUNK + 1, 1000))
         dataset = self.ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-            scan_batch, fn_kwargs={"out_dir": str(self.job.output), "options": self.job.options},
-            batch_size=SCAN_CHUNK, batch_format="numpy")
+            scan_batch,
+            fn_kwargs={"out_dir": str(self.job.output), "options": self.job.options},
+            batch_size=SCAN_CHUNK,
+            batch_format="numpy",
+        )
         try:
             yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
         except Exception as exc:  # noqa: BLE001 - Ray wraps worker errors
@@ -192,15 +203,22 @@ class RayEngine:
         ray, job = self.ray, self.job
         compute = _pool_size(ray, job)
         for start in range(0, len(payloads), WAVE_BATCHES):
-            wave = payloads[start:start + WAVE_BATCHES]
+            wave = payloads[start : start + WAVE_BATCHES]
             items = [{"batch": json.dumps(entries)} for entries in wave]
             dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                BatchWorker, fn_constructor_kwargs={"job": job, "fault": self.fault}, batch_size=1,
-                batch_format="numpy", compute=compute, num_cpus=job.cpus_per_worker,
-                num_gpus=job.gpus_per_worker or None)  # Ray restarts dead actors and retries their batch
+                BatchWorker,
+                fn_constructor_kwargs={"job": job, "fault": self.fault},
+                batch_size=1,
+                batch_format="numpy",
+                compute=compute,
+                num_cpus=job.cpus_per_worker,
+                num_gpus=job.gpus_per_worker or None,
+            )  # Ray restarts dead actors and retries their batch
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     on_rows([dict(zip(batch, values)) for values in zip(*batch.values())])
             except Exception as exc:  # noqa: BLE001 - Ray wraps worker and actor errors
-                raise BatchError(f"the Ray workers stopped: {_root_cause(exc)}; finished images are kept, "
-                                 "rerun the same command to resume") from None
+                raise BatchError(
+                    f"the Ray workers stopped: {_root_cause(exc)}; finished images are kept, "
+                    "rerun the same command to resume"
+                ) from None

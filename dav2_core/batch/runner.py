@@ -5,6 +5,7 @@ earlier run in OUT, scan (sizes, verified outputs), plan the fixed batches, reco
 the batches that hold pending images, and write the manifest (also every ``FLUSH_SECONDS`` and when
 interrupted or stopped, so a rerun resumes from it).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -78,15 +79,19 @@ class BatchSummary:
 
     def format(self, max_failures: int = 10) -> str:
         """The final summary: counts, throughput, per-worker lines, the first failures."""
-        lines = [f"batch ({self.engine}): {self.count('done')} done ({self.results} run now in {self.seconds:.1f} s, "
-                 f"{self.images_per_second:.2f} images/s, first result after {self.first_result_s or 0:.1f} s; "
-                 f"{self.reused} already done), {len(self.failed)} failed, "
-                 f"{self.count('pending')} pending, {self.count('duplicate')} duplicates, "
-                 f"{self.count('skipped')} skipped; manifest {self.manifest}"]
+        lines = [
+            f"batch ({self.engine}): {self.count('done')} done ({self.results} run now in {self.seconds:.1f} s, "
+            f"{self.images_per_second:.2f} images/s, first result after {self.first_result_s or 0:.1f} s; "
+            f"{self.reused} already done), {len(self.failed)} failed, "
+            f"{self.count('pending')} pending, {self.count('duplicate')} duplicates, "
+            f"{self.count('skipped')} skipped; manifest {self.manifest}"
+        ]
         for name, stats in sorted(self.workers.items()):
             rate = stats.images / stats.seconds if stats.seconds > 0 else 0.0
-            lines.append(f"  worker {name}: {stats.images} images, {rate:.2f} images/s busy, "
-                         f"peak RSS {stats.peak_rss_mb:.0f} MiB")
+            lines.append(
+                f"  worker {name}: {stats.images} images, {rate:.2f} images/s busy, "
+                f"peak RSS {stats.peak_rss_mb:.0f} MiB"
+            )
         for row in self.failed[:max_failures]:
             lines.append(f"  failed {row.input}: {row.error} (attempt {row.attempts})")
         if len(self.failed) > max_failures:
@@ -126,8 +131,12 @@ def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
     out = job.output
     reuse = check_job_file(out, job.fingerprint(), job.overwrite)
     previous, kind = read_manifest(out / MANIFEST_FILE) if reuse else ({}, None)
-    summary = BatchSummary(rows, out / MANIFEST_FILE, job.engine,
-                           kind=kind or (VARIANTS[job.options.variant].kind if job.options.variant else None))
+    summary = BatchSummary(
+        rows,
+        out / MANIFEST_FILE,
+        job.engine,
+        kind=kind or (VARIANTS[job.options.variant].kind if job.options.variant else None),
+    )
     by_index = {row.index: row for row in rows}
     with _engine(job, fault) as engine:
         for result in engine.scan(rows_to_scan(rows, previous, job.max_attempts, job.retry_failed)):

@@ -10,6 +10,7 @@
   entries inside the output folder, videos and other types are skipped. Missing files are not an error
   here: the scan records them as failed, and a rerun tries them again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ def read_source(job: BatchJob) -> list[Row]:
         rows = _folder_rows(source, out_dir)
     else:
         if io.input_kind(source) is not None:
-            raise BatchError(f"SOURCE {source} is a single image or video; give a folder or a list of paths "
-                             "(or run dav2 on it)")
+            raise BatchError(
+                f"SOURCE {source} is a single image or video; give a folder or a list of paths (or run dav2 on it)"
+            )
         paths = _read_list(source, job.path_column)
         root = _abspath(job.root.expanduser() if job.root is not None else source.parent)
         rows = _list_rows(paths, root, out_dir, job.allow_outside, source)
@@ -74,7 +76,9 @@ def _read_list(path: Path, column: str) -> list[str | None]:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise BatchError(f"cannot read the list {path} ({exc}); a text list holds one path a line (UTF-8)") from None
+            raise BatchError(
+                f"cannot read the list {path} ({exc}); a text list holds one path a line (UTF-8)"
+            ) from None
         return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     require_pyarrow()
     import pyarrow.csv
@@ -85,8 +89,10 @@ def _read_list(path: Path, column: str) -> list[str | None]:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for unreadable files
         raise BatchError(f"cannot read {path} as {kind.upper()} ({exc})") from None
     if column not in table.column_names:
-        raise BatchError(f"{path} has no column {column!r} (columns: {', '.join(table.column_names) or 'none'}); "
-                         "name the path column with --path-column")
+        raise BatchError(
+            f"{path} has no column {column!r} (columns: {', '.join(table.column_names) or 'none'}); "
+            "name the path column with --path-column"
+        )
     return [None if value is None else str(value).strip() or None for value in table.column(column).to_pylist()]
 
 
@@ -127,8 +133,10 @@ def _list_rows(paths: list[str | None], root: Path, out_dir: Path, allow_outside
             to_process.append(row)
     if outside and not allow_outside:
         examples = ", ".join(outside[:3]) + (", ..." if len(outside) > 3 else "")
-        raise BatchError(f"{source} lists {len(outside)} path(s) outside {root} ({examples}); pass --allow-outside "
-                         f"to process them (outputs under {OUTSIDE_FOLDER}/), or --root a folder holding them all")
+        raise BatchError(
+            f"{source} lists {len(outside)} path(s) outside {root} ({examples}); pass --allow-outside "
+            f"to process them (outputs under {OUTSIDE_FOLDER}/), or --root a folder holding them all"
+        )
     for row, item in zip(to_process, io.unique_output_stems(found)):
         row.stem = item.out_stem.as_posix()
     for row in rows:

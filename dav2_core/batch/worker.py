@@ -8,6 +8,7 @@ retried up to ``max_attempts`` times, then recorded for every image of it; nothi
 whose worker process died ``max_attempts`` times (Ray retries it on a fresh actor) is recorded as failed
 without running it again, so one poisonous input cannot loop forever.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -104,8 +105,10 @@ class BatchWorker:
         failed: dict[Path, str] = {}
         batch_error = None
         if tries >= self.job.max_attempts:
-            batch_error = (f"a worker died {tries} times running this image's batch (out of memory, or a crash "
-                           "in a decoder?); a rerun tries again")
+            batch_error = (
+                f"a worker died {tries} times running this image's batch (out of memory, or a crash "
+                "in a decoder?); a rerun tries again"
+            )
         else:
             for _ in range(self.job.max_attempts):
                 failed, batch_error = self._attempt(items)
@@ -116,8 +119,17 @@ class BatchWorker:
         rows = []
         for (index, _, _), item in zip(entries, items):
             error = batch_error or failed.get(item.path)
-            rows.append({"index": int(index), "status": "failed" if error else "done", "error": error or "",
-                         "worker": self.name, "seconds": seconds, "peak_rss_mb": rss, "kind": self.kind})
+            rows.append(
+                {
+                    "index": int(index),
+                    "status": "failed" if error else "done",
+                    "error": error or "",
+                    "worker": self.name,
+                    "seconds": seconds,
+                    "peak_rss_mb": rss,
+                    "kind": self.kind,
+                }
+            )
         self.batches += 1
         if self.fault is not None and self.batches > self.fault.after_batches and self.fault.claim():
             os._exit(1)
@@ -127,5 +139,9 @@ class BatchWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ray Data batch ``{"batch": [JSON payloads]}`` -> result columns (one row per image)."""
         rows = [row for payload in batch["batch"] for row in self.run(json.loads(str(payload)))]
-        return {name: np.array([row[name] for row in rows], dtype=object if name in ("status", "error", "worker", "kind")
-                               else None) for name in RESULT_COLUMNS}
+        return {
+            name: np.array(
+                [row[name] for row in rows], dtype=object if name in ("status", "error", "worker", "kind") else None
+            )
+            for name in RESULT_COLUMNS
+        }

@@ -15,6 +15,7 @@ One module per job:
 * :mod:`.write`: :func:`save_checkpoint`;
 * :mod:`.random_init`: seeded random-init checkpoints for trying the pipeline without downloads.
 """
+
 from __future__ import annotations
 
 from .detect import CheckpointInfo, KindSource, detect_variant, encoder_of, resolve_kind, variant_for_file_name
@@ -34,9 +35,24 @@ from .read import (
 from .write import save_checkpoint
 
 __all__ = [
-    "META_DATASET", "META_ENCODER", "META_KIND", "META_MAX_DEPTH",
-    "CheckpointError", "CheckpointFile", "CheckpointInfo", "KindSource", "Layout",
-    "detect_variant", "encoder_of", "expected_shapes", "load_checkpoint", "read_metadata",
-    "read_sidecar_config", "read_state_dict", "resolve_kind", "save_checkpoint", "to_official_keys",
+    "META_DATASET",
+    "META_ENCODER",
+    "META_KIND",
+    "META_MAX_DEPTH",
+    "CheckpointError",
+    "CheckpointFile",
+    "CheckpointInfo",
+    "KindSource",
+    "Layout",
+    "detect_variant",
+    "encoder_of",
+    "expected_shapes",
+    "load_checkpoint",
+    "read_metadata",
+    "read_sidecar_config",
+    "read_state_dict",
+    "resolve_kind",
+    "save_checkpoint",
+    "to_official_keys",
     "variant_for_file_name",
 ]

@@ -19,12 +19,14 @@ neither activation has weights). :func:`resolve_kind` is the one place it is dec
 
 ``CheckpointInfo.kind_source`` says which one applied, so callers can warn when it was a guess.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Union
+from typing import Any, Literal
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -34,7 +36,7 @@ from .read import META_DATASET, META_KIND, META_MAX_DEPTH, CheckpointError, know
 
 KindSource = Literal["override", "metadata", "config.json", "file name", "default"]
 #: An HF config.json as a dict, None (none beside the file), or a reader called only when it is needed.
-Sidecar = Union[Mapping[str, Any], None, Callable[[], Union[Mapping[str, Any], None]]]
+Sidecar = Mapping[str, Any] | None | Callable[[], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def encoder_of(sd: dict[str, torch.Tensor], where: str) -> EncoderSpec:
     want = expected_shapes(spec)
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {want[k]})" for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} (expected {want[k]})" for k in want if k in sd and tuple(sd[k].shape) != want[k]
+    ]
     if missing or unexpected or wrong:
         parts = [
             f"{len(lst)} {what}, e.g. {lst[:3]}"
@@ -110,7 +114,9 @@ def _parse_depth(value: Any, source: str, where: str) -> float:
     try:
         depth = float(value)
     except (TypeError, ValueError):
-        raise CheckpointError(f"{where}: max_depth {value!r} from {source} is not a number; pass max_depth= explicitly.") from None
+        raise CheckpointError(
+            f"{where}: max_depth {value!r} from {source} is not a number; pass max_depth= explicitly."
+        ) from None
     if not (depth > 0 and depth != float("inf")):
         raise CheckpointError(f"{where}: max_depth {depth} from {source} must be a positive number of metres.")
     return depth
@@ -160,7 +166,9 @@ def resolve_kind(
             depth = dataset = None
         k, source = "metric", "override"
     elif k not in ("relative", "metric"):
-        raise CheckpointError(f"{where}: kind {k!r} from {source} is neither 'relative' nor 'metric'; pass kind= explicitly.")
+        raise CheckpointError(
+            f"{where}: kind {k!r} from {source} is neither 'relative' nor 'metric'; pass kind= explicitly."
+        )
     if k == "relative":
         return "relative", None, source
     if depth is None and dataset in METRIC_MAX_DEPTH:
@@ -193,7 +201,12 @@ def detect_variant(
     where = location(path)
     spec = encoder_of(sd_official, where)
     k, depth, source = resolve_kind(
-        spec.name, metadata, sidecar_config, path.name if path is not None else None,
-        kind=kind, max_depth=max_depth, where=where,
+        spec.name,
+        metadata,
+        sidecar_config,
+        path.name if path is not None else None,
+        kind=kind,
+        max_depth=max_depth,
+        where=where,
     )
     return CheckpointInfo(spec.name, k, depth, fmt, _storage_dtype(sd_official), path, source)

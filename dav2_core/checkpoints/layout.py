@@ -3,6 +3,7 @@
 The HF -> official renaming itself lives in :mod:`dav2_core.hf_convert` (also used by the tests to go
 the other way); this module decides which layout a state dict has and what the official one must hold.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,9 @@ def to_official_keys(
         try:
             return hf_convert.hf_to_official(state_dict), "hf"
         except ValueError as exc:
-            raise CheckpointError(f"{location(path)}: HF-transformers layout that cannot be converted: {exc}.") from None
+            raise CheckpointError(
+                f"{location(path)}: HF-transformers layout that cannot be converted: {exc}."
+            ) from None
     hint = ""
     if any(k.startswith(("blocks.", "cls_token", "patch_embed.")) for k in keys):
         hint = " It looks like a bare DINOv2 backbone, not a Depth Anything V2 depth model."

@@ -1,4 +1,5 @@
 """`load_checkpoint`: any supported checkpoint file -> (official-key state dict, CheckpointInfo), in one read."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,12 @@ def load_checkpoint(
     sd, layout = to_official_keys(raw, file.path)
     container = "safetensors" if file.container == "safetensors" else "pth"
     info = detect_variant(
-        sd, metadata, lambda: sidecar_config(file), kind=kind, max_depth=max_depth, path=file.path,
+        sd,
+        metadata,
+        lambda: sidecar_config(file),
+        kind=kind,
+        max_depth=max_depth,
+        path=file.path,
         fmt=f"{layout}-{container}",
     )
     if want is not None and info.encoder != want:

@@ -16,6 +16,7 @@ the global RNG state. Outputs are meaningless but not degenerate. Formats (:data
 Relative and metric checkpoints share keys and shapes, so ``kind``/``max_depth`` only reach the metadata /
 config.json (and are lost in the formats that have neither, as with the real files).
 """
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ Nothing in a checkpoint is ever executed: pickles go through ``torch.load(weight
 :class:`CheckpointFile` resolves a path (an HF model folder -> its weights file) and sniffs the container
 once; the loader passes it along so a load never re-reads the header or re-resolves the path.
 """
+
 from __future__ import annotations
 
 import functools
@@ -95,7 +96,7 @@ class CheckpointFile:
     container: Container
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "CheckpointFile":
+    def open(cls, path: str | os.PathLike[str]) -> CheckpointFile:
         """Resolve ``path`` (an HF model folder means its model.safetensors / pytorch_model.bin) and sniff it."""
         p = Path(path).expanduser()
         if p.is_dir():
@@ -108,7 +109,9 @@ class CheckpointFile:
                     f"{p}: is a folder without model.safetensors or pytorch_model.bin; pass the checkpoint file itself."
                 )
         if not p.is_file():
-            raise CheckpointError(f"{p}: no such checkpoint file. Check the path, or download the file (official files: {OFFICIAL_HUB}).")
+            raise CheckpointError(
+                f"{p}: no such checkpoint file. Check the path, or download the file (official files: {OFFICIAL_HUB})."
+            )
         return cls(p, _sniff(p))
 
 
@@ -116,7 +119,9 @@ def _sniff(path: Path) -> Container:
     size = path.stat().st_size
     if size == 0:
         if not looks_like_checkpoint(path):
-            raise CheckpointError(f"{path}: the file is empty (0 bytes), not a checkpoint. Pass a Depth Anything V2 checkpoint file.")
+            raise CheckpointError(
+                f"{path}: the file is empty (0 bytes), not a checkpoint. Pass a Depth Anything V2 checkpoint file."
+            )
         raise CheckpointError(
             f"{path}: the file is empty (0 bytes), so a download or copy was interrupted. "
             f"Delete it and download it again from {_download_hint(path)}."
@@ -174,10 +179,12 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             )
         obj = inner[0]
     else:
-        raise CheckpointError(f"{path}: state dict nested too deeply inside wrapper dicts; re-save the plain state dict.")
+        raise CheckpointError(
+            f"{path}: state dict nested too deeply inside wrapper dicts; re-save the plain state dict."
+        )
     sd: dict[str, torch.Tensor] = {str(k): v for k, v in obj.items()}
     while sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel / DDP
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 

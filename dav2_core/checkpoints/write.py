@@ -1,4 +1,5 @@
 """`save_checkpoint`: official-key tensors -> ``.safetensors`` with ``dav2.*`` metadata, written atomically."""
+
 from __future__ import annotations
 
 import os

@@ -9,11 +9,12 @@ Exit status: 0 all done; 1 done, but some inputs failed or some video frames cou
 (each is reported on stderr and the rest is written); 2 nothing done (bad arguments, missing input,
 model unavailable offline, bad checkpoint); 130 interrupted (finished files are kept, no partial file).
 """
+
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import io
 from ..checkpoints import CheckpointError
@@ -41,8 +42,11 @@ def run(options: CliOptions) -> int:
         print(f"dav2: error: {exc}", file=sys.stderr)
         return 2
     engine, checkpoint = as_engine(model), model.checkpoint_info
-    info(options, f"model {model.source} ({checkpoint.encoder}, {checkpoint.kind}) on {engine.device} "
-                  f"{str(engine.input_dtype).removeprefix('torch.')} ({engine.backend})")
+    info(
+        options,
+        f"model {model.source} ({checkpoint.encoder}, {checkpoint.kind}) on {engine.device} "
+        f"{str(engine.input_dtype).removeprefix('torch.')} ({engine.backend})",
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     images = [item for item in inputs if item.kind == "image"]
@@ -54,9 +58,11 @@ def run(options: CliOptions) -> int:
     skipped = sum(report.skipped_frames.values())
     info(options, f"done: images {report.images_done}, videos {report.videos_done}, written to {out_dir}")
     if report.failed or skipped:
-        warn(f"finished with problems: {len(report.failed)} inputs failed, {skipped} video frames skipped"
-             + "".join(f"\n  {path}: {why}" for path, why in report.failed)
-             + "".join(f"\n  {path}: {count} frames skipped" for path, count in report.skipped_frames.items()))
+        warn(
+            f"finished with problems: {len(report.failed)} inputs failed, {skipped} video frames skipped"
+            + "".join(f"\n  {path}: {why}" for path, why in report.failed)
+            + "".join(f"\n  {path}: {count} frames skipped" for path, count in report.skipped_frames.items())
+        )
         return 1
     return 0
 

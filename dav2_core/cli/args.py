@@ -3,12 +3,14 @@
 Nothing downstream sees ``argparse.Namespace``: :func:`parse_options` turns the command line into a
 :class:`CliOptions` (inference options as the shared :class:`~dav2_core.pipeline.EstimateOptions`).
 """
+
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
@@ -99,8 +101,16 @@ def non_negative_float(text: str) -> float:
 
 def model_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The :class:`CliOptions` fields of :func:`add_model_arguments`' options (which model, where, how)."""
-    return dict(variant=ns.variant, checkpoint=ns.checkpoint, models_dir=ns.models_dir, device=ns.device,
-                dtype=ns.dtype, compile=ns.compile, backend=ns.backend, cache_dir=ns.cache_dir)
+    return dict(
+        variant=ns.variant,
+        checkpoint=ns.checkpoint,
+        models_dir=ns.models_dir,
+        device=ns.device,
+        dtype=ns.dtype,
+        compile=ns.compile,
+        backend=ns.backend,
+        cache_dir=ns.cache_dir,
+    )
 
 
 def _input_size(text: str) -> int:
@@ -123,49 +133,106 @@ def _fraction(text: str) -> float:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model options (--encoder, --checkpoint, --models-dir, --device, --dtype, --backend, --cache-dir, --compile)."""
     model = parser.add_argument_group("model")
-    model.add_argument("--encoder", "--variant", dest="variant", choices=list(VARIANTS), default=None,
-                       metavar="VARIANT", help="model variant (default: vits); see the list below")
-    model.add_argument("--checkpoint", metavar="PATH",
-                       help="checkpoint file to use instead of the variant's file (.pth, .safetensors, HF "
-                       "folder); with --encoder a metric variant it is read as that metric model")
-    model.add_argument("--models-dir", metavar="DIR",
-                       help="folder searched for (and receiving downloads of) variant files "
-                       "(default: $DAV2_MODELS_DIR or ~/.cache/dav2/models)")
+    model.add_argument(
+        "--encoder",
+        "--variant",
+        dest="variant",
+        choices=list(VARIANTS),
+        default=None,
+        metavar="VARIANT",
+        help="model variant (default: vits); see the list below",
+    )
+    model.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="checkpoint file to use instead of the variant's file (.pth, .safetensors, HF "
+        "folder); with --encoder a metric variant it is read as that metric model",
+    )
+    model.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="folder searched for (and receiving downloads of) variant files "
+        "(default: $DAV2_MODELS_DIR or ~/.cache/dav2/models)",
+    )
     model.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
-    model.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                       help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU; int8: --backend openvino, "
-                       "onnxruntime or auto, on the CPU, approximate)")
-    model.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
-                       help="inference engine (default torch); auto = the fastest installed one for the device. "
-                       + "; ".join(f"{name}: {need}" for name, need in REQUIREMENTS.items()))
-    model.add_argument("--cache-dir", metavar="DIR",
-                       help="where non-torch backends keep ONNX exports and compiled engines "
-                       "(default: $DAV2_ENGINE_CACHE or ~/.cache/dav2/engines)")
-    model.add_argument("--compile", action="store_true",
-                       help="torch.compile the model (faster on many images or video frames; the first batch "
-                       "of each size compiles for a minute or more; falls back to plain PyTorch with a "
-                       "warning if compilation is unavailable)")
+    model.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        default="auto",
+        help="precision (default auto: fp16 on CUDA/MPS, fp32 on CPU; int8: --backend openvino, "
+        "onnxruntime or auto, on the CPU, approximate)",
+    )
+    model.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="torch",
+        help="inference engine (default torch); auto = the fastest installed one for the device. "
+        + "; ".join(f"{name}: {need}" for name, need in REQUIREMENTS.items()),
+    )
+    model.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where non-torch backends keep ONNX exports and compiled engines "
+        "(default: $DAV2_ENGINE_CACHE or ~/.cache/dav2/engines)",
+    )
+    model.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (faster on many images or video frames; the first batch "
+        "of each size compiles for a minute or more; falls back to plain PyTorch with a "
+        "warning if compilation is unavailable)",
+    )
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The network size options (--input-size, --resolution, --max-side, tiles) and --flip-tta; returns the group."""
     run = parser.add_argument_group("inference")
-    run.add_argument("--input-size", type=_input_size, default=DEFAULT_INPUT_SIZE,
-                     help=f"network short side in pixels, rounded to a multiple of 14 (default {DEFAULT_INPUT_SIZE})")
-    run.add_argument("--resolution", choices=list(ESTIMATE_RESOLUTIONS), default=None,
-                     help="; ".join(f"{name}: {text}" for name, text in ESTIMATE_RESOLUTIONS.items())
-                     + " (default keep_aspect, or tiled with --tiles)")
-    run.add_argument("--max-side", type=positive_int, default=DEFAULT_MAX_SIDE,
-                     help=f"longest network side in native mode (default {DEFAULT_MAX_SIDE})")
-    run.add_argument("--tiles", type=positive_int, default=None, metavar="N",
-                     help=f"tiled mode with at most N tiles per image (default {DEFAULT_MAX_TILES}; implies "
-                     "--resolution tiled): larger images are scaled down until their tiles fit")
-    run.add_argument("--tile-size", type=positive_int, default=DEFAULT_TILE_SIZE, metavar="PX",
-                     help=f"tiled mode: tile side, a multiple of 14 (default {DEFAULT_TILE_SIZE})")
-    run.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, metavar="PX",
-                     help=f"tiled mode: least overlap of neighbouring tiles, < tile size (default {DEFAULT_TILE_OVERLAP})")
-    run.add_argument("--flip-tta", action="store_true",
-                     help="also predict the mirrored image and average both (cleaner; twice the compute)")
+    run.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=DEFAULT_INPUT_SIZE,
+        help=f"network short side in pixels, rounded to a multiple of 14 (default {DEFAULT_INPUT_SIZE})",
+    )
+    run.add_argument(
+        "--resolution",
+        choices=list(ESTIMATE_RESOLUTIONS),
+        default=None,
+        help="; ".join(f"{name}: {text}" for name, text in ESTIMATE_RESOLUTIONS.items())
+        + " (default keep_aspect, or tiled with --tiles)",
+    )
+    run.add_argument(
+        "--max-side",
+        type=positive_int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"longest network side in native mode (default {DEFAULT_MAX_SIDE})",
+    )
+    run.add_argument(
+        "--tiles",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"tiled mode with at most N tiles per image (default {DEFAULT_MAX_TILES}; implies "
+        "--resolution tiled): larger images are scaled down until their tiles fit",
+    )
+    run.add_argument(
+        "--tile-size",
+        type=positive_int,
+        default=DEFAULT_TILE_SIZE,
+        metavar="PX",
+        help=f"tiled mode: tile side, a multiple of 14 (default {DEFAULT_TILE_SIZE})",
+    )
+    run.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=DEFAULT_TILE_OVERLAP,
+        metavar="PX",
+        help=f"tiled mode: least overlap of neighbouring tiles, < tile size (default {DEFAULT_TILE_OVERLAP})",
+    )
+    run.add_argument(
+        "--flip-tta",
+        action="store_true",
+        help="also predict the mirrored image and average both (cleaner; twice the compute)",
+    )
     return run
 
 
@@ -176,9 +243,15 @@ def estimate_options(ns: argparse.Namespace, parser: argparse.ArgumentParser, **
     resolution = ns.resolution or ("tiled" if ns.tiles is not None else "keep_aspect")
     try:
         return EstimateOptions(
-            input_size=ns.input_size, resolution=resolution, max_side=ns.max_side, flip_tta=ns.flip_tta,
-            tile_size=ns.tile_size, tile_overlap=ns.tile_overlap,
-            max_tiles=DEFAULT_MAX_TILES if ns.tiles is None else ns.tiles, **extra)
+            input_size=ns.input_size,
+            resolution=resolution,
+            max_side=ns.max_side,
+            flip_tta=ns.flip_tta,
+            tile_size=ns.tile_size,
+            tile_overlap=ns.tile_overlap,
+            max_tiles=DEFAULT_MAX_TILES if ns.tiles is None else ns.tiles,
+            **extra,
+        )
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -199,45 +272,96 @@ def build_parser() -> argparse.ArgumentParser:
             "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, video files or folders of them (images: "
-                        f"{' '.join(io.IMAGE_EXTENSIONS)}; videos: {' '.join(io.VIDEO_EXTENSIONS)})")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, video files or folders of them (images: "
+        f"{' '.join(io.IMAGE_EXTENSIONS)}; videos: {' '.join(io.VIDEO_EXTENSIONS)})",
+    )
     parser.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
-    parser.add_argument("-r", "--recursive", action="store_true",
-                        help="also read the subfolders of input folders (outputs mirror the folder layout)")
+    parser.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="also read the subfolders of input folders (outputs mirror the folder layout)",
+    )
     add_model_arguments(parser)
     run = add_inference_arguments(parser)
-    run.add_argument("--batch-size", type=positive_int, default=None,
-                     help="images or frames per forward pass (default: sized from free memory)")
-    run.add_argument("--refine", type=_fraction, default=0.0, metavar="S",
-                     help="edge-aware refinement guided by the image, strength 0..1 (default 0 = off)")
-    run.add_argument("--temporal", action="store_true",
-                     help="videos: align each frame's depth scale/shift to the previous frame (relative models)")
+    run.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="images or frames per forward pass (default: sized from free memory)",
+    )
+    run.add_argument(
+        "--refine",
+        type=_fraction,
+        default=0.0,
+        metavar="S",
+        help="edge-aware refinement guided by the image, strength 0..1 (default 0 = off)",
+    )
+    run.add_argument(
+        "--temporal",
+        action="store_true",
+        help="videos: align each frame's depth scale/shift to the previous frame (relative models)",
+    )
     out = parser.add_argument_group("output")
-    out.add_argument("--colormap", choices=COLORMAPS, default=DEFAULT_COLORMAP,
-                     help=f"colormap of the colour outputs (default {DEFAULT_COLORMAP}: near = red)")
-    out.add_argument("--no-color", action="store_true",
-                     help="no colour PNG for images; videos are written in grey")
+    out.add_argument(
+        "--colormap",
+        choices=COLORMAPS,
+        default=DEFAULT_COLORMAP,
+        help=f"colormap of the colour outputs (default {DEFAULT_COLORMAP}: near = red)",
+    )
+    out.add_argument("--no-color", action="store_true", help="no colour PNG for images; videos are written in grey")
     out.add_argument("--invert", action="store_true", help="near = black (and the low end of the colormap)")
-    out.add_argument("--npy", action="store_true",
-                     help="also write raw float32 depth (.npy: relative, or metres for metric models)")
-    out.add_argument("--exr", action="store_true",
-                     help="images: also write raw float32 depth as EXR (<stem>_depth.exr, kind/units/model in "
-                     "<stem>_depth.exr.json; needs the OpenEXR package or OpenCV's EXR codec)")
-    out.add_argument("--frames", action="store_true",
-                     help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/")
-    out.add_argument("--normalize", choices=NORMALIZE_CHOICES, default="per_image",
-                     help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
-                     "their own range; videos combine the frames' ranges as --video-range says")
+    out.add_argument(
+        "--npy", action="store_true", help="also write raw float32 depth (.npy: relative, or metres for metric models)"
+    )
+    out.add_argument(
+        "--exr",
+        action="store_true",
+        help="images: also write raw float32 depth as EXR (<stem>_depth.exr, kind/units/model in "
+        "<stem>_depth.exr.json; needs the OpenEXR package or OpenCV's EXR codec)",
+    )
+    out.add_argument(
+        "--frames", action="store_true", help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/"
+    )
+    out.add_argument(
+        "--normalize",
+        choices=NORMALIZE_CHOICES,
+        default="per_image",
+        help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
+        "their own range; videos combine the frames' ranges as --video-range says",
+    )
     video = parser.add_argument_group("video")
-    video.add_argument("--video-range", choices=list(VIDEO_RANGE_HELP), default=next(iter(VIDEO_RANGE_HELP)),
-                       help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items()))
-    video.add_argument("--start-frame", type=non_negative_int, default=0, metavar="N",
-                       help="first source frame to process (0-based; default 0)")
-    video.add_argument("--frame-count", type=non_negative_int, default=0, metavar="N",
-                       help="number of frames to process (default 0 = to the end)")
-    video.add_argument("--frame-stride", type=positive_int, default=1, metavar="N",
-                       help="process every N-th frame from the start frame (default 1)")
+    video.add_argument(
+        "--video-range",
+        choices=list(VIDEO_RANGE_HELP),
+        default=next(iter(VIDEO_RANGE_HELP)),
+        help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items()),
+    )
+    video.add_argument(
+        "--start-frame",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="first source frame to process (0-based; default 0)",
+    )
+    video.add_argument(
+        "--frame-count",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="number of frames to process (default 0 = to the end)",
+    )
+    video.add_argument(
+        "--frame-stride",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="process every N-th frame from the start frame (default 1)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
     return parser
 
@@ -252,11 +376,30 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
     """:class:`CliOptions` from parsed depth-command arguments (``parser.error`` exits on a bad combination).
 
     For commands that extend :func:`build_parser` with their own options (``dav2 batch``)."""
-    estimate = estimate_options(ns, parser, chunk_size=ns.batch_size, refine=ns.refine,
-                                temporal_consistency=ns.temporal, normalization=ns.normalize, invert=ns.invert)
+    estimate = estimate_options(
+        ns,
+        parser,
+        chunk_size=ns.batch_size,
+        refine=ns.refine,
+        temporal_consistency=ns.temporal,
+        normalization=ns.normalize,
+        invert=ns.invert,
+    )
     return CliOptions(
-        inputs=tuple(ns.inputs), output=Path(ns.output).expanduser(), recursive=ns.recursive, **model_options(ns),
-        estimate=estimate, batch_size=ns.batch_size, colormap=ns.colormap, color=not ns.no_color, npy=ns.npy,
-        exr=ns.exr, frames=ns.frames, video_range=ns.video_range, start_frame=ns.start_frame,
-        frame_count=ns.frame_count, frame_stride=ns.frame_stride, quiet=ns.quiet,
+        inputs=tuple(ns.inputs),
+        output=Path(ns.output).expanduser(),
+        recursive=ns.recursive,
+        **model_options(ns),
+        estimate=estimate,
+        batch_size=ns.batch_size,
+        colormap=ns.colormap,
+        color=not ns.no_color,
+        npy=ns.npy,
+        exr=ns.exr,
+        frames=ns.frames,
+        video_range=ns.video_range,
+        start_frame=ns.start_frame,
+        frame_count=ns.frame_count,
+        frame_stride=ns.frame_stride,
+        quiet=ns.quiet,
     )

@@ -1,4 +1,5 @@
 """What the CLI's image and video paths share: messages, the run report, the model, batch sizes, colour."""
+
 from __future__ import annotations
 
 import sys
@@ -71,13 +72,20 @@ def load_cli_model(options: CliOptions) -> Any:
     if options.compile and options.backend != "torch":
         raise CliError(f"--compile is a torch option; it does not apply to --backend {options.backend}")
     if options.checkpoint is None:
-        model = load_model(options.variant or "vits", device=device, dtype=options.dtype,
-                           models_dir=options.models_dir, **engine)
+        model = load_model(
+            options.variant or "vits", device=device, dtype=options.dtype, models_dir=options.models_dir, **engine
+        )
     else:
         variant = VARIANTS[options.variant] if options.variant else None
         metric = variant is not None and variant.kind == "metric"
-        model = load_model(options.checkpoint, device=device, dtype=options.dtype,
-                           kind="metric" if metric else None, max_depth=variant.max_depth if metric else None, **engine)
+        model = load_model(
+            options.checkpoint,
+            device=device,
+            dtype=options.dtype,
+            kind="metric" if metric else None,
+            max_depth=variant.max_depth if metric else None,
+            **engine,
+        )
         if variant is not None and model.checkpoint_info.encoder != variant.encoder:
             raise CliError(
                 f"{options.checkpoint} holds a {model.checkpoint_info.encoder} model (from its tensor shapes), "

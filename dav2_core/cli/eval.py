@@ -6,6 +6,7 @@ photos first, through the same estimate path as ``dav2`` (``--resolution tiled``
 in order; ``--mask`` (optional, one per pair) limits the pixels. Prints one row per pair and the mean;
 ``--json`` also writes them. Exit status: 0 done; 2 bad arguments or inputs (nothing written).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,8 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import torch
 
@@ -25,18 +27,26 @@ from ..evaluate import ALIGN_MODES, evaluate_depth, format_table, summarise
 from ..ground_truth import GT_KINDS, GroundTruth, read_ground_truth, read_mask
 from ..hub import HubUnavailableError
 from ..pipeline import EstimateOptions, estimate
-from .args import (CliOptions, add_inference_arguments, add_model_arguments, estimate_options, model_options,
-                   positive_float)
+from .args import (
+    CliOptions,
+    add_inference_arguments,
+    add_model_arguments,
+    estimate_options,
+    model_options,
+    positive_float,
+)
 from .common import CliError, load_cli_model
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dav2 eval", description=__doc__.split("\n\n")[1].replace("``", ""),
+        prog="dav2 eval",
+        description=__doc__.split("\n\n")[1].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="alignment (--align):\n" + "\n".join(f"  {k:12s} {v}" for k, v in ALIGN_MODES.items()) +
-               "\n\nground truth (--gt-kind auto): 16-bit PNG = depth in mm (NYU), 8-bit PNG = disparity in px "
-               "(Middlebury), .pfm = disparity, Save Depth files = metric depth; 0 / inf = not measured",
+        epilog="alignment (--align):\n"
+        + "\n".join(f"  {k:12s} {v}" for k, v in ALIGN_MODES.items())
+        + "\n\nground truth (--gt-kind auto): 16-bit PNG = depth in mm (NYU), 8-bit PNG = disparity in px "
+        "(Middlebury), .pfm = disparity, Save Depth files = metric depth; 0 / inf = not measured",
     )
     what = parser.add_argument_group("what to compare")
     what.add_argument("--gt", nargs="+", required=True, metavar="FILE", help="ground-truth depth or disparity files")
@@ -46,19 +56,41 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--mask", nargs="+", metavar="FILE", help="valid-pixel masks, non-zero = evaluate (one per --gt)")
     gt = parser.add_argument_group("ground truth")
     gt.add_argument("--gt-kind", choices=GT_KINDS, default="auto", help="what the files hold (default: by format)")
-    gt.add_argument("--gt-scale", type=positive_float, default=None, metavar="S",
-                    help="raw value per metre (depth) or per pixel (disparity); default 1000 for 16-bit depth "
-                    "PNGs (mm), else 1 (KITTI depth: 256)")
-    gt.add_argument("--focal-baseline", type=positive_float, default=None, metavar="FB",
-                    help="disparity ground truth: focal length x baseline in pixel-metres, makes it metric "
-                    "(depth = FB / (d + doffs))")
-    gt.add_argument("--doffs", type=float, default=0.0, help="disparity ground truth: x-offset of the principal points (px)")
+    gt.add_argument(
+        "--gt-scale",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="raw value per metre (depth) or per pixel (disparity); default 1000 for 16-bit depth "
+        "PNGs (mm), else 1 (KITTI depth: 256)",
+    )
+    gt.add_argument(
+        "--focal-baseline",
+        type=positive_float,
+        default=None,
+        metavar="FB",
+        help="disparity ground truth: focal length x baseline in pixel-metres, makes it metric "
+        "(depth = FB / (d + doffs))",
+    )
+    gt.add_argument(
+        "--doffs", type=float, default=0.0, help="disparity ground truth: x-offset of the principal points (px)"
+    )
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--align", choices=list(ALIGN_MODES), default="auto", help="see below (default auto)")
-    protocol.add_argument("--min-depth", type=positive_float, default=None, metavar="M",
-                          help="evaluate ground truth from this depth on, clip predictions to it")
-    protocol.add_argument("--max-depth", type=positive_float, default=None, metavar="M",
-                          help="evaluate ground truth up to this depth, clip predictions to it (e.g. NYU 10)")
+    protocol.add_argument(
+        "--min-depth",
+        type=positive_float,
+        default=None,
+        metavar="M",
+        help="evaluate ground truth from this depth on, clip predictions to it",
+    )
+    protocol.add_argument(
+        "--max-depth",
+        type=positive_float,
+        default=None,
+        metavar="M",
+        help="evaluate ground truth up to this depth, clip predictions to it (e.g. NYU 10)",
+    )
     protocol.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     add_model_arguments(parser)
     add_inference_arguments(parser)
@@ -82,10 +114,14 @@ def run(ns: argparse.Namespace, options: EstimateOptions) -> dict[str, Any]:
     """Evaluate every pair; returns the results (rows, mean, alignment, units)."""
     sources = ns.pred or ns.image
     if len(sources) != len(ns.gt) or (ns.mask and len(ns.mask) != len(ns.gt)):
-        raise CliError(f"{len(ns.gt)} ground-truth files but {len(sources)} {'predictions' if ns.pred else 'images'}"
-                       + (f" and {len(ns.mask)} masks" if ns.mask else "") + "; give one of each per pair, in order")
-    truths: list[GroundTruth] = [read_ground_truth(g, ns.gt_kind, ns.gt_scale, ns.focal_baseline, ns.doffs)
-                                 for g in ns.gt]  # read all first: a bad file stops the run before any model work
+        raise CliError(
+            f"{len(ns.gt)} ground-truth files but {len(sources)} {'predictions' if ns.pred else 'images'}"
+            + (f" and {len(ns.mask)} masks" if ns.mask else "")
+            + "; give one of each per pair, in order"
+        )
+    truths: list[GroundTruth] = [
+        read_ground_truth(g, ns.gt_kind, ns.gt_scale, ns.focal_baseline, ns.doffs) for g in ns.gt
+    ]  # read all first: a bad file stops the run before any model work
     rows, evaluations = [], []
     for i, ((label, load), truth) in enumerate(zip(_predictions(ns, options), truths)):
         mask = read_mask(ns.mask[i]) if ns.mask else None
@@ -94,9 +130,14 @@ def run(ns: argparse.Namespace, options: EstimateOptions) -> dict[str, Any]:
         for k, r in enumerate(ev.per_image):
             rows.append({"pred": label if len(ev.per_image) == 1 else f"{label}[{k}]", "gt": str(ns.gt[i]), **r})
     units = {ev.units for ev in evaluations}
-    return {"align": sorted({ev.align for ev in evaluations}), "units": units.pop() if len(units) == 1 else "mixed",
-            "model": evaluations[0].model, "rows": rows, "mean": summarise(rows),
-            "ground_truth": [ev.ground_truth for ev in evaluations]}
+    return {
+        "align": sorted({ev.align for ev in evaluations}),
+        "units": units.pop() if len(units) == 1 else "mixed",
+        "model": evaluations[0].model,
+        "rows": rows,
+        "mean": summarise(rows),
+        "ground_truth": [ev.ground_truth for ev in evaluations],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run(ns, options)
         for w in caught:
             print(f"dav2 eval: warning: {w.message}", file=sys.stderr)
-    except (ValueError, ImportError, CliError, CheckpointError, HubUnavailableError, io.ImageReadError,
-            OSError) as exc:
+    except (ValueError, ImportError, CliError, CheckpointError, HubUnavailableError, io.ImageReadError, OSError) as exc:
         print(f"dav2 eval: error: {exc}", file=sys.stderr)
         return 2
     labels = [Path(r["pred"]).name for r in result["rows"]]

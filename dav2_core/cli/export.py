@@ -7,12 +7,13 @@ Input ``image`` [B,3,H,W] float32 (RGB, ``(x/255 - mean)/std`` with the ImageNet
 file's metadata, H and W multiples of 14); output ``depth`` [B,H,W] float32. Exit status 0 written,
 2 nothing written (bad arguments, model unavailable, onnx not installed).
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..checkpoints import CheckpointError
 from ..export import EXPORT_DTYPES, OPSET, ExportError, export_onnx, read_metadata
@@ -23,11 +24,22 @@ from .common import CliError, load_cli_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dav2 export", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog="dav2 export",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     source = parser.add_argument_group("model")
-    source.add_argument("--encoder", "--variant", dest="variant", choices=list(VARIANTS), default=None, metavar="VARIANT",
-                        help="model variant (default vits); with --checkpoint a metric variant reads the file as metric")
+    source.add_argument(
+        "--encoder",
+        "--variant",
+        dest="variant",
+        choices=list(VARIANTS),
+        default=None,
+        metavar="VARIANT",
+        help="model variant (default vits); with --checkpoint a metric variant reads the file as metric",
+    )
     source.add_argument("--checkpoint", metavar="FILE", help="checkpoint file to export (.pth, .safetensors)")
     source.add_argument("--models-dir", metavar="DIR", help="folder searched for (and receiving) variant files")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="output format (onnx)")
@@ -36,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--width", type=positive_int, help="fixed network width (multiple of 14)")
     shape.add_argument("--batch", type=positive_int, default=None, help="fixed batch size (default: any batch)")
     shape.add_argument("--dynamic", action="store_true", help="any batch, height and width (multiples of 14)")
-    parser.add_argument("--dtype", choices=EXPORT_DTYPES, default="fp32",
-                        help="weights precision of the file (fp16: half the size; input/output stay float32)")
+    parser.add_argument(
+        "--dtype",
+        choices=EXPORT_DTYPES,
+        default="fp32",
+        help="weights precision of the file (fp16: half the size; input/output stay float32)",
+    )
     parser.add_argument("--opset", type=positive_int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
     return parser
@@ -50,8 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give either --height and --width (a fixed shape) or --dynamic (any shape)")
     if ns.dynamic and ns.batch is not None:
         parser.error("--batch fixes the batch of a fixed-shape export; a --dynamic file takes any batch")
-    options = CliOptions(inputs=(), output=Path("."), variant=ns.variant, checkpoint=ns.checkpoint,
-                         models_dir=ns.models_dir, device="cpu", dtype="fp32")
+    options = CliOptions(
+        inputs=(),
+        output=Path("."),
+        variant=ns.variant,
+        checkpoint=ns.checkpoint,
+        models_dir=ns.models_dir,
+        device="cpu",
+        dtype="fp32",
+    )
     try:
         model = load_cli_model(options)
         shape = {"dynamic": True} if ns.dynamic else {"height": ns.height, "width": ns.width, "batch": ns.batch}
@@ -61,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     meta = read_metadata(path)
     what = "any batch/height/width" if ns.dynamic else f"{ns.height}x{ns.width}, batch {ns.batch or 'any'}"
-    print(f"dav2 export: wrote {path} ({meta['encoder']}, {meta['kind']}, {ns.dtype}, {what}, opset {ns.opset}, "
-          f"checkpoint sha256 {meta['checkpoint_sha256'][:12]}...)", file=sys.stderr)
+    print(
+        f"dav2 export: wrote {path} ({meta['encoder']}, {meta['kind']}, {ns.dtype}, {what}, opset {ns.opset}, "
+        f"checkpoint sha256 {meta['checkpoint_sha256'][:12]}...)",
+        file=sys.stderr,
+    )
     return 0

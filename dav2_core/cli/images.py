@@ -5,6 +5,7 @@ Per image ``<stem>``: ``<stem>_depth.png`` (16-bit grey, near = white), ``<stem>
 ``<stem>_depth.exr`` (raw float32, kind/units/model in ``<stem>_depth.exr.json``). Only one batch is decoded
 at a time; every output is named after its input, so the processing order does not matter.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,7 +25,10 @@ from .common import CliError, Report, batch_size, colour
 
 #: The files written per image: output name -> suffix after ``<stem>`` (the one list; ``dav2 batch`` uses it).
 OUTPUT_SUFFIXES: dict[str, str] = {
-    "depth": "_depth.png", "color": "_depth_color.png", "npy": "_depth.npy", "exr": "_depth.exr",
+    "depth": "_depth.png",
+    "color": "_depth_color.png",
+    "npy": "_depth.npy",
+    "exr": "_depth.exr",
 }
 
 
@@ -41,8 +45,9 @@ def check_output_options(options: CliOptions) -> None:
         raise CliError(f"--exr: {EXR_HELP}")
 
 
-def _write_outputs(paths: dict[str, Path], depth: DepthMap | None, norm01: np.ndarray,
-                   colour_rgb: np.ndarray | None) -> None:
+def _write_outputs(
+    paths: dict[str, Path], depth: DepthMap | None, norm01: np.ndarray, colour_rgb: np.ndarray | None
+) -> None:
     """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W])."""
     io.write_png(paths["depth"], io.to_uint16(norm01))
     if "color" in paths:
@@ -53,17 +58,23 @@ def _write_outputs(paths: dict[str, Path], depth: DepthMap | None, norm01: np.nd
         save_depth(depth, paths["exr"], "exr")
 
 
-def _run_batch(model: Any, options: CliOptions, out_dir: Path, items: list[io.InputFile],
-               pixels: list[np.ndarray], report: Report) -> None:
+def _run_batch(
+    model: Any, options: CliOptions, out_dir: Path, items: list[io.InputFile], pixels: list[np.ndarray], report: Report
+) -> None:
     """One forward pass for same-size images, then their outputs (normalised on the model's device)."""
-    result = estimate(model, torch.from_numpy(np.stack(pixels)), options.estimate.with_(chunk_size=len(pixels)),
-                      output_device=None)
+    result = estimate(
+        model, torch.from_numpy(np.stack(pixels)), options.estimate.with_(chunk_size=len(pixels)), output_device=None
+    )
     colours = colour(result.normalized, options) if options.color else None
     raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr else None
     norm = result.normalized.cpu().numpy()
     for i, item in enumerate(items):
-        _write_outputs(output_paths(out_dir, item.out_stem, options), None if raw is None else raw[i], norm[i],
-                       None if colours is None else colours[i])
+        _write_outputs(
+            output_paths(out_dir, item.out_stem, options),
+            None if raw is None else raw[i],
+            norm[i],
+            None if colours is None else colours[i],
+        )
         report.images_done += 1
 
 
@@ -103,7 +114,7 @@ def process_images(model: Any, items: list[io.InputFile], options: CliOptions, o
                 continue
             for start in range(0, len(group), batch):
                 batch_items, pixels = [], []
-                for index in group[start:start + batch]:
+                for index in group[start : start + batch]:
                     item = readable[index]
                     try:
                         image = io.read_image(item.path)

@@ -4,6 +4,7 @@ Per video: ``<stem>_depth.mp4`` (H.264, source timing, colourised or grey, audio
 ``--frames`` / ``--npy``, ``<stem>_depth_frames/<frame>.png|.npy`` (+ ``frames.json``). One chunk of frames
 is decoded, run and written before the next is read; the normalisation is chosen by ``--video-range``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,7 +23,8 @@ def video_options(options: CliOptions) -> VideoOptions:
     """The streaming core's options for this run (ValueError names a bad combination)."""
     sequence = tuple(fmt for fmt, wanted in (("png16", options.frames), ("npy", options.npy)) if wanted)
     return VideoOptions(
-        estimate=options.estimate, range_mode=options.video_range,
+        estimate=options.estimate,
+        range_mode=options.video_range,
         colormap=options.colormap if options.color else "gray",
         frames=FrameRange(options.start_frame, options.frame_count, options.frame_stride),
         sequence=sequence,
@@ -41,8 +43,13 @@ def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: 
     try:
         with bar:
             result = depth_video(
-                model, item.path, base.with_name(base.name + "_depth.mp4"), video_options(options),
-                sequence_dir=base.with_name(base.name + "_depth_frames"), progress=progress, on_warning=warn,
+                model,
+                item.path,
+                base.with_name(base.name + "_depth.mp4"),
+                video_options(options),
+                sequence_dir=base.with_name(base.name + "_depth_frames"),
+                progress=progress,
+                on_warning=warn,
             )
     except (VideoError, ValueError, RuntimeError) as exc:
         report.fail(item.path, str(exc))
@@ -51,5 +58,8 @@ def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: 
         report.skipped_frames[item.path] = len(result.skipped)
     report.videos_done += 1
     passes = f", {result.passes} passes" + (" (depth cached on disk)" if result.cache == "disk" else "")
-    info(options, f"{item.path}: {result.frames} frames -> {result.output}{passes if result.passes > 1 else ''}"
-                  + (f", audio {result.audio}" if result.audio else ""))
+    info(
+        options,
+        f"{item.path}: {result.frames} frames -> {result.output}{passes if result.passes > 1 else ''}"
+        + (f", audio {result.audio}" if result.audio else ""),
+    )

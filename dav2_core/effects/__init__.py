@@ -7,6 +7,7 @@ on the tensor's device.
 Pairing rule for functions taking an IMAGE [B,H,W,3] and a DEPTH: batch lengths must match or one be 1
 (reused); a depth of another height/width is resized (bilinear) to the image with a ``UserWarning``.
 """
+
 from ._chunks import Execution
 from .bokeh import lens_blur
 from .calibrate import calibrate_to_metric

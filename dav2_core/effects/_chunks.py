@@ -8,12 +8,13 @@ the free compute memory and each effect's bytes-per-item estimate; an out-of-mem
 chunk and retries it (no item is lost or repeated). ``progress(done, total)`` runs after every chunk and
 may raise to cancel, so a cancel takes effect within one chunk.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -8,10 +8,11 @@ Pairing rule (every effect that takes an IMAGE and a DEPTH):
 - a depth of a different height/width is resized (bilinear) to the image's size with a ``UserWarning``
   (depth is often predicted at a lower resolution; resizing it is what the user wants).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -12,6 +12,7 @@ background never bleeds over a sharp foreground edge (the foreground layer is co
 opaque), and a blurred foreground spreads semi-transparently over what is behind it, as a real lens does.
 Images are independent: they are processed in chunks (``_chunks``), so memory is bounded by one chunk.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,13 @@ import torch
 from ..depth import DepthMap
 from ._chunks import Execution, allocate_output, run_chunked
 from ._common import (
-    check_depth, check_image, depth_chunk, image_chunk, inverse_depth, normalise_per_image, paired_batch,
+    check_depth,
+    check_image,
+    depth_chunk,
+    image_chunk,
+    inverse_depth,
+    normalise_per_image,
+    paired_batch,
     warn_if_resized,
 )
 
@@ -78,7 +85,9 @@ def _focus_levels(
     else:
         fd = float(focus_depth)  # type: ignore[arg-type]
         if not math.isfinite(fd) or (is_metric and fd <= 0):
-            raise ValueError(f"focus_depth must be a finite {'positive distance in m' if is_metric else 'number'}, got {fd}")
+            raise ValueError(
+                f"focus_depth must be a finite {'positive distance in m' if is_metric else 'number'}, got {fd}"
+            )
         f = torch.full((b,), 1.0 / fd if is_metric else fd, device=disp.device)
         tol = 1e-6 * torch.clamp(hi.abs(), min=1.0)
         outside = ((f < lo - tol) | (f > hi + tol)) & ~flat
@@ -118,8 +127,15 @@ def _bytes_per_image(height: int, width: int, max_blur_radius: float) -> int:
 
 
 def _blur_chunk(
-    img: torch.Tensor, disp: torch.Tensor, focus_depth: float | None, focus_point: tuple[float, float] | None,
-    depth: DepthMap, max_blur_radius: float, focus_range: float, layers: int, first_index: int,
+    img: torch.Tensor,
+    disp: torch.Tensor,
+    focus_depth: float | None,
+    focus_point: tuple[float, float] | None,
+    depth: DepthMap,
+    max_blur_radius: float,
+    focus_range: float,
+    layers: int,
+    first_index: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lens blur of a chunk: img [b,H,W,3] 0..1 and inverse depth [b,H,W] on one device -> (blurred
     [b,H,W,3], CoC [b,H,W], flat [b] bool: images whose depth has no range, left sharp)."""
@@ -199,8 +215,17 @@ def lens_blur(
 
     def work(start: int, stop: int) -> None:
         disp = depth_chunk(depth.values, start, stop, (h, w), device, to_inverse)
-        blurred, coc, flat = _blur_chunk(image_chunk(img, start, stop, device), disp, focus_depth, focus_point,
-                                         depth, max_blur_radius, focus_range, layers, start)
+        blurred, coc, flat = _blur_chunk(
+            image_chunk(img, start, stop, device),
+            disp,
+            focus_depth,
+            focus_point,
+            depth,
+            max_blur_radius,
+            focus_range,
+            layers,
+            start,
+        )
         out[start:stop].copy_(blurred)
         coc_out[start:stop].copy_(coc)
         flat_images.extend((start + flat.nonzero().flatten()).tolist())

@@ -6,11 +6,12 @@ The two numbers are fitted per image by least squares in disparity, either to a 
 the result is converted to metres and the fit residual reported in metres. Images are fitted
 independently, in chunks (``_chunks``), so memory is bounded by one chunk.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -25,9 +26,7 @@ Point = tuple[float, float, float]
 def _check_points(points: Sequence[Point], width: int, height: int) -> torch.Tensor:
     """[n,3] float64 (x, y, metres), every point inside the image with a positive distance."""
     if len(points) < 2:
-        raise ValueError(
-            f"need at least two reference points (x, y, metres) to fit scale and shift, got {len(points)}"
-        )
+        raise ValueError(f"need at least two reference points (x, y, metres) to fit scale and shift, got {len(points)}")
     rows = []
     for i, p in enumerate(points):
         if len(p) != 3:
@@ -74,7 +73,9 @@ def _reference_samples(rel: torch.Tensor, ref: torch.Tensor, first_index: int) -
             f"reference image {first_index + int((counts < 2).nonzero()[0, 0])} has fewer than two valid pixels"
             " (finite, > 0 m)"
         )
-    target = torch.where(valid, 1.0 / torch.where(valid, metres_t, torch.ones_like(metres_t)), torch.zeros_like(metres_t))
+    target = torch.where(
+        valid, 1.0 / torch.where(valid, metres_t, torch.ones_like(metres_t)), torch.zeros_like(metres_t)
+    )
     spread = torch.where(valid, cur, torch.nan)
     if bool(((spread.nan_to_num(-math.inf).amax(1) - spread.nan_to_num(math.inf).amin(1)) <= 0).any()):
         raise ValueError("the relative depth is constant where the reference is valid; nothing to fit")
@@ -127,7 +128,14 @@ def calibrate_to_metric(
         warn_if_resized((reference.height, reference.width), (h, w), "reference depth")
         source = "reference"
     out = allocate_output((b, h, w), out_device, f"{b} depth maps of {w}x{h}", "calibrate fewer maps at a time")
-    fit: dict = {"scale": [], "shift": [], "residual_rmse_m": [], "n_points": [], "clamped_pixels": [], "source": source}
+    fit: dict = {
+        "scale": [],
+        "shift": [],
+        "residual_rmse_m": [],
+        "n_points": [],
+        "clamped_pixels": [],
+        "source": source,
+    }
     floor = 1.0 / max_depth_m
 
     def work(start: int, stop: int) -> None:

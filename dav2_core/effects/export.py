@@ -12,6 +12,7 @@ batch; one ``stem.npy`` holding the whole [B,H,W] batch):
 Every file is first written to a temporary file in the target folder and renamed over the final name only
 after all files of the call were written: on any failure no new or partial file is left behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -139,7 +140,10 @@ def save_depth(depth: DepthMap, path_stem: str | os.PathLike[str], fmt: Format =
             written.append(target)
             if fmt != "png16":
                 side = Path(str(target) + ".json")
-                _write_json(stack.enter_context(atomic_path(side)), _meta(depth, fmt, shape=list(values.shape[1:] if fmt == "exr" else values.shape)))
+                _write_json(
+                    stack.enter_context(atomic_path(side)),
+                    _meta(depth, fmt, shape=list(values.shape[1:] if fmt == "exr" else values.shape)),
+                )
                 written.append(side)
     return written
 

@@ -7,6 +7,7 @@ shapes are plausible but not to scale. Outputs use the OpenGL / Blender conventi
 toward the viewer (normal maps encode ``(n + 1) / 2``, a wall facing the camera is (0.5, 0.5, 1)).
 Normal maps are built in chunks of depth maps (``_chunks``), so memory is bounded by one chunk.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,8 +84,9 @@ def depth_to_normals(depth: DepthMap, fov_deg: float = 60.0, run: Execution | No
         raise ValueError(f"depth must be at least 2x2 pixels for normals, got {(h, w)}")
     run = run or Execution()
     device, out_device = run.devices(depth.values)
-    out = allocate_output((b, h, w, 3), out_device, f"{b} normal maps of {w}x{h}",
-                          "convert fewer or smaller depth maps at a time")
+    out = allocate_output(
+        (b, h, w, 3), out_device, f"{b} normal maps of {w}x{h}", "convert fewer or smaller depth maps at a time"
+    )
 
     def work(start: int, stop: int) -> None:
         out[start:stop].copy_(_normals(depth.with_values(depth.values[start:stop].to(device)), fov))

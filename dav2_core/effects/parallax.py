@@ -9,6 +9,7 @@ found along the motion direction on either side of the hole. Every output frame 
 and its camera time, so the B·N frames are built in chunks (``_chunks``): the output is allocated once
 (after checking it fits in memory) and each chunk is computed on the compute device and copied out.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,13 @@ import torch.nn.functional as F
 from ..depth import DepthMap
 from ._chunks import Execution, allocate_output, run_chunked
 from ._common import (
-    check_depth, check_image, depth_chunk, image_chunk, inverse_depth, normalise_per_image, paired_batch,
+    check_depth,
+    check_image,
+    depth_chunk,
+    image_chunk,
+    inverse_depth,
+    normalise_per_image,
+    paired_batch,
     warn_if_resized,
 )
 
@@ -71,7 +78,9 @@ def _displacements(
         return d * shift * per_item([math.cos(x) for x in a]), d * shift * per_item([math.sin(x) for x in a])
     ys = torch.arange(h, device=d.device, dtype=torch.float32)[:, None] - (h - 1) / 2
     xs = torch.arange(w, device=d.device, dtype=torch.float32)[None, :] - (w - 1) / 2
-    amount = per_item([2.0 * strength * t for t in times])  # the nearest point at the side edge moves strength × width at t = 1
+    amount = per_item(
+        [2.0 * strength * t for t in times]
+    )  # the nearest point at the side edge moves strength × width at t = 1
     if motion == "zoom_in":
         grow = amount * d
     else:  # dolly out + zoom in: magnification (1 + a d_subject) / (1 + a d), the subject keeps its size
@@ -143,7 +152,10 @@ def _push_pull(colour: torch.Tensor, near: torch.Tensor, valid: torch.Tensor, so
 
 
 def fill_holes(
-    colour: torch.Tensor, near: torch.Tensor, valid: torch.Tensor, direction: torch.Tensor,
+    colour: torch.Tensor,
+    near: torch.Tensor,
+    valid: torch.Tensor,
+    direction: torch.Tensor,
     reach: int | torch.Tensor,
 ) -> torch.Tensor:
     """Fill disocclusions in [B,3,H,W]: each hole pixel takes the farther of the first valid pixels found
@@ -268,7 +280,9 @@ def parallax_frames(
     warn_if_resized((depth.height, depth.width), (h, w))
     images = f"{batch} images x " if batch > 1 else ""
     out = allocate_output(
-        (batch * n, h, w, 3), out_device, f"{images}{n} frames of {w}x{h} (float32 RGB)",
+        (batch * n, h, w, 3),
+        out_device,
+        f"{images}{n} frames of {w}x{h} (float32 RGB)",
         "use fewer frames or a smaller image (e.g. scale it down before this node)",
     )
     times = _times(motion, n)

@@ -5,10 +5,11 @@ every (2r+1)² window, depth ≈ a·RGB + b to the guide image and averages the 
 image edges and flat regions are smoothed. Box means use cumulative sums (O(1) per pixel whatever the
 radius), in float64 for accuracy; everything runs on the tensors' device.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -7,10 +7,11 @@ adjacent frames), per-frame scale/shift jitter is smoothed exponentially against
 frame, and the caller then normalises the whole batch once (``normalize`` mode 'batch').
 All maps are [B,H,W] (frames first), float32, on the input's device.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -105,11 +106,15 @@ def temporally_consistent(
         if not isinstance(ch, torch.Tensor) or ch.ndim != 3 or min(ch.shape) == 0:
             raise ValueError(f"chunk {i} must be a non-empty [n,H,W] tensor, got {getattr(ch, 'shape', type(ch))}")
         if ch.shape[1:] != chunks[0].shape[1:]:
-            raise ValueError(f"chunk {i} is {tuple(ch.shape[1:])} but chunk 0 is {tuple(chunks[0].shape[1:])}; all frames need one size")
+            raise ValueError(
+                f"chunk {i} is {tuple(ch.shape[1:])} but chunk 0 is {tuple(chunks[0].shape[1:])}; all frames need one size"
+            )
     if int(overlap) != overlap or overlap < 0:
         raise ValueError(f"overlap must be a whole number ≥ 0, got {overlap}")
     if any(ch.shape[0] <= overlap for ch in chunks[1:]) or (len(chunks) > 1 and chunks[0].shape[0] < overlap):
-        raise ValueError(f"overlap {overlap} must be smaller than every chunk after the first (sizes {[c.shape[0] for c in chunks]})")
+        raise ValueError(
+            f"overlap {overlap} must be smaller than every chunk after the first (sizes {[c.shape[0] for c in chunks]})"
+        )
     if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
         raise ValueError(f"smoothing must be in 0..1, got {smoothing}")
 
@@ -166,14 +171,18 @@ class TemporalAligner:
         if not isinstance(frames, torch.Tensor) or frames.ndim != 3 or min(frames.shape) == 0:
             raise ValueError(f"frames must be a non-empty [n,H,W] tensor, got {getattr(frames, 'shape', type(frames))}")
         if self.last is not None and self.last.shape != frames.shape[1:]:
-            raise ValueError(f"frame size {tuple(frames.shape[1:])} differs from the previous frames' {tuple(self.last.shape)}")
+            raise ValueError(
+                f"frame size {tuple(frames.shape[1:])} differs from the previous frames' {tuple(self.last.shape)}"
+            )
         out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
         a = self.smoothing
         for k in range(frames.shape[0]):
             frame = frames[k].float()
             if self.last is not None and a > 0.0:
                 s, t = robust_scale_shift(self._grid(self.last.to(frame.device))[None], self._grid(frame)[None])
-                torch.mul(frame, 1.0 + a * (s[0] - 1.0), out=out[k]).add_(a * t[0])  # in place: no frame-sized temporary
+                torch.mul(frame, 1.0 + a * (s[0] - 1.0), out=out[k]).add_(
+                    a * t[0]
+                )  # in place: no frame-sized temporary
             else:
                 out[k] = frame
             if self.last is None or self.last.device != out.device:

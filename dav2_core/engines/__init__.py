@@ -3,6 +3,7 @@
 ``torch`` (the :class:`~dav2_core.model.DepthAnythingV2` module itself, adapted by :func:`as_engine`) is
 always there; ONNX Runtime / OpenVINO / TensorRT engines are optional extras.
 """
+
 from .base import Engine, EngineBase, as_engine, describe
 
 __all__ = ["Engine", "EngineBase", "as_engine", "describe"]

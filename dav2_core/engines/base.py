@@ -11,6 +11,7 @@ working memory one image needs (for chunk sizing), whether it can run a given ne
 export cannot), and ``close()`` to free device memory. The PyTorch model is adapted by :func:`as_engine`
 so that ``predict_depth(model, ...)`` keeps accepting a plain ``DepthAnythingV2``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
@@ -62,7 +63,7 @@ class EngineBase:
     def close(self) -> None:
         """Free what the engine holds (device memory, sessions); the engine is unusable afterwards."""
 
-    def __enter__(self) -> "EngineBase":
+    def __enter__(self) -> EngineBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

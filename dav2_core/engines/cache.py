@@ -10,6 +10,7 @@ never leaves a half-written entry that looks complete.
 An unwritable cache folder is not an error: the engine runs without caching (one warning per folder),
 building into a temporary folder that is removed when the cache object goes away.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ import tempfile
 import uuid
 import weakref
 from pathlib import Path
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..export import file_sha256
 
@@ -57,8 +58,12 @@ class EngineCache:
             except OSError as exc:
                 if str(candidate) not in _WARNED:
                     _WARNED.add(str(candidate))
-                    log.warning("engine cache folder %s is not writable (%s); running without a cache "
-                                "(exports and compiled engines are rebuilt every time)", candidate, exc)
+                    log.warning(
+                        "engine cache folder %s is not writable (%s); running without a cache "
+                        "(exports and compiled engines are rebuilt every time)",
+                        candidate,
+                        exc,
+                    )
         self._scratch: Path | None = None
         if self.root is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="dav2-engines-"))

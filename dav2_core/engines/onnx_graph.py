@@ -13,10 +13,11 @@ upscales). So:
   ``pos = W_h @ grid @ W_w^T``. Only elementwise ops, Range and MatMul: every runtime computes it the same
   way. The trained 37x37 grid is used unchanged (scale 1 gives the identity matrix), as officially.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -42,13 +43,22 @@ def _cubic_matrix(g, grid, inverse_scale):  # noqa: ANN001
         return g.op("Add", g.op("Mul", g.op("Mul", inner, x), x), _const(g, 1.0))
 
     def far(x):  # 1 < |x| < 2: ((A x - 5A) x + 8A) x - 4A
-        inner = g.op("Add", g.op("Mul", g.op("Sub", g.op("Mul", _const(g, a), x), _const(g, 5 * a)), x), _const(g, 8 * a))
+        inner = g.op(
+            "Add", g.op("Mul", g.op("Sub", g.op("Mul", _const(g, a), x), _const(g, 5 * a)), x), _const(g, 8 * a)
+        )
         return g.op("Sub", g.op("Mul", inner, x), _const(g, 4 * a))
 
     one, two = _const(g, 1.0), _const(g, 2.0)
     weights = (far(g.op("Add", t, one)), near(t), near(g.op("Sub", one, t)), far(g.op("Sub", two, t)))
-    columns = g.op("Unsqueeze", g.op("Cast", g.op("Range", _const(g, 0, torch.int64), _const(g, size, torch.int64),
-                                                  _const(g, 1, torch.int64)), to_i=1), _const(g, [0], torch.int64))
+    columns = g.op(
+        "Unsqueeze",
+        g.op(
+            "Cast",
+            g.op("Range", _const(g, 0, torch.int64), _const(g, size, torch.int64), _const(g, 1, torch.int64)),
+            to_i=1,
+        ),
+        _const(g, [0], torch.int64),
+    )
     matrix = None
     for tap, weight in zip((-1.0, 0.0, 1.0, 2.0), weights):
         index = g.op("Clip", g.op("Add", floor, _const(g, tap)), _const(g, 0.0), _const(g, float(size - 1)))
@@ -69,12 +79,18 @@ class _ResizedPositions(torch.autograd.Function):
     @staticmethod
     def symbolic(g, patch_pos, image, exact):  # noqa: ANN001, ANN205
         shape = g.op("Shape", image)
-        grid = g.op("Div", g.op("Slice", shape, _const(g, [2], torch.int64), _const(g, [4], torch.int64)),
-                    _const(g, [PATCH_SIZE], torch.int64))
+        grid = g.op(
+            "Div",
+            g.op("Slice", shape, _const(g, [2], torch.int64), _const(g, [4], torch.int64)),
+            _const(g, [PATCH_SIZE], torch.int64),
+        )
         trained = g.op("Equal", grid, _const(g, [POS_EMBED_GRID, POS_EMBED_GRID], torch.int64))
         both = g.op("Cast", g.op("ReduceMin", g.op("Cast", trained, to_i=7), keepdims_i=1), to_i=9)
-        inverse = g.op("Div", _const(g, [float(POS_EMBED_GRID)] * 2),
-                       g.op("Add", g.op("Cast", grid, to_i=1), _const(g, [0.1, 0.1])))
+        inverse = g.op(
+            "Div",
+            _const(g, [float(POS_EMBED_GRID)] * 2),
+            g.op("Add", g.op("Cast", grid, to_i=1), _const(g, [0.1, 0.1])),
+        )
         inverse = g.op("Where", both, _const(g, [1.0, 1.0]), inverse)  # the trained grid is used as is
         rows = []
         for axis in (0, 1):

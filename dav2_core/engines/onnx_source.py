@@ -4,13 +4,15 @@
 export (any shape), a fixed-shape export made on demand, an int8 file (:mod:`.quantize`), or, for
 a user's own ``.onnx`` file, that file if it can take the shape (else a clear error: never a resize).
 """
+
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 
@@ -27,8 +29,10 @@ def file_info(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
     """CheckpointInfo of an exported file, from its metadata (ValueError if it is not one of ours)."""
     missing = [k for k in ("encoder", "kind") if not metadata.get(k)]
     if missing:
-        raise ValueError(f"{path}: not a Depth Anything V2 export of dav2_core (its ONNX metadata lacks "
-                         f"{', '.join(missing)}); export it with `dav2 export`")
+        raise ValueError(
+            f"{path}: not a Depth Anything V2 export of dav2_core (its ONNX metadata lacks "
+            f"{', '.join(missing)}); export it with `dav2 export`"
+        )
     max_depth = float(metadata["max_depth"]) if metadata.get("max_depth") else None
     return CheckpointInfo(metadata["encoder"], metadata["kind"], max_depth, "onnx", torch.float32, path, "metadata")
 
@@ -74,10 +78,19 @@ class OnnxSource:
 
     def key(self, what: str, shape: str, precision: str, **extra: str) -> dict[str, str]:
         """Cache key fields of a file built from this source."""
-        return {"backend": what, "encoder": self.encoder, "shape": shape, "precision": precision,
-                "checkpoint_sha256": self.sha256, "kind": self.metadata["kind"],
-                "max_depth": self.metadata.get("max_depth", ""), "export_version": EXPORT_VERSION,
-                "opset": str(OPSET), "torch": torch.__version__, **extra}
+        return {
+            "backend": what,
+            "encoder": self.encoder,
+            "shape": shape,
+            "precision": precision,
+            "checkpoint_sha256": self.sha256,
+            "kind": self.metadata["kind"],
+            "max_depth": self.metadata.get("max_depth", ""),
+            "export_version": EXPORT_VERSION,
+            "opset": str(OPSET),
+            "torch": torch.__version__,
+            **extra,
+        }
 
     def onnx(self, net_size: tuple[int, int] | None = None, precision: str = "fp32") -> Path:
         """An ONNX file for ``net_size`` = (H, W) with any batch (None: the dynamic, any-shape file)."""

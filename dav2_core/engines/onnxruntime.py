@@ -10,12 +10,14 @@
 Sessions are created lazily and dropped by :meth:`close` (the engine reopens them on the next call), so
 a host such as ComfyUI can free device memory between runs.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -59,9 +61,15 @@ class OnnxRuntimeEngine(OnnxEngineBase):
 
     backend = "onnxruntime"
 
-    def __init__(self, source: OnnxSource, device: torch.device, precision: str = "fp32",
-                 providers: Callable[[tuple[int, int] | None], list[Any]] | None = None, per_shape: bool = False,
-                 name: str = "") -> None:
+    def __init__(
+        self,
+        source: OnnxSource,
+        device: torch.device,
+        precision: str = "fp32",
+        providers: Callable[[tuple[int, int] | None], list[Any]] | None = None,
+        per_shape: bool = False,
+        name: str = "",
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} for onnxruntime; choose one of {', '.join(PRECISIONS)}")
         if precision == "int8" and device.type != "cpu":
@@ -71,11 +79,16 @@ class OnnxRuntimeEngine(OnnxEngineBase):
         if device.type not in ("cpu", "cuda"):
             raise ValueError(f"onnxruntime runs on cpu or cuda, not {device}; use backend torch there")
         if device.type == "cuda" and providers is None and not cuda_available():
-            raise ImportError("ONNX Runtime here has no CUDA execution provider (the CPU-only onnxruntime package); "
-                              "pip install onnxruntime-gpu (after uninstalling onnxruntime), or use device cpu")
+            raise ImportError(
+                "ONNX Runtime here has no CUDA execution provider (the CPU-only onnxruntime package); "
+                "pip install onnxruntime-gpu (after uninstalling onnxruntime), or use device cpu"
+            )
         super().__init__(source, device, precision, name)
-        default = (["CPUExecutionProvider"] if device.type == "cpu" else
-                   [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"])
+        default = (
+            ["CPUExecutionProvider"]
+            if device.type == "cpu"
+            else [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        )
         self.providers = providers or (lambda net_size: default)  # providers for a session of net_size
         self.per_shape = per_shape
         self._sessions: OrderedDict[tuple[int, int] | None, Any] = OrderedDict()

@@ -15,6 +15,7 @@ embedding is baked or computed with matrices, see :mod:`.onnx_graph`).
 
 Devices: ``cpu`` -> OpenVINO ``CPU``; ``xpu`` (PyTorch's Intel GPU device) -> ``GPU`` when present.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,10 @@ def ov_device(device: torch.device) -> str:
         return "CPU"
     if device.type == "xpu" and any(d.startswith("GPU") for d in available):
         return "GPU" if device.index is None else f"GPU.{device.index}"
-    raise ValueError(f"OpenVINO cannot run on {device} (its devices here: {', '.join(available)}); "
-                     "use device cpu, or backend torch/onnxruntime/tensorrt for NVIDIA GPUs")
+    raise ValueError(
+        f"OpenVINO cannot run on {device} (its devices here: {', '.join(available)}); "
+        "use device cpu, or backend torch/onnxruntime/tensorrt for NVIDIA GPUs"
+    )
 
 
 class OpenVinoEngine(OnnxEngineBase):
@@ -57,8 +60,10 @@ class OpenVinoEngine(OnnxEngineBase):
         ov = require("openvino", "openvino")
         self.target = ov_device(device)
         if precision == "int8" and self.target != "CPU":
-            raise ValueError("int8 (int8 weights, activations quantised on the fly) runs on the CPU only; "
-                             "use device cpu, or fp16 on an Intel GPU")
+            raise ValueError(
+                "int8 (int8 weights, activations quantised on the fly) runs on the CPU only; "
+                "use device cpu, or fp16 on an Intel GPU"
+            )
         super().__init__(source, device, precision, name)
         self._core = ov.Core()
         self._core.set_property({"CACHE_DIR": str(source.cache.subfolder(f"openvino-{ov.__version__.split('-')[0]}"))})

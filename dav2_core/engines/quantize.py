@@ -11,6 +11,7 @@ one per runtime, because each runtime is fast only with its own:
   OpenVINO keeps them compressed and its CPU plugin quantises the activations per group of
   :data:`OPENVINO_GROUP_SIZE` values on the fly, so the linear layers run as int8 dot products.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,13 @@ def ort_dynamic_int8(source: Path, target: Path) -> None:
     """``target``: ``source`` with its weight MatMuls dynamically quantised for ONNX Runtime."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     nodes_to_quantize=weight_matmuls(source), per_channel=True)
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        nodes_to_quantize=weight_matmuls(source),
+        per_channel=True,
+    )
 
 
 def int8_weights(source: Path, target: Path) -> None:
@@ -61,11 +67,22 @@ def int8_weights(source: Path, target: Path) -> None:
         scale = (np.maximum(np.abs(weight).max(axis=0), np.float32(1e-12)) / 127).astype(np.float32)
         values = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
         graph.initializer.remove(weights[name])
-        graph.initializer.extend([numpy_helper.from_array(values, f"{name}_int8"),
-                                  numpy_helper.from_array(scale, f"{name}_scale"),
-                                  numpy_helper.from_array(np.zeros_like(values[0]), f"{name}_zero")])
-        dequantise.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
-                                           [name], name=f"{name}_dequantize", axis=1))
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(values, f"{name}_int8"),
+                numpy_helper.from_array(scale, f"{name}_scale"),
+                numpy_helper.from_array(np.zeros_like(values[0]), f"{name}_zero"),
+            ]
+        )
+        dequantise.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
+                [name],
+                name=f"{name}_dequantize",
+                axis=1,
+            )
+        )
     nodes = dequantise + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)

@@ -10,6 +10,7 @@
 * CUDA: tensorrt when ONNX Runtime's TensorRT provider is installed, else torch.
 * anything else (MPS, ...): torch.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,12 +32,16 @@ PACKAGE = "comfyui-depth-anything-v2-pro"
 REQUIREMENTS: dict[str, str] = {
     "torch": "always there (PyTorch; exact, every device)",
     "onnxruntime": f"pip install {PACKAGE}[onnx] (onnx + onnxruntime; onnxruntime-gpu for CUDA); CPU fp32 "
-                   "exact, int8 approximate",
+    "exact, int8 approximate",
     "openvino": f"pip install {PACKAGE}[openvino] (onnx + openvino); CPU (and Intel GPUs), fp32 exact, "
-                "bf16 and int8 approximate",
+    "bf16 and int8 approximate",
     "tensorrt": f"pip install {PACKAGE}[tensorrt] (onnx + onnxruntime-gpu + tensorrt) and an NVIDIA GPU; fp16",
 }
-_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino"), "tensorrt": ("onnx", "onnxruntime")}
+_MODULES = {
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "openvino": ("onnx", "openvino"),
+    "tensorrt": ("onnx", "onnxruntime"),
+}
 
 
 def _missing_modules(backend: str) -> list[str]:
@@ -67,8 +72,9 @@ def require_backend(backend: str) -> None:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
     missing = _missing_modules(backend)
     if missing:
-        raise ImportError(f"backend {backend} needs {', '.join(missing)}, which is not installed: "
-                          f"{REQUIREMENTS[backend]}")
+        raise ImportError(
+            f"backend {backend} needs {', '.join(missing)}, which is not installed: {REQUIREMENTS[backend]}"
+        )
 
 
 def auto_backend(device: torch.device, precision: str) -> str:
@@ -76,8 +82,10 @@ def auto_backend(device: torch.device, precision: str) -> str:
     if precision == "int8":
         installed = [b for b in INT8_BACKENDS if is_installed(b)]
         if not installed:
-            raise ImportError(f"precision int8 needs backend openvino or onnxruntime, and neither is installed: "
-                              f"{REQUIREMENTS['openvino']}; or {REQUIREMENTS['onnxruntime']}")
+            raise ImportError(
+                f"precision int8 needs backend openvino or onnxruntime, and neither is installed: "
+                f"{REQUIREMENTS['openvino']}; or {REQUIREMENTS['onnxruntime']}"
+            )
         return installed[0]
     if device.type == "cpu":
         for backend in ("openvino", "onnxruntime"):
@@ -105,8 +113,14 @@ def precision_name(dtype: Any, device: torch.device) -> str:
     """'fp32' | 'fp16' | 'bf16' | 'int8' from a torch dtype, a name, or None/'auto' (fp16 on GPUs, else fp32)."""
     if dtype is None or dtype == "auto":
         return "fp16" if device.type in ("cuda", "mps") else "fp32"
-    names = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", "float32": "fp32",
-             "float16": "fp16", "bfloat16": "bf16"}
+    names = {
+        torch.float32: "fp32",
+        torch.float16: "fp16",
+        torch.bfloat16: "bf16",
+        "float32": "fp32",
+        "float16": "fp16",
+        "bfloat16": "bf16",
+    }
     name = names.get(dtype, dtype)
     if name not in ("fp32", "fp16", "bf16", "int8"):
         raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16, bf16 or int8")
@@ -148,8 +162,9 @@ def resolve_backend(backend: str, device: torch.device, dtype: Any) -> str:
     return backend
 
 
-def load_engine(name: str, backend: str, device: torch.device, dtype: Any, cache_dir: str | os.PathLike[str] | None,
-                load_torch: Any) -> Engine:
+def load_engine(
+    name: str, backend: str, device: torch.device, dtype: Any, cache_dir: str | os.PathLike[str] | None, load_torch: Any
+) -> Engine:
     """The engine ``load_model(..., backend=...)`` returns for a resolved non-torch ``backend``;
     ``load_torch()`` gives the CPU fp32 PyTorch model to export from (not called for an .onnx file)."""
     from .cache import EngineCache, default_cache_dir

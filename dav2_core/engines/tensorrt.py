@@ -11,6 +11,7 @@ static for TensorRT's optimiser) with a dynamic batch of 1..``MAX_CHUNK`` (optim
 fp16 (the default on CUDA) builds fp16 kernels from the fp32 file; fp32 is exact-ish. Engines and the
 timing cache live in ``<engine cache>/tensorrt/``, so only the first run of a size pays the build.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,23 +25,31 @@ from .onnxruntime import OnnxRuntimeEngine
 
 PRECISIONS = ("fp16", "fp32")
 OPT_BATCH = 8
-INSTALL_HINT = ("pip install comfyui-depth-anything-v2-pro[tensorrt] (onnxruntime-gpu and tensorrt; "
-                "uninstall the CPU-only onnxruntime package first)")
+INSTALL_HINT = (
+    "pip install comfyui-depth-anything-v2-pro[tensorrt] (onnxruntime-gpu and tensorrt; "
+    "uninstall the CPU-only onnxruntime package first)"
+)
 
 
 def check_available(device: torch.device) -> None:
     """Raise unless TensorRT can run on ``device``: CUDA present, ORT with the TensorRT provider installed."""
     if device.type != "cuda" or not torch.cuda.is_available():
-        raise ValueError(f"TensorRT requested without CUDA (device {device}, CUDA available: "
-                         f"{torch.cuda.is_available()}); TensorRT needs an NVIDIA GPU: use device cuda, or a "
-                         "CPU backend (onnxruntime, openvino, torch)")
+        raise ValueError(
+            f"TensorRT requested without CUDA (device {device}, CUDA available: "
+            f"{torch.cuda.is_available()}); TensorRT needs an NVIDIA GPU: use device cuda, or a "
+            "CPU backend (onnxruntime, openvino, torch)"
+        )
     ort = require("onnxruntime", "tensorrt")
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
-        raise ImportError(f"ONNX Runtime {ort.__version__} here has no TensorRT execution provider "
-                          f"(it has {', '.join(ort.get_available_providers())}); {INSTALL_HINT}")
+        raise ImportError(
+            f"ONNX Runtime {ort.__version__} here has no TensorRT execution provider "
+            f"(it has {', '.join(ort.get_available_providers())}); {INSTALL_HINT}"
+        )
 
 
-def tensorrt_engine(source: OnnxSource, device: torch.device, precision: str = "fp16", name: str = "") -> OnnxRuntimeEngine:
+def tensorrt_engine(
+    source: OnnxSource, device: torch.device, precision: str = "fp16", name: str = ""
+) -> OnnxRuntimeEngine:
     """An ONNX Runtime engine on the TensorRT execution provider (see the module docstring)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not offered by tensorrt; choose fp16 or fp32")
@@ -50,12 +59,29 @@ def tensorrt_engine(source: OnnxSource, device: torch.device, precision: str = "
 
     def providers(net_size: tuple[int, int] | None) -> list[Any]:
         height, width = net_size
-        shapes = {name: f"image:{batch}x3x{height}x{width}" for name, batch in
-                  (("trt_profile_min_shapes", 1), ("trt_profile_opt_shapes", OPT_BATCH), ("trt_profile_max_shapes", MAX_CHUNK))}
-        trt = {"device_id": index, "trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
-               "trt_engine_cache_path": folder, "trt_timing_cache_enable": True, "trt_timing_cache_path": folder,
-               "trt_max_workspace_size": 4 << 30, **shapes}
-        return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        shapes = {
+            name: f"image:{batch}x3x{height}x{width}"
+            for name, batch in (
+                ("trt_profile_min_shapes", 1),
+                ("trt_profile_opt_shapes", OPT_BATCH),
+                ("trt_profile_max_shapes", MAX_CHUNK),
+            )
+        }
+        trt = {
+            "device_id": index,
+            "trt_fp16_enable": precision == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": folder,
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": folder,
+            "trt_max_workspace_size": 4 << 30,
+            **shapes,
+        }
+        return [
+            ("TensorrtExecutionProvider", trt),
+            ("CUDAExecutionProvider", {"device_id": index}),
+            "CPUExecutionProvider",
+        ]
 
     engine = OnnxRuntimeEngine(source, device, "fp32", providers=providers, per_shape=True, name=name)
     engine.backend = "tensorrt"

@@ -1,7 +1,8 @@
 """`DepthAnythingV2`: DINOv2 encoder + DPT head, a drop-in for the official class and checkpoints."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

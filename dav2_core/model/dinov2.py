@@ -8,6 +8,7 @@ linear layers run in the dtype of their weights (fp16/bf16 when the model was ca
 The small parameters (position embedding, class token, LayerNorm weights, LayerScale gammas) stay float32
 when the model is cast (``precision.Float32Params``).
 """
+
 from __future__ import annotations
 
 import math
@@ -152,7 +153,9 @@ class DinoVisionTransformer(Float32Params, nn.Module):
         scale = ((grid_h + 0.1) / math.sqrt(trained), (grid_w + 0.1) / math.sqrt(trained))
         patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", antialias=False)
         if patch_pos.shape[-2:] != (grid_h, grid_w):
-            raise RuntimeError(f"position-embedding resize gave {tuple(patch_pos.shape[-2:])}, expected {(grid_h, grid_w)}")
+            raise RuntimeError(
+                f"position-embedding resize gave {tuple(patch_pos.shape[-2:])}, expected {(grid_h, grid_w)}"
+            )
         return torch.cat((cls_pos, patch_pos.flatten(2).transpose(1, 2)), dim=1)
 
     def intermediate_tokens(self, images: torch.Tensor, layer_ids: tuple[int, ...]) -> list[torch.Tensor]:

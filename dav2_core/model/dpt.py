@@ -2,6 +2,7 @@
 
 Module and parameter names follow the official checkpoints (`depth_head.*`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,7 +51,9 @@ class FeatureFusionBlock(nn.Module):
         self.resConfUnit2 = ResidualConvUnit(features)
         self.out_conv = nn.Conv2d(features, features, kernel_size=1)
 
-    def forward(self, path: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(
+        self, path: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         if skip is not None:
             path = self.resConfUnit1(skip).add_(path)
         path = self.resConfUnit2(path)
@@ -75,7 +78,9 @@ class Scratch(nn.Module):
         # The last 1x1 convolution and the activation run in float32 (weights kept float32 when the model
         # is cast): a half-precision output would quantise depth (metric: 2^-8 x max_depth steps in bf16).
         self.output_conv2 = nn.Sequential(
-            _conv3x3(features // 2, 32), nn.ReLU(inplace=True), Conv2d32(32, 1, kernel_size=1),
+            _conv3x3(features // 2, 32),
+            nn.ReLU(inplace=True),
+            Conv2d32(32, 1, kernel_size=1),
             nn.Sigmoid() if metric else nn.ReLU(inplace=True),
         )
 
@@ -86,12 +91,14 @@ class DPTHead(nn.Module):
     def __init__(self, embed_dim: int, features: int, out_channels: tuple[int, ...], metric: bool = False) -> None:
         super().__init__()
         self.projects = nn.ModuleList(nn.Conv2d(embed_dim, c, kernel_size=1) for c in out_channels)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
-            nn.ConvTranspose2d(out_channels[1], out_channels[1], kernel_size=2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
-        ])
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
+                nn.ConvTranspose2d(out_channels[1], out_channels[1], kernel_size=2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
+            ]
+        )
         self.scratch = Scratch(out_channels, features, metric)
 
     def forward(self, token_maps: list[torch.Tensor], grid_h: int, grid_w: int) -> torch.Tensor:
@@ -101,7 +108,12 @@ class DPTHead(nn.Module):
             feature_map = tokens.to(dtype).transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], grid_h, grid_w)
             levels.append(resize(project(feature_map)))
         s = self.scratch
-        level1, level2, level3, level4 = s.layer1_rn(levels[0]), s.layer2_rn(levels[1]), s.layer3_rn(levels[2]), s.layer4_rn(levels[3])
+        level1, level2, level3, level4 = (
+            s.layer1_rn(levels[0]),
+            s.layer2_rn(levels[1]),
+            s.layer3_rn(levels[2]),
+            s.layer4_rn(levels[3]),
+        )
         path = s.refinenet4(level4, size=level3.shape[2:])
         path = s.refinenet3(path, level3, size=level2.shape[2:])
         path = s.refinenet2(path, level2, size=level1.shape[2:])

@@ -7,9 +7,11 @@ last 1x1 convolution of the head (whose bf16 output quantised metric depth to 2^
 0.31 m at 80 m). Modules listing them in ``float32_params`` keep those parameters float32 through every
 cast; device moves and all other conversions still apply.
 """
+
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import ClassVar
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -25,6 +25,7 @@ Decisions:
 Modules: :mod:`.options` (options, report), :mod:`.source` (decoding, frame range), :mod:`.sink` (encoding),
 :mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes).
 """
+
 from .options import VIDEO_RANGE_HELP, VideoOptions, VideoReport, chunk_frames
 from .run import depth_video
 from .sequence import SEQUENCE_FORMATS
@@ -32,6 +33,14 @@ from .sink import encoded_size
 from .source import FrameRange, VideoError, VideoSource
 
 __all__ = [
-    "SEQUENCE_FORMATS", "VIDEO_RANGE_HELP", "FrameRange", "VideoError", "VideoOptions", "VideoReport",
-    "VideoSource", "chunk_frames", "depth_video", "encoded_size",
+    "SEQUENCE_FORMATS",
+    "VIDEO_RANGE_HELP",
+    "FrameRange",
+    "VideoError",
+    "VideoOptions",
+    "VideoReport",
+    "VideoSource",
+    "chunk_frames",
+    "depth_video",
+    "encoded_size",
 ]

@@ -5,6 +5,7 @@ Packets are copied unchanged (no re-encoding) when the output container can hold
 boundaries (a packet is ~20 ms for AAC); re-encoded audio is cut to the sample. Audio is muxed as the
 video advances, so the muxer never has to buffer the whole clip.
 """
+
 from __future__ import annotations
 
 import logging
@@ -112,9 +113,10 @@ class AudioPassthrough:
             if hi <= lo:
                 continue
             if (lo, hi) != (0, samples):
-                data = data[:, lo:hi] if planar else data[:, lo * channels:hi * channels]
-            cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name,
-                                             layout=frame.layout.name)
+                data = data[:, lo:hi] if planar else data[:, lo * channels : hi * channels]
+            cut = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name
+            )
             cut.sample_rate = rate
             cut.time_base = Fraction(1, rate)
             cut.pts = int(round((first - self._start) * rate)) + lo

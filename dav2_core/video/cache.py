@@ -1,9 +1,11 @@
 """The two-pass depth cache: the first pass's depth in an unlinked temporary file beside the output."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -22,7 +24,9 @@ class DiskCache:
         self.dtype = dtype
 
     def write(self, values: torch.Tensor) -> None:
-        values.detach().to("cpu", torch.float16 if self.dtype == np.float16 else torch.float32).numpy().tofile(self._file)
+        values.detach().to("cpu", torch.float16 if self.dtype == np.float16 else torch.float32).numpy().tofile(
+            self._file
+        )
 
     def chunks(self, counts: list[int], shape: tuple[int, int]) -> Iterator[torch.Tensor]:
         self._file.flush()

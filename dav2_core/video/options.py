@@ -1,4 +1,5 @@
 """What a depth video run is asked to do (:class:`VideoOptions`) and what it did (:class:`VideoReport`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,10 +17,10 @@ from .source import FrameRange
 #: Normalisation of a depth video, with help text (the one list of them; the first is the default).
 VIDEO_RANGE_HELP: dict[str, str] = {
     "two_pass": "one range for the whole clip from a first pass (no flicker, no drift: every frame uses the final "
-                "range). The first pass caches the depth on disk (float16) or, if the disk is short, the clip is "
-                "estimated twice",
+    "range). The first pass caches the depth on disk (float16) or, if the disk is short, the clip is "
+    "estimated twice",
     "running": "one pass: the range only widens as new depth appears (no flicker once settled; the grey levels of "
-               "the first frames can shift while it widens)",
+    "the first frames can shift while it widens)",
     "per_frame": "each frame stretched to its own range (most contrast per frame, but it flickers)",
 }
 CACHE_MODES = ("auto", "disk", "recompute")
@@ -56,12 +57,16 @@ class VideoOptions:
 
     def __post_init__(self) -> None:
         if self.range_mode not in VIDEO_RANGE_HELP:
-            raise ValueError(f"unknown video normalisation {self.range_mode!r}; choose one of {', '.join(VIDEO_RANGE_HELP)}")
+            raise ValueError(
+                f"unknown video normalisation {self.range_mode!r}; choose one of {', '.join(VIDEO_RANGE_HELP)}"
+            )
         if self.colormap not in COLORMAPS:
             raise ValueError(f"unknown colormap {self.colormap!r}; choose one of {', '.join(COLORMAPS)}")
         if self.estimate.normalization == "raw":
-            raise ValueError("a depth video needs a 0..1 picture: use normalization 'per_image' (min-max) or "
-                             "'percentile', not 'raw' (write the raw values as an exr or npy sequence)")
+            raise ValueError(
+                "a depth video needs a 0..1 picture: use normalization 'per_image' (min-max) or "
+                "'percentile', not 'raw' (write the raw values as an exr or npy sequence)"
+            )
         if self.cache not in CACHE_MODES:
             raise ValueError(f"unknown cache mode {self.cache!r}; choose one of {', '.join(CACHE_MODES)}")
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:

@@ -1,5 +1,6 @@
 """VIDEO -> depth VIDEO, streamed: decode a chunk, estimate it through :class:`~dav2_core.pipeline.DepthStream`,
 encode it, repeat. Memory does not grow with the clip's length (see the package docstring)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,8 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -28,16 +30,28 @@ from .source import DecodeStats, FrameChunk, VideoError, VideoSource
 log = logging.getLogger(__name__)
 
 #: How to read depth back from the normalised 16-bit PNGs (stored in each file's metadata).
-PNG16_DECODE = ("v = pixel / 65535 (1 - v if invert); nearness = lo + v * (hi - lo) with [lo, hi] = "
-                "nearness_range; relative depth = nearness, metric depth in metres = -nearness")
+PNG16_DECODE = (
+    "v = pixel / 65535 (1 - v if invert); nearness = lo + v * (hi - lo) with [lo, hi] = "
+    "nearness_range; relative depth = nearness, metric depth in metres = -nearness"
+)
 
 
 class _Run:
     """One depth_video call: the state shared by its passes."""
 
-    def __init__(self, model: Any, source: VideoSource, output: Path, options: VideoOptions,
-                 sequence_dir: Path | None, progress: ProgressFn | None, check_cancel: CancelCheck | None,
-                 on_warning: Callable[[str], None] | None, work_device: Any, model_name: str | None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        source: VideoSource,
+        output: Path,
+        options: VideoOptions,
+        sequence_dir: Path | None,
+        progress: ProgressFn | None,
+        check_cancel: CancelCheck | None,
+        on_warning: Callable[[str], None] | None,
+        work_device: Any,
+        model_name: str | None,
+    ) -> None:
         self.model, self.src, self.output, self.options = model, source, output, options
         self.progress, self.check_cancel, self.on_warning = progress, check_cancel, on_warning
         self.work_device, self.model_name = work_device, model_name
@@ -55,8 +69,14 @@ class _Run:
         (self.on_warning or log.warning)(message)
 
     def stream(self, estimate: EstimateOptions, **range_args: Any) -> DepthStream:
-        return DepthStream(self.model, estimate, output_device=None, work_device=self.work_device,
-                           model_name=self.model_name, **range_args)
+        return DepthStream(
+            self.model,
+            estimate,
+            output_device=None,
+            work_device=self.work_device,
+            model_name=self.model_name,
+            **range_args,
+        )
 
     def step(self, frames: int) -> None:
         release_host_memory()  # one chunk's buffers are free now: keep the resident size flat
@@ -67,7 +87,9 @@ class _Run:
             self.check_cancel()
 
     def decode(self, chunk: int, stats: DecodeStats, warn_skips: bool) -> Iterator[FrameChunk]:
-        on_skip = (lambda index, why: self.warn(f"{self.src.name}: frame {index} {why}; skipped")) if warn_skips else None
+        on_skip = (
+            (lambda index, why: self.warn(f"{self.src.name}: frame {index} {why}; skipped")) if warn_skips else None
+        )
         return self.src.chunks(self.options.frames, chunk, stats, on_skip)
 
     def emit(self, indices: list[int], pts: list[int], result: DepthResult) -> None:
@@ -79,7 +101,9 @@ class _Run:
         if self.options.colormap == "gray":  # the grey colormap is the identity ramp: no lookup needed
             grey = norm.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
         for i, stamp in enumerate(pts):
-            frame = grey[i] if grey is not None else colorize_uint8(norm[i:i + 1], self.options.colormap)[0].cpu().numpy()
+            frame = (
+                grey[i] if grey is not None else colorize_uint8(norm[i : i + 1], self.options.colormap)[0].cpu().numpy()
+            )
             self.writer.write(frame, stamp)
         if self.sequence is not None:
             times = [float((p - self.writer.start_pts) * self.src.time_base) for p in pts]
@@ -87,45 +111,70 @@ class _Run:
 
     def _open_writer(self, start_pts: int) -> DepthVideoWriter:
         meta = {"dav2_depth": self.metadata()}
-        writer = DepthVideoWriter(self.output, self.src, start_pts=start_pts, stride=self.options.frames.stride,
-                                  audio=self.options.audio, metadata=meta, crf=self.options.crf)
+        writer = DepthVideoWriter(
+            self.output,
+            self.src,
+            start_pts=start_pts,
+            stride=self.options.frames.stride,
+            audio=self.options.audio,
+            metadata=meta,
+            crf=self.options.crf,
+        )
         self.report.audio = writer.audio_mode
         return writer
 
     def metadata(self) -> dict[str, Any]:
         o = self.options
-        return {"kind": self.kind, "units": units_for(self.kind), "model": model_label(self.model, self.model_name),
-                "source": self.src.name, "normalization": o.range_mode,
-                "statistic": o.estimate.normalization, "invert": o.estimate.invert, "colormap": o.colormap,
-                "near": "black" if o.estimate.invert else "white", "clip_range": self.report.clip_range,
-                "frame_range": {"start": o.frames.start, "count": o.frames.count, "stride": o.frames.stride}}
+        return {
+            "kind": self.kind,
+            "units": units_for(self.kind),
+            "model": model_label(self.model, self.model_name),
+            "source": self.src.name,
+            "normalization": o.range_mode,
+            "statistic": o.estimate.normalization,
+            "invert": o.estimate.invert,
+            "colormap": o.colormap,
+            "near": "black" if o.estimate.invert else "white",
+            "clip_range": self.report.clip_range,
+            "frame_range": {"start": o.frames.start, "count": o.frames.count, "stride": o.frames.stride},
+        }
 
     def check_stats(self, stats: DecodeStats) -> None:
         """Warnings for skipped frames and early ends; VideoError when nothing was decoded."""
         src, fr = self.src, self.options.frames
         if stats.decoded == 0:
             if fr.start > 0 and stats.last_index < fr.start:
-                raise VideoError(f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
-                                 f"{stats.last_index + 1} frames; choose a start below {stats.last_index + 1}")
+                raise VideoError(
+                    f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
+                    f"{stats.last_index + 1} frames; choose a start below {stats.last_index + 1}"
+                )
             why = f" ({stats.ended_early})" if stats.ended_early else ""
             raise VideoError(f"{src.name}: none of the selected frames could be decoded{why}")
         if stats.skipped:
             listed = ", ".join(map(str, stats.skipped[:20])) + (" ..." if len(stats.skipped) > 20 else "")
-            self.warn(f"{src.name}: {stats.decoded} frames read, {len(stats.skipped)} unreadable frames skipped "
-                      f"({listed}); the depth video keeps the source timing (the previous depth frame stays on "
-                      "screen in their place)")
+            self.warn(
+                f"{src.name}: {stats.decoded} frames read, {len(stats.skipped)} unreadable frames skipped "
+                f"({listed}); the depth video keeps the source timing (the previous depth frame stays on "
+                "screen in their place)"
+            )
         if stats.ended_early:
             self.warn(f"{src.name}: decoding stopped early: {stats.ended_early}; {stats.decoded} frames were processed")
         elif not stats.range_done and src.frame_count and stats.last_index + 1 < src.frame_count:
-            self.warn(f"{src.name}: the video ends after {stats.last_index + 1} frames, but its header says "
-                      f"{src.frame_count} (a truncated file, or an estimated count); {stats.decoded} frames "
-                      "were processed")
+            self.warn(
+                f"{src.name}: the video ends after {stats.last_index + 1} frames, but its header says "
+                f"{src.frame_count} (a truncated file, or an estimated count); {stats.decoded} frames "
+                "were processed"
+            )
         if fr.count and not stats.range_done and not stats.ended_early:
-            self.warn(f"{src.name}: the frame range asks for {fr.count} frames from frame {fr.start}, the video has "
-                      f"{stats.decoded + len(stats.skipped)} of them; {stats.decoded} frames were processed")
+            self.warn(
+                f"{src.name}: the frame range asks for {fr.count} frames from frame {fr.start}, the video has "
+                f"{stats.decoded + len(stats.skipped)} of them; {stats.decoded} frames were processed"
+            )
         if stats.resized:
-            self.warn(f"{src.name}: {stats.resized} frames had another size than the first and were scaled to "
-                      f"{src.width}x{src.height}")
+            self.warn(
+                f"{src.name}: {stats.resized} frames had another size than the first and were scaled to "
+                f"{src.width}x{src.height}"
+            )
 
     # ------------------------------------------------------------------ passes
     def run(self) -> VideoReport:
@@ -209,8 +258,10 @@ class _Run:
                 again = DecodeStats()
                 for (indices, pts), part in zip(timeline, self.decode(chunk, again, warn_skips=False)):
                     if part.indices != indices:
-                        raise VideoError(f"{src.name}: the second pass decoded other frames than the first "
-                                         f"({part.indices[:3]}... vs {indices[:3]}...); did the file change?")
+                        raise VideoError(
+                            f"{src.name}: the second pass decoded other frames than the first "
+                            f"({part.indices[:3]}... vs {indices[:3]}...); did the file change?"
+                        )
                     self.emit(indices, pts, second(torch.from_numpy(part.frames), check_cancel=self.check_cancel))
                     self.step(len(indices))
             self._last_pts = timeline[-1][1][-1]
@@ -246,14 +297,26 @@ def depth_video(
     src = VideoSource(source, name)
     fr = options.frames
     if src.frame_count_exact and fr.start >= src.frame_count:
-        raise VideoError(f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
-                         f"{src.frame_count} frames; choose a start below {src.frame_count}")
+        raise VideoError(
+            f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
+            f"{src.frame_count} frames; choose a start below {src.frame_count}"
+        )
     as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
     if output.exists() and output.is_dir():
         raise VideoError(f"{output} is a folder; give a file name for the depth video (e.g. depth.mp4)")
-    run = _Run(model, src, output, options, Path(sequence_dir) if sequence_dir else None, progress, check_cancel,
-               on_warning, work_device, model_name)
+    run = _Run(
+        model,
+        src,
+        output,
+        options,
+        Path(sequence_dir) if sequence_dir else None,
+        progress,
+        check_cancel,
+        on_warning,
+        work_device,
+        model_name,
+    )
     try:
         report = run.run()
     except BaseException:

@@ -11,6 +11,7 @@ Each file is written atomically into a hidden staging folder next to the target 
 to the target name when the whole clip is done (with ``frames.json``: index, time in seconds and
 file of every frame). A cancelled or failed run deletes the staging folder: no partial sequence.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,26 +70,33 @@ class SequenceWriter:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.partial-"))
         except OSError as exc:
-            raise VideoError(f"cannot write the image sequence into {self.folder.parent} "
-                             f"({exc.strerror or exc}); choose a folder you can write to") from None
+            raise VideoError(
+                f"cannot write the image sequence into {self.folder.parent} "
+                f"({exc.strerror or exc}); choose a folder you can write to"
+            ) from None
 
     def write_raw(self, indices: list[int], depth: DepthMap) -> None:
         """Float depth [n,H,W] of frames ``indices`` as exr/npy (whichever were asked for)."""
         for fmt in RAW_FORMATS:
             if fmt in self.formats:
                 for i, index in enumerate(indices):
-                    frame = DepthMap(depth.values[i:i + 1].detach().float().cpu(), kind=depth.kind, model=depth.model)
+                    frame = DepthMap(depth.values[i : i + 1].detach().float().cpu(), kind=depth.kind, model=depth.model)
                     self.files += len(save_depth(frame, self.staging / f"{index:06d}", fmt))
 
-    def write_normalized(self, indices: list[int], times: list[float], norm01: torch.Tensor,
-                         lo: torch.Tensor, hi: torch.Tensor) -> None:
+    def write_normalized(
+        self, indices: list[int], times: list[float], norm01: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> None:
         """Normalised depth [n,H,W] (0..1) of frames ``indices`` as png16, and their index entries."""
         pixels = to_uint16(norm01.detach().float().cpu().numpy()) if "png16" in self.formats else None
         for i, (index, seconds) in enumerate(zip(indices, times)):
             entry = {"frame": index, "time_s": round(seconds, 6)}
             if pixels is not None:
-                meta = {**self.meta, "format": "png16-normalized", **entry,
-                        "nearness_range": [float(lo[i]), float(hi[i])]}
+                meta = {
+                    **self.meta,
+                    "format": "png16-normalized",
+                    **entry,
+                    "nearness_range": [float(lo[i]), float(hi[i])],
+                }
                 _write_png16(self.staging / f"{index:06d}.png", pixels[i], meta)
                 self.files += 1
             self._index.append(entry)

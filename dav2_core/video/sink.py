@@ -9,6 +9,7 @@
   by :meth:`DepthVideoWriter.commit`; :meth:`~DepthVideoWriter.discard` (and any error inside the
   ``with`` block) deletes it, so a cancelled or failed run never leaves a partial video.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ def writable_temp(path: Path, suffix: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:
-        raise VideoError(f"cannot write to the output folder {path.parent} ({exc.strerror or exc}); "
-                         "choose a folder you can write to") from None
+        raise VideoError(
+            f"cannot write to the output folder {path.parent} ({exc.strerror or exc}); choose a folder you can write to"
+        ) from None
     os.close(fd)
     return Path(name)
 
@@ -68,15 +70,25 @@ class DepthVideoWriter:
     ``metadata`` is stored in the container (mp4: as custom tags). ``audio``: pass the source's audio through.
     """
 
-    def __init__(self, path: str | os.PathLike[str], source: VideoSource, *, start_pts: int = 0, stride: int = 1,
-                 audio: bool = True, metadata: dict[str, Any] | None = None, crf: int = CRF) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        source: VideoSource,
+        *,
+        start_pts: int = 0,
+        stride: int = 1,
+        audio: bool = True,
+        metadata: dict[str, Any] | None = None,
+        crf: int = CRF,
+    ) -> None:
         import av
 
         self.path = Path(path)
         fmt = CONTAINERS.get(self.path.suffix.lower())
         if fmt is None:
-            raise VideoError(f"{self.path}: unsupported depth video type {self.path.suffix!r}; use one of "
-                             f"{', '.join(CONTAINERS)}")
+            raise VideoError(
+                f"{self.path}: unsupported depth video type {self.path.suffix!r}; use one of {', '.join(CONTAINERS)}"
+            )
         self._temp = writable_temp(self.path, ".tmp" + self.path.suffix)
         self.width, self.height = source.width, source.height
         self.time_base = source.time_base
@@ -122,8 +134,9 @@ class DepthVideoWriter:
         out_pts = pts - self.start_pts
         if self._last_pts is not None and out_pts <= self._last_pts:
             raise ValueError(f"timestamps must increase: {pts} after {self._last_pts + self.start_pts}")
-        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(self._pad(frame)),
-                                           format="gray" if frame.ndim == 2 else "rgb24")
+        image = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(self._pad(frame)), format="gray" if frame.ndim == 2 else "rgb24"
+        )
         image.pts, image.time_base = out_pts, self.time_base
         for packet in self._stream.encode(image):
             self._container.mux(packet)
@@ -157,10 +170,9 @@ class DepthVideoWriter:
                     pass
         self._temp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "DepthVideoWriter":
+    def __enter__(self) -> DepthVideoWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is not None:
             self.discard()
-

@@ -6,6 +6,7 @@ same with or without damage. Frames come out as [n,H,W,3] uint8 RGB: 10-bit, 4:4
 formats are converted by FFmpeg's swscale (the network's input is 8-bit RGB, as in the official
 pipeline). A frame whose size differs from the first frame's is scaled to the first frame's size.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,12 +15,14 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 #: Frames in a row that may fail to decode before the stream is taken to end there (garbage tail).
 MAX_CONSECUTIVE_BAD_FRAMES = 25
+
 
 class VideoError(ValueError):
     """A video that cannot be used as asked (not a video, no video stream, frame range past the end ...)."""
@@ -109,8 +112,10 @@ class VideoSource:
             streams = container.streams.video
             if not streams:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
-                raise VideoError(f"{self.name}: the file has no video stream (streams: {', '.join(kinds)}); "
-                                 "give a video file with picture frames")
+                raise VideoError(
+                    f"{self.name}: the file has no video stream (streams: {', '.join(kinds)}); "
+                    "give a video file with picture frames"
+                )
             stream = streams[0]
             self.width, self.height = int(stream.codec_context.width), int(stream.codec_context.height)
             if self.width < 1 or self.height < 1:
@@ -162,8 +167,9 @@ class VideoSource:
                 return
             yield packet
 
-    def frames(self, frame_range: FrameRange, stats: DecodeStats,
-               on_skip: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    def frames(
+        self, frame_range: FrameRange, stats: DecodeStats, on_skip: Callable[[int, str], None] | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Selected frames one by one as (index, pts, RGB uint8 [H,W,3]), in presentation order.
 
         Undecodable frames followed by a good one are skipped (``stats.skipped``, ``on_skip(index, why)``);
@@ -186,7 +192,9 @@ class VideoSource:
                     stats.last_index = index
                     index += 1
                     if len(pending) >= MAX_CONSECUTIVE_BAD_FRAMES:
-                        stats.ended_early = f"{len(pending)} frames in a row from frame {pending[0][0]} cannot be decoded"
+                        stats.ended_early = (
+                            f"{len(pending)} frames in a row from frame {pending[0][0]} cannot be decoded"
+                        )
                         return
                     continue
                 for frame in decoded:
@@ -219,8 +227,9 @@ class VideoSource:
         stats.resized += 1
         return frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
 
-    def chunks(self, frame_range: FrameRange, size: int, stats: DecodeStats,
-               on_skip: Callable[[int, str], None] | None = None) -> Iterator[FrameChunk]:
+    def chunks(
+        self, frame_range: FrameRange, size: int, stats: DecodeStats, on_skip: Callable[[int, str], None] | None = None
+    ) -> Iterator[FrameChunk]:
         """The selected frames in chunks of at most ``size`` (only one chunk is held at a time)."""
         if size < 1:
             raise ValueError(f"chunk size must be >= 1, got {size}")

@@ -1,0 +1,500 @@
+"""The four core nodes run in-process with ComfyUI's real modules (loaded like ComfyUI loads custom nodes).
+
+A seeded random-init vits checkpoint sits in models/depthanything: its depth order is meaningless, so
+near = white is checked as "the depth image equals the normalised nearness of the DEPTH output".
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, run_coroutine, write_test_checkpoint
+from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
+from dav2_core.depth import DepthMap
+from dav2_core.inference import predict_depth
+from dav2_core.normalize import NORMALIZE_MODES
+from dav2_core.variants import VARIANTS
+
+SIZE = 70  # network input size for the tests (a multiple of 14; small for 2 CPU cores)
+
+
+def run_estimate(comfy, model, image, **overrides):
+    args = dict(
+        input_size=SIZE, resolution="keep_aspect", max_side=1932, normalization="per_image", invert=False, chunk_size=0
+    )
+    args.update(overrides)
+    return comfy.node("Estimate Depth").execute(model, image, **args)
+
+
+@pytest.fixture(scope="module")
+def model(comfy_inprocess):
+    return comfy_inprocess.node("Load Depth Anything V2").execute(TEST_CHECKPOINT, "fp32", "auto", "auto").args[0]
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    base = torch.linspace(0, 1, 84)[None, None, :, None].expand(2, 60, 84, 3)
+    return (0.6 * base + 0.4 * torch.rand(2, 60, 84, 3, generator=g)).contiguous()
+
+
+@pytest.fixture(scope="module")
+def estimated(comfy_inprocess, model, images):
+    return run_estimate(comfy_inprocess, model, images)
+
+
+# ------------------------------------------------------------------------------------ registration
+
+
+def test_pack_registered_like_comfyui_does(comfy_inprocess):
+    mappings = comfy_inprocess.nodes.NODE_CLASS_MAPPINGS
+    names = comfy_inprocess.nodes.NODE_DISPLAY_NAME_MAPPINGS
+    for display, node_id in NODE_IDS.items():
+        assert node_id in mappings, f"{node_id} not registered"
+        assert names[node_id] == display
+        assert mappings[node_id].RELATIVE_PYTHON_MODULE.startswith("custom_nodes.")
+    module = comfy_inprocess.module
+    assert module.WEB_DIRECTORY == "./web"
+    extension = run_coroutine(module.comfy_entrypoint())
+    assert {n.GET_SCHEMA().node_id for n in run_coroutine(extension.get_node_list())} == set(NODE_IDS.values())
+
+
+@pytest.mark.parametrize("display", list(NODE_IDS))
+def test_schema_has_category_description_and_tooltips(comfy_inprocess, display):
+    schema = comfy_inprocess.node(display).GET_SCHEMA()
+    assert schema.category == "depth/Depth Anything V2"
+    assert len(schema.description) > 40
+    for item in schema.inputs + schema.outputs:
+        assert item.tooltip, f"{display}: {item.id} has no tooltip"
+
+
+def test_loader_lists_official_variants_and_folder_files(comfy_inprocess):
+    (comfy_inprocess.model_dir / "my_finetune.safetensors").write_bytes(b"")  # any checkpoint file is listed
+    (comfy_inprocess.model_dir / "notes.txt").write_text("not a model")
+    schema = comfy_inprocess.node("Load Depth Anything V2").GET_SCHEMA()
+    model_input = schema.inputs[0]
+    assert model_input.id == "model"
+    for name in ("vits", "vitl", "metric_hypersim_vitl", "metric_vkitti_vits"):
+        assert VARIANTS[name].filename in model_input.options
+        assert VARIANTS[name].label in model_input.tooltip
+    assert TEST_CHECKPOINT in model_input.options and "my_finetune.safetensors" in model_input.options
+    assert "notes.txt" not in model_input.options
+    assert "CC-BY-NC-4.0" in model_input.tooltip and "Apache-2.0" in model_input.tooltip
+    (comfy_inprocess.model_dir / "my_finetune.safetensors").unlink()
+    (comfy_inprocess.model_dir / "notes.txt").unlink()
+
+
+# ------------------------------------------------------------------------------------ loader
+
+
+def test_loader_wraps_model_in_comfy_model_patcher(comfy_inprocess, model):
+    import comfy.model_patcher
+
+    assert isinstance(model.patcher, comfy.model_patcher.ModelPatcher)
+    assert model.patcher.load_device == comfy_inprocess.model_management.get_torch_device()
+    assert model.patcher.offload_device == comfy_inprocess.model_management.unet_offload_device()
+    assert (model.encoder, model.kind, model.units, model.dtype) == ("vits", "relative", "relative", "fp32")
+    assert next(model.patcher.model.parameters()).dtype == torch.float32
+
+
+def test_loader_checkpoint_type_overrides_metadata(comfy_inprocess):
+    loaded = (
+        comfy_inprocess.node("Load Depth Anything V2").execute(TEST_CHECKPOINT, "auto", "metric-outdoor", "cpu").args[0]
+    )
+    assert (loaded.kind, loaded.max_depth, loaded.units) == ("metric", 80.0, "m")
+    assert loaded.patcher.model.max_depth == 80.0
+
+
+def test_loader_official_name_gives_metric_kind(comfy_inprocess):
+    """A metric file under its official name (no metadata) is metric with the variant's max depth."""
+    variant = VARIANTS["metric_hypersim_vits"]
+    path = write_test_checkpoint(comfy_inprocess.model_dir / variant.filename, fmt="official-pth")
+    try:
+        loaded = (
+            comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "fp32", "auto", "auto").args[0]
+        )
+        assert (loaded.kind, loaded.max_depth) == ("metric", 20.0)
+        depth = run_estimate(comfy_inprocess, loaded, torch.rand(1, 28, 28, 3)).args[1]
+        assert depth.kind == "metric" and depth.units == "m"
+    finally:
+        path.unlink()
+
+
+def test_loader_metadata_beats_the_file_name(comfy_inprocess):
+    """A file under a known metric name (kijai's) whose metadata says relative is relative."""
+    name = "depth_anything_v2_metric_vkitti_vits_fp32.safetensors"
+    path = write_test_checkpoint(comfy_inprocess.model_dir / name, kind="relative")
+    try:
+        loaded = comfy_inprocess.node("Load Depth Anything V2").execute(name, "fp32", "auto", "auto").args[0]
+        assert (loaded.kind, loaded.max_depth) == ("relative", None)
+    finally:
+        path.unlink()
+
+
+def test_same_file_same_kind_in_comfyui_and_in_load_model(comfy_inprocess):
+    """One kind rule for every caller: an official metric name without metadata is metric in the loader node
+    and in dav2_core.loading.load_model (what the CLI calls), not metres in one and relative in the other."""
+    from dav2_core.loading import load_model
+
+    variant = VARIANTS["metric_vkitti_vits"]
+    path = write_test_checkpoint(comfy_inprocess.model_dir / variant.filename, fmt="official-pth")
+    try:
+        loaded = comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "fp32", "auto", "cpu").args[0]
+        info = load_model(path, device="cpu", dtype="fp32").checkpoint_info
+        assert (loaded.kind, loaded.max_depth) == (info.kind, info.max_depth) == ("metric", 80.0)
+        assert info.kind_source == "file name"
+        assert loaded.patcher.model.max_depth == 80.0
+        # ... and the CLI (dav2 --checkpoint FILE) gives the node's numbers: metres from the same pipeline
+        import cv2
+        import numpy as np
+
+        from dav2_core import cli
+
+        rgb = (np.random.default_rng(3).random((30, 44, 3)) * 255).astype(np.uint8)
+        photo = comfy_inprocess.base_dir / "input" / "same_file.png"
+        cv2.imwrite(str(photo), rgb[..., ::-1])
+        out = comfy_inprocess.base_dir / "output" / "same_file_cli"
+        assert (
+            cli.main(
+                [
+                    str(photo),
+                    "-o",
+                    str(out),
+                    "--checkpoint",
+                    str(path),
+                    "--device",
+                    "cpu",
+                    "--input-size",
+                    str(SIZE),
+                    "--npy",
+                    "-q",
+                ]
+            )
+            == 0
+        )
+        node_depth = run_estimate(comfy_inprocess, loaded, torch.from_numpy(rgb).float()[None] / 255.0).args[1]
+        assert node_depth.kind == "metric"
+        np.testing.assert_allclose(
+            np.load(out / "same_file_depth.npy"), node_depth.values[0].numpy(), atol=1e-4, rtol=0
+        )
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "../../input/evil.pth", "..\\..\\input\\evil.pth"])
+def test_loader_refuses_names_outside_the_model_folders(comfy_inprocess, name):
+    outside = comfy_inprocess.base_dir / "input" / "evil.pth"  # a real file the traversal names would reach
+    outside.write_bytes(b"\x80not a checkpoint")
+    try:
+        with pytest.raises(ValueError) as err:
+            comfy_inprocess.node("Load Depth Anything V2").execute(name, "auto", "auto", "cpu")
+    finally:
+        outside.unlink()
+    message = str(err.value)
+    assert "not found in the depthanything model folders" in message and str(comfy_inprocess.model_dir) in message
+    assert "Delete" not in message and "download it again" not in message
+
+
+def test_loader_corrupted_file_says_what_is_wrong(comfy_inprocess):
+    path = comfy_inprocess.model_dir / "broken.safetensors"
+    path.write_bytes(b"\x00garbage, not a checkpoint" * 10)
+    try:
+        with pytest.raises(ValueError) as err:
+            comfy_inprocess.node("Load Depth Anything V2").execute("broken.safetensors", "auto", "auto", "auto")
+        assert "broken.safetensors" in str(err.value)
+    finally:
+        path.unlink()
+
+
+def test_loader_other_model_type_is_refused(comfy_inprocess):
+    from safetensors.torch import save_file
+
+    path = comfy_inprocess.model_dir / "some_unet.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}, str(path))
+    try:
+        with pytest.raises(ValueError) as err:
+            comfy_inprocess.node("Load Depth Anything V2").execute("some_unet.safetensors", "auto", "auto", "auto")
+        assert "some_unet.safetensors" in str(err.value)
+    finally:
+        path.unlink()
+
+
+def test_loader_offline_without_file_explains_where_to_put_it(comfy_inprocess, monkeypatch):
+    from dav2_core.hub import HubUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    variant = VARIANTS["vitb"]
+    with pytest.raises(HubUnavailableError) as err:
+        comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "auto", "auto", "auto")
+    message = str(err.value)
+    assert variant.filename in message and str(comfy_inprocess.model_dir) in message
+    assert "huggingface.co/" + variant.hf_repo in message
+
+
+def test_loader_fp16_on_cpu_is_refused_with_reason(comfy_inprocess):
+    with pytest.raises(ValueError, match="fp16"):
+        comfy_inprocess.node("Load Depth Anything V2").execute(TEST_CHECKPOINT, "fp16", "auto", "cpu")
+
+
+def test_bf16_model_keeps_float32_islands_through_comfy_loading(comfy_inprocess, monkeypatch):
+    """Loader cast + ModelPatcher moves keep the small parameters float32; the activation estimate reaches
+    ComfyUI's load_models_gpu as memory_required (so it can offload other models first)."""
+    import sys
+
+    loader = comfy_inprocess.node("Load Depth Anything V2")
+    patcher_module = sys.modules[loader.__module__].model_patcher
+    loaded = loader.execute(TEST_CHECKPOINT, "bf16", "auto", "cpu").args[0]
+    mm = comfy_inprocess.model_management
+    calls = []
+    real_load = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: calls.append(kw) or real_load(models, **kw))
+    network = patcher_module.load(loaded.patcher, memory_required=123 << 20)
+    assert calls == [{"memory_required": 123 << 20, "force_full_load": True}]
+    loaded.patcher.model.to("cpu")  # a ModelPatcher-style device move
+    params = dict(network.named_parameters())
+    assert params["pretrained.patch_embed.proj.weight"].dtype == torch.bfloat16
+    for name in (
+        "pretrained.pos_embed",
+        "pretrained.cls_token",
+        "pretrained.blocks.0.norm1.weight",
+        "pretrained.blocks.0.ls1.gamma",
+        "depth_head.scratch.output_conv2.2.weight",
+    ):
+        assert params[name].dtype == torch.float32, name
+    with pytest.raises(ValueError, match="memory_required"):
+        patcher_module.load(loaded.patcher, memory_required=-1)
+
+
+# ------------------------------------------------------------------------------------ estimate
+
+
+def test_estimate_outputs_shapes_and_types(estimated, images):
+    depth_image, depth, mask = estimated.args
+    b, h, w, _ = images.shape
+    assert depth_image.shape == (b, h, w, 3) and depth_image.dtype == torch.float32
+    assert isinstance(depth, DepthMap) and depth.values.shape == (b, h, w)
+    assert (depth.kind, depth.units, depth.model) == ("relative", "relative", TEST_CHECKPOINT)
+    assert mask.shape == (b, h, w) and mask.dtype == torch.float32
+    assert float(depth.values.std()) > 0, "random-init model gave a constant map; the checks below would be empty"
+
+
+def test_estimate_image_is_grey_near_white_normalised_depth(estimated):
+    depth_image, depth, mask = estimated.args
+    assert torch.equal(depth_image[..., 0], depth_image[..., 1]) and torch.equal(
+        depth_image[..., 0], depth_image[..., 2]
+    )
+    v = depth.values.double()
+    lo = v.amin(dim=(1, 2), keepdim=True)
+    hi = v.amax(dim=(1, 2), keepdim=True)
+    expected = ((v - lo) / (hi - lo)).float()  # relative depth: larger = nearer -> 1 = white
+    torch.testing.assert_close(depth_image[..., 0], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(mask, expected, atol=1e-5, rtol=0)
+    for i in range(depth.batch):  # the nearest pixel is white, the farthest black
+        flat = depth.values[i].flatten()
+        assert depth_image[i, ..., 0].flatten()[flat.argmax()] == 1.0
+        assert depth_image[i, ..., 0].flatten()[flat.argmin()] == 0.0
+
+
+def test_estimate_matches_engine_on_the_same_network(estimated, model, images):
+    direct = predict_depth(model.patcher.model, images, input_size=SIZE)
+    torch.testing.assert_close(estimated.args[1].values, direct, atol=0, rtol=0)
+
+
+def test_estimate_ui_carries_the_preview(estimated):
+    ui = estimated.ui
+    assert isinstance(ui, dict) and ui, "Estimate Depth should send the browser preview data"
+
+
+def test_estimate_invert_and_batch_normalisation(comfy_inprocess, model, images, estimated):
+    inverted = run_estimate(comfy_inprocess, model, images, invert=True)
+    torch.testing.assert_close(inverted.args[0], 1.0 - estimated.args[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(inverted.args[1].values, estimated.args[1].values)  # DEPTH is never inverted
+    batch = run_estimate(comfy_inprocess, model, images, normalization="batch")
+    v = batch.args[1].values
+    torch.testing.assert_close(batch.args[2], (v - v.min()) / (v.max() - v.min()), atol=1e-5, rtol=0)
+    per_image_max = batch.args[2].amax(dim=(1, 2))
+    assert float(per_image_max.max()) == pytest.approx(1.0) and float(per_image_max.min()) < 1.0
+
+
+def test_estimate_raw_keeps_values(comfy_inprocess, model, images, estimated):
+    raw = run_estimate(comfy_inprocess, model, images, normalization="raw")
+    torch.testing.assert_close(raw.args[2], estimated.args[1].values)
+    torch.testing.assert_close(raw.args[0][..., 1], estimated.args[1].values)
+
+
+def test_estimate_raw_with_invert_is_refused_before_running(comfy_inprocess, model, images):
+    node = comfy_inprocess.node("Estimate Depth")
+    assert "invert" in node.validate_inputs("raw", True)
+    assert node.validate_inputs("per_image", True) is True
+    with pytest.raises(ValueError, match="invert"):
+        run_estimate(comfy_inprocess, model, images, normalization="raw", invert=True)
+
+
+def test_estimate_rgba_drops_alpha(comfy_inprocess, model, images, estimated):
+    alpha = torch.rand(*images.shape[:3], 1)
+    rgba = torch.cat([images, alpha], dim=-1)
+    out = run_estimate(comfy_inprocess, model, rgba)
+    torch.testing.assert_close(out.args[1].values, estimated.args[1].values)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 2), (17, 5)])
+def test_estimate_tiny_images_keep_their_size(comfy_inprocess, model, hw):
+    out = run_estimate(comfy_inprocess, model, torch.rand(1, *hw, 3))
+    assert out.args[0].shape == (1, *hw, 3) and out.args[1].values.shape == (1, *hw)
+    assert torch.isfinite(out.args[1].values).all()
+
+
+def test_estimate_huge_image_keeps_its_size(comfy_inprocess, model):
+    image = torch.rand(1, 2160, 3840, 3)  # 4K UHD, network still runs at input_size
+    out = run_estimate(comfy_inprocess, model, image, input_size=28)
+    assert out.args[0].shape == (1, 2160, 3840, 3)
+
+
+def test_estimate_extreme_aspect_ratio_says_what_to_do(comfy_inprocess, model):
+    with pytest.raises(ValueError, match="native"):
+        run_estimate(comfy_inprocess, model, torch.rand(1, 1, 4000, 3), input_size=518)
+
+
+def test_estimate_empty_batch_is_a_clear_error(comfy_inprocess, model):
+    with pytest.raises(ValueError, match="empty"):
+        run_estimate(comfy_inprocess, model, torch.zeros(0, 32, 32, 3))
+
+
+def test_estimate_progress_per_chunk_and_cancel_within_a_chunk(comfy_inprocess, model):
+    import comfy.utils
+
+    mm = comfy_inprocess.model_management
+    calls = []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, total))
+        if len(calls) == 2:
+            mm.interrupt_current_processing(True)  # what /interrupt does
+
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run_estimate(comfy_inprocess, model, torch.rand(5, 28, 28, 3), input_size=28, chunk_size=1)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+        mm.interrupt_current_processing(False)
+    assert calls == [(1, 5), (2, 5)]  # stopped right after the chunk during which Cancel came
+    calls.clear()
+    out = run_estimate(comfy_inprocess, model, torch.rand(5, 28, 28, 3), input_size=28, chunk_size=2)
+    assert out.args[1].batch == 5  # the next run works
+
+
+# ------------------------------------------------------------------------------------ colorize
+
+
+def test_colorize_depth_end_colours(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Colorize Depth")
+    depth = estimated.args[1]
+    for name in ("Spectral_r", "turbo", "gray"):
+        image = node.execute(depth, name, False, "auto", 0.0, 1.0).args[0]
+        assert image.shape == (*depth.values.shape, 3)
+        table = lut(name)
+        flat = depth.values[0].flatten()
+        pixels = image[0].reshape(-1, 3)
+        torch.testing.assert_close(pixels[flat.argmax()], table[-1])  # nearest = high end
+        torch.testing.assert_close(pixels[flat.argmin()], table[0])  # farthest = low end
+    inverted = node.execute(depth, "Spectral_r", True, "auto", 0.0, 1.0).args[0]
+    torch.testing.assert_close(inverted[0].reshape(-1, 3)[depth.values[0].flatten().argmax()], lut("Spectral_r")[0])
+    assert set(COLORMAPS) == set(node.GET_SCHEMA().inputs[1].options)
+
+
+def test_colorize_accepts_a_depth_image(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Colorize Depth")
+    from_image = node.execute(estimated.args[0], "viridis", False, "auto", 0.0, 1.0).args[0]
+    from_depth = node.execute(estimated.args[1], "viridis", False, "auto", 0.0, 1.0).args[0]
+    torch.testing.assert_close(from_image, from_depth, atol=2e-3, rtol=0)
+    rgba = torch.cat([estimated.args[0], torch.ones(*estimated.args[0].shape[:3], 1)], dim=-1)
+    torch.testing.assert_close(node.execute(rgba, "viridis", False, "auto", 0.0, 1.0).args[0], from_image)
+
+
+def test_colorize_manual_range(comfy_inprocess):
+    node = comfy_inprocess.node("Colorize Depth")
+    metric = DepthMap(torch.tensor([[[1.0, 2.0, 3.0, 10.0]]]), kind="metric")
+    image = node.execute(metric, "gray", False, "manual", 1.0, 3.0).args[0]
+    np.testing.assert_allclose(image[0, 0, :, 0].numpy(), [1.0, 0.5, 0.0, 0.0], atol=1e-6)  # 1 m near = white
+
+
+@pytest.mark.parametrize("mode, bounds", [("auto", (0.0, 1.0)), ("percentile", (0.0, 1.0)), ("manual", (0.2, 0.7))])
+def test_colorize_preview_carries_the_range_it_coloured_with(comfy_inprocess, estimated, mode, bounds):
+    node = comfy_inprocess.node("Colorize Depth")
+    depth = estimated.args[1]
+    out = node.execute(depth, "viridis", True, mode, *bounds)
+    lo, hi = colorize_range(depth, mode, *(bounds if mode == "manual" else (None, None)))
+    entries = out.ui["dav2_depth"]
+    assert [(e["display_min"], e["display_max"]) for e in entries] == list(zip(lo.tolist(), hi.tolist()))
+    torch.testing.assert_close(out.args[0], colorize_in_range(depth, lo, hi, "viridis", invert=True), atol=0, rtol=0)
+    if mode == "auto":  # auto: the depth's own min/max, as the preview had before
+        assert all(
+            e["display_min"] == pytest.approx(e["min"]) and e["display_max"] == pytest.approx(e["max"]) for e in entries
+        )
+
+
+def test_colorize_manual_min_not_below_max_is_refused(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Colorize Depth")
+    message = node.validate_inputs("manual", 2.0, 2.0)
+    assert isinstance(message, str) and "manual_min" in message and "manual_max" in message
+    assert node.validate_inputs("auto", 2.0, 2.0) is True  # min/max are ignored outside manual
+    with pytest.raises(ValueError, match="min must be smaller than max"):
+        node.execute(estimated.args[1], "gray", False, "manual", 5.0, 1.0)
+
+
+def test_colorize_mask_is_refused_with_what_to_connect(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Colorize Depth")
+    with pytest.raises(ValueError, match="DEPTH"):
+        node.execute(estimated.args[2], "gray", False, "auto", 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------ stats
+
+
+def test_depth_stats_text_ui_and_plot(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Depth Stats")
+    depth = estimated.args[1]
+    out = node.execute(depth, 1)
+    text, plot = out.args
+    assert "Depth stats" in text and "Image 2" in text
+    assert plot.shape == (1, 900, 1200, 3) and 0.0 <= float(plot.min()) and float(plot.max()) <= 1.0
+    assert out.ui["text"] == [text]
+    stats = out.ui["dav2_stats"][0]
+    assert stats["batch_size"] == depth.batch and stats["units"] == "relative"
+    assert stats["images"][0]["max"] == pytest.approx(float(depth.values[0].max()), rel=1e-6)
+    assert node.GET_SCHEMA().is_output_node
+
+
+def test_depth_stats_bad_inputs(comfy_inprocess, estimated):
+    node = comfy_inprocess.node("Depth Stats")
+    with pytest.raises(ValueError, match="plot_index"):
+        node.execute(estimated.args[1], 5)
+    for wrong in (estimated.args[0], estimated.args[2]):  # an IMAGE or a MASK wired where DEPTH is expected
+        with pytest.raises(ValueError, match="DEPTH"):
+            node.execute(wrong, 0)
+
+
+def test_normalization_combo_is_the_engine_list(comfy_inprocess):
+    inputs = {i.id: i for i in comfy_inprocess.node("Estimate Depth").GET_SCHEMA().inputs}
+    assert inputs["normalization"].options == list(NORMALIZE_MODES)
+    assert inputs["input_size"].default == 518 and inputs["input_size"].step == 14 and inputs["input_size"].min == 14
+
+
+def test_estimate_asks_comfyui_for_room_for_its_activations(comfy_inprocess, model, monkeypatch):
+    """Estimate Depth passes the working memory of one chunk (pipeline.EstimateOptions.memory_required) to
+    load_models_gpu, so ComfyUI offloads other models for activations too, not only for the weights."""
+    from dav2_core.pipeline import EstimateOptions
+
+    mm = comfy_inprocess.model_management
+    calls = []
+    real_load = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: calls.append(kw) or real_load(models, **kw))
+    run_estimate(comfy_inprocess, model, torch.rand(3, 40, 60, 3), chunk_size=2, flip_tta=True)
+    want = EstimateOptions(input_size=SIZE, chunk_size=2, flip_tta=True).memory_required(model.patcher.model, 3, 40, 60)
+    assert calls[-1]["memory_required"] == want > 0
+    one = EstimateOptions(input_size=SIZE, chunk_size=1).memory_required(model.patcher.model, 3, 40, 60)
+    assert want == 4 * one  # two images per chunk, each run twice for flip TTA

@@ -1,0 +1,222 @@
+"""The effect nodes end to end on the real ComfyUI server (the session ``comfy_server``): the bokeh, parallax
+and temporal video example workflows as shipped (smaller network input, small image), calibration, Save
+Depth and normals/PLY in one graph, and bad input reported by the server.
+
+The random-init checkpoint gives depth without meaning, so checks are about shapes, counts, files and
+consistency between outputs, not about what the depth shows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from comfy_harness import (
+    NODE_IDS,
+    TEST_CHECKPOINT,
+    PromptError,
+    execution_error,
+    node_id_of,
+    read_video,
+    set_inputs,
+    ui_to_api,
+    write_test_video,
+)
+from dav2_core.effects import load_depth
+from test_server_e2e import (  # noqa: F401 (object_info, photo, shared_images_or_none are fixtures)
+    EXAMPLE_IMAGE,
+    EXAMPLE_VIDEO,
+    WORKFLOWS,
+    api_graph,
+    assert_success,
+    load_workflow,
+    object_info,
+    photo,
+    saved_rgb,
+    shared_images_or_none,
+)
+
+pytestmark = pytest.mark.server
+
+NEW_WORKFLOWS = ["depth_bokeh", "depth_parallax", "video_depth_temporal"]
+
+
+@pytest.mark.parametrize("name", NEW_WORKFLOWS)
+def test_new_example_workflow_is_a_valid_graph(object_info, name):
+    assert (WORKFLOWS / f"{name}.jpg").is_file(), f"{name}.jpg thumbnail missing"
+    workflow = load_workflow(name)
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    for link_id, src, slot, dst, dst_slot, type_ in workflow["links"]:
+        assert object_info[nodes[src]["type"]]["output"][slot] == type_, f"link {link_id}: wrong output type"
+        name_in = nodes[dst]["inputs"][dst_slot]["name"]
+        spec = {
+            **object_info[nodes[dst]["type"]]["input"]["required"],
+            **object_info[nodes[dst]["type"]]["input"].get("optional", {}),
+        }[name_in]
+        assert type_ in spec[0].split(","), f"link {link_id}: {type_} into {nodes[dst]['type']}.{name_in}"
+    graph = ui_to_api(workflow, object_info)  # every widget value lines up with the node definitions
+    estimate = graph[node_id_of(graph, NODE_IDS["Estimate Depth"])]["inputs"]
+    assert {"flip_tta", "refine", "temporal_consistency", "temporal_smoothing"} <= set(estimate)
+
+
+def test_old_workflows_run_without_the_new_estimate_widgets(object_info):
+    """Workflows saved before the quality options existed get their defaults (all off)."""
+    graph = ui_to_api(load_workflow("depth_colorize_save"), object_info)
+    estimate = graph[node_id_of(graph, NODE_IDS["Estimate Depth"])]["inputs"]
+    assert (estimate["flip_tta"], estimate["refine"], estimate["temporal_consistency"]) == (False, 0.0, False)
+
+
+def test_bokeh_workflow(comfy_server, object_info, photo):
+    graph = api_graph("depth_bokeh", object_info)
+    entry = comfy_server.run(graph)
+    assert_success(comfy_server, entry)
+    (blurred,) = saved_rgb(comfy_server, entry, node_id_of(graph, "SaveImage"))
+    (coc,) = saved_rgb(comfy_server, entry, node_id_of(graph, "PreviewImage"))
+    assert blurred.shape == coc.shape == photo.shape
+    assert np.abs(blurred.astype(int) - photo).mean() > 1.0  # the lens blur changed the photo
+    assert coc.max() > 0 and (coc[..., 0] == coc[..., 1]).all()  # a grey MASK with some blur somewhere
+    h, w = photo.shape[:2]
+    assert coc[round(0.5 * (h - 1)), round(0.5 * (w - 1)), 0] == 0  # the picked focus point is in focus
+
+
+def test_parallax_workflow(comfy_server, object_info, photo):
+    graph = api_graph("depth_parallax", object_info)
+    set_inputs(graph, NODE_IDS["Depth Parallax"], frames=6, strength=0.05)
+    entry = comfy_server.run(graph)
+    assert_success(comfy_server, entry)
+    (path,) = comfy_server.output_files(entry, node_id_of(graph, "SaveVideo"))
+    clip = read_video(path)
+    assert clip.shape == (6, *photo.shape), f"{clip.shape} vs 6 frames of {photo.shape}"
+    changes = [np.abs(clip[k].astype(int) - clip[0]).mean() for k in range(1, 6)]
+    assert max(changes) > 1.0, f"the camera did not move: {changes}"
+
+
+def test_temporal_video_workflow(comfy_server, object_info, photo):
+    frames = np.stack([np.roll(photo[:64, :96], 4 * i, axis=1) for i in range(6)])  # a 6-frame pan
+    write_test_video(comfy_server.input_dir / EXAMPLE_VIDEO, frames)
+    graph = api_graph("video_depth_temporal", object_info)
+    estimate = graph[node_id_of(graph, NODE_IDS["Estimate Depth"])]["inputs"]
+    assert estimate["temporal_consistency"] is True and estimate["normalization"] == "batch"
+    entry = comfy_server.run(graph)
+    assert_success(comfy_server, entry)
+    videos = {
+        graph[i]["inputs"]["filename_prefix"]: read_video(comfy_server.output_files(entry, i)[0])
+        for i, n in graph.items()
+        if n["class_type"] == "SaveVideo"
+    }
+    assert len(videos) == 2 and all(v.shape == frames.shape for v in videos.values())
+    files = comfy_server.output_files(entry, node_id_of(graph, NODE_IDS["Save Depth"]), "depth_files")
+    (npy,) = [f for f in files if f.suffix == ".npy"]
+    depth = load_depth(npy)
+    assert depth.values.shape == frames.shape[:3] and depth.kind == "relative"
+    # the grey video is the depth normalised ONCE over all frames (near = white), up to H.264 loss
+    v = depth.values.numpy()
+    expected = (v - v.min()) / (v.max() - v.min()) * 255.0
+    grey = videos["video/dav2_depth_temporal"][..., 1].astype(float)
+    assert np.abs(grey - expected).mean() < 6.0
+
+
+def _estimate_graph(points: str = "", prefix: str = "effects_e2e/metric") -> dict:
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
+        "2": {
+            "class_type": "DAV2ModelLoader",
+            "inputs": {"model": TEST_CHECKPOINT, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
+        },
+        "3": {
+            "class_type": "DAV2EstimateDepth",
+            "inputs": {
+                "model": ["2", 0],
+                "image": ["1", 0],
+                "input_size": 28,
+                "resolution": "keep_aspect",
+                "max_side": 1932,
+                "normalization": "per_image",
+                "invert": False,
+                "chunk_size": 0,
+                "refine": 0.5,
+            },
+        },
+        "4": {
+            "class_type": "DAV2SaveDepth",
+            "inputs": {"depth": ["3", 1], "filename_prefix": "effects_e2e/relative", "format": "npy"},
+        },
+    }
+
+
+def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
+    first = comfy_server.run(_estimate_graph())
+    assert_success(comfy_server, first)
+    (rel_path,) = [f for f in comfy_server.output_files(first, "4", "depth_files") if f.suffix == ".npy"]
+    rel = load_depth(rel_path).values[0].numpy()
+    # two points at different relative depths; the nearer one (larger relative value) gets the smaller distance
+    (y1, x1), (y2, x2) = np.unravel_index(rel.argmax(), rel.shape), np.unravel_index(rel.argmin(), rel.shape)
+    points = f"{x1},{y1},2.0; {x2},{y2},8.0"
+    graph = _estimate_graph()
+    graph["5"] = {
+        "class_type": "DAV2CalibrateDepth",
+        "inputs": {"depth": ["3", 1], "points": points, "max_depth_m": 1000.0},
+    }
+    graph["6"] = {
+        "class_type": "DAV2SaveDepth",
+        "inputs": {"depth": ["5", 0], "filename_prefix": "effects_e2e/metric", "format": "exr"},
+    }
+    graph["7"] = {
+        "class_type": "DAV2DepthToNormals",
+        "inputs": {
+            "depth": ["5", 0],
+            "fov_degrees": 60.0,
+            "save_ply": True,
+            "filename_prefix": "effects_e2e/cloud",
+            "ply_stride": 2,
+            "image": ["1", 0],
+        },
+    }
+    graph["8"] = {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}}
+    graph["9"] = {"class_type": "Preview3D", "inputs": {"model_file": ["7", 1]}}  # core's 3D viewer node
+    entry = comfy_server.run(graph)
+    assert_success(comfy_server, entry)
+    report = entry["outputs"]["5"]["text"][0]
+    assert "scale" in report and "residual RMSE" in report and "2 samples" in report
+    (exr,) = [f for f in comfy_server.output_files(entry, "6", "depth_files") if f.suffix == ".exr"]
+    metric = load_depth(exr)
+    assert (metric.kind, metric.units) == ("metric", "m") and metric.values.shape == (1, *photo.shape[:2])
+    assert float(metric.values[0, y1, x1]) == pytest.approx(2.0, rel=1e-3)  # two points: an exact fit
+    assert float(metric.values[0, y2, x2]) == pytest.approx(8.0, rel=1e-3)
+    (ply,) = comfy_server.output_files(entry, "7", "ply_files")
+    header = ply.read_bytes().split(b"end_header\n")[0].decode()
+    h, w = photo.shape[:2]
+    assert f"element vertex {((h + 1) // 2) * ((w + 1) // 2)}" in header
+    assert entry["outputs"]["9"]["result"][0] == f"effects_e2e/{ply.name}"  # what the 3D viewer loads from output/
+    (normals,) = saved_rgb(comfy_server, entry, "8")
+    assert normals.shape == photo.shape
+
+
+def test_bad_effect_input_is_reported_and_the_server_survives(comfy_server, object_info, photo):
+    graph = api_graph("depth_parallax", object_info)
+    set_inputs(graph, NODE_IDS["Depth Parallax"], frames=0)
+    with pytest.raises(PromptError) as err:  # N frames = 0 never reaches the node
+        comfy_server.queue_prompt(graph)
+    errors = [e for report in err.value.body["node_errors"].values() for e in report["errors"]]
+    assert any(e["type"] == "value_smaller_than_min" and e["extra_info"]["input_name"] == "frames" for e in errors)
+
+    graph = api_graph("depth_bokeh", object_info)
+    set_inputs(graph, NODE_IDS["Depth Bokeh"], focus_mode="depth", focus_depth=1e6)
+    error = execution_error(comfy_server.run(graph))
+    assert error is not None and error["node_type"] == NODE_IDS["Depth Bokeh"]
+    assert "outside the depth range" in error["exception_message"]
+
+    graph = _estimate_graph()
+    graph["5"] = {
+        "class_type": "DAV2CalibrateDepth",
+        "inputs": {"depth": ["3", 1], "points": "3,3,2.0", "max_depth_m": 1000.0},
+    }
+    graph["6"] = {
+        "class_type": "DAV2SaveDepth",
+        "inputs": {"depth": ["5", 0], "filename_prefix": "effects_e2e/bad", "format": "npy"},
+    }
+    error = execution_error(comfy_server.run(graph))
+    assert error is not None and "at least two" in error["exception_message"], json.dumps(error)[:500]
+    assert comfy_server.alive()

@@ -1,0 +1,214 @@
+"""normalize_depth / range_of / masked_quantile: near = 1, modes, invert, NaN/Inf, zero range, >16M pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dav2_core.depth import DepthMap, nearness_range
+from dav2_core.normalize import (
+    NORMALIZE_MODE_HELP,
+    NORMALIZE_MODES,
+    masked_quantile,
+    nearness,
+    normalize_depth,
+    range_of,
+    to_image,
+)
+
+
+def ramp(b: int = 1, h: int = 8, w: int = 12, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+    """[B,H,W] horizontal ramp lo..hi (left → right)."""
+    return torch.linspace(lo, hi, w).expand(b, h, w).clone()
+
+
+def test_modes_listed_once_with_help():
+    assert NORMALIZE_MODES == ("per_image", "percentile", "batch", "raw")
+    assert all(NORMALIZE_MODE_HELP[m] for m in NORMALIZE_MODES)
+
+
+def test_one_nearness_definition():
+    """DepthMap.nearness is the definition (float32; metric: -metres); the helpers agree with it."""
+    values = (torch.rand(2, 3, 4) + 0.5).half()
+    for kind, sign in (("relative", 1.0), ("metric", -1.0)):
+        depth = DepthMap(values, kind)
+        assert depth.nearness().dtype == torch.float32
+        assert torch.equal(depth.nearness(), sign * values.float())
+        assert torch.equal(nearness(depth), depth.nearness())
+        lo, hi = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 5.0])
+        near_lo, near_hi = nearness_range(lo, hi, depth.is_metric)
+        assert torch.equal(near_lo, sign * (hi if depth.is_metric else lo))
+        assert all(map(torch.equal, nearness_range(near_lo, near_hi, depth.is_metric), (lo, hi)))
+    assert torch.equal(nearness(values), values.float())  # a plain tensor is relative depth
+
+
+def test_per_image_min_max_exact():
+    x = ramp(lo=3.0, hi=7.0)
+    out = normalize_depth(x, "per_image")
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    expected = (x - 3.0) / 4.0
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    assert out.min().item() == 0.0 and out.max().item() == 1.0
+
+
+def test_near_is_white_relative_and_metric():
+    # relative: larger disparity = nearer → right side nearest
+    rel = DepthMap(ramp(lo=0.5, hi=9.0), kind="relative")
+    # metric: smaller metres = nearer → left side nearest
+    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric")
+    for mode in ("per_image", "percentile", "batch"):
+        r = normalize_depth(rel, mode)
+        m = normalize_depth(met, mode)
+        assert r[0, 0, -1].item() == pytest.approx(1.0) and r[0, 0, 0].item() == pytest.approx(0.0), mode
+        assert m[0, 0, 0].item() == pytest.approx(1.0) and m[0, 0, -1].item() == pytest.approx(0.0), mode
+    # metric nearness is linear in metres: 1 m → 1, 20 m → 0
+    m = normalize_depth(met, "per_image")
+    torch.testing.assert_close(m, (20.0 - met.values) / 19.0, atol=1e-6, rtol=0)
+
+
+def test_invert_flips():
+    x = torch.rand(2, 9, 7)
+    a = normalize_depth(x, "per_image")
+    b = normalize_depth(x, "per_image", invert=True)
+    torch.testing.assert_close(a + b, torch.ones_like(a), atol=1e-6, rtol=0)
+
+
+def test_batch_mode_keeps_offset_per_image_removes_it():
+    base = ramp(h=4, w=10, lo=0.0, hi=1.0)[0]
+    x = torch.stack([base, base + 0.5])  # frame 2 = frame 1 + constant offset
+    per = normalize_depth(x, "per_image")
+    torch.testing.assert_close(per[0], per[1])  # offset removed
+    bat = normalize_depth(x, "batch")
+    # one range 0..1.5 for the batch: the offset survives as 0.5/1.5
+    torch.testing.assert_close(bat[1] - bat[0], torch.full_like(base, 0.5 / 1.5), atol=1e-6, rtol=0)
+    assert bat.min().item() == 0.0 and bat.max().item() == 1.0
+    lo, hi = range_of(x, "batch")
+    assert lo.tolist() == [0.0, 0.0] and hi.tolist() == [1.5, 1.5]
+
+
+def test_percentile_mode_matches_numpy_and_clips():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 30, 40, generator=g)
+    x[0, 0, 0] = 1e6  # an outlier that per_image would let dominate
+    lo, hi = range_of(x, "percentile", 1.0, 99.0)
+    for i in range(2):
+        p1, p99 = np.percentile(x[i].numpy(), [1, 99])
+        assert lo[i].item() == pytest.approx(p1, rel=1e-5, abs=1e-6)
+        assert hi[i].item() == pytest.approx(p99, rel=1e-5, abs=1e-6)
+    out = normalize_depth(x, "percentile")
+    assert out.min().item() == 0.0 and out.max().item() == 1.0
+    assert out[0, 0, 0].item() == 1.0  # clipped outlier
+    # percentiles spread the bulk of the image, per_image squashes it near 0
+    assert out[0].median().item() > 0.3 > normalize_depth(x, "per_image")[0].median().item()
+
+
+def test_zero_range_gives_zeros_not_nan():
+    x = torch.full((2, 5, 6), 3.25)
+    for mode in ("per_image", "percentile", "batch"):
+        for inv in (False, True):
+            out = normalize_depth(x, mode, invert=inv)
+            assert torch.isfinite(out).all() and (out == 0).all(), (mode, inv)
+
+
+def test_nan_inf_ignored_and_mapped_to_zero():
+    x = ramp(b=2, lo=2.0, hi=4.0)
+    x[0, 1, 1] = float("nan")
+    x[0, 2, 2] = float("inf")
+    x[1, 3, 3] = float("-inf")
+    x[1, 0, 0] = float("nan")
+    for mode in ("per_image", "percentile", "batch"):
+        out = normalize_depth(x, mode)
+        assert torch.isfinite(out).all(), mode
+        assert out[0, 1, 1] == 0 and out[0, 2, 2] == 0 and out[1, 3, 3] == 0 and out[1, 0, 0] == 0
+        lo, hi = range_of(x, mode)
+        assert torch.isfinite(lo).all() and torch.isfinite(hi).all()
+    lo, hi = range_of(x, "per_image")
+    assert lo.tolist() == [2.0, 2.0] and hi.tolist() == [4.0, 4.0]
+    # an image with no finite pixel: zeros, and the other image unaffected
+    y = x.clone()
+    y[1] = float("nan")
+    out = normalize_depth(y, "per_image")
+    assert (out[1] == 0).all() and out[0].max().item() == 1.0
+
+
+def test_raw_is_unchanged_and_refuses_invert():
+    met = DepthMap(ramp(lo=1.0, hi=20.0), kind="metric")
+    raw = normalize_depth(met, "raw")
+    assert raw.dtype == torch.float32 and torch.equal(raw, met.values)
+    assert raw.data_ptr() != met.values.data_ptr()
+    with pytest.raises(ValueError, match="invert"):
+        normalize_depth(met, "raw", invert=True)
+    with pytest.raises(ValueError, match="raw"):
+        range_of(met, "raw")
+
+
+def test_half_precision_input_is_upcast():
+    x = ramp(lo=0.0, hi=2.0).half()
+    out = normalize_depth(x, "per_image")
+    assert out.dtype == torch.float32 and out.max().item() == 1.0
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.rand(4, 4), r"\[B,H,W\]"),
+        (torch.rand(1, 4, 4, 3), r"\[B,H,W\]"),
+        (torch.rand(0, 4, 4), "empty"),
+        (np.zeros((1, 4, 4)), "DepthMap"),
+    ],
+)
+def test_bad_depth_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        normalize_depth(bad)
+
+
+def test_bad_mode_and_percentiles():
+    x = torch.rand(1, 4, 4)
+    with pytest.raises(ValueError, match="per_image"):
+        normalize_depth(x, "minmax")
+    with pytest.raises(ValueError, match="low < high"):
+        normalize_depth(x, "percentile", 99.0, 1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        normalize_depth(x, "percentile", -1.0, 50.0)
+
+
+def test_masked_quantile_matches_numpy_with_uneven_masks():
+    g = torch.Generator().manual_seed(2)
+    values = torch.randn(4, 257, generator=g)
+    values[2, :40] = 0.5  # repeated values around the interpolation points
+    valid = torch.rand(4, 257, generator=g) > 0.3
+    valid[3] = False  # a row with nothing valid
+    valid[1, 5:] = False  # a row with 5 entries (interpolation between few order statistics)
+    qs = (0.0, 0.01, 0.05, 0.25, 0.5, 0.95, 0.99, 1.0)
+    got = masked_quantile(values, valid, qs)
+    for r in range(3):
+        want = np.percentile(values[r][valid[r]].numpy().astype(np.float64), [100 * q for q in qs])
+        np.testing.assert_allclose(got[r].numpy(), want, rtol=1e-6, atol=1e-6)
+    assert torch.isnan(got[3]).all()
+
+
+def test_percentile_beyond_torch_quantile_limit():
+    # 4200x4200 = 17.64M pixels: more than torch.quantile accepts in older torch releases (16M); exact answer known
+    h = w = 4200
+    n = h * w
+    perm = (torch.arange(n, dtype=torch.int64) * 7919) % n  # a permutation of 0..n-1 (gcd(7919, n) = 1)
+    x = perm.float().reshape(1, h, w)
+    lo, hi = range_of(x, "percentile", 1.0, 99.0)
+    # values are 0..n-1, so the linear-interpolation percentile q is exactly q*(n-1)
+    assert lo.item() == pytest.approx(0.01 * (n - 1), rel=1e-6)
+    assert hi.item() == pytest.approx(0.99 * (n - 1), rel=1e-6)
+
+
+def test_to_image_grey_three_channels():
+    x = torch.rand(2, 5, 7)
+    img = to_image(x)
+    assert img.shape == (2, 5, 7, 3) and img.dtype == torch.float32
+    assert torch.equal(img[..., 0], x) and torch.equal(img[..., 1], x) and torch.equal(img[..., 2], x)
+    y = x.clone()
+    y[0, 0, 0] = float("nan")
+    y[0, 0, 1] = 2.0
+    img = to_image(y)
+    assert img[0, 0, 0, 0] == 0 and img[0, 0, 1, 0] == 1
+    with pytest.raises(ValueError, match=r"\[B,H,W\]"):
+        to_image(torch.rand(5, 7))
