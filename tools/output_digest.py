@@ -8,14 +8,15 @@ check for refactors that must change nothing, bit for bit.
 Runs in-process with a seeded random-init ViT-S (relative, and a metric one at 20 m; ``make_random_checkpoint``'s
 weights), on the CPU in fp32, through the public entry points only (``dav2_core.cli.main`` and the
 ``dav2_core.effects`` functions), so the same script measures the tree before and after a refactor:
-- CLI images: 16-bit PNG, colour PNG, ``.npy``, EXR + sidecar JSON; percentile/invert/colormap; no colour;
+- CLI images (the first run at the default network size on several photos, the others on one): 16-bit PNG, colour PNG, ``.npy``, EXR + sidecar JSON; percentile/invert/colormap; no colour;
   flip TTA + refinement; tiled mode; a metric model (EXR in metres); ``dav2 eval`` on ``../shared/depth_gt``;
 - CLI video: a lossless 12-frame pan over one photo (written here, deterministic) -> depth MP4 + 16-bit
   frames + ``.npy`` frames, for each video range mode;
 - effects: lens blur, parallax, normals, calibration (points and a metric reference) on the relative and
   metric depth of one photo.
 Outputs are hashed as files (every byte, metadata included); effect results as the bytes of their tensors
-and the repr of their side results. Slow on a loaded 2-core machine (minutes): ``--quick`` runs two photos.
+and the repr of their side results. The first image run takes ``--photos`` photos (default 2, smallest files
+first), the others the first photo at a smaller network size: minutes on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ IMAGE_RUNS: dict[str, list[str]] = {
     "percentile_invert": ["--normalize", "percentile", "--invert", "--colormap", "magma", "--input-size", "266"],
     "no_color": ["--no-color", "--npy", "--input-size", "266"],
     "tta_refine": ["--flip-tta", "--refine", "0.5", "--input-size", "266"],
-    "tiled": ["--tiles", "4", "--tile-size", "266", "--tile-overlap", "56", "--npy"],
+    "tiled": ["--tiles", "4", "--tile-size", "266", "--tile-overlap", "56", "--input-size", "266", "--npy"],
 }
 VIDEO_RANGES = ("two_pass", "running", "per_frame")
 
@@ -79,9 +80,12 @@ def cli(argv: list[str]) -> tuple[int, str]:
     from dav2_core.cli import main
 
     buffer = stdio.StringIO()
-    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(stdio.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        status = main(argv)
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # argparse
+            status = exc.code
     return status, buffer.getvalue()
 
 
@@ -111,14 +115,16 @@ def digest(work: Path, photos: list[Path]) -> dict[str, str]:
     out: dict[str, str] = {}
     relative = write_random_checkpoint(work / "vits.pth", "vits", "official-pth", 0, "relative", None)
     metric = write_random_checkpoint(work / "metric.safetensors", "vits", "official-safetensors", 0, "metric", 20.0)
-    model = ["--checkpoint", str(relative), "--device", "cpu", "--dtype", "fp32", "-q"]
+    model = ["--checkpoint", str(relative), "--device", "cpu", "--dtype", "fp32"]
     inputs = [str(p) for p in photos]
     for name, extra in IMAGE_RUNS.items():
-        status, _ = cli([*inputs, "-o", str(work / name), *model, *extra])
+        status, _ = cli([*(inputs if name == "base" else inputs[:1]), "-o", str(work / name), *model, "-q", *extra])
         out[f"cli/{name}/status"] = str(status)
         hash_tree(work / name, f"cli/{name}", out)
-    metric_model = ["--checkpoint", str(metric), "--device", "cpu", "--dtype", "fp32", "-q"]
-    status, _ = cli([*inputs[:2], "-o", str(work / "metric"), *metric_model, "--exr", "--npy", "--input-size", "266"])
+    metric_model = ["--checkpoint", str(metric), "--device", "cpu", "--dtype", "fp32"]
+    status, _ = cli(
+        [inputs[0], "-o", str(work / "metric"), *metric_model, "-q", "--exr", "--npy", "--input-size", "266"]
+    )
     out["cli/metric/status"] = str(status)
     hash_tree(work / "metric", "cli/metric", out)
     _eval(work, model, metric_model, out)
@@ -157,7 +163,7 @@ def _video(work: Path, photo: Path, model: list[str], out: dict[str, str]) -> No
     for mode in VIDEO_RANGES:
         folder = work / f"video_{mode}"
         args = ["--video-range", mode, "--frames", "--npy", "--input-size", "266"]
-        status, _ = cli([str(clip), "-o", str(folder), *model, *args])
+        status, _ = cli([str(clip), "-o", str(folder), *model, "-q", *args])
         out[f"video/{mode}/status"] = str(status)
         hash_tree(folder, f"video/{mode}", out)
 
@@ -214,17 +220,20 @@ def _effects(relative: Path, metric: Path, photo: Path, out: dict[str, str]) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of photos (default shared)")
-    parser.add_argument("--quick", action="store_true", help="two photos instead of all")
+    parser.add_argument("--photos", type=int, default=2, help="how many photos (default 2, smallest first; 0 = all)")
     parser.add_argument("--save", type=Path, default=None, help="write the digests as JSON")
     parser.add_argument("--compare", type=Path, default=None, help="JSON from --save: list differences, exit 1")
     args = parser.parse_args(argv)
-    photos = sorted(p for p in args.images.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    photos = sorted(
+        (p for p in args.images.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}),
+        key=lambda p: (p.stat().st_size, p.name),
+    )
     if not photos:
         parser.error(f"no photos in {args.images}")
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory(prefix="dav2-digest-") as tmp:
-        result = digest(Path(tmp), photos[:2] if args.quick else photos)
+        result = digest(Path(tmp), photos[: args.photos] if args.photos else photos)
     for name, value in result.items():
         print(f"{value}  {name}")
     if args.save is not None:
