@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from dav2_core import DepthAnythingV2
-from dav2_core.loading import PRECISION_DTYPES
+from dav2_core.cli.args import choice_list, int_list, non_negative_int, positive_int  # noqa: F401 (for the scripts)
+from dav2_core.dtypes import PRECISION_DTYPES
 from dav2_core.variants import ENCODERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,45 +39,6 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 DTYPES = PRECISION_DTYPES
 SEED = 1234
 MIB = 1 << 20
-
-
-# ----------------------------------------------------------------------------------------- arguments
-def int_list(text: str) -> list[int]:
-    """argparse type: ``"1,4,16"`` -> [1, 4, 16] (each >= 1)."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,16; got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"values must be >= 1; got {text!r}")
-    return values
-
-
-def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    """argparse type factory: comma-separated names, each one of ``choices``."""
-
-    def parse(text: str) -> list[str]:
-        values = [part.strip() for part in text.split(",") if part.strip()]
-        bad = [v for v in values if v not in choices]
-        if bad or not values:
-            raise argparse.ArgumentTypeError(f"unknown {bad or text!r}; choose from {', '.join(choices)}")
-        return values
-
-    return parse
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------- models

@@ -45,17 +45,17 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.common import SHARED, format_table, machine_info, positive_int, write_json  # noqa: E402
 from dav2_core import io  # noqa: E402
-from dav2_core.depth import DepthMap  # noqa: E402
+from dav2_core.depth import DepthMap, safe_reciprocal  # noqa: E402
 from dav2_core.engines import describe  # noqa: E402
 from dav2_core.evaluate import evaluate_depth, seam_ratio  # noqa: E402
 from dav2_core.ground_truth import GroundTruth, read_ground_truth  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.pipeline import EstimateOptions, estimate  # noqa: E402
 from dav2_core.tiling import (
+    MIN_METRES,
     TileGrid,
     align_tiles,
     crop_tiles,
-    inverse_metres,
     merge_depth,
     plan_tiles,  # noqa: E402
     predict_tiles,
@@ -146,7 +146,7 @@ def accuracy(values: torch.Tensor, kind: str, gt: GroundTruth) -> dict[str, Any]
     """Relative-protocol metrics and the edge step ratio of a [H,W] map in the model's units."""
     ev = evaluate_depth(DepthMap(values[None].float(), kind), gt, align="scale_shift")
     row = ev.per_image[0]
-    disp = inverse_metres(values.double()) if kind == "metric" else values.double()
+    disp = safe_reciprocal(values.double(), MIN_METRES) if kind == "metric" else values.double()
     aligned = row["scale"] * disp + row["shift"]
     gt_inv = gt.inverse_depth()[0]
     if gt_inv.shape != aligned.shape:
@@ -177,7 +177,7 @@ def run_sample(
     if grid is not None:
         tiles = predict_tiles(model, image, grid, args.tile_size)
         maps["tiled"] = merge_depth(plain, tiles, grid, global_net, kind, max_depth)
-        inv = (lambda v: inverse_metres(v)) if kind == "metric" else (lambda v: v)
+        inv = (lambda v: safe_reciprocal(v, MIN_METRES)) if kind == "metric" else (lambda v: v)
         work_global = torch.nn.functional.interpolate(
             inv(plain)[None, None].float(), size=(grid.work_h, grid.work_w), mode="bilinear", antialias=True
         )[0, 0]

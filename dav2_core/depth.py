@@ -13,6 +13,20 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _FROM_IMAGE_CHUNK = 16  # images converted at a time by DepthMap.from_image
 
 
+def safe_reciprocal(values: torch.Tensor, floor: float | None = None) -> torch.Tensor:
+    """1/values for metres <-> inverse metres (disparity), the one rule for both directions and both readings
+    of a bad value.
+
+    floor None: values that are non-finite or <= 0 give 0 (no depth = infinitely far; 1/metres of
+    unmeasured pixels). floor > 0: values below ``floor`` and NaN are read as ``floor``, so the result is at
+    most ``1/floor`` (e.g. a disparity floor of 1/max_depth caps the metres at max_depth).
+    """
+    if floor is None:
+        good = torch.isfinite(values) & (values > 0)
+        return torch.where(good, 1.0 / torch.where(good, values, torch.ones_like(values)), torch.zeros_like(values))
+    return 1.0 / torch.nan_to_num(values, nan=floor).clamp_min(floor)
+
+
 def nearness_range(lo: torch.Tensor, hi: torch.Tensor, metric: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds ``lo..hi`` in depth units as bounds in nearness units (metric: ``-hi..-lo``, see
     :meth:`DepthMap.nearness`); the map is its own inverse, so it also turns nearness bounds back."""

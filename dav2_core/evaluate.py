@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .depth import DepthMap
+from .depth import DepthMap, safe_reciprocal
 from .effects.temporal import align_scale_shift
 from .ground_truth import GroundTruth, describe
 from .tiling import TileGrid, seam_lines
@@ -214,11 +214,11 @@ def _one_image(
     cap = max_depth if max_depth is not None else float(gt_depth[valid].max())
     scale, shift = 1.0, 0.0
     if mode == "scale_shift":
-        disp = _inverse(pred) if metric else pred
+        disp = safe_reciprocal(pred) if metric else pred
         s, t = align_scale_shift(gt_inv[None].nan_to_num(0.0), disp[None], valid[None])
         scale, shift = float(s[0]), float(t[0])
         aligned = scale * disp + shift
-        depth = 1.0 / aligned.clamp_min(1.0 / cap)
+        depth = safe_reciprocal(aligned, 1.0 / cap)
     elif mode == "scale":
         scale = float(gt_depth[valid].median() / pred[valid].median())
         depth = scale * pred
@@ -232,11 +232,6 @@ def _one_image(
         )
     metrics = depth_metrics(depth[valid], gt_depth[valid])
     return {**metrics, "n_valid": n, "scale": scale, "shift": shift}
-
-
-def _inverse(metres: torch.Tensor) -> torch.Tensor:
-    good = torch.isfinite(metres) & (metres > 0)
-    return torch.where(good, 1.0 / torch.where(good, metres, torch.ones_like(metres)), torch.zeros_like(metres))
 
 
 def format_table(rows: list[dict[str, float]], labels: list[str], mean: dict[str, float] | None = None) -> str:

@@ -6,26 +6,20 @@ Works over any engine (:mod:`dav2_core.engines`): the PyTorch model or an option
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .chunks import CHUNK_MEMORY_SHARE, MAX_CHUNK, Execution, ProgressFn, run_chunked
 from .effects.refine import flip_tta_merge
 from .engines import as_engine
-from .memory import OutOfMemoryError, free_memory_bytes, is_out_of_memory, release_cached
+from .memory import free_memory_bytes
 from .preprocess import ResolutionMode, check_image_batch, network_size, prepare_batch, prepare_bgr_image, to_rgb_float
 from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
 
-log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(images_done, images_total)`` after every chunk; may raise to cancel."""
-
-MAX_CHUNK = 64
+__all__ = ["MAX_CHUNK", "ProgressFn", "auto_chunk_size", "infer_bgr_image", "predict_depth"]
 
 
 def model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
@@ -40,12 +34,12 @@ def bytes_per_image(model: Any, net_size: tuple[int, int], image_size: tuple[int
 
 
 def auto_chunk_size(model: Any, net_size: tuple[int, int], image_size: tuple[int, int], flip_tta: bool = False) -> int:
-    """Images per forward pass so that a chunk uses at most half of the free device memory.
-
-    With ``flip_tta`` every image runs twice (itself and its mirror image in one batch): twice the memory.
+    """Images per forward pass so that a chunk uses at most ``CHUNK_MEMORY_SHARE`` of the free device memory,
+    at most ``MAX_CHUNK``. With ``flip_tta`` every image runs twice (itself and its mirror image in one
+    batch): twice the memory.
     """
     engine = as_engine(model)
-    budget = free_memory_bytes(engine.device) // 2
+    budget = int(CHUNK_MEMORY_SHARE * free_memory_bytes(engine.device))
     per_image = max(1, engine.bytes_per_image(net_size, image_size)) * (2 if flip_tta else 1)
     return int(max(1, min(MAX_CHUNK, budget // per_image)))
 
@@ -96,36 +90,25 @@ def predict_depth(
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (or None for automatic), got {chunk_size}")
     chunk = chunk_size or auto_chunk_size(engine, net_size, (height, width), flip_tta)
-    device = engine.device
-    out_device = torch.device(output_device) if output_device is not None else device
+    out_device = torch.device(output_device) if output_device is not None else engine.device
     # Plain (unpinned) memory: pinning a whole long video's output would lock gigabytes of host RAM.
     result = torch.empty((batch, height, width), dtype=torch.float32, device=out_device)
-    start = 0
-    while start < batch:
-        stop = min(batch, start + chunk)
-        try:
-            depth = _forward_chunk(engine, images[start:stop], net_size, flip_tta, start)
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; the rest re-raises
-            if not is_out_of_memory(exc):
-                raise
-            out_of_memory = True
-        else:
-            out_of_memory = False
-        if out_of_memory:  # outside the handler: the traceback no longer pins the failed chunk's tensors
-            release_cached(device)
-            if chunk == 1:
-                raise OutOfMemoryError(
-                    f"out of memory on {device} for a single {height}x{width} image at network size {net_size}; "
-                    "lower input_size, use a smaller model or precision fp16/bf16, or free memory"
-                )
-            chunk = max(1, chunk // 2)
-            log.warning("out of memory; retrying with chunks of %d images", chunk)
-            continue
+
+    def work(start: int, stop: int) -> None:
+        depth = _forward_chunk(engine, images[start:stop], net_size, flip_tta, start)
         result[start:stop].copy_(depth)  # device -> host copies are synchronous: the chunk's memory is free after
-        del depth
-        start = stop
-        if progress is not None:
-            progress(start, batch)
+
+    run_chunked(
+        batch,
+        work,
+        0,
+        height * width,
+        engine.device,
+        Execution(chunk_size=chunk, progress=progress),
+        "image",
+        single_oom=f"out of memory on {engine.device} for a single {height}x{width} image at network size "
+        f"{net_size}; lower input_size, use a smaller model or precision fp16/bf16, or free memory",
+    )
     return result
 
 

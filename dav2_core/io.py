@@ -25,9 +25,18 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".
 
 InputKind = Literal["image", "video"]
 
-#: What the CLI appends to an input's stem for its outputs (files), and for a video's frame folder.
-OUTPUT_SUFFIXES: tuple[str, ...] = ("_depth.png", "_depth_color.png", "_depth.npy", "_depth.mp4")
-OUTPUT_FRAMES_SUFFIX = "_depth_frames"
+#: What the CLI (and ``dav2 batch``) appends to an input's stem for each of its outputs, by output name: the
+#: one list of output names. Images: 16-bit PNG, colour PNG, raw ``.npy``, raw EXR; videos: the depth video
+#: and the folder of its frames.
+OUTPUT_SUFFIXES: dict[str, str] = {
+    "depth": "_depth.png",
+    "color": "_depth_color.png",
+    "npy": "_depth.npy",
+    "exr": "_depth.exr",
+    "video": "_depth.mp4",
+    "frames": "_depth_frames",
+}
+_OUTPUT_FILE_SUFFIXES = tuple(suffix for name, suffix in OUTPUT_SUFFIXES.items() if name not in ("exr", "frames"))
 
 
 class InputError(ValueError):
@@ -57,14 +66,22 @@ def input_kind(path: Path) -> InputKind | None:
     return None
 
 
+def output_path(out_dir: Path, out_stem: Path, name: str) -> Path:
+    """Where output ``name`` (an ``OUTPUT_SUFFIXES`` key) of the input with ``out_stem`` goes in ``out_dir``."""
+    base = out_dir / out_stem
+    return base.with_name(base.name + OUTPUT_SUFFIXES[name])
+
+
 def is_own_output(path: Path, out_dir: Path | None) -> bool:
     """True when ``path`` lies inside ``out_dir`` and is named like one of the CLI's outputs: a file ending
-    in one of ``OUTPUT_SUFFIXES`` or anything inside a ``*_depth_frames`` folder (case-insensitive)."""
+    in one of the image/video ``OUTPUT_SUFFIXES`` or anything inside a ``*_depth_frames`` folder
+    (case-insensitive)."""
     if out_dir is None or out_dir not in path.parents:
         return False
     name = path.name.lower()
     inner = path.relative_to(out_dir).parts[:-1]
-    return name.endswith(OUTPUT_SUFFIXES) or any(part.lower().endswith(OUTPUT_FRAMES_SUFFIX) for part in inner)
+    frames = OUTPUT_SUFFIXES["frames"]
+    return name.endswith(_OUTPUT_FILE_SUFFIXES) or any(part.lower().endswith(frames) for part in inner)
 
 
 def collect_inputs(
@@ -99,7 +116,7 @@ def collect_inputs(
                 if candidates:
                     hint = (
                         f": its {len(candidates)} image/video files are all outputs of an earlier run"
-                        f" ({', '.join('*' + s for s in OUTPUT_SUFFIXES)}) in the output folder {excluded}"
+                        f" ({', '.join('*' + s for s in _OUTPUT_FILE_SUFFIXES)}) in the output folder {excluded}"
                     )
                 raise InputError(f"no image or video files in folder {path}{hint}")
             entries = [(p, p.relative_to(path).with_suffix("")) for p in files]

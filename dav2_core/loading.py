@@ -9,14 +9,11 @@ from typing import Any
 import torch
 
 from .checkpoints import CheckpointInfo, load_checkpoint
+from .dtypes import resolve_dtype
 from .engines.onnx_source import is_onnx_file
 from .engines.registry import load_engine, resolve_backend
 from .model import DepthAnythingV2
 from .variants import VARIANTS
-
-#: Precision names and their dtypes: the one table the CLI, the nodes and the benchmarks offer.
-PRECISION_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_DTYPES = {**PRECISION_DTYPES, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def default_models_dir() -> Path:
@@ -31,21 +28,6 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """Precision for a device: None/'auto' = fp16 on CUDA and MPS, fp32 on CPU. fp16 on CPU is refused."""
-    if dtype is None or dtype == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16 or bf16")
-        dtype = _DTYPES[dtype]
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"unsupported precision {dtype}; use fp32, fp16 or bf16")
-    if dtype == torch.float16 and device.type == "cpu":
-        raise ValueError("fp16 is not supported on the CPU (slow and partly unimplemented); use bf16 or fp32 there")
-    return dtype
 
 
 def build_model(info: CheckpointInfo) -> DepthAnythingV2:

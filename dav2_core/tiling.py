@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .depth import safe_reciprocal
 from .effects.refine import box_mean
 from .effects.temporal import robust_scale_shift
 from .engines import as_engine, describe
@@ -336,14 +337,9 @@ def merge_depth(
     blended in 1/metres and turned back into metres (at most ``max_depth``, else the global pass's farthest)."""
     if kind != "metric":
         return merge_with_global(glob, tiles, grid, global_net)
-    inv = merge_with_global(inverse_metres(glob), inverse_metres(tiles), grid, global_net)
+    inv = merge_with_global(safe_reciprocal(glob, MIN_METRES), safe_reciprocal(tiles, MIN_METRES), grid, global_net)
     far = float(max_depth) if max_depth else float(glob.max())
-    return 1.0 / inv.clamp_min(1.0 / max(far, MIN_METRES))
-
-
-def inverse_metres(metres: torch.Tensor) -> torch.Tensor:
-    """1/metres, with metres below MIN_METRES (and NaN) read as MIN_METRES."""
-    return 1.0 / torch.nan_to_num(metres, nan=MIN_METRES).clamp_min(MIN_METRES)
+    return safe_reciprocal(inv, 1.0 / max(far, MIN_METRES))
 
 
 def seam_lines(grid: TileGrid) -> tuple[list[int], list[int]]:

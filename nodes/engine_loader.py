@@ -6,7 +6,8 @@ import os
 
 import torch
 
-from dav2_core.engines.registry import REQUIREMENTS, backend_device, installed_backends, precision_name, resolve_backend
+from dav2_core.dtypes import precision_name
+from dav2_core.engines.registry import REQUIREMENTS, backend_device, installed_backends, resolve_backend
 from dav2_core.loading import load_model
 
 from .engine_patcher import EnginePatcher, weight_bytes

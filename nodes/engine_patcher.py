@@ -16,16 +16,15 @@ from typing import Any
 
 import torch
 
+from dav2_core.dtypes import PRECISION_BYTES
 from dav2_core.model import DepthAnythingV2
-
-_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1.3}  # int8: quantised MatMuls, float convolutions
 
 
 def weight_bytes(encoder: str, precision: str) -> int:
     """Approximate device memory of an engine's weights."""
     with torch.device("meta"):  # shapes only, no memory
         params = sum(p.numel() for p in DepthAnythingV2(encoder).parameters())
-    return int(params * _BYTES.get(precision, 4))
+    return int(params * PRECISION_BYTES.get(precision, 4))
 
 
 class EnginePatcher:

@@ -7,6 +7,7 @@ import os
 import folder_paths
 import torch
 
+from dav2_core.dtypes import dtype_name
 from dav2_core.loading import load_model
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
@@ -130,7 +131,7 @@ class LoadDepthAnythingV2(io.ComfyNode):
             encoder=info.encoder,
             kind=info.kind,
             max_depth=info.max_depth,
-            dtype=model_patcher.dtype_name(dtype),
+            dtype=dtype_name(dtype),
         )
         return io.NodeOutput(loaded)
 

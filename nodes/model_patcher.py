@@ -13,7 +13,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
-from dav2_core.loading import PRECISION_DTYPES, resolve_dtype
+from dav2_core.dtypes import auto_precision, resolve_dtype
 
 PRECISIONS: dict[str, str] = {
     "auto": "fp16 on GPUs that run it fast (bf16 where fp16 is unsupported), fp32 on CPU",
@@ -43,19 +43,10 @@ def compute_dtype(precision: str, load_device: torch.device) -> torch.dtype:
     """The dtype the network runs in on ``load_device`` for a precision choice (ValueError if unusable there)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
-    if mm.is_device_cpu(load_device):
-        return torch.float32
-    if mm.should_use_fp16(load_device):
-        return torch.float16
-    if mm.should_use_bf16(load_device):
-        return torch.bfloat16
-    return torch.float32
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return {v: k for k, v in PRECISION_DTYPES.items()}[dtype]
+    if precision == "auto":  # the engine's rule, with ComfyUI's answer to "does fp16 / bf16 run well here?"
+        fp16 = mm.should_use_fp16(load_device)
+        precision = auto_precision(load_device, fp16=fp16, bf16=not fp16 and mm.should_use_bf16(load_device))
+    return resolve_dtype(precision, load_device)  # e.g. refuses fp16 on the CPU, saying why
 
 
 def wrap(
@@ -69,7 +60,7 @@ def load(patcher: comfy.model_patcher.ModelPatcher, memory_required: int = 0) ->
     """Put the network on its load device through ComfyUI (evicting others if needed); returns it.
 
     memory_required: bytes the caller's activations will need on that device beyond the weights (e.g.
-    images per chunk x ``dav2_core.inference.bytes_per_image``). ComfyUI only counts a patcher's weights,
+    images per chunk x the engine's ``bytes_per_image``; ``EstimateOptions.memory_required``). ComfyUI only counts a patcher's weights,
     so without it other models are not offloaded to make room for a large chunk. Loaded fully (no
     partial low-VRAM loading: the network uses plain torch layers, not comfy.ops).
     An ``EnginePatcher`` (non-torch backend) goes the same way and returns its engine.

@@ -241,12 +241,14 @@ class VideoDepth(io.ComfyNode):
             / TEMP_SUBFOLDER
             / f"{Path(name).stem}_depth_{uuid.uuid4().hex[:8]}.mp4"
         )
+        width, height = video.get_dimensions()
         sequence_dir = None
         if options.sequence:
-            width, height = video.get_dimensions()
             folder, prefix, counter, _ = output_target(filename_prefix, width, height)
             sequence_dir = folder / f"{prefix}_{counter:05}_frames"
-        network = model_patcher.load(model.patcher)
+        # like Estimate Depth: ComfyUI frees room for a chunk's activations too, not only the weights
+        need = options.estimate.memory_required(model.patcher.model, options.frames.count or MAX_CHUNK, height, width)
+        network = model_patcher.load(model.patcher, memory_required=need)
         bar = comfy.utils.ProgressBar(max(1, options.frames.count))
         report = depth_video(
             network,

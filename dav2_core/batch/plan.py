@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import io
 from ..cli.args import CliOptions
-from ..cli.images import OUTPUT_SUFFIXES, output_paths, probe_size
+from ..cli.images import output_paths, probe_size
 from .manifest import Row
 
 
@@ -96,7 +96,7 @@ def rows_to_scan(rows: list[Row], previous: dict[str, Row], max_attempts: int, r
     scan = []
     for row in rows:
         if row.stem is not None:
-            row.output = row.stem + OUTPUT_SUFFIXES["depth"]
+            row.output = row.stem + io.OUTPUT_SUFFIXES["depth"]
         if row.status != "pending":
             continue
         before = previous.get(row.input)

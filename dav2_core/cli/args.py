@@ -10,12 +10,12 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
+from ..dtypes import PRECISIONS
 from ..engines.registry import BACKEND_CHOICES, REQUIREMENTS
-from ..loading import PRECISION_DTYPES
 from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
@@ -24,7 +24,7 @@ from ..video import VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
-DTYPE_CHOICES = ("auto", *PRECISION_DTYPES, "int8")
+DTYPE_CHOICES = ("auto", *PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,30 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type (benchmarks): ``"1,4,16"`` -> [1, 4, 16] (each >= 1)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,16; got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"values must be >= 1; got {text!r}")
+    return values
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """argparse type factory (benchmarks): comma-separated names, each one of ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"unknown {bad or text!r}; choose from {', '.join(choices)}")
+        return values
+
+    return parse
 
 
 def model_options(ns: argparse.Namespace) -> dict[str, Any]:

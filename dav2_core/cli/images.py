@@ -23,20 +23,11 @@ from ..pipeline import estimate
 from .args import CliOptions
 from .common import CliError, Report, batch_size, colour
 
-#: The files written per image: output name -> suffix after ``<stem>`` (the one list; ``dav2 batch`` uses it).
-OUTPUT_SUFFIXES: dict[str, str] = {
-    "depth": "_depth.png",
-    "color": "_depth_color.png",
-    "npy": "_depth.npy",
-    "exr": "_depth.exr",
-}
-
 
 def output_paths(out_dir: Path, out_stem: Path, options: CliOptions) -> dict[str, Path]:
-    """The files the options write for one image (``OUTPUT_SUFFIXES`` names), primary 16-bit PNG first."""
+    """The files the options write for one image (``io.OUTPUT_SUFFIXES`` names), primary 16-bit PNG first."""
     wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr}
-    base = out_dir / out_stem
-    return {name: base.with_name(base.name + suffix) for name, suffix in OUTPUT_SUFFIXES.items() if wanted[name]}
+    return {name: io.output_path(out_dir, out_stem, name) for name in wanted if wanted[name]}
 
 
 def check_output_options(options: CliOptions) -> None:

@@ -33,7 +33,6 @@ def video_options(options: CliOptions) -> VideoOptions:
 
 def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: Path, report: Report) -> None:
     """Stream one video into its depth video; unusable inputs and skipped frames go into ``report``."""
-    base = out_dir / item.out_stem
     bar = tqdm(total=None, unit="frame", desc=item.path.name, disable=options.quiet, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
@@ -45,9 +44,9 @@ def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: 
             result = depth_video(
                 model,
                 item.path,
-                base.with_name(base.name + "_depth.mp4"),
+                io.output_path(out_dir, item.out_stem, "video"),
                 video_options(options),
-                sequence_dir=base.with_name(base.name + "_depth_frames"),
+                sequence_dir=io.output_path(out_dir, item.out_stem, "frames"),
                 progress=progress,
                 on_warning=warn,
             )

@@ -8,7 +8,7 @@ Pairing rule for functions taking an IMAGE [B,H,W,3] and a DEPTH: batch lengths 
 (reused); a depth of another height/width is resized (bilinear) to the image with a ``UserWarning``.
 """
 
-from ._chunks import Execution
+from ..chunks import Execution
 from .bokeh import lens_blur
 from .calibrate import calibrate_to_metric
 from .export import FORMATS, exr_backend, load_depth, save_depth

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..depth import DepthMap
+from ..depth import DepthMap, safe_reciprocal
 from ..normalize import scale_to_unit
 from ..preprocess import check_image_batch, to_rgb_float
 
@@ -115,8 +115,7 @@ def inverse_depth(depth: DepthMap) -> torch.Tensor:
     v = depth.values.float()
     if not depth.is_metric:
         return torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-    good = torch.isfinite(v) & (v > 0)
-    return torch.where(good, 1.0 / torch.where(good, v, torch.ones_like(v)), torch.zeros_like(v))
+    return safe_reciprocal(v)
 
 
 def normalise_per_image(values: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ tensor's device) and composited back to front with "over"; the result is divided
 So a sharp foreground is never smeared into a blurred background (its pixels are not in that layer), the
 background never bleeds over a sharp foreground edge (the foreground layer is composited on top,
 opaque), and a blurred foreground spreads semi-transparently over what is behind it, as a real lens does.
-Images are independent: they are processed in chunks (``_chunks``), so memory is bounded by one chunk.
+Images are independent: they are processed in chunks (:mod:`dav2_core.chunks`), so memory is bounded by one chunk.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from ..depth import DepthMap
-from ._chunks import Execution, allocate_output, run_chunked
+from ..chunks import Execution, allocate_output, run_chunked
 from ._common import (
     check_depth,
     check_image,

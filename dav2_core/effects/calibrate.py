@@ -4,7 +4,7 @@ A relative Depth Anything map is affine-invariant inverse depth, so ``1 / metres
 The two numbers are fitted per image by least squares in disparity, either to a few reference points
 (x, y, metres) or to every valid pixel of a metric DEPTH (e.g. from a metric model of the same image);
 the result is converted to metres and the fit residual reported in metres. Images are fitted
-independently, in chunks (``_chunks``), so memory is bounded by one chunk.
+independently, in chunks (:mod:`dav2_core.chunks`), so memory is bounded by one chunk.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..depth import DepthMap
-from ._chunks import Execution, allocate_output, run_chunked
+from ..depth import DepthMap, safe_reciprocal
+from ..chunks import Execution, allocate_output, run_chunked
 from ._common import check_depth, depth_chunk, warn_if_resized
 from .temporal import align_scale_shift
 
@@ -155,8 +155,8 @@ def calibrate_to_metric(
             )
         disp = scale[:, None, None] * rel.double() + shift[:, None, None]
         clamped = ~(disp >= floor)  # NaN counts as clamped too
-        out[start:stop].copy_(1.0 / torch.where(clamped, torch.full_like(disp, floor), disp))
-        pred_m = 1.0 / (scale[:, None] * cur + shift[:, None]).clamp_min(floor)
+        out[start:stop].copy_(safe_reciprocal(disp, floor))
+        pred_m = safe_reciprocal(scale[:, None] * cur + shift[:, None], floor)
         sq = torch.where(valid, (pred_m - metres_t) ** 2, torch.zeros_like(pred_m))
         fit["scale"] += scale.tolist()
         fit["shift"] += shift.tolist()

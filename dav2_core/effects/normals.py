@@ -5,7 +5,7 @@ z-depth in metres. Relative maps (affine inverse depth, no absolute scale) are t
 z-depth with a 10:1 far/near ratio, ``Z = 1 / (0.1 + 0.9·n)`` with ``n`` the min-max normalised map, so
 shapes are plausible but not to scale. Outputs use the OpenGL / Blender convention: x right, y up, z
 toward the viewer (normal maps encode ``(n + 1) / 2``, a wall facing the camera is (0.5, 0.5, 1)).
-Normal maps are built in chunks of depth maps (``_chunks``), so memory is bounded by one chunk.
+Normal maps are built in chunks of depth maps (:mod:`dav2_core.chunks`), so memory is bounded by one chunk.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from ..depth import DepthMap
 from ..io import atomic_path
-from ._chunks import Execution, allocate_output, run_chunked
+from ..chunks import Execution, allocate_output, run_chunked
 from ._common import check_depth, check_image, image_chunk, normalise_per_image, pair_batches
 
 PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1

@@ -6,7 +6,7 @@ stays put), metric maps use ``d = (1/metres) / max(1/metres)``, exactly proporti
 Pixels are splatted forward with a z-buffer (nearer wins: ``scatter_reduce(amax)`` on packed int64 keys
 of nearness, splat closeness and source index); disoccluded holes are filled from the farther of the two surfaces
 found along the motion direction on either side of the hole. Every output frame depends only on its image
-and its camera time, so the B·N frames are built in chunks (``_chunks``): the output is allocated once
+and its camera time, so the B·N frames are built in chunks (:mod:`dav2_core.chunks`): the output is allocated once
 (after checking it fits in memory) and each chunk is computed on the compute device and copied out.
 """
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..depth import DepthMap
-from ._chunks import Execution, allocate_output, run_chunked
+from ..chunks import Execution, allocate_output, run_chunked
 from ._common import (
     check_depth,
     check_image,

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..dtypes import precision_name
 from .base import Engine
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
@@ -107,24 +108,6 @@ def backend_device(backend: str, device: torch.device) -> torch.device:
                 return device
         return torch.device("cpu")
     return device
-
-
-def precision_name(dtype: Any, device: torch.device) -> str:
-    """'fp32' | 'fp16' | 'bf16' | 'int8' from a torch dtype, a name, or None/'auto' (fp16 on GPUs, else fp32)."""
-    if dtype is None or dtype == "auto":
-        return "fp16" if device.type in ("cuda", "mps") else "fp32"
-    names = {
-        torch.float32: "fp32",
-        torch.float16: "fp16",
-        torch.bfloat16: "bf16",
-        "float32": "fp32",
-        "float16": "fp16",
-        "bfloat16": "bf16",
-    }
-    name = names.get(dtype, dtype)
-    if name not in ("fp32", "fp16", "bf16", "int8"):
-        raise ValueError(f"unknown precision {dtype!r}; use auto, fp32, fp16, bf16 or int8")
-    return name
 
 
 def create_engine(backend: str, source: Any, device: torch.device, precision: str, name: str = "") -> Engine:

@@ -222,7 +222,7 @@ def test_parallax_frames_zero_and_bad_inputs(comfy_inprocess):
 
 
 def test_parallax_1000_frames_of_1080p_is_refused_up_front_naming_the_size(comfy_inprocess, monkeypatch):
-    import dav2_core.effects._chunks as chunks
+    import dav2_core.chunks as chunks
 
     monkeypatch.setattr(chunks, "free_memory_bytes", lambda device: 16 << 30)  # a 16 GiB machine
     started = []
@@ -236,7 +236,7 @@ def test_parallax_1000_frames_of_1080p_is_refused_up_front_naming_the_size(comfy
 def test_parallax_progress_per_chunk_and_cancel_within_a_chunk(comfy_inprocess, monkeypatch):
     import comfy.utils
 
-    import dav2_core.effects._chunks as chunks
+    import dav2_core.chunks as chunks
 
     mm = comfy_inprocess.model_management
     monkeypatch.setattr(chunks, "CPU_CHUNK_PIXELS", 2 * H * W)  # chunks of 2 frames for these tiny images

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-import dav2_core.effects._chunks as chunks
+import dav2_core.chunks as chunks
 from dav2_core.depth import DepthMap
 from dav2_core.effects import Execution, calibrate_to_metric, depth_to_normals, lens_blur, parallax_frames
 from dav2_core.memory import OutOfMemoryError

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import dav2_core.chunks
 import dav2_core.engines as dav2_core_engines
 import dav2_core.inference as inference
 from dav2_core import DepthAnythingV2
@@ -298,7 +299,7 @@ def test_out_of_memory_releases_the_failed_chunk_before_retrying(model, monkeypa
         return real(m, chunk, net_size, flip_tta, first_index)
 
     monkeypatch.setattr(inference, "_forward_chunk", limited)
-    monkeypatch.setattr(inference, "release_cached", lambda device: alive_at_release.append(held[-1]() is not None))
+    monkeypatch.setattr(dav2_core.chunks, "release_cached", lambda device: alive_at_release.append(held[-1]() is not None))
     predict_depth(model, _rand(2, 28, 28, 3), input_size=28, chunk_size=2)
     assert alive_at_release == [False]
 

@@ -1,6 +1,7 @@
-"""Chunked execution shared by the effects, with the contract of :func:`dav2_core.inference.predict_depth`.
+"""Chunked execution: the one loop behind :func:`dav2_core.inference.predict_depth` and every effect.
 
-An effect's output is allocated once on the *output device* (ComfyUI: its intermediate device, the CPU),
+The items (images, frames, depth maps) are computed in chunks on a *compute device*, each chunk's results
+copied out at once, so compute-device memory is bounded by one chunk whatever the batch. An effect's output is allocated once on the *output device* (ComfyUI: its intermediate device, the CPU),
 after checking that it fits in the memory free there. The items (images, or frames) are then computed in
 chunks on the *compute device*: each chunk's inputs are moved there, worked on, and its results copied
 out at once, so compute-device memory is bounded by one chunk whatever the batch. Chunks are sized from
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..memory import OutOfMemoryError, free_memory_bytes, is_out_of_memory, release_cached
+from .memory import OutOfMemoryError, free_memory_bytes, is_out_of_memory, release_cached
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def plan_chunk(total: int, bytes_per_item: int, pixels_per_item: int, device: to
     if run.chunk_size is not None:
         if int(run.chunk_size) != run.chunk_size or run.chunk_size < 1:
             raise ValueError(f"chunk_size must be a whole number >= 1, got {run.chunk_size}")
-        return int(min(run.chunk_size, total))
+        return int(run.chunk_size)  # may exceed total: the last chunk stops at total; OOM halves from here
     if run.reserve is not None:
         run.reserve(bytes_per_item, device)  # like ComfyUI's VAE: make room for one item, then fit the rest
     budget = CHUNK_MEMORY_SHARE * free_memory_bytes(device)
@@ -110,10 +111,13 @@ def run_chunked(
     device: torch.device,
     run: Execution,
     what: str = "item",
+    single_oom: str | None = None,
 ) -> None:
     """Call ``work(start, stop)`` for consecutive chunks covering items ``0..total``; ``work`` computes
     those items on ``device`` and copies them into the output. Chunks come from :func:`plan_chunk`; an
-    out-of-memory error halves the chunk and retries it; ``run.progress`` runs after each chunk."""
+    out-of-memory error halves the chunk and retries it; ``run.progress`` runs after each chunk.
+    ``single_oom``: the OutOfMemoryError message when even one item does not fit (default: names ``what``
+    and ``bytes_per_item``)."""
     chunk = plan_chunk(total, bytes_per_item, pixels_per_item, device, run)
     start = 0
     while start < total:
@@ -129,7 +133,8 @@ def run_chunked(
             release_cached(device)  # after the except block: the failed chunk's tensors are free now
             if chunk == 1:
                 raise OutOfMemoryError(
-                    f"out of memory on {device} for a single {what} (about {_gib(bytes_per_item)} estimated);"
+                    single_oom
+                    or f"out of memory on {device} for a single {what} (about {_gib(bytes_per_item)} estimated);"
                     " use a smaller image, or free memory"
                 )
             chunk = max(1, chunk // 2)
