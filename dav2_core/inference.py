@@ -1,4 +1,6 @@
-"""Batched inference on image tensors, chunked to fit memory, plus the official numpy ``infer_image``.
+"""Batched inference on image tensors, chunked to fit memory (:mod:`dav2_core.chunks`), with flip TTA merging.
+
+The official numpy ``infer_image`` is :func:`dav2_core.engines.base.infer_image` (below this module).
 
 Layouts: IMAGE [B,H,W,C] float 0..1 (ComfyUI) in, depth [B,H,W] float32 at the input resolution out.
 Works over any engine (:mod:`dav2_core.engines`): the PyTorch model or an optional runtime backend.
@@ -8,18 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .chunks import CHUNK_MEMORY_SHARE, MAX_CHUNK, Execution, ProgressFn, run_chunked
-from .effects.refine import flip_tta_merge
 from .engines import as_engine
 from .memory import free_memory_bytes
-from .preprocess import ResolutionMode, check_image_batch, network_size, prepare_batch, prepare_bgr_image, to_rgb_float
+from .preprocess import ResolutionMode, check_image_batch, network_size, prepare_batch, to_rgb_float
 from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
 
-__all__ = ["MAX_CHUNK", "ProgressFn", "auto_chunk_size", "infer_bgr_image", "predict_depth"]
+__all__ = ["MAX_CHUNK", "ProgressFn", "auto_chunk_size", "flip_tta_merge", "predict_depth"]
 
 
 def model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
@@ -42,6 +42,19 @@ def auto_chunk_size(model: Any, net_size: tuple[int, int], image_size: tuple[int
     budget = int(CHUNK_MEMORY_SHARE * free_memory_bytes(engine.device))
     per_image = max(1, engine.bytes_per_image(net_size, image_size)) * (2 if flip_tta else 1)
     return int(max(1, min(MAX_CHUNK, budget // per_image)))
+
+
+def flip_tta_merge(depth: torch.Tensor, depth_flipped: torch.Tensor) -> torch.Tensor:
+    """Average of a depth [B,H,W] and the depth predicted for the horizontally flipped image (un-flipped
+    here) → [B,H,W]. Both must come from the same model, so they share scale and shift."""
+    if not isinstance(depth, torch.Tensor) or depth.ndim != 3:
+        raise ValueError(f"depth must be [B,H,W], got {getattr(depth, 'shape', type(depth))}")
+    if not isinstance(depth_flipped, torch.Tensor) or depth_flipped.shape != depth.shape:
+        raise ValueError(
+            f"depth_flipped must have the same shape as depth {tuple(depth.shape)},"
+            f" got {tuple(getattr(depth_flipped, 'shape', ()))}"
+        )
+    return 0.5 * (depth + depth_flipped.to(depth.device).flip(-1))
 
 
 def _forward_chunk(
@@ -110,15 +123,3 @@ def predict_depth(
         f"{net_size}; lower input_size, use a smaller model or precision fp16/bf16, or free memory",
     )
     return result
-
-
-@torch.inference_mode()
-def infer_bgr_image(model: Any, bgr: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE) -> np.ndarray:
-    """The official ``infer_image`` contract: BGR uint8 [H,W,3] -> depth [H,W] float32 numpy."""
-    engine = as_engine(model)
-    x = torch.from_numpy(prepare_bgr_image(bgr, input_size))[None]
-    engine.check_net_size(tuple(x.shape[-2:]))
-    x = x.to(device=engine.device, dtype=engine.input_dtype)
-    depth = engine(x.contiguous(memory_format=torch.channels_last))
-    depth = F.interpolate(depth[:, None], bgr.shape[:2], mode="bilinear", align_corners=True)[0, 0]
-    return depth.cpu().numpy()

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checkpoints import CheckpointError
-from ..cli.common import CliError
+from ..jobs import CliError
 from ..hub import HubUnavailableError
 from .job import BatchError, BatchJob
 from .manifest import Row

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from ..cli.args import CliOptions
-from ..cli.images import output_paths, probe_size
+from ..jobs import CliOptions, output_paths, probe_size
 from .manifest import Row
 
 

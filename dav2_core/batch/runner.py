@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cli.common import CliError
-from ..cli.images import check_output_options
+from ..jobs import CliError, check_output_options
 from ..variants import VARIANTS
 from .job import INFLIGHT_DIR, MANIFEST_FILE, BatchError, BatchJob
 from .local import LocalEngine

@@ -1,6 +1,6 @@
 """The worker both engines run: loads the model once, then runs planned batches through the CLI's image path.
 
-A batch goes through :func:`dav2_core.cli.images.process_images` (the shared estimate pipeline, the
+A batch goes through :func:`dav2_core.jobs.process_images` (the shared estimate pipeline, the
 CLI's outputs and atomic writes) with ``batch_size`` = the batch's length, so it is one forward pass of
 exactly the planned images. Per image the worker returns a result row: done, or failed with the reason
 (an unreadable file is recorded, the rest of the batch still runs). An unexpected error in a batch is
@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from .. import io
-from ..cli.common import Report, load_cli_model
-from ..cli.images import process_images
+from ..jobs import Report, load_cli_model, process_images
 from .job import INFLIGHT_DIR, BatchJob
 
 RESULT_COLUMNS = ("index", "status", "error", "worker", "seconds", "peak_rss_mb", "kind")

@@ -20,10 +20,18 @@ from .. import io
 from ..checkpoints import CheckpointError
 from ..engines import as_engine
 from ..hub import HubUnavailableError
-from .args import CliOptions, build_parser, parse_options
-from .common import CliError, Report, info, load_cli_model, warn
-from .images import check_output_options, process_images
-from .video import process_video
+from ..jobs import (
+    CliError,
+    CliOptions,
+    Report,
+    check_output_options,
+    info,
+    load_cli_model,
+    process_images,
+    process_video,
+    warn,
+)
+from .args import build_parser, parse_options
 
 #: Sub-commands: name -> module in this package with ``main(argv) -> int``.
 SUBCOMMANDS: dict[str, str] = {"batch": "batch", "eval": "eval", "export": "export"}

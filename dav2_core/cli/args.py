@@ -1,13 +1,12 @@
 """The ``dav2`` depth command's arguments: the parser and the frozen options object built from it.
 
 Nothing downstream sees ``argparse.Namespace``: :func:`parse_options` turns the command line into a
-:class:`CliOptions` (inference options as the shared :class:`~dav2_core.pipeline.EstimateOptions`).
+:class:`~dav2_core.jobs.CliOptions` (inference options as the shared :class:`~dav2_core.pipeline.EstimateOptions`).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -20,40 +19,12 @@ from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
+from ..jobs import CliOptions
 from ..video import VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
 DTYPE_CHOICES = ("auto", *PRECISIONS)
-
-
-@dataclass(frozen=True)
-class CliOptions:
-    """Everything one ``dav2`` run was asked to do."""
-
-    inputs: tuple[str, ...]
-    output: Path
-    recursive: bool = False
-    variant: str | None = None
-    checkpoint: str | None = None
-    models_dir: str | None = None
-    device: str | None = None
-    dtype: str = "auto"
-    compile: bool = False
-    backend: str = "torch"
-    cache_dir: str | None = None
-    estimate: EstimateOptions = EstimateOptions()
-    batch_size: int | None = None
-    colormap: str = DEFAULT_COLORMAP
-    color: bool = True
-    npy: bool = False
-    exr: bool = False
-    frames: bool = False
-    video_range: str = next(iter(VIDEO_RANGE_HELP))
-    start_frame: int = 0
-    frame_count: int = 0
-    frame_stride: int = 1
-    quiet: bool = False
 
 
 def _whole_number(text: str, low: int) -> int:

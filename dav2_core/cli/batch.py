@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..batch import DEFAULT_BATCH_SIZE, ENGINES, BatchError, BatchJob, run_batch
 from ..batch.job import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
 from .args import build_parser, non_negative_float, options_from_namespace, positive_float, positive_int
-from .common import info, warn
+from ..jobs import info, warn
 
 EPILOG = """\
 SOURCE: a folder (read recursively; outputs mirror its layout), a text file with one image path a line,

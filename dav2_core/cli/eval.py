@@ -28,14 +28,13 @@ from ..ground_truth import GT_KINDS, GroundTruth, read_ground_truth, read_mask
 from ..hub import HubUnavailableError
 from ..pipeline import EstimateOptions, estimate
 from .args import (
-    CliOptions,
     add_inference_arguments,
     add_model_arguments,
     estimate_options,
     model_options,
     positive_float,
 )
-from .common import CliError, load_cli_model
+from ..jobs import CliError, CliOptions, load_cli_model
 
 
 def build_parser() -> argparse.ArgumentParser:

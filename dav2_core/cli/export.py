@@ -16,11 +16,11 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from ..checkpoints import CheckpointError
-from ..export import EXPORT_DTYPES, OPSET, ExportError, export_onnx, read_metadata
+from ..engines.export import EXPORT_DTYPES, OPSET, ExportError, export_onnx, read_metadata
 from ..hub import HubUnavailableError
 from ..variants import VARIANTS
-from .args import CliOptions, positive_int
-from .common import CliError, load_cli_model
+from ..jobs import CliError, CliOptions, load_cli_model
+from .args import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:

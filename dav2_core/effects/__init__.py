@@ -14,7 +14,7 @@ from .calibrate import calibrate_to_metric
 from .export import FORMATS, exr_backend, load_depth, save_depth
 from .normals import depth_to_normals, depth_to_pointcloud, write_ply
 from .parallax import MOTION_HELP, MOTIONS, parallax_frames
-from .refine import flip_tta_merge, guided_filter, refine_with_image
+from .refine import guided_filter, refine_with_image
 from .temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "depth_to_pointcloud",
     "exr_backend",
     "flicker_metric",
-    "flip_tta_merge",
     "guided_filter",
     "lens_blur",
     "load_depth",

@@ -1,4 +1,4 @@
-"""Depth refinement: colour-guided filter (edge-aware smoothing) and horizontal-flip TTA merging.
+"""Depth refinement: colour-guided filter (edge-aware smoothing). Flip TTA merging is :func:`dav2_core.inference.flip_tta_merge`.
 
 The guided filter (He, Sun & Tang, "Guided Image Filtering", TPAMI 2013; colour-guide version) fits, in
 every (2r+1)² window, depth ≈ a·RGB + b to the guide image and averages the fits: depth edges snap to
@@ -68,19 +68,6 @@ def guided_filter(guide_image: torch.Tensor, depth: torch.Tensor, radius: int = 
     mean_b = box_mean(b, r)
     q = (mean_a * guide).sum(1) + mean_b
     return q.float()
-
-
-def flip_tta_merge(depth: torch.Tensor, depth_flipped: torch.Tensor) -> torch.Tensor:
-    """Average of a depth [B,H,W] and the depth predicted for the horizontally flipped image (un-flipped
-    here) → [B,H,W]. Both must come from the same model, so they share scale and shift."""
-    if not isinstance(depth, torch.Tensor) or depth.ndim != 3:
-        raise ValueError(f"depth must be [B,H,W], got {getattr(depth, 'shape', type(depth))}")
-    if not isinstance(depth_flipped, torch.Tensor) or depth_flipped.shape != depth.shape:
-        raise ValueError(
-            f"depth_flipped must have the same shape as depth {tuple(depth.shape)},"
-            f" got {tuple(getattr(depth_flipped, 'shape', ()))}"
-        )
-    return 0.5 * (depth + depth_flipped.to(depth.device).flip(-1))
 
 
 #: Guided-filter regularisation for refinement (guide intensity², images 0..1): colour edges above ~0.03

@@ -18,8 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..variants import ENCODERS, PATCH_SIZE
+from ..preprocess import prepare_bgr_image
+from ..variants import DEFAULT_INPUT_SIZE, ENCODERS, PATCH_SIZE
 
 
 @runtime_checkable
@@ -54,11 +56,8 @@ class EngineBase:
             raise ValueError(f"network size {net_size} is not a multiple of {PATCH_SIZE}")
 
     def infer_image(self, raw_image: np.ndarray, input_size: int | None = None) -> np.ndarray:
-        """Official contract: BGR uint8 [H,W,3] -> depth [H,W] float32 at the image's size."""
-        from ..inference import infer_bgr_image
-        from ..variants import DEFAULT_INPUT_SIZE
-
-        return infer_bgr_image(self, raw_image, DEFAULT_INPUT_SIZE if input_size is None else input_size)
+        """Official contract: BGR uint8 [H,W,3] -> depth [H,W] float32 at the image's size (:func:`infer_image`)."""
+        return infer_image(self, raw_image, DEFAULT_INPUT_SIZE if input_size is None else input_size)
 
     def close(self) -> None:
         """Free what the engine holds (device memory, sessions); the engine is unusable afterwards."""
@@ -112,6 +111,19 @@ def as_engine(model: Any) -> Engine:
     raise TypeError(
         f"expected a Depth Anything V2 model (dav2_core.load_model / DepthAnythingV2) or an engine, got {type(model).__name__}"
     )
+
+
+@torch.inference_mode()
+def infer_image(model: Any, bgr: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE) -> np.ndarray:
+    """The official ``infer_image`` contract over any model or engine (the one definition; the model's and the
+    engines' ``.infer_image`` methods call it): BGR uint8 [H,W,3] -> depth [H,W] float32 numpy at the image's size."""
+    engine = as_engine(model)
+    x = torch.from_numpy(prepare_bgr_image(bgr, input_size))[None]
+    engine.check_net_size(tuple(x.shape[-2:]))
+    x = x.to(device=engine.device, dtype=engine.input_dtype)
+    depth = engine(x.contiguous(memory_format=torch.channels_last))
+    depth = F.interpolate(depth[:, None], bgr.shape[:2], mode="bilinear", align_corners=True)[0, 0]
+    return depth.cpu().numpy()
 
 
 def describe(model: Any) -> tuple[str, float | None, str]:

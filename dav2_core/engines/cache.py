@@ -24,7 +24,7 @@ import weakref
 from pathlib import Path
 from collections.abc import Callable, Mapping
 
-from ..export import file_sha256
+from .export import file_sha256
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"

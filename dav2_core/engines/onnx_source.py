@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from ..checkpoints import CheckpointInfo
-from ..export import EXPORT_VERSION, OPSET, export_onnx, file_sha256, model_metadata, read_metadata, require
+from .export import EXPORT_VERSION, OPSET, export_onnx, file_sha256, model_metadata, read_metadata, require
 from .base import EngineBase, activation_bytes
 from .cache import EngineCache
 from .quantize import int8_weights, ort_dynamic_int8

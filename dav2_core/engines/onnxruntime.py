@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..export import OPSET, opset_of, require
+from .export import OPSET, opset_of, require
 from .onnx_source import OnnxEngineBase, OnnxSource
 
 log = logging.getLogger(__name__)

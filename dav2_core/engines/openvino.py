@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..export import require
+from .export import require
 from .onnx_source import OnnxEngineBase, OnnxSource
 from .quantize import OPENVINO_GROUP_SIZE
 

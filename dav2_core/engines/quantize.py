@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..export import require
+from .export import require
 
 #: OpenVINO CPU ``DYNAMIC_QUANTIZATION_GROUP_SIZE`` for the int8 file (0 would run the layers in float).
 OPENVINO_GROUP_SIZE = 32

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..export import require
-from ..inference import MAX_CHUNK
+from .export import require
+from ..chunks import MAX_CHUNK
 from .onnx_source import OnnxSource
 from .onnxruntime import OnnxRuntimeEngine
 

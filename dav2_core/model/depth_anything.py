@@ -60,6 +60,6 @@ class DepthAnythingV2(nn.Module):
     @torch.inference_mode()
     def infer_image(self, raw_image: np.ndarray, input_size: int = 518) -> np.ndarray:
         """Official contract: BGR uint8 [H,W,3] -> depth [H,W] float32 at the image's size."""
-        from ..inference import infer_bgr_image
+        from ..engines.base import infer_image  # the one definition (engines never import the model)
 
-        return infer_bgr_image(self, raw_image, input_size)
+        return infer_image(self, raw_image, input_size)

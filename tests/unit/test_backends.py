@@ -15,10 +15,10 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from checkpoint_factory import write_checkpoint  # noqa: E402
-from dav2_core import export as export_module  # noqa: E402
+from dav2_core.engines import export as export_module  # noqa: E402
 from dav2_core.engines import registry  # noqa: E402
 from dav2_core.engines.cache import MANIFEST  # noqa: E402
-from dav2_core.export import export_onnx  # noqa: E402
+from dav2_core.engines.export import export_onnx  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.loading import load_model  # noqa: E402
 from dav2_core.pipeline import EstimateOptions, estimate  # noqa: E402

@@ -202,7 +202,7 @@ def test_video_is_streamed_in_chunks_and_keeps_every_frame(
 
 def test_video_runs_the_streaming_core_of_the_node(tmp_path: Path, models_dir: Path, capsys, monkeypatch) -> None:
     """`dav2 clip.mp4` is dav2_core.video.depth_video (the Video Depth node's core) with the CLI's options."""
-    from dav2_core.cli import video as cli_video
+    from dav2_core import jobs as cli_video
 
     video = tmp_path / "clip.mp4"
     write_video(video, 12)

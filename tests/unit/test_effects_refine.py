@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dav2_core.effects.refine import box_mean, flip_tta_merge, guided_filter
+from dav2_core.effects.refine import box_mean, guided_filter
+from dav2_core.inference import flip_tta_merge
 
 
 def test_box_mean_matches_avg_pool_with_clipped_borders():

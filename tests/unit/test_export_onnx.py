@@ -1,4 +1,4 @@
-"""ONNX export (dav2_core.export, ``dav2 export``): parity with our PyTorch forward for every encoder,
+"""ONNX export (dav2_core.engines.export, ``dav2 export``): parity with our PyTorch forward for every encoder,
 dynamic vs fixed shapes, fp16 files, metadata, a plain onnxruntime session without this package, bad input.
 
 Exports of vits run once per module (module-scoped fixtures): tracing takes a while on 2 cores.
@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from checkpoint_factory import write_checkpoint  # noqa: E402
 from dav2_core.cli import main as cli_main  # noqa: E402
-from dav2_core.export import ExportError, checkpoint_sha256, export_onnx, read_metadata  # noqa: E402
+from dav2_core.engines.export import ExportError, checkpoint_sha256, export_onnx, read_metadata  # noqa: E402
 from dav2_core.loading import load_model  # noqa: E402
 from dav2_core.model import DepthAnythingV2  # noqa: E402
 

@@ -299,7 +299,9 @@ def test_out_of_memory_releases_the_failed_chunk_before_retrying(model, monkeypa
         return real(m, chunk, net_size, flip_tta, first_index)
 
     monkeypatch.setattr(inference, "_forward_chunk", limited)
-    monkeypatch.setattr(dav2_core.chunks, "release_cached", lambda device: alive_at_release.append(held[-1]() is not None))
+    monkeypatch.setattr(
+        dav2_core.chunks, "release_cached", lambda device: alive_at_release.append(held[-1]() is not None)
+    )
     predict_depth(model, _rand(2, 28, 28, 3), input_size=28, chunk_size=2)
     assert alive_at_release == [False]
 

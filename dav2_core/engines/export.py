@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .variants import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, units_for
+from ..variants import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, units_for
 
 #: Default ONNX opset: LayerNormalization is native from 17, and every runtime we support reads it.
 OPSET = 17
@@ -138,7 +138,7 @@ def _trace(
     model: torch.nn.Module, target: Path, dtype: str, dynamic: bool, shape: tuple[int, int, int, int], opset: int
 ) -> None:
     """torch.onnx (TorchScript tracer) -> ``target``; the model is traced on the CPU."""
-    from .engines.onnx_graph import ExportModule
+    from .onnx_graph import ExportModule
 
     want = torch.float16 if dtype == "fp16" else torch.float32
     weight = model.pretrained.patch_embed.proj.weight
