@@ -95,7 +95,7 @@ def write_pan_clip(photo: Path, path: Path, frames: int = 12, size: tuple[int, i
 
     from dav2_core.io import read_image
 
-    image = read_image(photo)
+    image = (read_image(photo) * 255.0).round().astype(np.uint8)  # float32 RGB 0..1 -> uint8
     w, h = size
     with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1", rate=10)
