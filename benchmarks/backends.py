@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import compare, read_bgr, worst
+from benchmarks.accuracy import compare, worst
+from benchmarks.photos import read_bgr
 from dav2_core.engines import registry
 from dav2_core.engines.cache import EngineCache
 from dav2_core.engines.onnx_source import OnnxSource

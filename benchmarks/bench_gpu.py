@@ -43,38 +43,27 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
+from dav2_core.cli.args import choice_list, int_list, non_negative_int, positive_int  # noqa: E402
+from benchmarks.accuracy import compare, worst  # noqa: E402
+from benchmarks.memory import MIB  # noqa: E402
+from benchmarks.models import (
     DTYPES,
-    MIB,
     SEED,
-    OomRetries,
-    bgr_to_images,
-    choice_list,
-    compare,
     compile_counts,
     compile_model,
     compiled_row,
-    device_sync,
-    format_table,
     free_memory,
-    int_list,
     is_compiled,
     load_accel,
-    load_photos,
-    machine_info,
-    median,
-    non_negative_int,
     official_available,
-    positive_int,
-    read_bgr,
     release_model,
     seeded_models,
     seeded_ours,
     set_tf32,
-    time_calls,
-    worst,
-    write_json,
-)
+)  # noqa: E402
+from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.timing import OomRetries, device_sync, median, time_calls  # noqa: E402
 from benchmarks.backends import build_engine, gpu_rows  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.memory import OutOfMemoryError  # noqa: E402

@@ -38,25 +38,11 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    DTYPES,
-    MIB,
-    SEED,
-    PeakRss,
-    bgr_to_images,
-    format_table,
-    int_list,
-    machine_info,
-    non_negative_int,
-    positive_int,
-    read_bgr,
-    resolve_photo,
-    run_isolated,
-    seeded_ours,
-    set_tf32,
-    tf32_flags,
-    write_json,
-)
+from dav2_core.cli.args import int_list, non_negative_int, positive_int  # noqa: E402
+from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
+from benchmarks.models import DTYPES, SEED, seeded_ours, set_tf32, tf32_flags  # noqa: E402
+from benchmarks.photos import bgr_to_images, read_bgr, resolve_photo  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
 from dav2_core.inference import auto_chunk_size, predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 

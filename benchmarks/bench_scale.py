@@ -14,7 +14,7 @@ small and the run measures the batch machinery as much as the network), starts o
   restarts the actor and retries that batch; reported is that every image was reported exactly once and
   the outputs are byte-identical to the first run's.
 
-Weights: the seeded random vits of benchmarks/common.py (outputs are meaningless, the work is real).
+Weights: the seeded random vits of benchmarks/models.py (outputs are meaningless, the work is real).
 Full run (about 5 minutes on 2 cores)::
 
     .venv/bin/python benchmarks/bench_scale.py --out bench-results/scale.json
@@ -38,7 +38,9 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SEED, format_table, int_list, machine_info, positive_int, seeded_ours, write_json  # noqa: E402
+from dav2_core.cli.args import int_list, positive_int  # noqa: E402
+from benchmarks.models import SEED, seeded_ours  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
 from dav2_core.batch import JOB_FILE, MANIFEST_FILE, BatchSummary, KillOnce, run_batch  # noqa: E402
 from dav2_core.cli.batch import parse_job  # noqa: E402
 

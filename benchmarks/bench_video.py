@@ -37,18 +37,10 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    MIB,
-    SEED,
-    PeakRss,
-    format_table,
-    int_list,
-    machine_info,
-    positive_int,
-    run_isolated,
-    seeded_ours,
-    write_json,
-)
+from dav2_core.cli.args import int_list, positive_int  # noqa: E402
+from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
+from benchmarks.models import SEED, seeded_ours  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
 from dav2_core.effects import flicker_metric  # noqa: E402
 from dav2_core.video import VideoOptions, depth_video  # noqa: E402
 

@@ -43,7 +43,9 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED, format_table, machine_info, positive_int, write_json  # noqa: E402
+from dav2_core.cli.args import positive_int  # noqa: E402
+from benchmarks.photos import SHARED  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
 from dav2_core import io  # noqa: E402
 from dav2_core.depth import DepthMap, safe_reciprocal  # noqa: E402
 from dav2_core.engines import describe  # noqa: E402
@@ -219,7 +221,7 @@ def load(args: argparse.Namespace) -> tuple[Any, str]:
         from dav2_core.loading import load_model
 
         return load_model(str(args.checkpoint), device=args.device, dtype=args.dtype), str(args.checkpoint)
-    from benchmarks.common import SEED, seeded_ours
+    from benchmarks.models import SEED, seeded_ours
 
     model = seeded_ours(args.encoder).to(args.device or "cpu")
     return model, f"seeded random-init {args.encoder} (seed {SEED}; numbers test the blending, not depth quality)"

@@ -29,33 +29,26 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    DTYPES,
-    ROOT,
-    SHARED,
-    OomRetries,
-    bgr_to_images,
-    compare,
-    device_sync,
-    format_table,
-    list_photos,
-    machine_info,
-    median,
-    official_available,
-    read_bgr,
-    seeded_ours,
-    set_tf32,
-    tf32_flags,
-    time_calls,
-    write_json,
-)
+from benchmarks.accuracy import compare  # noqa: E402
+from benchmarks.models import DTYPES, official_available, seeded_ours, set_tf32, tf32_flags  # noqa: E402
+from benchmarks.photos import ROOT, SHARED, bgr_to_images, list_photos, read_bgr  # noqa: E402
+from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.timing import OomRetries, device_sync, median, time_calls  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
+from dav2_core.preprocess import network_size  # noqa: E402
+from dav2_core.variants import DEFAULT_INPUT_SIZE, ENCODERS, PATCH_SIZE  # noqa: E402
 
 STEPS = ("env", "smoke", "sdpa", "chunks", "oom", "compile")
 #: fp16/bf16 vs fp32 target of the GPU-proof issue: max abs error <= 1e-2 x the fp32 output range.
 LOW_PRECISION_TARGET = 1e-2
-HEADS = {"vits": 6, "vitb": 12, "vitl": 16}  # x 64 channels per head
-TOKENS = {"518x518": 1370, "518x686": 1814}  # 37x37 + 1 and 37x49 + 1
+#: Attention heads and channels per head of each encoder (the official table in variants.ENCODERS).
+HEADS = {name: ENCODERS[name].num_heads for name in ("vits", "vitb", "vitl")}
+HEAD_DIM = {name: ENCODERS[name].embed_dim // ENCODERS[name].num_heads for name in HEADS}
+#: Tokens (patches + the class token) at the default size and at 640x480's keep_aspect size.
+TOKENS = {
+    f"{h}x{w}": (h // PATCH_SIZE) * (w // PATCH_SIZE) + 1
+    for h, w in ((DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE), network_size(480, 640, DEFAULT_INPUT_SIZE))
+}
 
 
 class Sizes:
@@ -239,7 +232,8 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         for shape, tokens in sizes.tokens.items():
             gen = torch.Generator(device=sizes.device).manual_seed(tokens)
             q, k, v = (
-                torch.randn(batch, HEADS[encoder], tokens, 64, device=sizes.device, generator=gen) for _ in range(3)
+                torch.randn(batch, HEADS[encoder], tokens, HEAD_DIM[encoder], device=sizes.device, generator=gen)
+                for _ in range(3)
             )
             for dtype in ["fp32", "fp16", "bf16"] if not sizes.dry else ["fp32", "bf16"]:
                 qd, kd, vd = (t.to(DTYPES[dtype]) for t in (q, k, v))

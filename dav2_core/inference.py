@@ -22,17 +22,6 @@ from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
 __all__ = ["MAX_CHUNK", "ProgressFn", "auto_chunk_size", "flip_tta_merge", "predict_depth"]
 
 
-def model_device_dtype(model: Any) -> tuple[torch.device, torch.dtype]:
-    """Device and network-input dtype of a model or engine."""
-    engine = as_engine(model)
-    return engine.device, engine.input_dtype
-
-
-def bytes_per_image(model: Any, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
-    """Rough peak working memory of one image in a chunk (activations, not weights), in bytes."""
-    return as_engine(model).bytes_per_image(net_size, image_size)
-
-
 def auto_chunk_size(model: Any, net_size: tuple[int, int], image_size: tuple[int, int], flip_tta: bool = False) -> int:
     """Images per forward pass so that a chunk uses at most ``CHUNK_MEMORY_SHARE`` of the free device memory,
     at most ``MAX_CHUNK``. With ``flip_tta`` every image runs twice (itself and its mirror image in one

@@ -189,14 +189,6 @@ def normalize_depth(
     return scale_to_unit(nearness(depth), lo, hi, invert)
 
 
-def to_image(norm01: torch.Tensor) -> torch.Tensor:
-    """A 0..1 map [B,H,W] → grey IMAGE [B,H,W,3] float32 (values clamped to 0..1, NaN → 0)."""
-    if not isinstance(norm01, torch.Tensor) or norm01.ndim != 3:
-        raise ValueError(f"to_image needs a [B,H,W] tensor, got {getattr(norm01, 'shape', type(norm01))}")
-    grey = torch.nan_to_num(norm01.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
-    return grey.unsqueeze(-1).expand(*grey.shape, 3).contiguous()
-
-
 class RunningRange:
     """Normalisation range for streamed frames (video): the union of the frames' ranges seen so far.
 

@@ -70,13 +70,6 @@ def pack_depth_u16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return rgb, lo, hi
 
 
-def unpack_depth_u16(rgb: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Inverse of :func:`pack_depth_u16`: [H,W,3] uint8 RGB → [H,W] float64 depth (NaN where B = 255)."""
-    q = rgb[..., 0].astype(np.float64) * 256.0 + rgb[..., 1]
-    d = lo + q / Q_MAX * (hi - lo)
-    return np.where(rgb[..., 2] == 255, np.nan, d)
-
-
 def preview_size(width: int, height: int, max_preview_side: int) -> tuple[int, int]:
     """Display size (w, h) with the long side at most ``max_preview_side`` px, aspect kept, at least 1 px."""
     if max_preview_side < 1:

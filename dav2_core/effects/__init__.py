@@ -15,9 +15,10 @@ from .export import FORMATS, exr_backend, load_depth, save_depth
 from .normals import depth_to_normals, depth_to_pointcloud, write_ply
 from .parallax import MOTION_HELP, MOTIONS, parallax_frames
 from .refine import guided_filter, refine_with_image
-from .temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
+from .temporal import TemporalAligner, align_scale_shift, flicker_metric, robust_scale_shift
 
 __all__ = [
+    "TemporalAligner",
     "Execution",
     "refine_with_image",
     "FORMATS",
@@ -35,6 +36,5 @@ __all__ = [
     "parallax_frames",
     "robust_scale_shift",
     "save_depth",
-    "temporally_consistent",
     "write_ply",
 ]

@@ -19,12 +19,7 @@ import torch.nn.functional as F
 
 from ..depth import DepthMap, safe_reciprocal
 from ..normalize import scale_to_unit
-from ..preprocess import check_image_batch, to_rgb_float
-
-
-def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
-    """An IMAGE checked for layout and dtype (``preprocess.check_image_batch``) -> [B,H,W,C], pixels untouched."""
-    return check_image_batch(image, name)
+from ..preprocess import to_rgb_float
 
 
 def check_depth(depth: DepthMap, name: str = "depth") -> DepthMap:

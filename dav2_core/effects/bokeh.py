@@ -21,10 +21,10 @@ import warnings
 import torch
 
 from ..depth import DepthMap
+from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
 from ._common import (
     check_depth,
-    check_image,
     depth_chunk,
     image_chunk,
     inverse_depth,
@@ -187,7 +187,7 @@ def lens_blur(
     A depth map with no range (all one value) has nothing to focus on: it is returned unchanged with a
     zero CoC and a ``UserWarning``.
     """
-    img = check_image(image)
+    img = check_image_batch(image)
     check_depth(depth)
     if focus_depth is not None and focus_point is not None:
         raise ValueError("give either focus_depth or focus_point, not both")

@@ -19,8 +19,9 @@ import torch
 
 from ..depth import DepthMap
 from ..io import atomic_path
+from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
-from ._common import check_depth, check_image, image_chunk, normalise_per_image, pair_batches
+from ._common import check_depth, image_chunk, normalise_per_image, pair_batches
 
 PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1
 
@@ -110,7 +111,7 @@ def depth_to_pointcloud(
     valid depth are left out. device: where it is computed (default: the depth's device).
     """
     check_depth(depth)
-    img = check_image(image)
+    img = check_image_batch(image)
     fov = _check_fov(fov_deg)
     if int(stride) != stride or stride < 1:
         raise ValueError(f"stride must be a whole number ≥ 1, got {stride}")

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ..depth import DepthMap
+from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
 from ._common import (
     check_depth,
-    check_image,
     depth_chunk,
     image_chunk,
     inverse_depth,
@@ -264,7 +264,7 @@ def parallax_frames(
     The output (B·N·H·W·3 float32) must fit in the memory free on the output device, or a ValueError says
     how large it would be. Frames are built in chunks, so compute memory is bounded by one chunk.
     """
-    img = check_image(image)
+    img = check_image_batch(image)
     check_depth(depth)
     if int(frames) != frames or frames < 1:
         raise ValueError(f"frames must be a whole number ≥ 1, got {frames}")

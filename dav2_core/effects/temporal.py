@@ -11,7 +11,6 @@ All maps are [B,H,W] (frames first), float32, on the input's device.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
@@ -73,69 +72,6 @@ def robust_scale_shift(
     return scale, shift
 
 
-def _fit_stacked(prev: torch.Tensor, cur: torch.Tensor) -> tuple[float, float]:
-    """One robust scale/shift over all pixels of several frames ([n,H,W] each)."""
-    s, t = robust_scale_shift(prev.reshape(1, -1, 1), cur.reshape(1, -1, 1))
-    return float(s[0]), float(t[0])
-
-
-def temporally_consistent(
-    depth: Sequence[torch.Tensor] | torch.Tensor, overlap: int = 0, smoothing: float = 1.0
-) -> torch.Tensor:
-    """Relative depth of consecutive frames made consistent in scale and shift → [T,H,W] float32.
-
-    depth: a list of chunks [n_i,H,W] in time order, where the first ``overlap`` frames of each chunk
-    repeat the last ``overlap`` frames of the previous one (the duplicates are averaged after
-    alignment, so T = Σ n_i − overlap·(chunks − 1)); or one [T,H,W] tensor of frames (``overlap`` must
-    be 0). Each chunk is fitted to its aligned predecessor by least squares on the shared frames, or on
-    its first frame against the previous chunk's last when ``overlap`` is 0.
-    smoothing: 0..1, exponential smoothing of each frame's scale/shift against the previous output frame
-    (0 = chunks keep their internal frame-to-frame jitter, 1 = every frame is fitted to the previous
-    one; frames predicted one by one need this). The first chunk fixes the overall scale.
-    The result is still relative depth: normalise it once for the whole batch.
-    """
-    if isinstance(depth, torch.Tensor):
-        if overlap != 0:
-            raise ValueError("overlap only applies to a list of chunks; a single [T,H,W] tensor has no repeated frames")
-        chunks = [depth]
-    else:
-        chunks = list(depth)
-    if not chunks:
-        raise ValueError("no depth given: pass a [T,H,W] tensor or a non-empty list of [n,H,W] chunks")
-    for i, ch in enumerate(chunks):
-        if not isinstance(ch, torch.Tensor) or ch.ndim != 3 or min(ch.shape) == 0:
-            raise ValueError(f"chunk {i} must be a non-empty [n,H,W] tensor, got {getattr(ch, 'shape', type(ch))}")
-        if ch.shape[1:] != chunks[0].shape[1:]:
-            raise ValueError(
-                f"chunk {i} is {tuple(ch.shape[1:])} but chunk 0 is {tuple(chunks[0].shape[1:])}; all frames need one size"
-            )
-    if int(overlap) != overlap or overlap < 0:
-        raise ValueError(f"overlap must be a whole number ≥ 0, got {overlap}")
-    if any(ch.shape[0] <= overlap for ch in chunks[1:]) or (len(chunks) > 1 and chunks[0].shape[0] < overlap):
-        raise ValueError(
-            f"overlap {overlap} must be smaller than every chunk after the first (sizes {[c.shape[0] for c in chunks]})"
-        )
-    if not (math.isfinite(smoothing) and 0.0 <= smoothing <= 1.0):
-        raise ValueError(f"smoothing must be in 0..1, got {smoothing}")
-
-    out = [chunks[0].float()]
-    for ch in chunks[1:]:
-        ch = ch.float().to(out[0].device)
-        if overlap:
-            s, t = _fit_stacked(out[-1][-overlap:], ch[:overlap])
-            ch = s * ch + t
-            out[-1] = torch.cat([out[-1][:-overlap], 0.5 * (out[-1][-overlap:] + ch[:overlap])])
-            ch = ch[overlap:]
-        else:
-            s, t = _fit_stacked(out[-1][-1:], ch[:1])
-            ch = s * ch + t
-        out.append(ch)
-    frames = torch.cat(out)
-    if smoothing == 0.0 or frames.shape[0] < 2:
-        return frames
-    return TemporalAligner(smoothing)(frames)
-
-
 #: Frames larger than this are fitted on a regular pixel grid of about this many pixels (the fit has two
 #: unknowns; a 1080p frame fitted on every pixel costs seconds on a CPU, on 1/36 of them milliseconds).
 FIT_PIXELS = 1 << 16
@@ -146,7 +82,7 @@ class TemporalAligner:
 
     Each frame's robust scale/shift to the previous *output* frame is applied with strength ``smoothing``
     (0..1; 1 = fully aligned). The last output frame is carried to the next call, so a clip processed in
-    chunks gives the same frames as the whole clip at once (``temporally_consistent`` on a [T,H,W] tensor).
+    chunks gives the same frames as the whole clip at once.
     Frames of more than ``fit_pixels`` pixels are fitted on every s-th row and column (s chosen so about
     ``fit_pixels`` remain; None = every pixel); the scale/shift is applied to the whole frame.
     """

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from comfy_harness import load_nodes_module
+from preview_oracle import Q_MAX, unpack_depth_u16
 
 preview = load_nodes_module("preview")
 routes = load_nodes_module("routes")
@@ -34,10 +35,11 @@ def test_pack_roundtrip_error_within_half_step() -> None:
     d[5, 6] = np.nan
     d[7, 8] = np.inf
     rgb, lo, hi = preview.pack_depth_u16(d)
+    assert preview.Q_MAX == Q_MAX  # the oracle reads the same 16-bit scale
     finite = np.isfinite(d)
     assert lo == pytest.approx(float(d[finite].min())) and hi == pytest.approx(float(d[finite].max()))
     assert rgb.dtype == np.uint8 and rgb.shape == (61, 83, 3)
-    back = preview.unpack_depth_u16(rgb, lo, hi)
+    back = unpack_depth_u16(rgb, lo, hi)
     err = np.abs(back[finite] - d[finite].astype(np.float64))
     assert err.max() <= (hi - lo) / 131070 * (1 + 1e-9)
     assert np.isnan(back[5, 6]) and np.isnan(back[7, 8])
@@ -52,7 +54,7 @@ def test_pack_constant_depth_has_zero_range(shape: tuple[int, int]) -> None:
     rgb, lo, hi = preview.pack_depth_u16(d)
     assert lo == hi == 3.25
     assert not rgb.any()
-    assert np.array_equal(preview.unpack_depth_u16(rgb, lo, hi), d.astype(np.float64))
+    assert np.array_equal(unpack_depth_u16(rgb, lo, hi), d.astype(np.float64))
 
 
 def test_preview_png_is_plain_8bit_rgb(tmp_path: Path) -> None:
@@ -67,7 +69,7 @@ def test_preview_png_is_plain_8bit_rgb(tmp_path: Path) -> None:
     assert _png_chunks(data) == ["IHDR", "IDAT", "IEND"]
     assert data[24] == 8 and data[25] == 2  # bit depth 8, colour type 2 (RGB, no alpha)
     rgb = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1]
-    back = preview.unpack_depth_u16(rgb, entry["min"], entry["max"])
+    back = unpack_depth_u16(rgb, entry["min"], entry["max"])
     assert np.abs(back - values[0].numpy()).max() <= 1.0 / 131070 + 1e-7
     assert not list((tmp_path / entry["subfolder"]).glob("*.part*"))
 

@@ -21,7 +21,9 @@ if str(ROOT) not in sys.path:
 pytest.importorskip("depth_anything_v2.dpt", reason="official jkp-depth-anything-v2 not installed")
 
 from benchmarks import bench_gpu  # noqa: E402
-from benchmarks.common import PeakRss, compare, seeded_models  # noqa: E402
+from benchmarks.accuracy import compare  # noqa: E402
+from benchmarks.memory import PeakRss  # noqa: E402
+from benchmarks.models import seeded_models  # noqa: E402
 
 MACHINE_KEYS = {"cpu_model", "cpu_count", "torch", "torch_threads"}
 
@@ -228,7 +230,7 @@ def test_compiled_rows_say_what_ran_and_tf32_is_recorded(tiny_photo: Path, monke
     eager = bench_gpu.variant_rows(model, square, "vits", "fp32", "eager", args)
     assert all("ran_compiled" not in r for r in eager)
 
-    from benchmarks.common import set_tf32, tf32_flags
+    from benchmarks.models import set_tf32, tf32_flags
 
     saved = tf32_flags()
     try:

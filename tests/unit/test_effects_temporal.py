@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dav2_core.effects.temporal import align_scale_shift, flicker_metric, robust_scale_shift, temporally_consistent
+from dav2_core.effects.temporal import TemporalAligner, align_scale_shift, flicker_metric, robust_scale_shift
 
 T, H, W = 40, 48, 64
 
@@ -73,7 +73,7 @@ def test_flicker_drops_tenfold_against_per_frame_normalisation():
     truth = _pan()
     frames = _jitter(truth, flying=3)
     per_frame = flicker_metric(_minmax(frames, per_frame=True))
-    consistent = temporally_consistent(frames, smoothing=1.0)
+    consistent = TemporalAligner(1.0)(frames)
     fixed = flicker_metric(_minmax(consistent, per_frame=False))
     assert per_frame >= 10 * fixed
     assert _affine_error(consistent, truth) < 0.01  # and it is the true depth up to one scale/shift
@@ -83,31 +83,17 @@ def test_flicker_drops_tenfold_against_batch_normalisation_without_alignment():
     truth = _pan()
     frames = _jitter(truth)
     unaligned = flicker_metric(_minmax(frames, per_frame=False))
-    fixed = flicker_metric(_minmax(temporally_consistent(frames), per_frame=False))
+    fixed = flicker_metric(_minmax(TemporalAligner()(frames), per_frame=False))
     assert unaligned >= 10 * fixed
     assert fixed == pytest.approx(flicker_metric(_minmax(truth, per_frame=False)), rel=0.1)
-
-
-def test_chunks_aligned_exactly_on_overlapping_frames():
-    truth = _pan(30)
-    # a chunked model: one scale/shift per chunk, chunks repeat 4 frames of their predecessor
-    chunks = [truth[0:12] * 2.0 + 1.0, truth[8:20] * 0.3 - 0.2, truth[16:30] * 5.0 + 3.0]
-    out = temporally_consistent(chunks, overlap=4, smoothing=0.0)
-    assert out.shape == (30, H, W)
-    assert torch.allclose(out, truth * 2.0 + 1.0, atol=1e-4)  # the first chunk fixes the scale
-    out0 = temporally_consistent(
-        [truth[0:10] * 2.0, truth[10:20] * 0.5, truth[20:30] + 4.0], overlap=0, smoothing=0.0
-    )  # no overlap: fitted on the adjacent frames, close but not exact while the camera pans
-    assert out0.shape == (30, H, W)
-    assert _affine_error(out0, truth) < 0.01
 
 
 def test_smoothing_strength():
     truth = _pan(20)
     frames = _jitter(truth)
-    assert torch.equal(temporally_consistent(frames, smoothing=0.0), frames)
-    half = flicker_metric(_minmax(temporally_consistent(frames, smoothing=0.5), per_frame=False))
-    full = flicker_metric(_minmax(temporally_consistent(frames, smoothing=1.0), per_frame=False))
+    assert torch.equal(TemporalAligner(0.0)(frames), frames)
+    half = flicker_metric(_minmax(TemporalAligner(0.5)(frames), per_frame=False))
+    full = flicker_metric(_minmax(TemporalAligner(1.0)(frames), per_frame=False))
     raw = flicker_metric(_minmax(frames, per_frame=False))
     assert full < half < raw
 
@@ -125,20 +111,15 @@ def test_flicker_metric_and_mask():
         flicker_metric(x, torch.zeros(4, 4, dtype=torch.bool))
 
 
-@pytest.mark.parametrize(
-    "args, kwargs, message",
-    [
-        ((torch.rand(4, 8, 8),), {"overlap": 2}, "overlap only applies"),
-        (([],), {}, "no depth"),
-        (([torch.rand(4, 8, 8), torch.rand(4, 8, 9)],), {}, "one size"),
-        (([torch.rand(4, 8, 8), torch.rand(2, 8, 8)],), {"overlap": 2}, "smaller than every chunk"),
-        ((torch.rand(4, 8, 8),), {"smoothing": 1.5}, "smoothing"),
-        ((torch.rand(8, 8),), {}, r"\[n,H,W\]"),
-    ],
-)
-def test_bad_input(args, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        temporally_consistent(*args, **kwargs)
+def test_bad_input():
+    with pytest.raises(ValueError, match="smoothing"):
+        TemporalAligner(1.5)
+    with pytest.raises(ValueError, match=r"\[n,H,W\]"):
+        TemporalAligner()(torch.rand(8, 8))
+    aligner = TemporalAligner()
+    aligner(torch.rand(2, 8, 8))
+    with pytest.raises(ValueError, match="differs from the previous"):
+        aligner(torch.rand(2, 8, 9))
 
 
 def test_align_bad_shapes():

@@ -267,7 +267,7 @@ def test_8k_image_on_cpu_keeps_memory_bounded(model):
 def test_auto_chunk_size_is_bounded(model):
     chunk = inference.auto_chunk_size(model, (518, 686), (480, 640))
     assert 1 <= chunk <= inference.MAX_CHUNK
-    assert inference.bytes_per_image(model, (518, 686), (480, 640)) > 50 * 2**20
+    assert dav2_core_engines.as_engine(model).bytes_per_image((518, 686), (480, 640)) > 50 * 2**20
 
 
 def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(model, monkeypatch):
@@ -308,7 +308,9 @@ def test_out_of_memory_releases_the_failed_chunk_before_retrying(model, monkeypa
 
 def test_flip_tta_halves_the_automatic_chunk(model, monkeypatch):
     monkeypatch.setattr(
-        inference, "free_memory_bytes", lambda device: 40 * inference.bytes_per_image(model, (28, 28), (28, 28))
+        inference,
+        "free_memory_bytes",
+        lambda device: 40 * dav2_core_engines.as_engine(model).bytes_per_image((28, 28), (28, 28)),
     )
     assert inference.auto_chunk_size(model, (28, 28), (28, 28)) == 20
     assert inference.auto_chunk_size(model, (28, 28), (28, 28), flip_tta=True) == 10

@@ -14,7 +14,6 @@ from dav2_core.normalize import (
     nearness,
     normalize_depth,
     range_of,
-    to_image,
 )
 
 
@@ -198,17 +197,3 @@ def test_percentile_beyond_torch_quantile_limit():
     # values are 0..n-1, so the linear-interpolation percentile q is exactly q*(n-1)
     assert lo.item() == pytest.approx(0.01 * (n - 1), rel=1e-6)
     assert hi.item() == pytest.approx(0.99 * (n - 1), rel=1e-6)
-
-
-def test_to_image_grey_three_channels():
-    x = torch.rand(2, 5, 7)
-    img = to_image(x)
-    assert img.shape == (2, 5, 7, 3) and img.dtype == torch.float32
-    assert torch.equal(img[..., 0], x) and torch.equal(img[..., 1], x) and torch.equal(img[..., 2], x)
-    y = x.clone()
-    y[0, 0, 0] = float("nan")
-    y[0, 0, 1] = 2.0
-    img = to_image(y)
-    assert img[0, 0, 0, 0] == 0 and img[0, 0, 1, 0] == 1
-    with pytest.raises(ValueError, match=r"\[B,H,W\]"):
-        to_image(torch.rand(5, 7))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dav2_core import DepthAnythingV2
-from dav2_core.effects import temporally_consistent
+from dav2_core.effects import TemporalAligner
 from dav2_core.inference import predict_depth
 from dav2_core.normalize import normalize_depth, range_of
 from dav2_core.pipeline import DepthStream, EstimateOptions, estimate
@@ -76,7 +76,7 @@ def test_temporal_consistency_aligns_frames_and_normalises_over_the_batch(model)
     options = EstimateOptions(input_size=SIZE, temporal_consistency=True)
     result = estimate(model, frames, options)
     raw = predict_depth(model, frames, input_size=SIZE)
-    torch.testing.assert_close(result.depth.values, temporally_consistent(raw), atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.depth.values, TemporalAligner()(raw), atol=1e-6, rtol=0)
     assert result.normalization == "batch"
     torch.testing.assert_close(result.normalized, normalize_depth(result.depth, "batch"), atol=0, rtol=0)
 

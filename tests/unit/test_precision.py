@@ -12,7 +12,8 @@ import torch
 
 from checkpoint_factory import make_state_dict, write_checkpoint
 from dav2_core import DepthAnythingV2
-from dav2_core.inference import model_device_dtype, predict_depth
+from dav2_core.engines import as_engine
+from dav2_core.inference import predict_depth
 from dav2_core.loading import load_model
 
 FLOAT32_PARAMS = re.compile(
@@ -35,7 +36,8 @@ def _check_islands(model: torch.nn.Module, low: torch.dtype) -> None:
     assert len(kept) + len(cast) == len(list(model.parameters()))
     assert kept == [name for name, _ in model.named_parameters() if FLOAT32_PARAMS.search(name)]
     assert len(kept) == 3 + 12 * 6 + 2 + 2  # tokens; per block 2 norms x 2 + 2 gammas; final norm; last conv
-    assert model_device_dtype(model) == (torch.device("cpu"), low)
+    engine = as_engine(model)
+    assert (engine.device, engine.input_dtype) == (torch.device("cpu"), low)
 
 
 @pytest.mark.parametrize(
