@@ -30,6 +30,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing the package
@@ -168,53 +169,82 @@ def _video(work: Path, photo: Path, model: list[str], out: dict[str, str]) -> No
         hash_tree(folder, f"video/{mode}", out)
 
 
+def _record(out: dict[str, str], name: str, compute: Any, *args: Any, **kwargs: Any) -> Any:
+    """``out[name]`` = the digest of ``compute(*args, **kwargs)``, or of the error it raises (an error is an
+    output too)."""
+    try:
+        value = compute(*args, **kwargs)
+    except ValueError as exc:
+        out[name] = sha256_value(f"ValueError: {exc}")
+        return None
+    out[name] = sha256_value(value)
+    return value
+
+
 def _effects(relative: Path, metric: Path, photo: Path, out: dict[str, str]) -> None:
     from dav2_core import effects
     from dav2_core.colormaps import colorize_in_range, colorize_range
-    from dav2_core.normalize import normalize_depth
     from dav2_core.io import read_image
     from dav2_core.loading import load_model
+    from dav2_core.normalize import normalize_depth
     from dav2_core.pipeline import EstimateOptions, estimate
 
     image = torch.from_numpy(read_image(photo))[None]
     image = torch.nn.functional.interpolate(image.permute(0, 3, 1, 2).float(), size=(168, 252), mode="area")
-    image = (image.permute(0, 2, 3, 1) / 255.0).contiguous()
+    image = image.permute(0, 2, 3, 1).contiguous()
     options = EstimateOptions(input_size=266)
+    depths = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, path in {"relative": relative, "metric": metric}.items():
             net = load_model(str(path), device=torch.device("cpu"), dtype="fp32")
             result = estimate(net, image, options, output_device="cpu")
-            depth = result.depth
-            out[f"effects/{name}/depth"] = sha256_value(depth.values)
-            out[f"effects/{name}/normalized"] = sha256_value(result.normalized)
-            for mode, extra in {"per_image": {}, "percentile": {}, "batch": {}, "raw": {}}.items():
-                out[f"effects/{name}/normalize_{mode}"] = sha256_value(normalize_depth(depth, mode, **extra))
+            depth = depths[name] = result.depth
+            key = f"effects/{name}"
+            out[f"{key}/depth"] = sha256_value(depth.values)
+            out[f"{key}/normalized"] = sha256_value(result.normalized)
+            for mode in ("per_image", "percentile", "batch", "raw"):
+                _record(out, f"{key}/normalize_{mode}", normalize_depth, depth, mode)
             for mode, extra in {"auto": {}, "percentile": {}, "manual": {"vmin": 0.1, "vmax": 5.0}}.items():
                 lo, hi = colorize_range(depth, mode, **extra)
-                out[f"effects/{name}/colorize_{mode}"] = sha256_value(colorize_in_range(depth, lo, hi, "inferno"))
-            blurred, coc = effects.lens_blur(image, depth, focus_point=(0.3, 0.6), max_blur_radius=6.0)
-            out[f"effects/{name}/lens_blur"] = sha256_value(blurred)
-            out[f"effects/{name}/lens_blur_coc"] = sha256_value(coc)
-            out[f"effects/{name}/parallax"] = sha256_value(effects.parallax_frames(image, depth, 3, "circle", 0.04))
-            out[f"effects/{name}/normals"] = sha256_value(effects.depth_to_normals(depth, 55.0))
-            points = effects.depth_to_pointcloud(depth, image, 55.0)
-            out[f"effects/{name}/pointcloud"] = sha256_value([sha256_value(p) for p in points])
-            if name == "relative":
-                rel_depth = depth
-                fitted, fit = effects.calibrate_to_metric(
-                    depth, points=[(20, 30, 2.5), (200, 140, 6.0), (120, 80, 4.0)]
+                out[f"{key}/colorize_{mode}"] = sha256_value(colorize_in_range(depth, lo, hi, "inferno"))
+            blur = _record(
+                out,
+                f"{key}/lens_blur",
+                effects.lens_blur,
+                image,
+                depth,
+                focus_point=(0.3, 0.6),
+                max_blur_radius=6.0,
+            )
+            if blur is not None:
+                out[f"{key}/lens_blur_coc"] = sha256_value(blur[1])
+            _record(out, f"{key}/parallax", effects.parallax_frames, image, depth, 3, "circle", 0.04)
+            _record(out, f"{key}/normals", effects.depth_to_normals, depth, 55.0)
+            _record(
+                out,
+                f"{key}/pointcloud",
+                lambda *a: [sha256_value(p) for p in effects.depth_to_pointcloud(*a)],
+                depth,
+                image,
+                55.0,
+            )
+            if name == "metric":
+                tiled = EstimateOptions(resolution="tiled", tile_size=126, tile_overlap=42)
+                _record(
+                    out, f"{key}/tiled", lambda *a: estimate(*a, output_device="cpu").depth.values, net, image, tiled
                 )
-                out["effects/calibrate_points"] = sha256_value(fitted.values)
-                out["effects/calibrate_points_fit"] = sha256_value(fit)
-            else:
-                fitted, fit = effects.calibrate_to_metric(rel_depth, reference=depth, max_depth_m=15.0)
-                out["effects/calibrate_reference"] = sha256_value(fitted.values)
-                out["effects/calibrate_reference_fit"] = sha256_value(fit)
-                tiled = estimate(
-                    net, image, EstimateOptions(resolution="tiled", tile_size=126, tile_overlap=42), output_device="cpu"
-                )
-                out["effects/metric/tiled"] = sha256_value(tiled.depth.values)
+        rel = depths["relative"]
+        points = [(20, 30, 2.5), (200, 140, 6.0), (120, 80, 4.0)]
+        for name, kwargs in {
+            "points": {"points": points},
+            "points_inverted": {"points": [(x, y, 10.0 - m) for x, y, m in points]},
+            "reference": {"reference": depths["metric"], "max_depth_m": 15.0},
+        }.items():
+            fitted = _record(out, f"effects/calibrate_{name}", effects.calibrate_to_metric, rel, **kwargs)
+            if fitted is not None:
+                out[f"effects/calibrate_{name}_values"] = sha256_value(fitted[0].values)
+                out[f"effects/calibrate_{name}_fit"] = sha256_value(fitted[1])
 
 
 def main(argv: list[str] | None = None) -> int:
