@@ -6,6 +6,7 @@ near = white is checked as "the depth image equals the normalised nearness of th
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 import pytest
@@ -498,3 +499,22 @@ def test_estimate_asks_comfyui_for_room_for_its_activations(comfy_inprocess, mod
     assert calls[-1]["memory_required"] == want > 0
     one = EstimateOptions(input_size=SIZE, chunk_size=1).memory_required(model.patcher.model, 3, 40, 60)
     assert want == 4 * one  # two images per chunk, each run twice for flip TTA
+
+
+def test_loader_auto_precision_is_the_engines_rule_with_comfyuis_answers(comfy_inprocess, monkeypatch):
+    """The loader's "auto" is dav2_core.dtypes.auto_precision, told by ComfyUI whether fp16/bf16 run well."""
+    patcher_module = sys.modules[comfy_inprocess.node("Load Depth Anything V2").__module__].model_patcher
+    mm = comfy_inprocess.model_management
+    gpu = torch.device("cuda", 0)
+    answers = {"fp16": True, "bf16": True}
+    monkeypatch.setattr(mm, "should_use_fp16", lambda device=None, *a, **k: answers["fp16"])
+    monkeypatch.setattr(mm, "should_use_bf16", lambda device=None, *a, **k: answers["bf16"])
+    assert patcher_module.compute_dtype("auto", torch.device("cpu")) == torch.float32
+    assert patcher_module.compute_dtype("auto", gpu) == torch.float16
+    answers["fp16"] = False
+    assert patcher_module.compute_dtype("auto", gpu) == torch.bfloat16
+    answers["bf16"] = False
+    assert patcher_module.compute_dtype("auto", gpu) == torch.float32
+    assert patcher_module.compute_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
+        patcher_module.compute_dtype("fp16", torch.device("cpu"))

@@ -7,6 +7,7 @@ import inspect
 import sys
 
 import pytest
+import torch
 
 from dav2_core.video import VideoOptions
 
@@ -60,3 +61,35 @@ def test_bad_settings_are_refused(comfy_inprocess, monkeypatch):
     assert node.validate_inputs(image_sequence="png16") is True
     monkeypatch.setattr(sys.modules["dav2_core.video.sequence"], "exr_backend", lambda: None)
     assert "OpenEXR" in node.validate_inputs(image_sequence="exr")
+
+
+def test_the_model_is_loaded_with_room_for_a_chunk_like_estimate_depth(comfy_inprocess, random_vits, monkeypatch):
+    """Video Depth asks ComfyUI for the weights plus a chunk's activations (EstimateOptions.memory_required),
+    as Estimate Depth does, so other models are offloaded to make room before the first chunk runs."""
+    module = node_module(comfy_inprocess)
+    types = sys.modules[module.DepthModel.__module__]
+    asked = []
+
+    def load(patcher, memory_required=0):
+        asked.append(memory_required)
+        raise RuntimeError("stop before decoding")
+
+    class Video:
+        def get_stream_source(self):
+            return "clip.mp4"
+
+        def get_dimensions(self):
+            return 640, 480
+
+    class Patcher:
+        model = random_vits
+        load_device = torch.device("cpu")
+
+    monkeypatch.setattr(module.model_patcher, "load", load)
+    model = types.DepthModel(
+        patcher=Patcher(), name="vits", encoder="vits", kind="relative", max_depth=None, dtype="fp32"
+    )
+    with pytest.raises(RuntimeError, match="stop before decoding"):
+        comfy_inprocess.node("Video Depth").execute(model, Video(), "dav2_depth", frame_count=10)
+    expected = VideoOptions().estimate.memory_required(random_vits, 10, 480, 640)
+    assert asked == [expected] and expected > 0
