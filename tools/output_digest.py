@@ -71,9 +71,14 @@ def sha256_value(value: object) -> str:
     return h.hexdigest()
 
 
-def hash_tree(folder: Path, prefix: str, out: dict[str, str]) -> None:
+def hash_tree(folder: Path, prefix: str, out: dict[str, str], work: Path | None = None) -> None:
+    """Every file below ``folder``; the run's own folder ``work`` (in sidecars and PNG text: the source path) is
+    read as ``<work>``, so runs in different temporary folders compare."""
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        out[f"{prefix}/{path.relative_to(folder).as_posix()}"] = sha256_file(path)
+        data = path.read_bytes()
+        if work is not None:
+            data = data.replace(str(work).encode(), b"<work>")
+        out[f"{prefix}/{path.relative_to(folder).as_posix()}"] = hashlib.sha256(data).hexdigest()
 
 
 def cli(argv: list[str]) -> tuple[int, str]:
@@ -110,7 +115,9 @@ def write_pan_clip(photo: Path, path: Path, frames: int = 12, size: tuple[int, i
     return path
 
 
-def digest(work: Path, photos: list[Path]) -> dict[str, str]:
+def digest(
+    work: Path, photos: list[Path], sections: tuple[str, ...] = ("cli", "eval", "video", "effects")
+) -> dict[str, str]:
     from dav2_core.checkpoints.random_init import write_random_checkpoint
 
     out: dict[str, str] = {}
@@ -118,19 +125,21 @@ def digest(work: Path, photos: list[Path]) -> dict[str, str]:
     metric = write_random_checkpoint(work / "metric.safetensors", "vits", "official-safetensors", 0, "metric", 20.0)
     model = ["--checkpoint", str(relative), "--device", "cpu", "--dtype", "fp32"]
     inputs = [str(p) for p in photos]
-    for name, extra in IMAGE_RUNS.items():
+    for name, extra in IMAGE_RUNS.items() if "cli" in sections else ():
         status, _ = cli([*(inputs if name == "base" else inputs[:1]), "-o", str(work / name), *model, "-q", *extra])
         out[f"cli/{name}/status"] = str(status)
-        hash_tree(work / name, f"cli/{name}", out)
+        hash_tree(work / name, f"cli/{name}", out, work)
     metric_model = ["--checkpoint", str(metric), "--device", "cpu", "--dtype", "fp32"]
-    status, _ = cli(
-        [inputs[0], "-o", str(work / "metric"), *metric_model, "-q", "--exr", "--npy", "--input-size", "266"]
-    )
-    out["cli/metric/status"] = str(status)
-    hash_tree(work / "metric", "cli/metric", out)
-    _eval(work, model, metric_model, out)
-    _video(work, photos[0], model, out)
-    _effects(relative, metric, photos[-1], out)
+    if "cli" in sections:
+        args = [inputs[0], "-o", str(work / "metric"), *metric_model, "-q", "--exr", "--npy", "--input-size", "266"]
+        out["cli/metric/status"] = str(cli(args)[0])
+        hash_tree(work / "metric", "cli/metric", out, work)
+    if "eval" in sections:
+        _eval(work, model, metric_model, out)
+    if "video" in sections:
+        _video(work, photos[0], model, out)
+    if "effects" in sections:
+        _effects(relative, metric, photos[-1], out)
     return out
 
 
@@ -160,13 +169,16 @@ def _video(work: Path, photo: Path, model: list[str], out: dict[str, str]) -> No
         clip = write_pan_clip(photo, work / "pan.mkv")
     except ImportError:
         return
-    out["video/input"] = sha256_file(clip)
+    import av
+
+    with av.open(str(clip)) as container:  # the pixels: the container itself carries a random segment id
+        out["video/input"] = sha256_value(np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]))
     for mode in VIDEO_RANGES:
         folder = work / f"video_{mode}"
         args = ["--video-range", mode, "--frames", "--npy", "--input-size", "266"]
         status, _ = cli([str(clip), "-o", str(folder), *model, "-q", *args])
         out[f"video/{mode}/status"] = str(status)
-        hash_tree(folder, f"video/{mode}", out)
+        hash_tree(folder, f"video/{mode}", out, work)
 
 
 def _record(out: dict[str, str], name: str, compute: Any, *args: Any, **kwargs: Any) -> Any:
@@ -251,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=SHARED / "images", help="folder of photos (default shared)")
     parser.add_argument("--photos", type=int, default=2, help="how many photos (default 2, smallest first; 0 = all)")
+    parser.add_argument(
+        "--sections", default="cli,eval,video,effects", help="comma-separated subset of cli,eval,video,effects"
+    )
     parser.add_argument("--save", type=Path, default=None, help="write the digests as JSON")
     parser.add_argument("--compare", type=Path, default=None, help="JSON from --save: list differences, exit 1")
     args = parser.parse_args(argv)
@@ -263,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory(prefix="dav2-digest-") as tmp:
-        result = digest(Path(tmp), photos[: args.photos] if args.photos else photos)
+        sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
+        result = digest(Path(tmp), photos[: args.photos] if args.photos else photos, sections)
     for name, value in result.items():
         print(f"{value}  {name}")
     if args.save is not None:
