@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import io as stdio
 import json
+import struct
 import sys
 import tempfile
 import warnings
@@ -71,12 +72,26 @@ def sha256_value(value: object) -> str:
     return h.hexdigest()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(data: bytes) -> bytes:
+    """A PNG as its chunk types and contents, without the lengths and CRCs (which change with a path inside)."""
+    out, i = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        n = struct.unpack(">I", data[i : i + 4])[0]
+        out.append(data[i + 4 : i + 8 + n])
+        i += 12 + n
+    return b"".join(out)
+
+
 def hash_tree(folder: Path, prefix: str, out: dict[str, str], work: Path | None = None) -> None:
     """Every file below ``folder``; the run's own folder ``work`` (in sidecars and PNG text: the source path) is
     read as ``<work>``, so runs in different temporary folders compare."""
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()
         if work is not None:
+            data = _png_chunks(data) if data.startswith(PNG_SIGNATURE) else data
             data = data.replace(str(work).encode(), b"<work>")
         out[f"{prefix}/{path.relative_to(folder).as_posix()}"] = hashlib.sha256(data).hexdigest()
 
