@@ -76,7 +76,7 @@ WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
 
 #: Room (width, height below the title bar) each node type gets in the layout: at least what it takes on the
 #: classic canvas and in Nodes 2.0 (Vue nodes, stock and newest tested frontend), after a run too (our depth
-#: preview and stats table, core image/video previews). tests/test_browser_frontends.py checks that no two nodes
+#: preview and stats table, core image/video previews). tests/browser/test_browser_frontends.py checks that no two nodes
 #: overlap and nothing sticks out of its node, after load and after a run, in every tested frontend/renderer.
 ROOM: dict[str, tuple[int, int]] = {
     "LoadImage": (320, 380),

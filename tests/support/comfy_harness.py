@@ -119,7 +119,7 @@ def write_test_checkpoint(
     max_depth: float | None = None,
     fmt: str = "official-safetensors",
 ) -> Path:
-    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/checkpoint_factory.py)."""
+    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/support/checkpoint_factory.py)."""
     from checkpoint_factory import write_checkpoint
 
     return write_checkpoint(path, encoder, fmt, seed=seed, kind=kind, max_depth=max_depth)
