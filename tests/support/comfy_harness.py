@@ -8,7 +8,7 @@ in ``COMFYUI_DIR`` (default ``<repo>/.comfyui/ComfyUI``, installed by ``make com
   ``nodes.load_custom_node`` from a ``custom_nodes`` folder, exactly like ``main.py`` does.
 * :class:`ComfyServer` starts ``main.py --cpu`` on a free 127.0.0.1 port with its own base directory
   (custom_nodes with the pack linked, models, input, output, temp, user), talks to its HTTP API and
-  stops it by PID. The session fixture ``comfy_server`` (re-exported by ``tests/conftest.py``) shares
+  stops it by PID. The session fixture ``comfy_server`` (defined in ``tests/conftest.py`` over :func:`start_test_server`) shares
   one server between all server and browser tests.
 
 Importing this module is cheap: ComfyUI is imported only when a fixture or helper needs it.
@@ -640,12 +640,12 @@ def _test_server(
 
 
 def start_test_server(tmp_path_factory: pytest.TempPathFactory, name: str = "comfy_server"):
-    """Generator behind the session fixture ``comfy_server`` (tests/conftest.py): one real ComfyUI server for the whole session (node e2e and browser tests share it), serving the
-    frontend that ships with the test ComfyUI.
+    """Generator behind the session fixture ``comfy_server`` (tests/conftest.py): one real ComfyUI server for
+    the whole session (node e2e and browser tests share it), serving the frontend that ships with the test ComfyUI.
 
     Attributes: ``url``, ``input_dir``, ``output_dir``, ``models_dir`` (models/depthanything holding
-    :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
-    offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
+    :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`.
+    Hugging Face is forced offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
     """
     comfyui_dir()
     server = _test_server(tmp_path_factory, name)
