@@ -58,8 +58,16 @@ def refusal_of(comfy, gt_file: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ Evaluate Depth
-def test_evaluate_depth_reads_nothing_outside(comfy_inprocess, places):
+def test_evaluate_depth_reads_nothing_outside(comfy_inprocess, places, monkeypatch):
     out = places["out"]
+    opened = []
+    real_open = open
+
+    def spy(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)  # Python-level opens: PIL, numpy and the PFM reader use it
     for text in (
         str(out / "secret.pfm"),  # absolute: the old node scored this file
         "../secret.pfm",  # beside the input folder: the old node scored this too
@@ -71,6 +79,7 @@ def test_evaluate_depth_reads_nothing_outside(comfy_inprocess, places):
         "~/secret.pfm/../../../secret.pfm",
     ):
         refusal_of(comfy_inprocess, text)
+    assert not [f for f in opened if "secret" in f]
 
 
 def test_evaluate_depth_links_leading_out_are_refused(comfy_inprocess, places):
@@ -164,6 +173,8 @@ def prefixes(places) -> list[str]:
         "a\x00b",
         "",
         "..",
+        "y" * 300 + "/depth",  # a part longer than file systems allow: refused, not an OSError traceback
+        "depth/" + "z" * 300,
     ]
 
 
