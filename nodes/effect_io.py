@@ -12,7 +12,7 @@ import folder_paths
 import torch
 
 from dav2_core.effects import Execution
-from dav2_core.paths import confine, confine_prefix
+from dav2_core.paths import PathRefused, confine, confine_prefix
 
 
 def execution() -> Execution:
@@ -48,6 +48,22 @@ def input_file(text: str, what: str) -> Path:
     ``name [temp]`` forms; anything else raises ``dav2_core.paths.PathRefused`` (one message, no hint
     whether a file outside exists)."""
     return confine(text, comfy_folders(), "input", what)
+
+
+def path_problem(text: str | None, output_prefix: bool = False, what: str = "filename_prefix") -> str | None:
+    """For ``validate_inputs``: the refusal message when ``text`` (an input file name, or with
+    ``output_prefix`` a file name prefix) breaks the path rule, so the graph is refused when queued; None when
+    it is fine or not given (a linked input: execute checks it again)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        if output_prefix:
+            confine_prefix(text, folder_paths.get_output_directory(), what)
+        else:
+            input_file(str(text).strip(), what)
+    except PathRefused as exc:
+        return str(exc)
+    return None
 
 
 def output_target(filename_prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:

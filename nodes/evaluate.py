@@ -9,7 +9,7 @@ from dav2_core.evaluate import ALIGN_MODES, evaluate_depth, format_evaluation
 from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_image, read_ground_truth
 
 from .api import io
-from .effect_io import input_file
+from .effect_io import input_file, path_problem
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
@@ -121,6 +121,11 @@ class EvaluateDepth(io.ComfyNode):
                 io.Float.Output(display_name="delta1", tooltip="Mean delta1 over the batch (higher is better)"),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, gt_file: str | None = None) -> bool | str:
+        """Refuse a gt_file outside ComfyUI's folders when the graph is queued (execute checks it again)."""
+        return path_problem(gt_file, what="gt_file") or True
 
     @classmethod
     def execute(

@@ -48,9 +48,11 @@ def evaluate(comfy, gt_file: str):
 
 
 def refusal_of(comfy, gt_file: str) -> str:
+    """The refusal at run time (execute), checked to be the same as when the graph is queued."""
     with pytest.raises(PathRefused) as err:
         evaluate(comfy, gt_file)
     message = str(err.value)
+    assert comfy.node("Evaluate Depth").validate_inputs(gt_file=gt_file.strip()) == message
     assert (
         message.startswith("gt_file ") and "is refused" in message and "relative to ComfyUI's input folder" in message
     )
@@ -199,6 +201,9 @@ def test_save_depth_prefix_cannot_leave_the_output_folder(comfy_inprocess, place
         for fmt in ("png16", "npy"):
             with pytest.raises(PathRefused, match="filename_prefix .* is refused"):
                 node.execute(DepthMap(torch.rand(1, 8, 8)), prefix, fmt)
+            if prefix.strip():
+                assert "is refused" in node.validate_inputs(format=fmt, filename_prefix=prefix)  # when queued
+    assert node.validate_inputs(format="npy", filename_prefix="depth/%date%/ok") is True
     assert_nothing_written(places, before)
 
 
@@ -208,6 +213,9 @@ def test_normals_ply_prefix_cannot_leave_the_output_folder(comfy_inprocess, plac
     for prefix in prefixes(places):
         with pytest.raises(PathRefused, match="filename_prefix .* is refused"):
             node.execute(DepthMap(1.0 + torch.rand(1, 8, 8), "metric"), 60.0, True, prefix, 1)
+        if prefix.strip():
+            assert "is refused" in node.validate_inputs(save_ply=True, filename_prefix=prefix)
+        assert node.validate_inputs(save_ply=False, filename_prefix=prefix) is True  # not written: not checked
     assert_nothing_written(places, before)
 
 
@@ -223,6 +231,9 @@ def test_video_depth_sequence_prefix_cannot_leave_the_output_folder(comfy_inproc
     for prefix in prefixes(places):
         with pytest.raises(PathRefused, match="filename_prefix .* is refused"):
             node.execute(model, InputImpl.VideoFromFile(str(clip)), prefix, image_sequence="npy", input_size=28)
+        if prefix.strip():
+            assert "is refused" in node.validate_inputs(image_sequence="npy", filename_prefix=prefix)
+        assert node.validate_inputs(image_sequence="none", filename_prefix=prefix) is True
     assert_nothing_written(places, before)
 
 

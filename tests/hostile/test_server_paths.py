@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from comfy_harness import TEST_CHECKPOINT, execution_error
+from comfy_harness import TEST_CHECKPOINT, PromptError, execution_error
 
 pytestmark = pytest.mark.server
 
@@ -85,14 +85,23 @@ def error_of(server, g: dict) -> str:
     return error["exception_message"]
 
 
+def refusal_of(server, g: dict, node: str = "4") -> str:
+    """The validation message /prompt answers for node ``node``: path refusals stop the graph when queued."""
+    with pytest.raises(PromptError) as err:
+        server.queue_prompt(g)
+    errors = err.value.body["node_errors"][node]["errors"]
+    assert errors and all(e["type"] == "custom_validation_failed" for e in errors), errors  # one per input checked
+    return errors[0]["details"]
+
+
 def test_evaluate_depth_on_a_server_reads_only_inside(comfy_server, setup):
     ok = comfy_server.run(evaluate_graph(setup["image"], "hostile_gt.pfm"))
     assert ok["status"]["status_str"] == "success", json.dumps(execution_error(ok))[:2000]
     assert "hostile_gt.pfm" in ok["outputs"]["4"]["text"][0]  # a file in the input folder is scored
     messages = {}
     for text in (str(setup["outside"] / "secret.pfm"), "../secret.pfm", "../../hostile_server_outside/secret.pfm"):
-        message = error_of(comfy_server, evaluate_graph(setup["image"], text))
-        assert message.startswith(f"gt_file {text!r} is refused"), message
+        message = refusal_of(comfy_server, evaluate_graph(setup["image"], text))
+        assert f"gt_file {text!r} is refused" in message, message
         messages[text] = message
     # one message: an existing file outside and a missing one (or another type) read the same
     for exists, other in (
@@ -100,7 +109,7 @@ def test_evaluate_depth_on_a_server_reads_only_inside(comfy_server, setup):
         ("../secret.pfm", "../missing.jpg"),
     ):
         a = messages[exists].replace(repr(exists), "<name>")
-        b = error_of(comfy_server, evaluate_graph(setup["image"], other)).replace(repr(other), "<name>")
+        b = refusal_of(comfy_server, evaluate_graph(setup["image"], other)).replace(repr(other), "<name>")
         assert a == b
     message = error_of(comfy_server, evaluate_graph(setup["image"], "hostile_header.pfm"))
     assert message.startswith("hostile_header.pfm: not a PFM file") and "TOPSEC" not in message
@@ -115,8 +124,8 @@ def test_save_depth_prefix_on_a_server_cannot_leave_the_output_folder(comfy_serv
             "class_type": "DAV2SaveDepth",
             "inputs": {"depth": ["3", 1], "filename_prefix": prefix, "format": "npy"},
         }
-        message = error_of(comfy_server, graph(setup["image"], **{"4": save}))
-        assert message.startswith(f"filename_prefix {prefix!r} is refused"), message
+        message = refusal_of(comfy_server, graph(setup["image"], **{"4": save}))
+        assert f"filename_prefix {prefix!r} is refused" in message, message
     assert not escape.exists() and not (comfy_server.base_dir / "hostile_server_escape").exists()
     assert comfy_server.alive()
 
