@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+
 import torch
 
 from dav2_core.evaluate import ALIGN_MODES, evaluate_depth, format_evaluation
 from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_image, read_ground_truth
 
 from .api import io
-from .effect_io import input_file, path_problem
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
+from .effect_io import input_file, path_problem
 from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
