@@ -333,7 +333,10 @@ def read_mask(path: str | Path) -> torch.Tensor:
     if not p.is_file():
         raise ValueError(f"mask file {p} not found")
     if p.suffix.lower() == ".npy":
-        raw = np.load(p, allow_pickle=False)
+        try:
+            raw = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # numpy's message quotes a bad header
+            raise ValueError(f"{p}: not a readable .npy mask ({type(exc).__name__})") from None
     else:
         from PIL import Image, UnidentifiedImageError
 

@@ -14,7 +14,8 @@ import torch
 from dav2_core.depth import DepthMap
 from dav2_core.effects import save_depth
 from dav2_core.evaluate import MIN_VALID_PIXELS, evaluate_depth
-from dav2_core.ground_truth import from_array, read_ground_truth, read_pfm
+from dav2_core.ground_truth import from_array, read_ground_truth, read_mask, read_pfm
+from dav2_core.io import ImageReadError, read_image
 from dav2_core.paths import MAX_CHARS, PathRefused, confine, confine_prefix, refusal, split_annotation
 
 SECRET = "TOPSECRET-4242"
@@ -252,6 +253,22 @@ def test_garbage_files_of_every_type_give_a_message_not_a_traceback(tmp_path):
         message = str(err.value)
         assert message.startswith(path.name) and SECRET not in message, message
         assert str(tmp_path) not in message  # the server's folder is not shown either
+
+
+def test_masks_and_images_with_garbage_are_not_quoted(tmp_path):
+    header = ("{'descr': '" + SECRET + "', 'fortran_order': False, 'shape': (2, 2), }").ljust(118) + "\n"
+    (tmp_path / "mask.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    with pytest.raises(ValueError, match="not a readable .npy mask") as err:
+        read_mask(tmp_path / "mask.npy")
+    assert SECRET not in str(err.value)
+    for name, data in (("mask.png", SECRET.encode() * 4), ("photo.jpg", b"\xff\xd8" + SECRET.encode() * 4)):
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(ValueError, match="not a readable mask image") as err:
+        read_mask(tmp_path / "mask.png")
+    assert SECRET not in str(err.value)
+    with pytest.raises(ImageReadError) as err:
+        read_image(tmp_path / "photo.jpg")
+    assert SECRET not in str(err.value) and "TOPSEC" not in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------ minimum of valid pixels
