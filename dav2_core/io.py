@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 from collections.abc import Callable, Iterator
 
-import cv2
 import numpy as np
 
 #: File extensions read as images / videos (lower case; matching ignores case).
@@ -165,6 +164,8 @@ def read_image(path: Path) -> np.ndarray:
     Raises ImageReadError naming the file when it cannot be decoded, or when it is a JPEG with corrupt
     data (see :func:`_check_jpeg_data`): OpenCV would decode those with grey blocks and only a warning.
     """
+    import cv2  # lazy, like every OpenCV use in the engine: ~32 MB resident that a server pays only once used
+
     try:
         data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
     except OSError as exc:
@@ -258,6 +259,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
 
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Atomically write a PNG: [H,W] uint8/uint16 grey, or [H,W,3] uint8 in **RGB** order."""
+    import cv2
+
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", array)

@@ -8,6 +8,7 @@ import folder_paths
 import torch
 
 from dav2_core.loading import load_model
+from dav2_core.paths import relative_parts
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
 from . import engine_loader, model_patcher
@@ -138,10 +139,12 @@ class LoadDepthAnythingV2(io.ComfyNode):
 def _checkpoint_source(model: str, folders: list[str]) -> str:
     """The file's path in a depthanything folder, else the variant id of a missing official file (downloaded).
 
-    Names are relative to those folders: an absolute name or one with ``..`` is refused like a missing file.
+    Names are relative to those folders (the lexical rule of ``dav2_core.paths``: an absolute name, ``..``,
+    ``:`` or a control character is refused like a missing file). Unlike input files, links inside a model
+    folder may lead elsewhere, as in core's loaders: admins link model files from other drives, and the
+    names come from ComfyUI's listing of those folders.
     """
-    parts = model.replace("\\", "/").split("/")
-    inside = bool(model) and not os.path.isabs(model) and parts[0] != "" and ".." not in parts
+    inside = relative_parts(model) is not None
     path = folder_paths.get_full_path(MODEL_FOLDER, model) if inside else None
     if path is not None:
         return path

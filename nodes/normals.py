@@ -10,7 +10,7 @@ import torch
 from dav2_core.effects import depth_to_normals, depth_to_pointcloud, write_ply
 
 from .api import image_output, io
-from .effect_io import execution, file_entries, output_target
+from .effect_io import execution, file_entries, output_target, path_problem
 from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
 
 MAX_STRIDE = 64
@@ -85,6 +85,11 @@ class DepthToNormals(io.ComfyNode):
                 ),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, save_ply: bool | None = None, filename_prefix: str | None = None) -> bool | str:
+        """Refuse a PLY prefix that would write outside the output folder when the graph is queued."""
+        return (path_problem(filename_prefix, output_prefix=True) if save_ply else None) or True
 
     @classmethod
     def execute(

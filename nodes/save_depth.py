@@ -5,7 +5,7 @@ from __future__ import annotations
 from dav2_core.effects import FORMATS, export, save_depth
 
 from .api import io
-from .effect_io import file_entries, output_target
+from .effect_io import file_entries, output_target, path_problem
 from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
@@ -45,8 +45,12 @@ class SaveDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, format: str | None = None) -> bool | str:
-        """Refuse EXR when the graph is queued if this Python cannot write it, with how to enable it."""
+    def validate_inputs(cls, format: str | None = None, filename_prefix: str | None = None) -> bool | str:
+        """Refuse EXR when the graph is queued if this Python cannot write it, with how to enable it, and a
+        prefix that would write outside the output folder."""
+        problem = path_problem(filename_prefix, output_prefix=True)
+        if problem:
+            return problem
         if format is not None and format not in FORMATS:
             return f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
         if format == "exr" and export.exr_backend() is None:

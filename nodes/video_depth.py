@@ -21,7 +21,7 @@ from dav2_core.video.sequence import check_formats
 
 from . import model_patcher
 from .api import InputImpl, io, ui
-from .effect_io import output_target
+from .effect_io import output_target, path_problem
 from .estimate_quality import quality_inputs, tile_inputs
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
@@ -219,8 +219,12 @@ class VideoDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, image_sequence: str | None = None) -> bool | str:
-        """Refuse an EXR sequence when the graph is queued if this Python cannot write EXR."""
+    def validate_inputs(cls, image_sequence: str | None = None, filename_prefix: str | None = None) -> bool | str:
+        """Refuse an EXR sequence when the graph is queued if this Python cannot write EXR, and a sequence
+        prefix that would write outside the output folder."""
+        problem = None if image_sequence in (None, "none") else path_problem(filename_prefix, output_prefix=True)
+        if problem:
+            return problem
         try:
             check_formats(() if image_sequence in (None, "none") else (image_sequence,))
         except (ValueError, RuntimeError) as exc:
