@@ -5,8 +5,8 @@
 sub-command (``dav2 <command> --help``) runs that command instead; to process a file literally named like
 a sub-command, write it as ``./name``.
 
-Exit status: 0 all done; 1 done, but some inputs failed or some video frames could not be decoded
-(each is reported on stderr and the rest is written); 2 nothing done (bad arguments, missing input,
+Exit status: 0 all done; 1 done, but some inputs failed or a video lost frames (undecodable frames, a cut or
+damaged file: each is reported on stderr with the count, and the rest is written); 2 nothing done (bad arguments, missing input,
 model unavailable offline, bad checkpoint); 130 interrupted (finished files are kept, no partial file).
 """
 
@@ -55,13 +55,12 @@ def run(options: CliOptions) -> int:
     for item in inputs:
         if item.kind == "video":
             process_video(model, item, options, out_dir, report)
-    skipped = sum(report.skipped_frames.values())
     info(options, f"done: images {report.images_done}, videos {report.videos_done}, written to {out_dir}")
-    if report.failed or skipped:
+    if report.failed or report.lost_frames:
         warn(
-            f"finished with problems: {len(report.failed)} inputs failed, {skipped} video frames skipped"
+            f"finished with problems: {len(report.failed)} inputs failed, {len(report.lost_frames)} videos lost frames"
             + "".join(f"\n  {path}: {why}" for path, why in report.failed)
-            + "".join(f"\n  {path}: {count} frames skipped" for path, count in report.skipped_frames.items())
+            + "".join(f"\n  {path}: {why}" for path, why in report.lost_frames.items())
         )
         return 1
     return 0

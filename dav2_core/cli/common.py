@@ -37,12 +37,12 @@ def warn(message: str) -> None:
 
 @dataclass
 class Report:
-    """What a run did: written outputs, failed inputs (path, why), videos with skipped frames."""
+    """What a run did: written outputs, failed inputs (path, why), videos that lost frames (path -> why)."""
 
     images_done: int = 0
     videos_done: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped_frames: dict[Path, int] = field(default_factory=dict)
+    lost_frames: dict[Path, str] = field(default_factory=dict)
 
     def fail(self, path: Path, why: str) -> None:
         why = why.removeprefix(f"{path}: ")
