@@ -48,6 +48,7 @@ def run(options: CliOptions) -> int:
         f"{str(engine.input_dtype).removeprefix('torch.')} ({engine.backend})",
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    io.clean_stale_temps(out_dir)  # temporaries of a run that was killed here
     report = Report()
     images = [item for item in inputs if item.kind == "image"]
     if images:
@@ -67,16 +68,17 @@ def run(options: CliOptions) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``dav2`` / ``python -m dav2_core``; returns the exit status."""
+    """Entry point of ``dav2`` / ``python -m dav2_core``; returns the exit status. Ctrl-C anywhere, in a
+    sub-command too, prints one line and gives 130 (every file is written atomically: none is partial)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in SUBCOMMANDS:
-        return importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__).main(args[1:])
-    options = parse_options(args)
+    prog = f"dav2 {args[0]}" if args and args[0] in SUBCOMMANDS else "dav2"
     try:
-        return run(options)
+        if args and args[0] in SUBCOMMANDS:
+            return importlib.import_module(f".{SUBCOMMANDS[args[0]]}", __name__).main(args[1:])
+        return run(parse_options(args))
     except KeyboardInterrupt:
-        print("dav2: interrupted; finished outputs are kept, no partial file was left", file=sys.stderr)
+        print(f"{prog}: interrupted; finished outputs are kept, no partial file was left", file=sys.stderr)
         return 130
     except OSError as exc:  # e.g. output folder not writable, disk full
-        print(f"dav2: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from ..colormaps import colorize_uint8
 from ..depth import DepthMap
 from ..engines import as_engine, describe
 from ..inference import ProgressFn
+from ..io import clean_stale_temps
 from ..memory import release_host_memory
 from ..normalize import RunningRange
 from ..pipeline import CancelCheck, DepthResult, DepthStream, EstimateOptions, model_label
@@ -321,6 +322,7 @@ def depth_video(
         )
     as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
+    clean_stale_temps(output.parent)  # partial videos of runs that were killed (kill -9, SIGTERM)
     if output.exists() and output.is_dir():
         raise VideoError(f"{output} is a folder; give a file name for the depth video (e.g. depth.mp4)")
     run = _Run(
