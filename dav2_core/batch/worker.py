@@ -117,8 +117,8 @@ class BatchWorker:
         marker, tries = self._count_try(entries)
         failed: dict[Path, str] = {}
         batch_error = None
-        # Inputs are hashed before they are read for depth: an input replaced meanwhile is recorded with its old
-        # hash, so the next run sees the change and redoes it (never new outputs filed under an old hash).
+        # Inputs are hashed before they are read for depth: if one is replaced in between, the recorded (older)
+        # hash no longer matches it, and the next run redoes it. Outputs are never kept for other content.
         hashes: dict[Path, str] = {}
         for item in items:
             try:
