@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from . import io
 from .depth import DepthMap
 from .effects.export import META_KEY, exr_backend, load_depth, read_exr
 
@@ -164,9 +165,7 @@ def read_pfm(path: Path, name: str | None = None) -> np.ndarray:
 
 
 def _png(path: Path) -> tuple[np.ndarray, str | None]:
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with io.open_image(path) as im:  # ImageReadError (a ValueError) above io.MAX_IMAGE_PIXELS
         return np.array(im), getattr(im, "text", {}).get(META_KEY)
 
 
@@ -338,10 +337,10 @@ def read_mask(path: str | Path) -> torch.Tensor:
         except (ValueError, OSError, EOFError) as exc:  # numpy's message quotes a bad header
             raise ValueError(f"{p}: not a readable .npy mask ({type(exc).__name__})") from None
     else:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         try:
-            with Image.open(p) as im:
+            with io.open_image(p) as im:
                 raw = np.array(im)
         except (UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"{p}: not a readable mask image ({exc})") from None

@@ -22,6 +22,7 @@ from dav2_core.video.sequence import check_formats
 from . import model_patcher
 from .api import InputImpl, io, ui
 from .effect_io import output_target, path_problem
+from .preview import report_ui
 from .estimate_quality import quality_inputs, tile_inputs
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
@@ -274,4 +275,10 @@ class VideoDepth(io.ComfyNode):
             f", image sequence {report.sequence}" if report.sequence else "",
         )
         preview = ui.PreviewVideo([ui.SavedResult(out.name, TEMP_SUBFOLDER, io.FolderType.temp)])
+        if report.problem:  # a damaged or cut file: say so on the node, not only in the server log
+            log.warning("Video Depth: %s: %s", name, report.problem)
+            warning = f"warning: {name}: {report.problem}"
+            return io.NodeOutput(
+                InputImpl.VideoFromFile(str(report.output)), ui={**preview.as_dict(), **report_ui(warning)}
+            )
         return io.NodeOutput(InputImpl.VideoFromFile(str(report.output)), ui=preview)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..io import temp_prefix
 from .detect import CheckpointInfo, encoder_of
 from .read import META_ENCODER, META_KIND, META_MAX_DEPTH
 
@@ -32,7 +33,7 @@ def save_checkpoint(sd: dict[str, torch.Tensor], path: str | os.PathLike[str], i
         metadata[META_MAX_DEPTH] = repr(float(info.max_depth))
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(f".{p.name}."), suffix=".tmp", dir=p.parent)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)

@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
             "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
             "outputs per video: <stem>_depth.mp4 (source timing and audio), [--frames/--npy] "
             "<stem>_depth_frames/NNNNNN.png|.npy + frames.json\n"
-            "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
+            "exit status: 0 ok; 1 some inputs failed or a video lost frames (undecodable, cut or damaged file; "
+            "the rest is written); 2 nothing done; 130 interrupted"
         ),
     )
     parser.add_argument(

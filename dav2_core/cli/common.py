@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .. import io
 from ..colormaps import colorize
 from ..accel import optimize
+from ..engines import as_engine
 from ..inference import auto_chunk_size
 from ..loading import load_model
 from ..variants import VARIANTS
@@ -37,12 +38,12 @@ def warn(message: str) -> None:
 
 @dataclass
 class Report:
-    """What a run did: written outputs, failed inputs (path, why), videos with skipped frames."""
+    """What a run did: written outputs, failed inputs (path, why), videos that lost frames (path -> why)."""
 
     images_done: int = 0
     videos_done: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped_frames: dict[Path, int] = field(default_factory=dict)
+    lost_frames: dict[Path, str] = field(default_factory=dict)
 
     def fail(self, path: Path, why: str) -> None:
         why = why.removeprefix(f"{path}: ")
@@ -97,8 +98,10 @@ def load_cli_model(options: CliOptions) -> Any:
 
 
 def batch_size(model: Any, options: CliOptions, height: int, width: int) -> int:
-    """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big."""
+    """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big, or
+    when the model cannot run this network size (an ONNX file exported for another fixed size)."""
     net = options.estimate.net_size(height, width)
+    as_engine(model).check_net_size(net)
     return options.batch_size or auto_chunk_size(model, net, (height, width), options.estimate.flip_tta)
 
 

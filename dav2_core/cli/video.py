@@ -54,8 +54,8 @@ def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: 
     except (VideoError, ValueError, RuntimeError) as exc:
         report.fail(item.path, str(exc))
         return
-    if result.skipped:
-        report.skipped_frames[item.path] = len(result.skipped)
+    if result.problem:
+        report.lost_frames[item.path] = result.problem
     report.videos_done += 1
     passes = f", {result.passes} passes" + (" (depth cached on disk)" if result.cache == "disk" else "")
     info(

@@ -95,6 +95,20 @@ class VideoReport:
     sequence_files: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    lost: int = 0  # selected frames not in the depth video: undecodable, or missing after a cut or damage
+    damaged: bool = False  # the file is damaged or cut: frames were lost (``lost`` may be 0 if their count is unknown)
+
+    @property
+    def problem(self) -> str | None:
+        """One line saying how many frames were lost and why (None for a complete run): the CLI's exit status 1,
+        the node's warning on its output."""
+        if not self.lost and not self.damaged:
+            return None
+        count = f"{self.lost} of {self.selected} selected frames" if self.selected else f"{self.lost or 'some'} frames"
+        return (
+            f"{count} lost (the video file is damaged or cut short; {self.frames} frames made it into the depth video, "
+            "the source timing is kept)"
+        )
 
 
 def chunk_frames(model: Any, options: EstimateOptions, height: int, width: int) -> int:

@@ -17,6 +17,7 @@ from ..colormaps import colorize_uint8
 from ..depth import DepthMap
 from ..engines import as_engine, describe
 from ..inference import ProgressFn
+from ..io import clean_stale_temps
 from ..memory import release_host_memory
 from ..normalize import RunningRange
 from ..pipeline import CancelCheck, DepthResult, DepthStream, EstimateOptions, model_label
@@ -28,6 +29,10 @@ from .sink import DepthVideoWriter, encoded_size, writable_temp
 from .source import DecodeStats, FrameChunk, VideoError, VideoSource
 
 log = logging.getLogger(__name__)
+
+#: Frames a header count estimated from the duration may be off by before missing frames count as lost
+#: (at least this, or 2 % of the clip).
+ESTIMATE_SLACK = 2
 
 #: How to read depth back from the normalised 16-bit PNGs (stored in each file's metadata).
 PNG16_DECODE = (
@@ -170,11 +175,25 @@ class _Run:
                 f"{src.name}: the frame range asks for {fr.count} frames from frame {fr.start}, the video has "
                 f"{stats.decoded + len(stats.skipped)} of them; {stats.decoded} frames were processed"
             )
+        self._count_lost(stats)
         if stats.resized:
             self.warn(
                 f"{src.name}: {stats.resized} frames had another size than the first and were scaled to "
                 f"{src.width}x{src.height}"
             )
+
+    def _count_lost(self, stats: DecodeStats) -> None:
+        """``report.lost`` / ``report.damaged``: skipped frames, plus the selected frames the header promised
+        that never came (a header count estimated from the duration gets ``ESTIMATE_SLACK`` frames of slack)."""
+        src, report = self.src, self.report
+        missing = 0
+        expected = self.options.frames.expected(src.frame_count) if src.frame_count else None
+        if expected is not None and not stats.range_done:
+            shortfall = expected - stats.decoded - len(stats.skipped)
+            slack = 0 if src.frame_count_exact or stats.ended_early else max(ESTIMATE_SLACK, expected // 50)
+            missing = shortfall if shortfall > slack else 0
+        report.lost = len(stats.skipped) + missing
+        report.damaged = bool(report.lost or stats.ended_early)
 
     # ------------------------------------------------------------------ passes
     def run(self) -> VideoReport:
@@ -303,6 +322,7 @@ def depth_video(
         )
     as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
+    clean_stale_temps(output.parent)  # partial videos of runs that were killed (kill -9, SIGTERM)
     if output.exists() and output.is_dir():
         raise VideoError(f"{output} is a folder; give a file name for the depth video (e.g. depth.mp4)")
     run = _Run(
