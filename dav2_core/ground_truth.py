@@ -237,6 +237,8 @@ def read_ground_truth(
         return _read_file(p, suffix, kind, scale, dict(focal_baseline=focal_baseline, doffs=doffs, source=label))
     except GroundTruthFileError:
         raise
+    except io.ImageTooLargeError as exc:  # our pixel limit: say so (the generic message below would hide it)
+        raise GroundTruthFileError(f"{label}: {exc.reason}") from None
     except MemoryError:
         raise GroundTruthFileError(f"{label}: too large to read into memory") from None
     except Exception as exc:  # a decoder's message may quote the file (numpy quotes a bad .npy header)

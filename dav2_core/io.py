@@ -152,12 +152,22 @@ _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and he
 MAX_IMAGE_PIXELS = 1 << 28
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image whose size (as its header states) exceeds :data:`MAX_IMAGE_PIXELS`; ``reason`` is the message
+    without the path, for callers that name the file their own way."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
 def check_pixels(width: int, height: int, path: str | os.PathLike[str]) -> None:
-    """ImageReadError when an image's size exceeds :data:`MAX_IMAGE_PIXELS`."""
+    """ImageTooLargeError when an image's size exceeds :data:`MAX_IMAGE_PIXELS`."""
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageReadError(
-            f"{path}: the image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP (e.g. 16384x16384), so it is not decoded. Scale it down first"
+        raise ImageTooLargeError(
+            path,
+            f"the image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP (e.g. 16384x16384), so it is not decoded. Scale it down first",
         )
 
 
