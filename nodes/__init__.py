@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .api import ComfyExtension, io
+from .api import HAS_MESH, ComfyExtension, io
 from .bokeh import DepthBokeh
 from .calibrate import CalibrateDepthToMetric
 from .colorize import ColorizeDepth
 from .estimate import EstimateDepth
 from .evaluate import EvaluateDepth
 from .loader import LoadDepthAnythingV2
+from .mesh import DepthToMesh
 from .normals import DepthToNormals
 from .parallax import DepthParallax
 from .routes import register_routes
@@ -29,6 +30,7 @@ NODES: list[type[io.ComfyNode]] = [
     CalibrateDepthToMetric,
     SaveDepth,
     DepthToNormals,
+    *([DepthToMesh] if HAS_MESH else []),  # needs core's MESH type (nodes/api.py)
     VideoDepth,
     EvaluateDepth,
 ]

@@ -14,7 +14,7 @@ from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_i
 from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, DepthIO, help_text, require_depth, schema
 
 GT_FILE_HELP = (
     "Ground-truth file: a path relative to ComfyUI's input folder, or absolute. "
@@ -46,9 +46,9 @@ class EvaluateDepth(io.ComfyNode):
             + ["evaluate depth", "ground truth", "abs rel", "delta1", "benchmark", "metrics"],
             is_output_node=True,
             inputs=[
-                io.MultiType.Input(
+                depth_input(
                     "depth",
-                    types=[DepthIO, io.Image],
+                    image=True,
                     tooltip="Predicted DEPTH (relative or metric) from Estimate Depth, or a grey depth "
                     "IMAGE (brighter = nearer, read as relative depth)",
                 ),
