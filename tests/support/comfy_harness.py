@@ -49,6 +49,7 @@ NODE_IDS = {
     "Depth to Normals": "DAV2DepthToNormals",
     "Evaluate Depth": "DAV2EvaluateDepth",
     "Video Depth": "DAV2VideoDepth",
+    "Depth to Mesh": "DAV2DepthToMesh",
 }
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
