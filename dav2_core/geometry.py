@@ -351,7 +351,12 @@ def grid_mesh(
 
 def check_decimation(decimation: Any, height: int, width: int) -> int:
     """``decimation`` as an int, or a ValueError unless it is a whole number >= 1 leaving a grid of >= 2x2."""
-    if isinstance(decimation, bool) or not isinstance(decimation, (int, float)) or int(decimation) != decimation:
+    if (
+        isinstance(decimation, bool)
+        or not isinstance(decimation, (int, float))
+        or not math.isfinite(decimation)
+        or int(decimation) != decimation
+    ):
         raise ValueError(f"decimation must be a whole number >= 1 (1 = every pixel), got {decimation!r}")
     s = int(decimation)
     if s < 1:

@@ -19,21 +19,27 @@ from .video_depth import VideoDepth
 
 register_routes()  # GET /dav2/colormaps for the web extension; a no-op outside a running server
 
-#: Every node of the pack, in menu order.
-NODES: list[type[io.ComfyNode]] = [
-    LoadDepthAnythingV2,
-    EstimateDepth,
-    ColorizeDepth,
-    DepthStats,
-    DepthBokeh,
-    DepthParallax,
-    CalibrateDepthToMetric,
-    SaveDepth,
-    DepthToNormals,
-    *([DepthToMesh] if HAS_MESH else []),  # needs core's MESH type (nodes/api.py)
-    VideoDepth,
-    EvaluateDepth,
-]
+
+def available_nodes(has_mesh: bool = HAS_MESH) -> list[type[io.ComfyNode]]:
+    """Every node of the pack the running ComfyUI can offer, in menu order (Depth to Mesh needs core's MESH)."""
+    return [
+        LoadDepthAnythingV2,
+        EstimateDepth,
+        ColorizeDepth,
+        DepthStats,
+        DepthBokeh,
+        DepthParallax,
+        CalibrateDepthToMetric,
+        SaveDepth,
+        DepthToNormals,
+        *([DepthToMesh] if has_mesh else []),
+        VideoDepth,
+        EvaluateDepth,
+    ]
+
+
+#: Every node of the pack on this ComfyUI, in menu order.
+NODES: list[type[io.ComfyNode]] = available_nodes()
 
 
 class DepthAnythingV2Extension(ComfyExtension):

@@ -110,14 +110,15 @@ class DepthToMesh(io.ComfyNode):
                 f"use 0..{depth_map.batch - 1}"
             )
         texture = None
-        if image is not None and MESH_HAS_TEXTURE:
-            n = int(image.shape[0])
+        if image is not None:
+            n = int(image.shape[0]) if isinstance(image, torch.Tensor) and image.ndim == 4 else 0
             if n not in (1, depth_map.batch):
                 raise ValueError(
                     f"image batch has {n} images but depth batch has {depth_map.batch} maps; give the images "
-                    "the depth came from, or a single image"
+                    "the depth came from (IMAGE [B,H,W,C]), or a single image"
                 )
-            texture = image[min(batch_index, n - 1)][None]
+            if MESH_HAS_TEXTURE:  # older MESH types hold no texture: the image is then not used
+                texture = image[min(batch_index, n - 1)][None]
         mesh = depth_to_mesh(
             depth_map[batch_index],
             texture,
