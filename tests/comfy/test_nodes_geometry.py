@@ -191,3 +191,53 @@ def test_depth_to_normals_point_cloud_output_only_where_core_has_the_type(api, c
         cloud = out.args[2]
         data = cloud.get_data().read()
         assert data.startswith(b"ply\n") and b"element vertex 192\n" in data  # 24x32 / stride 2 squared
+
+
+def pack_module(comfy_inprocess, name: str):
+    return sys.modules[f"{comfy_inprocess.module.__name__}.nodes.{name}"]
+
+
+def test_core_geometry_to_depth_sets_units_and_hands_on_image_and_fov(api, comfy_inprocess):
+    cls = pack_module(comfy_inprocess, "geometry").GeometryToDepth
+    registered = NODE_IDS["Core Geometry to Depth"] in comfy_inprocess.nodes.NODE_CLASS_MAPPINGS
+    assert registered == bool(api.CORE_GEOMETRY_TYPES)  # offered only where core makes such packets
+    depth = scene()
+    packet = da3_packet(depth)
+    metric, image, fov = cls.execute(packet, "metric").args
+    assert metric.kind == "metric" and torch.equal(metric.values, depth) and fov == 60.0
+    assert torch.equal(image.cpu(), packet["image"])
+    relative = cls.execute(packet, "auto").args[0]
+    torch.testing.assert_close(relative.values, 1.0 / depth)
+    moge_fov = cls.execute(moge_packet(depth), "auto").args[2]
+    assert moge_fov == pytest.approx(60.0, abs=1e-4)
+    with pytest.raises(ValueError, match="must be core's DA3_GEOMETRY or MOGE_GEOMETRY, got DepthMap"):
+        cls.execute(DepthMap(depth), "auto")
+
+
+def exif_photo(path, f35=None):
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 48), (100, 120, 140))
+    exif = image.getexif()
+    if f35 is not None:
+        exif.get_ifd(0x8769)[0xA405] = f35
+    image.save(path, exif=exif)
+
+
+def test_camera_from_photo_exif(comfy_inprocess):
+    cam = node(comfy_inprocess, "Camera from Photo EXIF")
+    folder = comfy_inprocess.base_dir / "input"
+    folder.mkdir(exist_ok=True)
+    exif_photo(folder / "phone.jpg", f35=26)
+    exif_photo(folder / "scan.jpg")
+    fov, info = cam.execute("phone.jpg", 60.0).args
+    f_px = 26 / 43.26661530556787 * np.hypot(64, 48)
+    assert fov == pytest.approx(np.degrees(2 * np.arctan(32 / f_px)), rel=1e-6) and "35 mm" in info
+    fov, info = cam.execute("scan.jpg", 55.0).args
+    assert fov == 55.0 and info == "no focal length in the photo's EXIF: using fallback_fov 55 degrees"
+    assert cam.validate_inputs("phone.jpg") is True
+    for bad in ("../../etc/passwd", "missing.jpg", "", "a\x00b"):
+        assert isinstance(cam.validate_inputs(bad), str)
+        with pytest.raises(ValueError, match="photo"):
+            cam.execute(bad, 60.0)
+    assert "phone.jpg" in [o for o in cam.GET_SCHEMA().inputs[0].options]
