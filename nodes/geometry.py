@@ -87,7 +87,10 @@ def _photo_path(name: str) -> Path:
     """The photo's path inside ComfyUI's input (or an annotated) folder, or a ValueError; nothing outside."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise ValueError(f"photo {name!r} is not a file name of the input folder; pick one from the list")
-    path = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    try:
+        path = Path(folder_paths.get_annotated_filepath(name)).resolve()
+    except ValueError:  # newer ComfyUI refuses traversal itself
+        raise ValueError(f"photo {name!r} is outside ComfyUI's input folder; pick one from the list") from None
     roots = [Path(folder_paths.get_directory_by_type(t) or "").resolve() for t in ("input", "output", "temp")]
     if not any(path.is_relative_to(root) for root in roots if str(root)):
         raise ValueError(f"photo {name!r} is outside ComfyUI's input folder; pick one from the list")

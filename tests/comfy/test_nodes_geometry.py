@@ -187,10 +187,20 @@ def test_depth_to_normals_point_cloud_output_only_where_core_has_the_type(api, c
     assert ("point_cloud" in names) == api.HAS_POINT_CLOUD
     out = normals.execute(DepthMap(scene(), "metric"), 60.0, False, "pc/x", 2)
     assert len(out.args) == (3 if api.HAS_POINT_CLOUD else 2)
+    load_3d = comfy_inprocess.comfyui_dir / "comfy_extras" / "nodes_load_3d.py"
+    assert api.HAS_POINT_CLOUD == ("class PreviewPointCloud" in load_3d.read_text(encoding="utf-8"))
     if api.HAS_POINT_CLOUD:
         cloud = out.args[2]
         data = cloud.get_data().read()
         assert data.startswith(b"ply\n") and b"element vertex 192\n" in data  # 24x32 / stride 2 squared
+        import importlib
+
+        preview = importlib.import_module("comfy_extras.nodes_load_3d").PreviewPointCloud
+        shown = preview.execute(model_3d=cloud, viewport_state={}, width=64, height=64)
+        name = shown.ui.as_dict()["result"][0]  # the file core's 3D viewer loads, in the temp folder
+        path = comfy_inprocess.base_dir / "temp" / name
+        trimesh = pytest.importorskip("trimesh")
+        assert len(trimesh.load(path, process=False).vertices) == 192  # core's viewer gets our cloud
 
 
 def pack_module(comfy_inprocess, name: str):

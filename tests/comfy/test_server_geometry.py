@@ -69,7 +69,10 @@ def geometry_graph(source: str) -> dict:
     """LoadImage -> test geometry node -> our Stats, Save Depth (npy) and Bokeh (focus on the near left edge)."""
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
-        "2": {"class_type": source, "inputs": {"image": ["1", 0]}},
+        "2": {
+            "class_type": source,
+            "inputs": {"image": ["1", 0], **({"fov_x_degrees": 60.0} if "MoGe" in source else {})},
+        },
         "3": {"class_type": "DAV2DepthStats", "inputs": {"depth": ["2", 0], "plot_index": 0}},
         "4": {
             "class_type": "DAV2SaveDepth",
