@@ -32,8 +32,10 @@ Core geometry packets (dicts of tensors made by ComfyUI's ``comfy_extras/nodes_d
   [B,H,W] z-depth (panorama: radial distance), ``points`` [B,H,W,3], ``mask`` [B,H,W] bool, ``intrinsics``
   [B,3,3] normalised as above (perspective only), ``normal`` [B,H,W,3] (MoGe-2 normal checkpoints).
   Masked pixels are +inf when the node's ``apply_mask`` is on. MoGe-2 depth is metric (its scale head);
-  MoGe-1 and panoramas are relative. ``kind="auto"`` reads metres only where that is certain (``normal``
-  present = MoGe-2), else relative depth; say ``kind="metric"`` for MoGe-2 checkpoints without normals.
+  MoGe-1 and panoramas are relative (panoramas convert for colour, stats and files, but are refused where a
+  pinhole camera is needed: meshes, normals, point clouds). ``kind="auto"`` reads metres only where that is
+  certain (``normal`` present = MoGe-2), else relative depth; say ``kind="metric"`` for MoGe-2 checkpoints
+  without normals.
 
 Conversion (:func:`depth_from_geometry`): metric depth is kept in metres; relative depth becomes our
 relative kind (inverse depth, larger = nearer) as ``1 / depth``; +inf depth (MoGe's masked sky) is
@@ -63,6 +65,8 @@ DEFAULT_FOV = 60.0
 PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1
 #: Diagonal of a 36x24 mm frame: EXIF's 35 mm-equivalent focal length is scaled by it.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+#: ``DepthMap.model`` of a MoGe panorama: equirectangular radial distance, which no pinhole camera projects.
+PANORAMA_MODEL = "MoGe (panorama)"
 #: OpenCV camera axes -> glTF / OpenGL axes (y and z flipped).
 _CV_TO_GL = (1.0, -1.0, -1.0)
 
@@ -97,6 +101,11 @@ def camera_intrinsics(depth: DepthMap, fov_deg: float = DEFAULT_FOV, use_depth_c
     """[B,3,3] float32 normalised intrinsics for ``depth``: its own (core geometry) when it has them and
     ``use_depth_camera``, else a centred pinhole with horizontal field of view ``fov_deg``."""
     fov = check_fov(fov_deg)
+    if depth.model == PANORAMA_MODEL:
+        raise ValueError(
+            "this depth is a MoGe panorama (equirectangular distance), which a pinhole camera cannot back-project; "
+            "use core's Convert MoGe Point Map to Mesh for its 3-D shape"
+        )
     if use_depth_camera and depth.intrinsics is not None:
         k = depth.intrinsics.float().cpu()
         return k.expand(depth.batch, 3, 3).clone() if k.shape[0] == 1 else k.clone()
@@ -195,7 +204,8 @@ def exif_fov(source: str | os.PathLike[str] | Any) -> tuple[float | None, str]:
     if f_mm is not None:
         return (
             None,
-            f"EXIF has a focal length ({f_mm:g} mm) but no 35 mm equivalent or sensor size to turn it into a field of view",
+            f"EXIF has a focal length ({f_mm:g} mm) but no 35 mm equivalent or sensor size to turn it into a "
+            "field of view",
         )
     return None, "no focal length in the photo's EXIF"
 
@@ -282,7 +292,7 @@ def depth_from_geometry(packet: Any, kind: GeometryKind = "auto") -> DepthMap:
         values = torch.where(far, torch.zeros_like(values), values)
     label = source if source == "MoGe" else f"DA3 ({packet.get('mode', 'mono')})"
     if source == "MoGe" and "intrinsics" not in packet:
-        label = "MoGe (panorama)"
+        label = PANORAMA_MODEL
     return DepthMap(
         values.contiguous(), kind=resolved, model=label, intrinsics=_geometry_intrinsics(packet, source, b, h, w)
     )

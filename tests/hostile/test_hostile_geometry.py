@@ -236,3 +236,14 @@ def test_without_mesh_type_depth_to_mesh_is_absent_and_the_rest_intact(comfy_inp
     ids = [n.GET_SCHEMA().node_id for n in without]
     assert NODE_IDS["Depth to Mesh"] not in ids
     assert ids == [n.GET_SCHEMA().node_id for n in pack.available_nodes(has_mesh=True) if n.__name__ != "DepthToMesh"]
+
+
+def test_a_panorama_is_refused_where_a_pinhole_camera_is_needed():
+    pano = {"points": torch.rand(1, 8, 16, 3), "depth": 1 + torch.rand(1, 8, 16), "image": torch.rand(1, 8, 16, 3)}
+    depth = geo.depth_from_geometry(pano)  # colour, stats and files are fine
+    with pytest.raises(ValueError, match="panorama.*Convert MoGe Point Map to Mesh"):
+        geo.depth_to_mesh(depth)
+    from dav2_core.effects import depth_to_normals
+
+    with pytest.raises(ValueError, match="panorama"):
+        depth_to_normals(depth)

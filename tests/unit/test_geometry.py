@@ -28,7 +28,7 @@ CORE_FILES = ("comfy/ldm/moge/geometry.py",)
 
 @pytest.fixture(scope="module")
 def core_geometry(tmp_path_factory):
-    """core's ``comfy.ldm.moge.geometry`` (triangulate_grid_mesh, depth_map_to_point_map) from the vendored 0.33 tree."""
+    """core's ``comfy.ldm.moge.geometry`` (triangulate_grid_mesh, depth_map_to_point_map), vendored 0.33 tree."""
     tarball = VENDOR / CORE_TARBALL
     if not tarball.is_file():
         pytest.skip(f"{tarball} is absent (../shared/vendor holds the vendored ComfyUI 0.33 tree)")
