@@ -38,9 +38,9 @@ Core geometry packets (dicts of tensors made by ComfyUI's ``comfy_extras/nodes_d
   without normals.
 
 Conversion (:func:`depth_from_geometry`): metric depth is kept in metres; relative depth becomes our
-relative kind (inverse depth, larger = nearer) as ``1 / depth``; +inf depth (MoGe's masked sky) is
-"infinitely far" (+inf metres, or 0 inverse depth); NaN, -inf and depth <= 0 are "no depth" (NaN).
-"""
+relative kind (inverse depth, larger = nearer) as ``1 / depth``; +inf depth (MoGe's masked sky) and DA3 sky
+(``sky`` >= 0.5, the pixels core's DA3 mesh node drops) are "infinitely far" (+inf metres, or 0 inverse
+depth); NaN, -inf and depth <= 0 are "no depth" (NaN)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ DEFAULT_FOV = 60.0
 PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1
 #: Diagonal of a 36x24 mm frame: EXIF's 35 mm-equivalent focal length is scaled by it.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+#: DA3 sky probability from which a pixel is sky (core's DA3 mesh node drops those pixels).
+SKY_THRESHOLD = 0.5
 #: ``DepthMap.model`` of a MoGe panorama: equirectangular radial distance, which no pinhole camera projects.
 PANORAMA_MODEL = "MoGe (panorama)"
 #: OpenCV camera axes -> glTF / OpenGL axes (y and z flipped).
@@ -278,15 +280,19 @@ def depth_from_geometry(packet: Any, kind: GeometryKind = "auto") -> DepthMap:
     b, h, w = depth.shape
     far = depth == torch.inf
     good = torch.isfinite(depth) & (depth > 0)
+    sky = packet.get("sky")
+    if source == "DA3" and isinstance(sky, torch.Tensor) and tuple(sky.shape) == (b, h, w):
+        is_sky = sky.detach().float().cpu() >= SKY_THRESHOLD  # core's mesh rule; like MoGe's masked sky
+        far, good = far | is_sky, good & ~is_sky
     empty = [i for i in range(b) if not bool(good[i].any())]
     if empty:
         raise ValueError(
-            f"the {source} geometry's depth map {empty[0]} has no valid pixel (all NaN, inf or <= 0); "
+            f"the {source} geometry's depth map {empty[0]} has no valid pixel (all NaN, inf, <= 0 or sky); "
             "nothing to work with - check the model and its input image"
         )
     resolved = auto_kind(packet) if kind == "auto" else kind
     if resolved == "metric":
-        values = torch.where(good | far, depth, torch.full_like(depth, torch.nan))
+        values = torch.where(good, depth, torch.where(far, torch.inf, torch.nan))
     else:
         values = torch.where(good, 1.0 / torch.where(good, depth, torch.ones_like(depth)), torch.nan)
         values = torch.where(far, torch.zeros_like(values), values)

@@ -337,3 +337,16 @@ def test_depthmap_camera_follows_slices():
     assert torch.equal(d.with_values(torch.zeros(3, 6, 8)).intrinsics, k)
     with pytest.raises(ValueError, match="intrinsics"):
         DepthMap(torch.ones(3, 6, 8), intrinsics=torch.eye(3))
+
+
+def test_da3_sky_is_infinitely_far_like_moge_masked_sky():
+    depth = 1.0 + torch.rand(1, 6, 8)
+    packet = da3_mono_packet(depth, "metric")
+    packet["sky"][0, :2] = 0.9  # the top two rows are sky
+    relative = geo.depth_from_geometry(packet)
+    assert bool((relative.values[0, :2] == 0).all())  # zero inverse depth = infinitely far
+    torch.testing.assert_close(relative.values[0, 2:], 1.0 / depth[0, 2:])
+    metric = geo.depth_from_geometry(packet, kind="metric")
+    assert bool(torch.isinf(metric.values[0, :2]).all())
+    mesh = geo.depth_to_mesh(metric, discontinuity=0.0)
+    assert mesh.vertices.shape[0] == 4 * 8  # the sky rows are left out, as core's DA3 mesh node leaves them
