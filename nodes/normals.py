@@ -56,8 +56,9 @@ class DepthToNormals(io.ComfyNode):
                     min=1.0,
                     max=179.0,
                     step=0.5,
-                    tooltip="Horizontal field of view of the camera in degrees (a phone's main camera "
-                    "is about 65-75; 60 if unknown)",
+                    tooltip="Horizontal field of view of the camera in degrees, used when the depth has no "
+                    "camera of its own (core DA3/MoGe geometry brings one); a phone's main camera is about 65-75, "
+                    "60 if unknown, or wire Camera from Photo EXIF here",
                 ),
                 io.Boolean.Input(
                     "save_ply",
