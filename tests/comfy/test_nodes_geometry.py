@@ -251,3 +251,27 @@ def test_camera_from_photo_exif(comfy_inprocess):
         with pytest.raises(ValueError, match="photo"):
             cam.execute(bad, 60.0)
     assert "phone.jpg" in [o for o in cam.GET_SCHEMA().inputs[0].options]
+
+
+def test_moge_sky_flows_through_every_depth_node(comfy_inprocess):
+    """MoGe's masked sky (+inf metres) reaches Colorize, Stats, Save Depth, Bokeh, Parallax and Normals as
+    'infinitely far': no crash, no NaN in images; png16 (which cannot hold inf) says to use exr or npy."""
+    depth = scene()
+    depth[0, :6] = float("inf")  # the top rows are sky
+    packet = moge_packet(depth)
+    image = torch.rand(1, H, W, 3)
+    coloured = node(comfy_inprocess, "Colorize Depth").execute(packet, "viridis", False, "auto", 0.0, 1.0).args[0]
+    assert bool(torch.isfinite(coloured).all())
+    stats = node(comfy_inprocess, "Depth Stats").execute(packet, 0).args[0]
+    assert f"valid {(H - 6) * W} / {H * W} px" in stats
+    saved = node(comfy_inprocess, "Save Depth").execute(packet, "geo/sky", "npy")
+    assert saved.ui["depth_files"]
+    with pytest.raises(ValueError, match="16-bit PNG cannot hold.*exr or npy"):
+        node(comfy_inprocess, "Save Depth").execute(packet, "geo/sky", "png16")
+    blurred = node(comfy_inprocess, "Depth Bokeh").execute(image, packet, "point", 0.5, 0.9, 1.0, 3.0, 0.1, 5)
+    assert bool(torch.isfinite(blurred.args[0]).all())
+    frames = node(comfy_inprocess, "Depth Parallax").execute(image, packet, 2, "zoom_in", 0.5).args[0]
+    assert frames.shape[0] == 2 and bool(torch.isfinite(frames).all())
+    normals = node(comfy_inprocess, "Depth to Normals").execute(packet, 60.0, False, "pc/sky", 1).args[0]
+    assert bool(torch.isfinite(normals).all())
+    assert torch.allclose(normals[0, 0, 0], torch.tensor([0.5, 0.5, 1.0]))  # no depth: the camera-facing normal
