@@ -10,7 +10,7 @@ from dav2_core.effects import calibrate_to_metric
 from .api import io
 from .effect_io import execution
 from .preview import report_ui
-from .types import SEARCH_ALIASES, depth_input, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, depth_input, require_depth, schema
 
 POINTS_HELP = (
     "Known distances as 'x,y,metres' separated by ';' or new lines, x and y in pixels of the depth map "

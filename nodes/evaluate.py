@@ -14,7 +14,7 @@ from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_i
 from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .preview import report_ui
-from .types import SEARCH_ALIASES, depth_input, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, depth_input, help_text, require_depth, schema
 
 GT_FILE_HELP = (
     "Ground-truth file: a path relative to ComfyUI's input folder, or absolute. "
