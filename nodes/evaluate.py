@@ -13,7 +13,7 @@ from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .effect_io import input_file, path_problem
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, depth_input, help_text, require_depth, schema
 
 GT_FILE_HELP = (
     "Ground-truth file: a name relative to ComfyUI's input folder (subfolders with '/'), or 'name [output]' / "
@@ -40,9 +40,9 @@ class EvaluateDepth(io.ComfyNode):
             + ["evaluate depth", "ground truth", "abs rel", "delta1", "benchmark", "metrics"],
             is_output_node=True,
             inputs=[
-                io.MultiType.Input(
+                depth_input(
                     "depth",
-                    types=[DepthIO, io.Image],
+                    image=True,
                     tooltip="Predicted DEPTH (relative or metric) from Estimate Depth, or a grey depth "
                     "IMAGE (brighter = nearer, read as relative depth)",
                 ),

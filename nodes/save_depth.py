@@ -6,7 +6,7 @@ from dav2_core.effects import FORMATS, export, save_depth
 
 from .api import io
 from .effect_io import file_entries, output_target, path_problem
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
     "png16": "16-bit greyscale PNG per image, scaled to its min..max (both stored in the PNG's 'dav2_depth' text "
@@ -32,7 +32,7 @@ class SaveDepth(io.ComfyNode):
             search_aliases=SEARCH_ALIASES + ["save depth", "export depth", "exr", "16-bit png", "npy", "depth file"],
             is_output_node=True,
             inputs=[
-                DepthIO.Input("depth", tooltip="DEPTH to save (from Estimate Depth or Calibrate Depth to Metric)"),
+                depth_input("depth", tooltip="DEPTH to save (from Estimate Depth or Calibrate Depth to Metric)"),
                 io.String.Input(
                     "filename_prefix",
                     default="depth/dav2_depth",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
 from ..engines.registry import BACKEND_CHOICES, REQUIREMENTS
+from ..geometry import DEFAULT_DISCONTINUITY, DEFAULT_FOV
 from ..loading import PRECISION_DTYPES
 from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
@@ -48,6 +49,10 @@ class CliOptions:
     color: bool = True
     npy: bool = False
     exr: bool = False
+    glb: bool = False
+    fov: float | None = None  # --glb camera: horizontal degrees; None = the photo's EXIF, else DEFAULT_FOV
+    glb_decimation: int = 1
+    glb_discontinuity: float = DEFAULT_DISCONTINUITY
     frames: bool = False
     video_range: str = next(iter(VIDEO_RANGE_HELP))
     start_frame: int = 0
@@ -111,6 +116,13 @@ def model_options(ns: argparse.Namespace) -> dict[str, Any]:
         backend=ns.backend,
         cache_dir=ns.cache_dir,
     )
+
+
+def _fov(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value < 180.0:
+        raise argparse.ArgumentTypeError(f"a horizontal field of view in degrees, between 0 and 180, got {text!r}")
+    return value
 
 
 def _input_size(text: str) -> int:
@@ -266,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"variants (--encoder):\n{variants}\n\n"
             "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
-            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
+            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata), "
+            "[--glb] <stem>_depth.glb (textured mesh)\n"
             "outputs per video: <stem>_depth.mp4 (source timing and audio), [--frames/--npy] "
             "<stem>_depth_frames/NNNNNN.png|.npy + frames.json\n"
             "exit status: 0 ok; 1 some inputs failed or a video lost frames (undecodable, cut or damaged file; "
@@ -324,6 +337,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="images: also write raw float32 depth as EXR (<stem>_depth.exr, kind/units/model in "
         "<stem>_depth.exr.json; needs the OpenEXR package or OpenCV's EXR codec)",
+    )
+    out.add_argument(
+        "--glb",
+        action="store_true",
+        help="images: also write a textured triangle mesh <stem>_depth.glb (metres for metric models; relative "
+        "depth: nearest point 1 unit, farthest 10; needs trimesh: pip install trimesh)",
+    )
+    out.add_argument(
+        "--fov",
+        type=_fov,
+        default=None,
+        metavar="DEG",
+        help=f"--glb camera: horizontal field of view in degrees (default: the photo's EXIF focal length, else "
+        f"{DEFAULT_FOV:g})",
+    )
+    out.add_argument(
+        "--glb-decimation",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="--glb: keep every N-th pixel in x and y as a vertex (default 1)",
+    )
+    out.add_argument(
+        "--glb-discontinuity",
+        type=non_negative_float,
+        default=DEFAULT_DISCONTINUITY,
+        metavar="F",
+        help=f"--glb: cut the mesh where depth jumps by more than this fraction within 3x3 pixels (default "
+        f"{DEFAULT_DISCONTINUITY:g}; 0 = off)",
     )
     out.add_argument(
         "--frames", action="store_true", help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/"
@@ -397,6 +439,10 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
         color=not ns.no_color,
         npy=ns.npy,
         exr=ns.exr,
+        glb=ns.glb,
+        fov=ns.fov,
+        glb_decimation=ns.glb_decimation,
+        glb_discontinuity=ns.glb_discontinuity,
         frames=ns.frames,
         video_range=ns.video_range,
         start_frame=ns.start_frame,

@@ -2,7 +2,9 @@
 
 Per image ``<stem>``: ``<stem>_depth.png`` (16-bit grey, near = white), ``<stem>_depth_color.png`` (unless
 ``--no-color``), with ``--npy`` ``<stem>_depth.npy`` (raw float32 [H,W]) and with ``--exr``
-``<stem>_depth.exr`` (raw float32, kind/units/model in ``<stem>_depth.exr.json``). Only one batch is decoded
+``<stem>_depth.exr`` (raw float32, kind/units/model in ``<stem>_depth.exr.json``), with ``--glb``
+``<stem>_depth.glb`` (a mesh textured with the photo, :mod:`dav2_core.geometry`; camera from ``--fov``, else
+the photo's EXIF focal length, else 60 degrees). Only one batch is decoded
 at a time; every output is named after its input, so the processing order does not matter.
 """
 
@@ -16,12 +18,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import io
+from .. import geometry, io
 from ..depth import DepthMap
 from ..effects.export import EXR_HELP, exr_backend, save_depth
 from ..pipeline import estimate
 from .args import CliOptions
-from .common import CliError, Report, batch_size, colour
+from .common import CliError, Report, batch_size, colour, info
 
 #: The files written per image: output name -> suffix after ``<stem>`` (the one list; ``dav2 batch`` uses it).
 OUTPUT_SUFFIXES: dict[str, str] = {
@@ -29,12 +31,13 @@ OUTPUT_SUFFIXES: dict[str, str] = {
     "color": "_depth_color.png",
     "npy": "_depth.npy",
     "exr": "_depth.exr",
+    "glb": "_depth.glb",
 }
 
 
 def output_paths(out_dir: Path, out_stem: Path, options: CliOptions) -> dict[str, Path]:
     """The files the options write for one image (``OUTPUT_SUFFIXES`` names), primary 16-bit PNG first."""
-    wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr}
+    wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr, "glb": options.glb}
     base = out_dir / out_stem
     return {name: base.with_name(base.name + suffix) for name, suffix in OUTPUT_SUFFIXES.items() if wanted[name]}
 
@@ -43,12 +46,37 @@ def check_output_options(options: CliOptions) -> None:
     """CliError before any work when an asked-for output format cannot be written here (EXR codec)."""
     if options.exr and exr_backend() is None:
         raise CliError(f"--exr: {EXR_HELP}")
+    if options.glb:
+        try:
+            import trimesh  # noqa: F401
+        except ImportError:
+            raise CliError("--glb writes meshes with trimesh, which is not installed: pip install trimesh") from None
+
+
+def _write_glb(path: Path, depth: DepthMap, pixels: np.ndarray, source: Path, options: CliOptions) -> None:
+    """The textured mesh of one image ([1,H,W] depth, [H,W,3] photo pixels); camera: --fov, EXIF, or 60."""
+    if options.fov is not None:
+        fov, how = options.fov, f"--fov {options.fov:g} degrees"
+    else:
+        fov, how = geometry.exif_fov(source)
+        if fov is None:
+            fov, how = geometry.DEFAULT_FOV, f"{how}: {geometry.DEFAULT_FOV:g} degrees"
+    mesh = geometry.depth_to_mesh(
+        depth,
+        torch.from_numpy(pixels)[None],
+        fov_deg=fov,
+        decimation=options.glb_decimation,
+        discontinuity=options.glb_discontinuity,
+    )
+    geometry.write_glb(path, mesh)
+    info(options, f"{path.name}: {mesh.vertices.shape[0]} vertices, camera: {how}")
 
 
 def _write_outputs(
     paths: dict[str, Path], depth: DepthMap | None, norm01: np.ndarray, colour_rgb: np.ndarray | None
 ) -> None:
-    """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W])."""
+    """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W]); the
+    mesh is written by :func:`_write_glb`."""
     io.write_png(paths["depth"], io.to_uint16(norm01))
     if "color" in paths:
         io.write_png(paths["color"], colour_rgb)
@@ -66,15 +94,17 @@ def _run_batch(
         model, torch.from_numpy(np.stack(pixels)), options.estimate.with_(chunk_size=len(pixels)), output_device=None
     )
     colours = colour(result.normalized, options) if options.color else None
-    raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr else None
+    raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr or options.glb else None
     norm = result.normalized.cpu().numpy()
     for i, item in enumerate(items):
-        _write_outputs(
-            output_paths(out_dir, item.out_stem, options),
-            None if raw is None else raw[i],
-            norm[i],
-            None if colours is None else colours[i],
-        )
+        paths = output_paths(out_dir, item.out_stem, options)
+        _write_outputs(paths, None if raw is None else raw[i], norm[i], None if colours is None else colours[i])
+        if "glb" in paths:
+            try:
+                _write_glb(paths["glb"], raw[i], pixels[i], item.path, options)
+            except ValueError as exc:  # e.g. a decimation too large for this image, no valid depth
+                report.fail(item.path, f"mesh not written: {exc}")
+                continue
         report.images_done += 1
 
 

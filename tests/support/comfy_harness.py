@@ -49,7 +49,22 @@ NODE_IDS = {
     "Depth to Normals": "DAV2DepthToNormals",
     "Evaluate Depth": "DAV2EvaluateDepth",
     "Video Depth": "DAV2VideoDepth",
+    "Depth to Mesh": "DAV2DepthToMesh",
+    "Camera from Photo EXIF": "DAV2CameraFromExif",
+    "Core Geometry to Depth": "DAV2GeometryToDepth",
 }
+#: Nodes offered only where the running ComfyUI has what they need (nodes/api.py): core's MESH type, core's
+#: DA3/MoGe geometry types. Tests take the others as always registered.
+CONDITIONAL_NODES = {"Depth to Mesh", "Core Geometry to Depth"}
+
+
+def offered_nodes(mappings: dict) -> dict[str, str]:
+    """NODE_IDS entries the running ComfyUI registered, failing for a missing unconditional one."""
+    missing = [d for d, i in NODE_IDS.items() if i not in mappings and d not in CONDITIONAL_NODES]
+    assert not missing, f"not registered: {missing}"
+    return {d: i for d, i in NODE_IDS.items() if i in mappings}
+
+
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
 #: The server fixture also links it under the official vits name, so the example workflows run as
