@@ -180,7 +180,7 @@ def resolve_kind(
         if max_depth is not None:
             raise ValueError(
                 "max_depth does not apply to Video Depth Anything: its metric model outputs metres directly; "
-                "pass kind='metric' without max_depth"
+                "pass kind='metric' without max_depth (checkpoint_type 'metric-video' in the loader node)"
             )
         if kind == "metric":
             return "metric", None, "override"

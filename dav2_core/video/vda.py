@@ -58,6 +58,26 @@ def check_vda_model(model: Any) -> Any:
     return model
 
 
+def check_vda_options(options: Any, refine_ok: bool = False) -> None:
+    """ValueError for estimate options Video Depth Anything cannot honour (``options``: an EstimateOptions).
+
+    It runs the official keep_aspect rule on whole windows: no tiles, no native resolution, no flip TTA;
+    ``refine`` only where the caller refines the finished frames (``refine_ok``). Temporal consistency is
+    VDA's own (its windows are aligned): the per-frame aligner is not used."""
+    problems = []
+    if options.resolution != "keep_aspect":
+        problems.append(f"resolution {options.resolution!r} (use keep_aspect: VDA runs at the official input size)")
+    if options.flip_tta:
+        problems.append("flip TTA (turn it off)")
+    if options.refine > 0 and not refine_ok:
+        problems.append("refine (set it to 0)")
+    if problems:
+        raise ValueError(
+            "Video Depth Anything cannot use " + "; ".join(problems) + ". For tiles or per-image options load a "
+            "Depth Anything V2 model instead."
+        )
+
+
 def vda_input_size(height: int, width: int, input_size: int = DEFAULT_INPUT_SIZE) -> int:
     """The official input-size rule: ``input_size`` for aspect ratios up to 1.78, else
     ``round(int(input_size * 1.777 / ratio) / 14) * 14`` (ValueError when that leaves less than one patch)."""
