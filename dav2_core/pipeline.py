@@ -145,6 +145,10 @@ class EstimateOptions:
         ``typical_chunk`` images when automatic; doubled by flip TTA) times the per-image estimate. What a
         host such as ComfyUI should free before loading the model; the chunking still adapts at run time."""
         images = self.chunk_size or min(max(1, batch), typical_chunk)
+        if is_video_model(model):  # Video Depth Anything runs whole 32-frame windows through its head
+            from .variants import VDA_WINDOW
+
+            images = VDA_WINDOW
         per_image = as_engine(model).bytes_per_image(self.net_size(height, width), (height, width))
         return images * (2 if self.flip_tta else 1) * per_image
 

@@ -10,6 +10,7 @@ VDA weights. Tests calling it skip with the reason when the vendor folder or the
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -17,7 +18,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 
 from dav2_core.checkpoints.random_init import random_state_dict
@@ -28,13 +28,32 @@ VENDOR = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared")) / "vend
 TARBALL = "Video-Depth-Anything-4f5ae23.tar.gz"
 
 
-def official_root() -> Path:
-    """The extracted official repository (its folder holds ``video_depth_anything/`` and ``utils/``)."""
+class OracleUnavailable(RuntimeError):
+    """The official code cannot be used here (the message says why)."""
+
+
+def unavailable_reason() -> str | None:
+    """Why the official code cannot run here, or None."""
     tarball = VENDOR / TARBALL
     if not tarball.is_file():
-        pytest.skip(f"official Video Depth Anything code not found at {tarball} (../shared/vendor absent)")
+        return f"official Video Depth Anything code not found at {tarball} (../shared/vendor absent)"
     for module in ("einops", "easydict", "torchvision", "cv2"):
-        pytest.importorskip(module, reason=f"the official Video Depth Anything code imports {module}")
+        if importlib.util.find_spec(module) is None:
+            return f"the official Video Depth Anything code imports {module}, which is not installed"
+    return None
+
+
+def official_root() -> Path:
+    """The extracted official repository (its folder holds ``video_depth_anything/`` and ``utils/``); under
+    pytest a missing tarball or dependency skips the test, elsewhere it raises :class:`OracleUnavailable`."""
+    reason = unavailable_reason()
+    if reason is not None:
+        if "pytest" in sys.modules:
+            import pytest
+
+            pytest.skip(reason)
+        raise OracleUnavailable(reason)
+    tarball = VENDOR / TARBALL
     cache = Path(os.environ.get("DAV2_TEST_CACHE", tempfile.gettempdir())) / f"dav2-oracle-{TARBALL[:-7]}"
     root = cache / "Video-Depth-Anything"
     if not (root / "video_depth_anything" / "video_depth.py").is_file():

@@ -155,9 +155,9 @@ def test_vda_single_image_and_tiles_get_what_to_do_instead(vda):
 
 
 def test_dav2_model_where_vda_is_required(dav2, clip35, tmp_path):
-    with pytest.raises(ValueError, match="needs a Video Depth Anything checkpoint"):
+    with pytest.raises(ValueError, match="need a Video Depth Anything checkpoint"):
         OfflineVDA(dav2)
-    with pytest.raises(ValueError, match="needs a Video Depth Anything checkpoint"):
+    with pytest.raises(ValueError, match="need a Video Depth Anything checkpoint"):
         depth_video(dav2, clip35, tmp_path / "d.mp4", VideoOptions(estimate=SMALL, vda_mode="streaming"))
     assert not (tmp_path / "d.mp4").exists()
 
@@ -236,3 +236,39 @@ def test_vda_video_refuses_tiles_and_refine(vda, clip35, tmp_path):
         with pytest.raises(ValueError, match="Video Depth Anything cannot use"):
             depth_video(vda, clip35, tmp_path / "d.mp4", VideoOptions(estimate=bad))
     assert not (tmp_path / "d.mp4").exists()
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_cli_runs_vda_on_a_video(tmp_path, clip35, capsys):
+    from dav2_core.cli import main
+
+    ckpt = write_checkpoint(tmp_path / "video_depth_anything_vits.pth", "vits", "official-pth", family="vda")
+    out = tmp_path / "out"
+    args = [str(clip35), "--checkpoint", str(ckpt), "--input-size", "28", "--npy", "-q", "-o", str(out)]
+    assert main(args) == 0
+    assert len(decoded(out / "clip35_depth.mp4")[0]) == 35
+    raw = np.stack([np.load(out / "clip35_depth_frames" / f"{i:06d}.npy")[0] for i in range(35)])
+    model = load_model(ckpt, "cpu")
+    np.testing.assert_allclose(raw, direct(model, frames(35)), rtol=0, atol=1e-6)
+    assert main([*args[:-1], str(tmp_path / "online"), "--streaming"]) == 0
+    raw = np.stack([np.load(tmp_path / "online" / "clip35_depth_frames" / f"{i:06d}.npy")[0] for i in range(35)])
+    np.testing.assert_allclose(raw, direct(model, frames(35), streaming=True), rtol=0, atol=1e-6)
+
+
+def test_cli_vda_bad_combinations(tmp_path, clip35, capsys):
+    from PIL import Image
+
+    from dav2_core.cli import main
+
+    vda_ckpt = write_checkpoint(tmp_path / "video_depth_anything_vits.pth", "vits", "official-pth", family="vda")
+    dav2_ckpt = write_checkpoint(tmp_path / "depth_anything_v2_vits.pth", "vits", "official-pth")
+    out = str(tmp_path / "out")
+    assert main([str(clip35), "--checkpoint", str(dav2_ckpt), "--streaming", "-q", "-o", out]) == 2
+    assert "--streaming is Video Depth Anything's online mode" in capsys.readouterr().err
+    assert main([str(clip35), "--checkpoint", str(dav2_ckpt), "--encoder", "vda_vits", "-q", "-o", out]) == 2
+    assert "is Video Depth Anything" in capsys.readouterr().err
+    image = tmp_path / "photo.png"
+    Image.fromarray(frames(1)[0]).save(image)
+    assert main([str(image), "--checkpoint", str(vda_ckpt), "--input-size", "28", "-q", "-o", out]) == 1
+    assert "not single images" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "photo_depth.png").exists()
