@@ -121,6 +121,12 @@ def _preflight(job: BatchJob) -> None:
     checkpoint = job.options.checkpoint
     if checkpoint is not None and not Path(checkpoint).expanduser().exists():
         raise BatchError(f"checkpoint not found: {checkpoint}")
+    variant = VARIANTS.get(job.options.variant or "")
+    if variant is not None and variant.is_video:
+        raise BatchError(
+            f"{variant.name} is a Video Depth Anything model: it estimates clips, and dav2 batch treats every image "
+            "alone. Run dav2 on the videos (or a folder of them) with it, or pick a Depth Anything V2 variant here."
+        )
 
 
 def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:

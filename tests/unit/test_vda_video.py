@@ -272,3 +272,15 @@ def test_cli_vda_bad_combinations(tmp_path, clip35, capsys):
     assert main([str(image), "--checkpoint", str(vda_ckpt), "--input-size", "28", "-q", "-o", out]) == 1
     assert "not single images" in capsys.readouterr().err
     assert not (tmp_path / "out" / "photo_depth.png").exists()
+
+
+def test_dav2_batch_refuses_a_vda_variant(tmp_path, capsys):
+    from PIL import Image
+
+    from dav2_core.cli.batch import main as batch_main
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(frames(1)[0]).save(tmp_path / "in" / "a.png")
+    assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--encoder", "vda_vits"]) == 2
+    assert "dav2 batch treats every image alone" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
