@@ -284,3 +284,11 @@ def test_dav2_batch_refuses_a_vda_variant(tmp_path, capsys):
     assert batch_main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--encoder", "vda_vits"]) == 2
     assert "dav2 batch treats every image alone" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_onnx_export_refuses_vda(vda, tmp_path):
+    from dav2_core.export import ExportError, export_onnx
+
+    with pytest.raises(ExportError, match="Video Depth Anything has no ONNX export"):
+        export_onnx(vda, tmp_path / "vda.onnx", dynamic=True)
+    assert not (tmp_path / "vda.onnx").exists()
