@@ -205,6 +205,11 @@ def export_onnx(
     Fixed shape: ``height`` x ``width`` (x14 px) with ``batch`` images (None: any batch). ``dynamic=True``:
     any batch, height and width (x14). ``dtype``: 'fp32' or 'fp16'. Raises ExportError on bad arguments.
     """
+    if getattr(model, "is_video", False):
+        raise ExportError(
+            "Video Depth Anything has no ONNX export (its temporal head runs whole windows of frames); "
+            "run it with the torch backend, or export a Depth Anything V2 variant"
+        )
     onnx = require("onnx", "onnx")
     if dtype not in EXPORT_DTYPES:
         raise ExportError(f"unknown export precision {dtype!r}; choose fp32 or fp16")

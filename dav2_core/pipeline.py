@@ -27,7 +27,7 @@ import torch
 from .depth import DepthMap
 from .effects.refine import refine_with_image
 from .effects.temporal import TemporalAligner
-from .engines import as_engine, describe
+from .engines import as_engine, describe, is_video_model, single_image_refusal
 from .inference import ProgressFn, predict_depth
 from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
 from .preprocess import RESOLUTION_MODES, check_input_size, network_size
@@ -145,6 +145,10 @@ class EstimateOptions:
         ``typical_chunk`` images when automatic; doubled by flip TTA) times the per-image estimate. What a
         host such as ComfyUI should free before loading the model; the chunking still adapts at run time."""
         images = self.chunk_size or min(max(1, batch), typical_chunk)
+        if is_video_model(model):  # Video Depth Anything runs whole 32-frame windows through its head
+            from .variants import VDA_WINDOW
+
+            images = VDA_WINDOW
         per_image = as_engine(model).bytes_per_image(self.net_size(height, width), (height, width))
         return images * (2 if self.flip_tta else 1) * per_image
 
@@ -229,6 +233,41 @@ def _depth_values(
     return values
 
 
+def _vda_clip(
+    model: Any,
+    images: torch.Tensor,
+    options: EstimateOptions,
+    progress: ProgressFn | None,
+    check_cancel: CancelCheck | None,
+    output_device: torch.device | str | None,
+    work_device: torch.device | str | None,
+) -> torch.Tensor:
+    """An IMAGE batch [B,H,W,C] as one clip through Video Depth Anything -> depth [B,H,W] float32."""
+    from .video.vda import OfflineVDA, check_vda_options  # lazy: dav2_core.video imports this module
+
+    check_vda_options(options, refine_ok=True)
+    if images.ndim == 3 or images.shape[0] < 2:
+        raise ValueError(single_image_refusal(model))
+    runner = OfflineVDA(model, options.input_size, output_device, check_cancel)
+    parts, total = [], images.shape[0]
+    for start in range(0, total, STEP_FRAMES):
+        parts.append(runner.push(images[start : start + STEP_FRAMES]))
+        if progress is not None:
+            progress(runner.frames_out, total)
+    parts.append(runner.finish())
+    values = torch.cat(parts)
+    if progress is not None:
+        progress(total, total)
+    if options.refine > 0.0:
+        device = work_device if work_device is not None else as_engine(model).device
+        values = refine_with_image(images, values, float(options.refine), runner.net, device, check_cancel)
+    return values
+
+
+#: Frames handed to a Video Depth Anything window runner at a time (its windows take 22 new frames).
+STEP_FRAMES = 22
+
+
 @torch.inference_mode()
 def estimate(
     model: Any,
@@ -246,10 +285,16 @@ def estimate(
     ``progress(done, total)`` runs after each chunk and ``check_cancel()`` after each chunk / refined frame.
     The result lives on ``output_device`` (None: the model's device); refinement runs on ``work_device``
     (default the model's device) one frame at a time.
+
+    A Video Depth Anything model treats the batch as one clip (the official offline windows, frame order =
+    batch order; :mod:`dav2_core.video.vda`); a batch of one image, tiled mode or flip TTA is refused.
     """
     kind, _, _ = describe(model)
-    values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
-    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1:
+    if is_video_model(model):
+        values = _vda_clip(model, images, options, progress, check_cancel, output_device, work_device)
+    else:
+        values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
+    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1 and not is_video_model(model):
         values = TemporalAligner(float(options.temporal_smoothing))(values)
     depth = DepthMap(values, kind=kind, model=model_label(model, model_name))
     mode = options.effective_normalization

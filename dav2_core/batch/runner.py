@@ -128,6 +128,12 @@ def _preflight(job: BatchJob) -> None:
         check_output_options(job.options)
     except CliError as exc:
         raise BatchError(str(exc)) from None
+    variant = VARIANTS.get(job.options.variant or "")
+    if variant is not None and variant.is_video:
+        raise BatchError(
+            f"{variant.name} is a Video Depth Anything model: it estimates clips, and dav2 batch treats every image "
+            "alone. Run dav2 on the videos (or a folder of them) with it, or pick a Depth Anything V2 variant here."
+        )
 
 
 def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:

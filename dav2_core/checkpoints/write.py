@@ -23,9 +23,9 @@ def save_checkpoint(sd: dict[str, torch.Tensor], path: str | os.PathLike[str], i
     p = Path(path).expanduser()
     if p.suffix != ".safetensors":
         raise ValueError(f"{p}: save_checkpoint writes safetensors; give the file a .safetensors extension")
-    if info.kind == "metric" and info.max_depth is None:
+    if info.kind == "metric" and info.max_depth is None and not info.is_video:
         raise ValueError(f"{p}: a metric checkpoint needs max_depth (metres) in its CheckpointInfo")
-    detected = encoder_of(sd, str(p)).name
+    detected = encoder_of(sd, str(p), info.family).name
     if detected != info.encoder:
         raise ValueError(f"{p}: the tensors are a {detected} model but info says {info.encoder}; refusing to write")
     metadata = {"format": "pt", META_ENCODER: info.encoder, META_KIND: info.kind}

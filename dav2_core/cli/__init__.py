@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import io
 from ..checkpoints import CheckpointError
-from ..engines import as_engine
+from ..engines import as_engine, is_video_model, single_image_refusal
 from ..hub import HubUnavailableError
 from .args import CliOptions, build_parser, parse_options
 from .common import CliError, Report, info, load_cli_model, warn
@@ -51,7 +51,10 @@ def run(options: CliOptions) -> int:
     io.clean_stale_temps(out_dir)  # temporaries of a run that was killed here
     report = Report()
     images = [item for item in inputs if item.kind == "image"]
-    if images:
+    if images and is_video_model(model):  # VDA estimates clips: each image is refused, the videos still run
+        for item in images:
+            report.fail(item.path, single_image_refusal(model))
+    elif images:
         process_images(model, images, options, out_dir, report)
     for item in inputs:
         if item.kind == "video":

@@ -21,7 +21,7 @@ from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
-from ..video import VIDEO_RANGE_HELP
+from ..video import VDA_MODE_HELP, VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
@@ -59,6 +59,7 @@ class CliOptions:
     frame_count: int = 0
     frame_stride: int = 1
     quiet: bool = False
+    streaming: bool = False  # Video Depth Anything: the online mode instead of the offline windows
 
 
 def _whole_number(text: str, low: int) -> int:
@@ -273,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     variants = "\n".join(f"  {name:24s} {variant.label}" for name, variant in VARIANTS.items())
     parser = argparse.ArgumentParser(
         prog="dav2",
-        description="Depth Anything V2 depth maps for images, folders and videos.",
+        description="Depth Anything V2 depth maps for images, folders and videos (Video Depth Anything: "
+        "temporally consistent depth for videos, with --encoder vda_* or a video_depth_anything_*.pth checkpoint).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             f"variants (--encoder):\n{variants}\n\n"
@@ -405,6 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="process every N-th frame from the start frame (default 1)",
     )
+    video.add_argument(
+        "--streaming",
+        action="store_true",
+        help="Video Depth Anything models (vda_*): "
+        + VDA_MODE_HELP["streaming"]
+        + " (default: "
+        + VDA_MODE_HELP["offline"]
+        + ")",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
     return parser
 
@@ -449,4 +460,5 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
         frame_count=ns.frame_count,
         frame_stride=ns.frame_stride,
         quiet=ns.quiet,
+        streaming=getattr(ns, "streaming", False),
     )

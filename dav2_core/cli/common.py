@@ -17,7 +17,8 @@ from ..accel import optimize
 from ..engines import as_engine
 from ..inference import auto_chunk_size
 from ..loading import load_model
-from ..variants import VARIANTS
+from ..engines import is_video_model
+from ..variants import FAMILY_NAMES, VARIANTS
 from .args import CliOptions
 
 
@@ -87,11 +88,23 @@ def load_cli_model(options: CliOptions) -> Any:
             max_depth=variant.max_depth if metric else None,
             **engine,
         )
+        if variant is not None and model.checkpoint_info.family != variant.family:
+            raise CliError(
+                f"{options.checkpoint} holds a {FAMILY_NAMES[model.checkpoint_info.family]} model, but --encoder "
+                f"{options.variant} is {FAMILY_NAMES[variant.family]}; drop --encoder or pick a matching one"
+            )
         if variant is not None and model.checkpoint_info.encoder != variant.encoder:
             raise CliError(
                 f"{options.checkpoint} holds a {model.checkpoint_info.encoder} model (from its tensor shapes), "
                 f"but --encoder {options.variant} needs {variant.encoder}; drop --encoder or pick a matching one"
             )
+    if is_video_model(model) and options.compile:
+        raise CliError("--compile does not apply to Video Depth Anything models yet; drop --compile")
+    if options.streaming and not is_video_model(model):
+        raise CliError(
+            "--streaming is Video Depth Anything's online mode: use --encoder vda_vits (or another vda_* variant) "
+            "or a video_depth_anything_*.pth checkpoint, or drop --streaming"
+        )
     if options.compile:
         optimize(model)
     return model

@@ -28,6 +28,7 @@ def video_options(options: CliOptions) -> VideoOptions:
         colormap=options.colormap if options.color else "gray",
         frames=FrameRange(options.start_frame, options.frame_count, options.frame_stride),
         sequence=sequence,
+        vda_mode="streaming" if options.streaming else "offline",
     )
 
 
