@@ -22,7 +22,7 @@ from dav2_core.video.sequence import check_formats
 from . import model_patcher
 from .api import InputImpl, io, ui
 from .effect_io import output_target
-from .estimate_quality import quality_inputs, tile_inputs
+from .estimate_quality import quality_inputs, tile_inputs, tta_input
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def video_options(
     tile_size: int = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     max_tiles: int = DEFAULT_MAX_TILES,
+    tta: str = "none",
 ) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
@@ -99,6 +100,7 @@ def video_options(
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         max_tiles=max_tiles,
+        tta=tta,
     )
     sequence = () if image_sequence == "none" else (image_sequence,)
     return VideoOptions(
@@ -208,6 +210,7 @@ class VideoDepth(io.ComfyNode):
                     tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
                 ),
                 *tile_inputs(),
+                tta_input(),
             ],
             outputs=[
                 io.Video.Output(

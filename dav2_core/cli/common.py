@@ -98,7 +98,7 @@ def load_cli_model(options: CliOptions) -> Any:
 
 def batch_size(model: Any, options: CliOptions, height: int, width: int) -> int:
     """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big."""
-    net = options.estimate.net_size(height, width)
+    net = options.estimate.work_net_size(height, width)  # the largest pass (multi-scale TTA's larger view)
     return options.batch_size or auto_chunk_size(model, net, (height, width), options.estimate.flip_tta)
 
 

@@ -301,7 +301,7 @@ def depth_video(
             f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
             f"{src.frame_count} frames; choose a start below {src.frame_count}"
         )
-    as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
+    as_engine(model).check_net_size(options.estimate.work_net_size(src.height, src.width))  # TTA views checked too
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
     if output.exists() and output.is_dir():
         raise VideoError(f"{output} is a folder; give a file name for the depth video (e.g. depth.mp4)")
