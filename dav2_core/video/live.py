@@ -480,11 +480,16 @@ def live_depth(
     reached or KeyboardInterrupt (Ctrl-C); the outputs are finished in every case and the report says why it
     stopped. ``status(report, final)`` is called about every second and once at the end."""
     est = options.estimate
-    as_engine(model).check_net_size(est.work_net_size(reader.height, reader.width))
+    try:
+        as_engine(model).check_net_size(est.work_net_size(reader.height, reader.width))
+        warm = DepthStream(model, est, range_mode="running", output_device="cpu", model_name=model_name)
+        warm(torch.zeros((1, reader.height, reader.width, 3), dtype=torch.uint8))  # first-call costs, not timed
+    except BaseException:  # nothing was written: no partial files, the source released
+        outputs.discard()
+        reader.close()
+        raise
     stream = DepthStream(model, est, range_mode="running", output_device="cpu", model_name=model_name)
     report = LiveReport(source=reader.name, rss_start_mib=rss_mib())
-    stream(torch.zeros((1, reader.height, reader.width, 3), dtype=torch.uint8))  # warm-up: first-call costs
-    stream = DepthStream(model, est, range_mode="running", output_device="cpu", model_name=model_name)  # fresh range
     mailbox = LatestFrame()
     capture = CaptureThread(reader, mailbox, options.realtime)
     latencies: list[float] = []

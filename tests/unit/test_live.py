@@ -309,3 +309,11 @@ def test_cli_live_file_in_realtime_then_ctrl_c(tmp_path, models_dir):
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["stopped"] == "interrupted" and stats["frames"] >= 1 and stats["dropped"] >= 0
     assert_complete(tmp_path, stats["frames"])
+
+
+def test_an_impossible_network_size_fails_before_anything_is_written(tmp_path):
+    reader = ScriptedReader(count=3)  # 40x30 frames: native multi-scale has no smaller view
+    options = LiveOptions(estimate=EstimateOptions(resolution="native", tta="multi_scale"))
+    with pytest.raises(ValueError, match="multi-scale"):
+        live_depth(SlowEngine(0.0), reader, outputs_for(tmp_path, reader), options)
+    assert reader.closed and list(tmp_path.iterdir()) == []  # no video, no staging folder
