@@ -419,9 +419,11 @@ class LiveReport:
     step_p95_ms: float = 0.0
     latency_p95_first_ms: float = 0.0  # p95 over the first and the last third of the run (growth check)
     latency_p95_last_ms: float = 0.0
-    rss_start_mib: float = 0.0
+    rss_start_mib: float = 0.0  # after the warm-up, before the first frame
     rss_end_mib: float = 0.0
     rss_max_mib: float = 0.0
+    rss_first_third_mib: float = 0.0  # the highest resident size sampled (each second) in the first / last
+    rss_last_third_mib: float = 0.0  # third of the run: flat memory = about equal
     stopped: str = ""  # ended | stalled | error | duration | interrupted
     reason: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
@@ -494,7 +496,7 @@ def live_depth(
     capture = CaptureThread(reader, mailbox, options.realtime)
     latencies: list[float] = []
     steps: list[float] = []
-    report.rss_max_mib = report.rss_start_mib
+    rss: list[tuple[float, float]] = [(0.0, report.rss_start_mib)]  # (seconds into the run, MiB)
     start = time.perf_counter()
     next_status = start + STATUS_EVERY
     capture.start()
@@ -528,10 +530,11 @@ def live_depth(
             latencies.append((done - frame.captured) * 1000)
             if len(latencies) % TRIM_EVERY == 0:
                 release_host_memory()
-                report.rss_max_mib = max(report.rss_max_mib, rss_mib())
-            if status is not None and done >= next_status:
-                _fill(report, latencies, steps, mailbox, done - start)
-                status(report, False)
+            if done >= next_status:
+                rss.append((done - start, rss_mib()))
+                _fill(report, latencies, steps, mailbox, done - start, rss)
+                if status is not None:
+                    status(report, False)
                 next_status = done + STATUS_EVERY
     except KeyboardInterrupt:
         report.stopped, report.reason = "interrupted", "stopped by Ctrl-C"
@@ -539,7 +542,9 @@ def live_depth(
         capture.stop.set()
         capture.mailbox.end()
         try:
-            _fill(report, latencies, steps, mailbox, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            rss.append((elapsed, rss_mib()))
+            _fill(report, latencies, steps, mailbox, elapsed, rss)
             report.outputs = {k: str(v) for k, v in outputs.finish(report.as_dict()).items()}
             finished = True
         finally:
@@ -556,7 +561,14 @@ def live_depth(
     return report
 
 
-def _fill(report: LiveReport, latencies: list[float], steps: list[float], mailbox: LatestFrame, seconds: float) -> None:
+def _fill(
+    report: LiveReport,
+    latencies: list[float],
+    steps: list[float],
+    mailbox: LatestFrame,
+    seconds: float,
+    rss: list[tuple[float, float]],
+) -> None:
     report.frames = len(latencies)
     report.received, report.dropped = mailbox.received, mailbox.dropped
     report.seconds = seconds
@@ -569,6 +581,12 @@ def _fill(report: LiveReport, latencies: list[float], steps: list[float], mailbo
     third = max(1, len(latencies) // 3)
     report.latency_p95_first_ms = _pct(latencies[:third], 0.95)
     report.latency_p95_last_ms = _pct(latencies[-third:], 0.95)
+    report.rss_max_mib = max(value for _, value in rss)
+    span = max(seconds, 1e-9)
+    first = [value for t, value in rss if t <= span / 3]
+    last = [value for t, value in rss if t >= 2 * span / 3]
+    report.rss_first_third_mib = max(first, default=0.0)
+    report.rss_last_third_mib = max(last, default=report.rss_first_third_mib)
 
 
 def live_metadata(model: Any, options: LiveOptions, source: str, model_name: str | None = None) -> dict[str, Any]:
