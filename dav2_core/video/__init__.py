@@ -23,7 +23,9 @@ Decisions:
   staging folder and the cache are deleted.
 
 Modules: :mod:`.options` (options, report), :mod:`.source` (decoding, frame range), :mod:`.sink` (encoding),
-:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes).
+:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes);
+:mod:`.live` (``dav2 live``: cameras, streams and real-time files, latest frame wins) and :mod:`.mjpeg` (its
+local browser stream).
 """
 
 from .options import VIDEO_RANGE_HELP, VideoOptions, VideoReport, chunk_frames
