@@ -123,6 +123,8 @@ class BatchJob:
         o = self.options
         model = o.checkpoint and os.path.abspath(os.path.expanduser(o.checkpoint))
         estimate = {k: v for k, v in asdict(o.estimate).items() if k != "chunk_size"}
+        if estimate.get("tta") == "none":  # jobs started before the tta option resume unchanged
+            del estimate["tta"]
         return {
             "model": model or o.variant or "vits",
             "variant": o.variant,

@@ -264,3 +264,14 @@ def test_cli_tta_option_and_the_old_flag(capsys):
         with pytest.raises(SystemExit) as exit_info:
             parse_options(["a.png", *bad])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_batch_fingerprint_of_jobs_without_tta_is_unchanged(tmp_path):
+    """A dav2 batch job started before the tta option resumes: tta 'none' is left out of its fingerprint."""
+    from dav2_core.batch.job import BatchJob
+    from dav2_core.cli.args import parse_options
+
+    plain = BatchJob(parse_options([str(tmp_path), "-o", str(tmp_path / "out")])).fingerprint()
+    assert "tta" not in plain["estimate"] and plain["estimate"]["flip_tta"] is False
+    multi = BatchJob(parse_options([str(tmp_path), "-o", str(tmp_path / "o"), "--tta", "multi_scale"])).fingerprint()
+    assert multi["estimate"]["tta"] == "multi_scale"
