@@ -10,6 +10,9 @@ product path (:func:`dav2_core.pipeline.estimate`):
 * ``agree_*``: agreement with the 518 (``--reference``) no-TTA map of the same photo, averaged over the photos - ``agree_err``
   mean absolute difference after a least-squares scale/shift fit, over the 518 map's 1-99 % range (0 = the
   same map), and ``agree_r`` Pearson correlation;
+* ``gflop``: forward-pass GFLOP per image of the configuration on the timing photo (every view, mirrored ones
+  counted; :func:`benchmarks.backends.forward_flops`) - the machine-independent cost, and ``cost`` over the
+  reference row. ``--flops-only`` computes just this column (seconds, whatever the machine's load);
 * ``abs_rel`` / ``delta1``: on the photos with measured depth in ``../shared/depth_gt`` (NYU, Middlebury) via
   :func:`dav2_core.evaluate.evaluate_depth` (the zero-shot scale/shift protocol), mean over photos.
 
@@ -94,6 +97,33 @@ def agreement(values: torch.Tensor, reference: torch.Tensor) -> tuple[float, flo
     return err, r
 
 
+def gflop(model: torch.nn.Module, height: int, width: int, size: int, tta: str, cache: dict) -> float:
+    """Forward GFLOP per image of a configuration (all its views) for a ``height`` x ``width`` image."""
+    from benchmarks.backends import forward_flops
+    from dav2_core.tta import tta_parts, view_sizes
+
+    options = EstimateOptions(input_size=size, tta=tta)
+    net = options.net_size(height, width)
+    multi, flip = tta_parts(tta)
+    total = 0
+    for view in [net, *(view_sizes(net, (height, width), size) if multi else [])]:
+        if view not in cache:
+            cache[view] = forward_flops(model, view)
+        total += cache[view]
+    return total * (2 if flip else 1) / 1e9
+
+
+def flops_table(model: torch.nn.Module, image: torch.Tensor, configs: list[tuple[int, str]], ref) -> list[dict]:
+    """The gflop and cost columns of every configuration."""
+    height, width = image.shape[1:3]
+    cache: dict = {}
+    rows = [{"input_size": s, "tta": t, "gflop": gflop(model, height, width, s, t, cache)} for s, t in configs]
+    base = next(r["gflop"] for r in rows if (r["input_size"], r["tta"]) == ref)
+    for row in rows:
+        row["cost"] = row["gflop"] / base
+    return rows
+
+
 def timed(model: Any, image: torch.Tensor, size: int, tta: str, runs: int) -> float:
     """Median milliseconds of one estimate call (after one warm-up call)."""
     depth_of(model, image, size, tta)
@@ -107,17 +137,26 @@ def timed(model: Any, image: torch.Tensor, size: int, tta: str, runs: int) -> fl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model, weights = load(args)
+    ref = (args.reference, "none")
+    configs = configurations(args.sizes, args.tta, args.tta_size, args.reference)
+    timing_image = torch.from_numpy(io.read_image(args.photo))[None]
+    flops = {(r["input_size"], r["tta"]): r for r in flops_table(model, timing_image, configs, ref)}
+    if args.flops_only:
+        return {
+            "benchmark": "input_size_flops",
+            "weights": weights,
+            "note": "forward FLOPs per image (machine-independent)",
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "results": list(flops.values()),
+        }
     if args.backend != "torch":
         from benchmarks.backends import build_engine
 
         model = build_engine(model, args.backend, args.precision, args.cache_dir)
     kind = describe(model)[0]
-    ref = (args.reference, "none")
-    configs = configurations(args.sizes, args.tta, args.tta_size, args.reference)
     for size, tta in configs:
         EstimateOptions(input_size=size, tta=tta)  # the product's own errors for impossible rows
     todo = samples(args.shared, [s.strip() for s in args.sets.split(",") if s.strip()])
-    timing_image = torch.from_numpy(io.read_image(args.photo))[None]
     rows: dict[tuple[int, str], dict[str, Any]] = {
         c: {"input_size": c[0], "tta": c[1], "agree_err": [], "agree_r": [], "abs_rel": [], "delta1": []}
         for c in configs
@@ -144,6 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for row in rows.values():
         out = {k: v for k, v in row.items() if not isinstance(v, list)}
         out["speedup"] = base_ms / row["ms_per_image"]
+        out.update({k: flops[(row["input_size"], row["tta"])][k] for k in ("gflop", "cost")})
         for key in ("agree_err", "agree_r", "abs_rel", "delta1"):
             out[key] = statistics.fmean(row[key]) if row[key] else None
         out["photos"] = len(row["agree_err"])
@@ -179,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", help="torch (default), onnxruntime, openvino")
     parser.add_argument("--precision", default="fp32", help="the backend's precision (fp32; int8/bf16 approximate)")
     parser.add_argument("--cache-dir", type=Path, default=Path("bench-results/engine-cache"))
+    parser.add_argument("--flops-only", action="store_true", help="only the GFLOP/cost columns (no timing)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     if not args.photo.is_file():
@@ -189,11 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         ("tta", "tta", ""),
         ("ms_per_image", "ms/img", ".0f"),
         ("speedup", f"x vs {args.reference}", ".2f"),
+        ("gflop", "GFLOP", ".1f"),
+        ("cost", "cost", ".2f"),
         ("agree_err", f"err vs {args.reference}", ".4f"),
         ("agree_r", f"r vs {args.reference}", ".4f"),
         ("abs_rel", "AbsRel", ".4f"),
         ("delta1", "d1", ".4f"),
     ]
+    if args.flops_only:
+        columns = [c for c in columns if c[0] in ("input_size", "tta", "gflop", "cost")]
     print(f"weights: {data['weights']}\n{data['note']}")
     print(format_table(data["results"], columns))
     write_json(args.out, data)

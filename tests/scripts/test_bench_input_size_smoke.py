@@ -60,4 +60,6 @@ def test_bench_input_size_runs_and_reports_every_row(tiny_shared: Path, tmp_path
         assert row["ms_per_image"] > 0 and row["photos"] == 1 and row["gt_photos"] == 1
         assert 0 <= row["abs_rel"] and 0 <= row["delta1"] <= 1
     assert rows[(42, "flip")]["agree_err"] > 0  # TTA changes the map
+    assert ref["cost"] == 1.0 and rows[(42, "flip")]["cost"] == 2.0  # forward FLOPs, machine-independent
+    assert 2.5 < rows[(42, "multi_scale")]["cost"] < 4 and rows[(28, "none")]["cost"] < 1
     assert "x vs 42" in proc.stdout and "multi_scale_flip" in proc.stdout
