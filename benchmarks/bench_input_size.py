@@ -137,6 +137,11 @@ def timed(model: Any, image: torch.Tensor, size: int, tta: str, runs: int) -> fl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model, weights = load(args)
+    if not args.checkpoint:
+        weights = (
+            f"seeded random-init {args.encoder} (the Hub is unreachable here): speed and cost are real, agreement "
+            "and accuracy describe a random network"
+        )
     ref = (args.reference, "none")
     configs = configurations(args.sizes, args.tta, args.tta_size, args.reference)
     timing_image = torch.from_numpy(io.read_image(args.photo))[None]

@@ -44,7 +44,7 @@ def test_tta_is_an_optional_combo_after_every_older_input(comfy_inprocess, name)
     assert ids[-1] == "tta" and "flip_tta" in ids  # appended: positional widget values of old workflows still fit
     tta = inputs[-1]
     assert tta.optional and tta.default == "none" and list(tta.options) == list(TTA_MODES)
-    assert "6.2x compute" in tta.tooltip and "3.1x compute" in tta.tooltip
+    assert "6.7x compute" in tta.tooltip and "3.3x compute" in tta.tooltip
 
 
 def test_old_flip_tta_workflow_gives_the_flip_result(comfy_inprocess, model):

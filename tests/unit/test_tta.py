@@ -255,7 +255,7 @@ def test_cli_tta_option_and_the_old_flag(capsys):
     assert parse_options(["a.png", "--tta", "multi_scale"]).estimate.tta == "multi_scale"
     assert parse_options(["a.png", "--flip-tta"]).estimate.tta == "flip"
     assert parse_options(["a.png", "--flip-tta", "--tta", "multi_scale"]).estimate.tta == "multi_scale_flip"
-    assert "6.2x compute" in build_parser().format_help().replace("\n", " ").replace("  ", " ")
+    assert "6.7x compute" in build_parser().format_help().replace("\n", " ").replace("  ", " ")
     for bad, message in [
         (["--tta", "multi_scale", "--input-size", "28"], "input_size >= 42"),
         (["--tta", "multi_scale", "--tiles", "4"], "tiled"),
