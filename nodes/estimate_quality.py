@@ -101,7 +101,7 @@ def tta_input() -> io.Input:
         options=list(TTA_MODES),
         default="none",
         optional=True,
-        tooltip="Test-time augmentation (compute cost in brackets; flip_tta on adds a flip to any choice):\n"
+        tooltip="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):\n"
         + "\n".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
     )
 
