@@ -22,8 +22,8 @@ from dav2_core.video.sequence import check_formats
 from . import model_patcher
 from .api import InputImpl, io, ui
 from .effect_io import output_target, path_problem
+from .estimate_quality import quality_inputs, tile_inputs, tta_input
 from .preview import report_ui
-from .estimate_quality import quality_inputs, tile_inputs
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def video_options(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     max_tiles: int = DEFAULT_MAX_TILES,
     vda_mode: str = "offline",
+    tta: str = "none",
 ) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
@@ -101,6 +102,7 @@ def video_options(
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         max_tiles=max_tiles,
+        tta=tta,
     )
     sequence = () if image_sequence == "none" else (image_sequence,)
     return VideoOptions(
@@ -226,6 +228,7 @@ class VideoDepth(io.ComfyNode):
                     + help_text(VDA_MODE_HELP)
                     + "\nThey bring their own temporal consistency; tiles, flip TTA and refine do not apply.",
                 ),
+                tta_input(),
             ],
             outputs=[
                 io.Video.Output(

@@ -145,6 +145,8 @@ class BatchJob:
         :func:`weights_record` of :meth:`weights_file`."""
         o = self.options
         estimate = {k: v for k, v in asdict(o.estimate).items() if k != "chunk_size"}
+        if estimate.get("tta") == "none":  # jobs started before the tta option resume unchanged
+            del estimate["tta"]
         return {
             "model_sha256": weights["sha256"],
             "model_config_sha256": weights.get("config_sha256"),

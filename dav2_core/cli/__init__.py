@@ -26,7 +26,7 @@ from .images import check_output_options, process_images
 from .video import process_video
 
 #: Sub-commands: name -> module in this package with ``main(argv) -> int``.
-SUBCOMMANDS: dict[str, str] = {"batch": "batch", "eval": "eval", "export": "export"}
+SUBCOMMANDS: dict[str, str] = {"batch": "batch", "eval": "eval", "export": "export", "live": "live"}
 
 __all__ = ["CliOptions", "SUBCOMMANDS", "build_parser", "main", "parse_options", "run"]
 

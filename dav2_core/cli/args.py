@@ -19,6 +19,7 @@ from ..geometry import DEFAULT_DISCONTINUITY, DEFAULT_FOV
 from ..loading import PRECISION_DTYPES
 from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
+from ..tta import TTA_MODES
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 from ..video import VDA_MODE_HELP, VIDEO_RANGE_HELP
@@ -198,7 +199,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """The network size options (--input-size, --resolution, --max-side, tiles) and --flip-tta; returns the group."""
+    """The network size options (--input-size, --resolution, --max-side, tiles), --flip-tta and --tta; returns the
+    group."""
     run = parser.add_argument_group("inference")
     run.add_argument(
         "--input-size",
@@ -244,7 +246,15 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
     run.add_argument(
         "--flip-tta",
         action="store_true",
-        help="also predict the mirrored image and average both (cleaner; twice the compute)",
+        help="also predict the mirrored image and average both (cleaner; twice the compute); "
+        "the same as --tta flip, and with --tta multi_scale the same as --tta multi_scale_flip",
+    )
+    run.add_argument(
+        "--tta",
+        choices=list(TTA_MODES),
+        default="none",
+        help="test-time augmentation (default none): "
+        + "; ".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
     )
     return run
 
@@ -260,6 +270,7 @@ def estimate_options(ns: argparse.Namespace, parser: argparse.ArgumentParser, **
             resolution=resolution,
             max_side=ns.max_side,
             flip_tta=ns.flip_tta,
+            tta=ns.tta,
             tile_size=ns.tile_size,
             tile_overlap=ns.tile_overlap,
             max_tiles=DEFAULT_MAX_TILES if ns.tiles is None else ns.tiles,

@@ -113,7 +113,7 @@ def load_cli_model(options: CliOptions) -> Any:
 def batch_size(model: Any, options: CliOptions, height: int, width: int) -> int:
     """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big, or
     when the model cannot run this network size (an ONNX file exported for another fixed size)."""
-    net = options.estimate.net_size(height, width)
+    net = options.estimate.work_net_size(height, width)  # the largest pass (multi-scale TTA's larger view)
     as_engine(model).check_net_size(net)
     return options.batch_size or auto_chunk_size(model, net, (height, width), options.estimate.flip_tta)
 

@@ -26,7 +26,9 @@ Video Depth Anything models run their own windows (:mod:`.vda`: offline = the of
 key frames and aligned overlaps, streamed; online = cached temporal states) in place of the per-chunk estimate.
 
 Modules: :mod:`.options` (options, report), :mod:`.source` (decoding, frame range), :mod:`.sink` (encoding),
-:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes).
+:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes);
+:mod:`.live` (``dav2 live``: cameras, streams and real-time files, latest frame wins) and :mod:`.mjpeg` (its
+local browser stream).
 """
 
 from .options import VDA_MODE_HELP, VIDEO_RANGE_HELP, VideoOptions, VideoReport, chunk_frames

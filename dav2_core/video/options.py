@@ -127,6 +127,6 @@ def chunk_frames(model: Any, options: EstimateOptions, height: int, width: int) 
     :data:`CHUNK_HOST_BYTES` of host memory (1080p on a CPU: 4 frames)."""
     if options.chunk_size:
         return options.chunk_size
-    device = auto_chunk_size(model, options.net_size(height, width), (height, width), options.flip_tta)
+    device = auto_chunk_size(model, options.work_net_size(height, width), (height, width), options.flip_tta)
     per_pixel = HOST_BYTES_PER_PIXEL["cpu" if as_engine(model).device.type == "cpu" else "other"]
     return max(1, min(device, CHUNK_HOST_BYTES // (height * width * per_pixel)))

@@ -366,7 +366,7 @@ def depth_video(
     else:
         if options.vda_mode == "streaming":
             check_vda_model(model)  # the online mode is Video Depth Anything's: refuse a per-image model
-        as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
+        as_engine(model).check_net_size(options.estimate.work_net_size(src.height, src.width))  # TTA views too
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
     clean_stale_temps(output.parent)  # partial videos of runs that were killed (kill -9, SIGTERM)
     if output.exists() and output.is_dir():

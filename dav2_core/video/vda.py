@@ -61,14 +61,14 @@ def check_vda_model(model: Any) -> Any:
 def check_vda_options(options: Any, refine_ok: bool = False) -> None:
     """ValueError for estimate options Video Depth Anything cannot honour (``options``: an EstimateOptions).
 
-    It runs the official keep_aspect rule on whole windows: no tiles, no native resolution, no flip TTA;
+    It runs the official keep_aspect rule on whole windows: no tiles, no native resolution, no TTA (flip or multi-scale);
     ``refine`` only where the caller refines the finished frames (``refine_ok``). Temporal consistency is
     VDA's own (its windows are aligned): the per-frame aligner is not used."""
     problems = []
     if options.resolution != "keep_aspect":
         problems.append(f"resolution {options.resolution!r} (use keep_aspect: VDA runs at the official input size)")
-    if options.flip_tta:
-        problems.append("flip TTA (turn it off)")
+    if options.tta != "none":
+        problems.append(f"tta {options.tta!r} (set it to none: VDA's windows are its own ensemble)")
     if options.refine > 0 and not refine_ok:
         problems.append("refine (set it to 0)")
     if problems:

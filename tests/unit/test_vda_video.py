@@ -146,8 +146,10 @@ def test_vda_single_image_and_tiles_get_what_to_do_instead(vda):
         estimate(vda, one, SMALL)
     with pytest.raises(ValueError, match="cannot use resolution 'tiled'"):
         estimate(vda, torch.from_numpy(frames(3)), SMALL.with_(resolution="tiled"))
-    with pytest.raises(ValueError, match="flip TTA"):
+    with pytest.raises(ValueError, match="tta 'flip'"):
         estimate(vda, torch.from_numpy(frames(3)), SMALL.with_(flip_tta=True))
+    with pytest.raises(ValueError, match="tta 'multi_scale'"):
+        estimate(vda, torch.from_numpy(frames(3)), SMALL.with_(tta="multi_scale"))
     from dav2_core.inference import predict_depth
 
     with pytest.raises(ValueError, match="not single images"):
