@@ -18,7 +18,16 @@ first clip: of the normalised depth itself (the 16-bit PNG sequence, lossless) a
 (8-bit, with the codec's noise). With CUDA, the runs also report
 ``torch.cuda.max_memory_allocated`` (GPU rows); without it they are skipped and say so.
 
+Video Depth Anything (``--vda``): the same memory rows for a seeded random VDA model through the same core
+(its offline windows), its frames/s against the official ``infer_video_depth(..., fp32=True)`` at the same
+weights and input size on the same decoded frames (inference only, both; ``--official-frames``: the clip
+lengths the official code also runs, default the first: it holds every frame and depth map, so its peak
+RSS grows with the clip), and the flicker of per-frame DA-V2, DA-V2 + temporal alignment and VDA on the
+first clip (random weights: a report, not a quality claim). The official code comes from the
+``../shared/vendor`` tarball (tests/support/vda_oracle.py); without it those rows are skipped and say so.
+
     .venv/bin/python benchmarks/bench_video.py --out bench-results/video.json
+    .venv/bin/python benchmarks/bench_video.py --vda --frames 100,1000 --out bench-results/video_vda.json
 """
 
 from __future__ import annotations
@@ -95,6 +104,8 @@ def options(cfg: dict[str, Any], range_mode: str, sequence: tuple[str, ...] = ()
     """The node's defaults (VideoOptions()), with the benchmark's network size, chunk size and range mode."""
     base = VideoOptions()
     estimate = base.estimate.with_(input_size=cfg["input_size"], chunk_size=cfg["chunk_size"])
+    if "temporal" in cfg:
+        estimate = estimate.with_(temporal_consistency=cfg["temporal"])
     return VideoOptions(
         estimate=estimate, range_mode=range_mode, colormap=base.colormap, cache=base.cache, sequence=sequence
     )
@@ -133,6 +144,163 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         row["gpu_peak_above_weights_mib"] = (torch.cuda.max_memory_allocated(device) - before) / MIB
     return row
+
+
+def seeded_vda(encoder: str, seed: int) -> torch.nn.Module:
+    """A seeded random-init Video Depth Anything model (eval, CPU fp32) with its checkpoint info."""
+    from dav2_core.checkpoints import CheckpointInfo
+    from dav2_core.checkpoints.random_init import random_state_dict
+    from dav2_core.model import VideoDepthAnything
+
+    model = VideoDepthAnything(encoder).eval()
+    model.load_state_dict(random_state_dict(encoder, seed, "vda"), strict=True)
+    model.checkpoint_info = CheckpointInfo(encoder, "relative", None, "state-dict", torch.float32, family="vda")
+    model.source = f"random vda_{encoder}"
+    return model
+
+
+def measure_vda(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One depth_video run of VDA (the node's defaults, offline windows); a fresh process (``run_isolated``)."""
+    torch.set_num_threads(cfg["threads"])
+    model = seeded_vda(cfg["encoder"], cfg["seed"])
+    model_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / MIB
+    gc.collect()
+    rss = PeakRss()
+    rss.start()
+    start = time.perf_counter()
+    report = depth_video(model, cfg["clip"], cfg["output"], options(cfg, "two_pass", cfg.get("sequence", ())))
+    seconds = time.perf_counter() - start
+    return {
+        "frames": report.frames,
+        "model": "vda (ours, depth_video)",
+        "seconds": seconds,
+        "frames_per_s": report.frames / seconds,
+        "model_mib": model_mib,
+        "peak_rss_growth_mib": rss.peak_growth() / MIB,
+    }
+
+
+def _decode_all(path: str) -> np.ndarray:
+    import av
+
+    with av.open(path) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def measure_vda_inference(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Inference only on the decoded frames (RGB uint8 [T,H,W,3], as the official run.py reads them): ours
+    (``OfflineVDA``) or the official ``infer_video_depth(..., fp32=True)`` with the same weights and input size.
+    Peak RSS growth includes the decoded clip (the official code needs it whole; ours is fed it in chunks)."""
+    from dav2_core.vda import OfflineVDA
+
+    torch.set_num_threads(cfg["threads"])
+    if cfg["which"] == "official":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+        from vda_oracle import official_vda
+
+        model = official_vda(cfg["encoder"], cfg["seed"])
+    else:
+        model = seeded_vda(cfg["encoder"], cfg["seed"])
+    gc.collect()
+    rss = PeakRss()
+    rss.start()
+    frames = _decode_all(cfg["clip"])
+    start = time.perf_counter()
+    if cfg["which"] == "official":
+        depth, _ = model.infer_video_depth(frames, 30, input_size=cfg["input_size"], device="cpu", fp32=True)
+        count = len(depth)
+    else:
+        runner, count = OfflineVDA(model, cfg["input_size"]), 0
+        for i in range(0, len(frames), 22):
+            count += runner.push(torch.from_numpy(frames[i : i + 22])).shape[0]
+        count += runner.finish().shape[0]
+    seconds = time.perf_counter() - start
+    return {
+        "frames": count,
+        "model": f"vda ({cfg['which']}, inference only)",
+        "seconds": seconds,
+        "frames_per_s": count / seconds,
+        "peak_rss_growth_mib": rss.peak_growth() / MIB,
+    }
+
+
+def vda_rows(args: argparse.Namespace, cfg: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The --vda section: memory over clip lengths, frames/s vs the official code, flicker per model."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+    from vda_oracle import unavailable_reason
+
+    official_missing = unavailable_reason()
+    official_frames = args.official_frames or args.frames[:1]
+    rows, flickers = [], []
+    for count in args.frames:
+        clip = make_clip(tmp / f"vda_clip_{count}.mp4", count, args.width, args.height)
+        for repeat in range(args.repeats):
+            row = run_isolated(measure_vda, {**cfg, "clip": str(clip), "output": str(tmp / f"vda_{count}.mp4")})
+            rows.append({**row, "repeat": repeat})
+            print(format_table([rows[-1]], VDA_COLUMNS))
+        for which in ("ours", "official"):
+            if which == "official" and (official_missing or count not in official_frames):
+                continue
+            row = run_isolated(measure_vda_inference, {**cfg, "clip": str(clip), "which": which})
+            rows.append({**row, "repeat": 0})
+            print(format_table([rows[-1]], VDA_COLUMNS))
+        if count == args.frames[0]:  # flicker of the normalised depth (png16, lossless) on the first clip
+            for label, fn, extra in (
+                ("DA-V2 per frame", measure, {"temporal": False}),
+                ("DA-V2 + temporal alignment", measure, {"temporal": True}),
+                ("VDA (offline windows)", measure_vda, {}),
+            ):
+                video = tmp / f"flicker_{len(flickers)}.mp4"
+                run_isolated(
+                    fn,
+                    {
+                        **cfg,
+                        **extra,
+                        "clip": str(clip),
+                        "output": str(video),
+                        "range_mode": "two_pass",
+                        "device": "cpu",
+                        "sequence": ("png16",),
+                    },
+                )
+                flickers.append(
+                    {"model": label, "frames": count, "flicker": flicker_png16(video.with_name(video.stem + "_frames"))}
+                )
+        clip.unlink()
+    ours = [r for r in rows if r["model"] == "vda (ours, depth_video)"]
+    by_count = {c: float(np.median([r["peak_rss_growth_mib"] for r in ours if r["frames"] == c])) for c in args.frames}
+    first, last = by_count[args.frames[0]], by_count[args.frames[-1]]
+    speed = {}
+    for count in official_frames:
+        mine = [r for r in rows if r["frames"] == count and r["model"] == "vda (ours, inference only)"]
+        theirs = [r for r in rows if r["frames"] == count and r["model"] == "vda (official, inference only)"]
+        if mine and theirs:
+            speed[count] = mine[0]["frames_per_s"] / theirs[0]["frames_per_s"]
+    print(format_table(rows, VDA_COLUMNS))
+    if flickers:
+        print(
+            format_table(flickers, [("model", "model", "s"), ("frames", "frames", "d"), ("flicker", "flicker", ".5f")])
+        )
+    return {
+        "rows": rows,
+        "flicker": flickers,
+        "official": official_missing or "ran",
+        "targets": {
+            "rss_ratio_last_to_first": last / first if first > 0 else None,
+            "rss_ratio_ok": first > 0 and last / first <= TARGET_RATIO,
+            "speedup_vs_official": speed,
+            "speedup_goal": 1.5,
+        },
+    }
+
+
+VDA_COLUMNS = [
+    ("frames", "frames", "d"),
+    ("model", "model", "s"),
+    ("seconds", "s", ".1f"),
+    ("frames_per_s", "frames/s", ".2f"),
+    ("peak_rss_growth_mib", "RSS peak growth MiB", ".0f"),
+]
 
 
 def _static(frames: list[np.ndarray], static_from: float, step: int) -> torch.Tensor:
@@ -181,6 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument(
+        "--vda",
+        action="store_true",
+        help="Video Depth Anything rows instead (memory, frames/s vs the official code, flicker vs DA-V2)",
+    )
+    parser.add_argument(
+        "--official-frames",
+        type=int_list,
+        default=None,
+        help="--vda: clip lengths the official code runs too (default: the first of --frames)",
+    )
     return parser
 
 
@@ -198,6 +377,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"bench_video: {args.encoder} at input size {args.input_size}, {args.width}x{args.height} clips of "
         f"{args.frames} frames, node defaults (two-pass, temporal alignment, grey)"
     )
+    if args.vda:
+        with tempfile.TemporaryDirectory(prefix="bench_video_vda_") as tmp:
+            vda = vda_rows(args, cfg, Path(tmp))
+        report = {
+            "benchmark": "video_vda",
+            "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+            "machine": machine_info(),
+            "settings": {
+                **{k: cfg[k] for k in ("encoder", "input_size", "seed")},
+                "width": args.width,
+                "height": args.height,
+                "frames": args.frames,
+                "weights": "seeded random VDA",
+            },
+            **vda,
+        }
+        write_json(args.out, report)
+        return report
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results, flickers = [], []
     with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:

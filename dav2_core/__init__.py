@@ -1,10 +1,19 @@
 """dav2_core: an exact, self-contained Depth Anything V2 engine (no ComfyUI imports)."""
 
 from .depth import DepthMap
-from .model import DepthAnythingV2
+from .model import DepthAnythingV2, VideoDepthAnything
 from .variants import ENCODERS, VARIANTS, get_variant
 
-__all__ = ["DepthAnythingV2", "DepthMap", "ENCODERS", "VARIANTS", "get_variant", "load_model", "predict_depth"]
+__all__ = [
+    "DepthAnythingV2",
+    "DepthMap",
+    "ENCODERS",
+    "VARIANTS",
+    "VideoDepthAnything",
+    "get_variant",
+    "load_model",
+    "predict_depth",
+]
 
 
 def __getattr__(name: str):

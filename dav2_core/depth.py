@@ -40,11 +40,17 @@ class DepthMap:
     values: [B,H,W] float32. For ``kind="relative"`` it is the model's affine-invariant inverse depth
     (disparity-like: larger = nearer, arbitrary scale and shift). For ``kind="metric"`` it is distance
     in metres (larger = farther).
+
+    intrinsics: the camera, where the depth came with one (core DA3/MoGe geometry, see ``geometry``):
+    [B,3,3] or [1,3,3] float32 pinhole matrices in normalised image coordinates (x, y in 0..1 from the
+    top-left image corner, pixel centres at ``(i + 0.5) / W``; ``fx = f_px / W``, ``fy = f_px / H``), so
+    they hold at any resolution. None = unknown (nodes then take a field of view).
     """
 
     values: torch.Tensor
     kind: DepthKind = "relative"
     model: str = ""  # variant id or checkpoint file name it came from
+    intrinsics: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         v = self.values
@@ -52,6 +58,14 @@ class DepthMap:
             raise ValueError(f"DepthMap.values must be a [B,H,W] tensor, got {getattr(v, 'shape', type(v))}")
         if self.kind not in ("relative", "metric"):
             raise ValueError(f"DepthMap.kind must be 'relative' or 'metric', got {self.kind!r}")
+        k = self.intrinsics
+        if k is not None and (
+            not isinstance(k, torch.Tensor) or k.ndim != 3 or k.shape[1:] != (3, 3) or k.shape[0] not in (1, v.shape[0])
+        ):
+            raise ValueError(
+                f"DepthMap.intrinsics must be None or [B,3,3] / [1,3,3] for {v.shape[0]} maps, "
+                f"got {getattr(k, 'shape', type(k))}"
+            )
 
     @classmethod
     def from_image(cls, image: torch.Tensor) -> DepthMap:
@@ -103,9 +117,17 @@ class DepthMap:
         return -values if self.is_metric else values
 
     def with_values(self, values: torch.Tensor) -> DepthMap:
-        """Same meaning and units, new numbers (e.g. a slice of the batch, or resized)."""
-        return replace(self, values=values)
+        """Same meaning and units, new numbers (e.g. a slice of the batch, or resized). The camera is kept
+        when it still applies to every map (same batch size, or one camera for all); else it is dropped."""
+        k = self.intrinsics
+        if k is not None and k.shape[0] != 1 and values.shape[0] != k.shape[0]:
+            k = None
+        return replace(self, values=values, intrinsics=k)
 
     def __getitem__(self, index: int | slice) -> DepthMap:
         v = self.values[index]
-        return self.with_values(v.unsqueeze(0) if v.ndim == 2 else v)
+        k = self.intrinsics
+        if k is not None and k.shape[0] != 1:
+            k = k[index]
+            k = k.unsqueeze(0) if k.ndim == 2 else k
+        return replace(self, values=v.unsqueeze(0) if v.ndim == 2 else v, intrinsics=k)

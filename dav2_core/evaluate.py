@@ -48,6 +48,10 @@ ALIGN_MODES: dict[str, str] = {
     "none": "metric predictions as they are, against metric ground truth",
 }
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
+#: Fewest valid ground-truth pixels an image is scored on (after mask and depth range). Fewer say nothing:
+#: two pixels always fit a scale and shift exactly (AbsRel 0, delta1 1). 100 = a 10x10 patch, far below any
+#: benchmark's (NYU crops keep ~200k per image), so it only stops degenerate ground truth.
+MIN_VALID_PIXELS = 100
 ASPECT_TOLERANCE = 0.01
 
 
@@ -145,7 +149,7 @@ def evaluate_depth(
 ) -> Evaluation:
     """Evaluate ``pred`` [B,H,W] against ``gt`` (batch B or 1); ``mask``: [H,W] or [B|1,H,W], bool or 0..1
     (> 0.5 = evaluate). See the module docstring for the protocol. ValueError when an image has fewer than
-    two valid pixels, or the prediction is NaN/inf where the ground truth is valid."""
+    :data:`MIN_VALID_PIXELS` valid pixels, or the prediction is NaN/inf where the ground truth is valid."""
     if not isinstance(pred, DepthMap):
         raise ValueError(f"the prediction must be a DepthMap (values + kind), got {type(pred).__name__}")
     if not isinstance(gt, GroundTruth):
@@ -203,10 +207,11 @@ def _one_image(
     if max_depth is not None:
         valid &= gt_depth <= max_depth
     n = int(valid.sum())
-    if n < 2:
+    if n < MIN_VALID_PIXELS:
         raise ValueError(
             f"image {index}: {n} valid ground-truth pixels ({measured} measured, then mask and depth "
-            "range applied); nothing to evaluate - check the ground truth file, its kind and the mask"
+            f"range applied); at least {MIN_VALID_PIXELS} are needed for meaningful metrics (fewer fit any "
+            "prediction) - check the ground truth file, its kind, gt_scale and the mask"
         )
     bad = int((valid & ~torch.isfinite(pred)).sum())
     if bad:

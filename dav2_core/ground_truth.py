@@ -26,6 +26,7 @@ File readers (:func:`read_ground_truth`, ``kind="auto"`` decides by format):
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from . import io
 from .depth import DepthMap
 from .effects.export import META_KEY, exr_backend, load_depth, read_exr
 
@@ -114,29 +116,56 @@ def from_array(
     return GroundTruth(t, kind, metric, focal_baseline, doffs, source)
 
 
-def read_pfm(path: Path) -> np.ndarray:
-    """A single-channel PFM (``Pf``) as float32 [H,W], top row first (PFM stores the bottom row first)."""
+class GroundTruthFileError(ValueError):
+    """A ground-truth file that cannot be used; the message names the file and the problem, never its bytes."""
+
+
+def read_pfm(path: Path, name: str | None = None) -> np.ndarray:
+    """A single-channel PFM (``Pf``; ``PF`` keeps its first channel) as float32 [H,W], top row first (PFM
+    stores the bottom row first). ``name``: the file in messages (default its path). GroundTruthFileError
+    names the broken part of the header without quoting it."""
+    label = name or str(path)
     with open(path, "rb") as f:
-        header = f.readline().strip()
+        header = f.readline(16).strip()
         if header not in (b"Pf", b"PF"):
-            raise ValueError(f"{path}: not a PFM file (header {header[:8]!r})")
-        dims = f.readline().split()
+            raise GroundTruthFileError(f"{label}: not a PFM file (its first line is not 'Pf' or 'PF')")
+        dims = f.readline(256).split()
         while dims and dims[0].startswith(b"#"):
-            dims = f.readline().split()
-        width, height = int(dims[0]), int(dims[1])
-        scale = float(f.readline().strip())
-        data = np.frombuffer(f.read(), dtype="<f4" if scale < 0 else ">f4")
-    channels = 3 if header == b"PF" else 1
-    if data.size != width * height * channels:
-        raise ValueError(f"{path}: PFM data is truncated ({data.size} of {width * height * channels} values)")
-    image = data.reshape(height, width, channels)[::-1]
+            dims = f.readline(256).split()
+        try:
+            width, height = (int(v) for v in dims)
+        except ValueError:
+            width = height = 0
+        if width <= 0 or height <= 0:
+            raise GroundTruthFileError(
+                f"{label}: the PFM size line is not two positive integers 'width height'; the file is damaged "
+                "or not a PFM"
+            )
+        try:
+            scale = float(f.readline(256).strip())
+        except ValueError:
+            scale = math.nan
+        if not math.isfinite(scale) or scale == 0:
+            raise GroundTruthFileError(
+                f"{label}: the PFM scale line is not a non-zero number (its sign gives the byte order); the file is "
+                "damaged or not a PFM"
+            )
+        channels = 3 if header == b"PF" else 1
+        expected = width * height * channels
+        left = os.fstat(f.fileno()).st_size - f.tell()  # checked before reading: the size line may be huge
+        if left != 4 * expected:
+            raise GroundTruthFileError(
+                f"{label}: PFM data is truncated ({left // 4} of {expected} values)"
+                if left < 4 * expected
+                else f"{label}: PFM data is longer than its size line ({width}x{height}) says"
+            )
+        values = np.frombuffer(f.read(4 * expected), dtype="<f4" if scale < 0 else ">f4")
+    image = values.reshape(height, width, channels)[::-1]
     return np.ascontiguousarray(image[..., 0], dtype=np.float32)
 
 
 def _png(path: Path) -> tuple[np.ndarray, str | None]:
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with io.open_image(path) as im:  # ImageReadError (a ValueError) above io.MAX_IMAGE_PIXELS
         return np.array(im), getattr(im, "text", {}).get(META_KEY)
 
 
@@ -186,64 +215,106 @@ def read_ground_truth(
     scale: float | None = None,
     focal_baseline: float | None = None,
     doffs: float = 0.0,
+    name: str | None = None,
 ) -> GroundTruth:
     """Read a ground-truth file (formats and defaults in the module docstring). ``scale``: raw value per
-    metre (depth) or per pixel (disparity), None = the format's default. ValueError names the problem."""
+    metre (depth) or per pixel (disparity), None = the format's default. ``name``: how messages and the
+    report call the file (default its path; the node passes the name the user typed, so the server's folders
+    are not shown). ValueError names the file and the problem; it never quotes the file's bytes (a decoder's
+    own message can, so those are replaced by the decoder's error type)."""
     p = Path(path)
+    label = name or str(p)
     if kind not in GT_KINDS:
         raise ValueError(f"unknown ground-truth kind {kind!r}; choose one of {', '.join(GT_KINDS)}")
     if not p.is_file():
-        raise ValueError(f"ground-truth file {p} not found")
+        raise GroundTruthFileError(f"ground-truth file {label} not found")
     suffix = p.suffix.lower()
-    extra = dict(focal_baseline=focal_baseline, doffs=doffs, source=str(p))
+    if suffix not in GT_SUFFIXES:
+        raise GroundTruthFileError(
+            f"{label}: unsupported ground-truth file type {suffix!r}; use one of {', '.join(GT_SUFFIXES)}"
+        )
+    try:
+        return _read_file(p, suffix, kind, scale, dict(focal_baseline=focal_baseline, doffs=doffs, source=label))
+    except GroundTruthFileError:
+        raise
+    except io.ImageTooLargeError as exc:  # our pixel limit: say so (the generic message below would hide it)
+        raise GroundTruthFileError(f"{label}: {exc.reason}") from None
+    except MemoryError:
+        raise GroundTruthFileError(f"{label}: too large to read into memory") from None
+    except Exception as exc:  # a decoder's message may quote the file (numpy quotes a bad .npy header)
+        raise GroundTruthFileError(
+            f"{label}: not a readable {suffix} ground truth ({type(exc).__name__}: the file is damaged or not "
+            "what its name says)"
+        ) from None
+
+
+def _read_file(p: Path, suffix: str, kind: str, scale: float | None, extra: dict) -> GroundTruth:
+    label = extra["source"]
     if suffix == ".png":
         raw, meta = _png(p)
         if meta is not None:
-            return from_depth_map(load_depth(p), str(p))
+            return _saved_ground_truth(p, label)
         if raw.ndim != 2 or raw.dtype not in (np.uint8, np.uint16):
-            raise ValueError(
-                f"{p}: expected a single-channel 8- or 16-bit PNG (depth or disparity), got "
+            raise GroundTruthFileError(
+                f"{label}: expected a single-channel 8- or 16-bit PNG (depth or disparity), got "
                 f"{raw.dtype} of shape {raw.shape}"
             )
         kind = ("depth" if raw.dtype == np.uint16 else "disparity") if kind == "auto" else kind
         default = DEFAULT_SCALES.get((kind, str(raw.dtype)), 1.0)
         return from_array(raw, kind, default if scale is None else scale, True, **extra)  # type: ignore[arg-type]
     if suffix in (".npy", ".exr") and Path(str(p) + ".json").is_file():
-        return from_depth_map(load_depth(p), str(p))
+        return _saved_ground_truth(p, label)
     if suffix == ".pfm":
-        raw = read_pfm(p)
+        raw = read_pfm(p, label)
         kind = "disparity" if kind == "auto" else kind
-    elif suffix in (".npy", ".npz", ".exr"):
-        raw = _float_array(p)
+    else:
+        raw = _float_array(p, label)
         if kind == "auto":
-            raise ValueError(
-                f"{p} is a plain float array: say whether it holds depth (metres) or disparity "
+            raise GroundTruthFileError(
+                f"{label} is a plain float array: say whether it holds depth (metres) or disparity "
                 "(pixels) - kind 'depth' or 'disparity' (CLI: --gt-kind)"
             )
-    else:
-        raise ValueError(f"{p}: unsupported ground-truth file type {suffix!r}; use one of {', '.join(GT_SUFFIXES)}")
     return from_array(raw, kind, 1.0 if scale is None else scale, False, **extra)  # type: ignore[arg-type]
 
 
-def _float_array(path: Path) -> np.ndarray:
+def _saved_ground_truth(p: Path, label: str) -> GroundTruth:
+    """A Save Depth file as ground truth. load_depth's own message is replaced: it names the server path and
+    quotes metadata values."""
+    try:
+        depth = load_depth(p)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GroundTruthFileError(
+            f"{label}: its Save Depth metadata is damaged or was not written by Save Depth ({type(exc).__name__})"
+        ) from None
+    try:
+        return from_depth_map(depth, label)
+    except ValueError as exc:
+        raise GroundTruthFileError(str(exc)) from None
+
+
+def _float_array(path: Path, label: str) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".exr":
         if exr_backend() is None:
-            raise ValueError(f"{path}: this Python cannot read EXR files; save the ground truth as .npy or .pfm")
+            raise GroundTruthFileError(
+                f"{label}: this Python cannot read EXR files; save the ground truth as .npy or .pfm"
+            )
         return read_exr(path)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
             key = "arr_0" if "arr_0" in keys else (keys[0] if len(keys) == 1 else None)
             if key is None:
-                raise ValueError(
-                    f"{path} holds several arrays ({', '.join(keys)}) and none named arr_0; save the ground truth alone"
+                raise GroundTruthFileError(
+                    f"{label} holds {len(keys)} arrays and none named arr_0; save the ground truth alone"
                 )
             raw = archive[key]
     else:
         raw = np.load(path, allow_pickle=False)
     if raw.ndim not in (2, 3) or not np.issubdtype(raw.dtype, np.number):
-        raise ValueError(f"{path}: expected a numeric [H,W] or [B,H,W] array, got {raw.dtype} of shape {raw.shape}")
+        raise GroundTruthFileError(
+            f"{label}: expected a numeric [H,W] or [B,H,W] array, got {raw.dtype} of shape {raw.shape}"
+        )
     return raw
 
 
@@ -263,12 +334,15 @@ def read_mask(path: str | Path) -> torch.Tensor:
     if not p.is_file():
         raise ValueError(f"mask file {p} not found")
     if p.suffix.lower() == ".npy":
-        raw = np.load(p, allow_pickle=False)
+        try:
+            raw = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # numpy's message quotes a bad header
+            raise ValueError(f"{p}: not a readable .npy mask ({type(exc).__name__})") from None
     else:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         try:
-            with Image.open(p) as im:
+            with io.open_image(p) as im:
                 raw = np.array(im)
         except (UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"{p}: not a readable mask image ({exc})") from None

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants, hf_hub_download
 
-from .variants import Variant, get_variant
+from .variants import FAMILY_NAMES, Variant, get_variant
 
 try:  # the HTTP library's error base class, as huggingface_hub re-exports it
     from huggingface_hub.errors import HTTPError as _TransportError
@@ -63,6 +63,8 @@ def local_filenames(variant: Variant) -> tuple[str, ...]:
     ``depth_anything_v2_metric_hypersim_vitl_fp32.safetensors``).
     """
     stem = variant.filename.removesuffix(".pth")
+    if variant.is_video:  # Video Depth Anything: only the official .pth is published
+        return (variant.filename,)
     if variant.kind == "metric":
         return variant.filename, f"{stem}_fp32.safetensors"
     return variant.filename, f"{stem}_fp32.safetensors", f"{stem}_fp16.safetensors"
@@ -94,7 +96,7 @@ def resolve_checkpoint(variant_name: str, models_dir: str | os.PathLike[str]) ->
     target = folder / variant.filename
     if variant.hf_repo is None:
         raise HubUnavailableError(
-            f"{variant.filename}: Depth Anything V2 {variant.encoder} ({variant.name}) has no published "
+            f"{variant.filename}: {FAMILY_NAMES[variant.family]} {variant.encoder} ({variant.name}) has no published "
             f"checkpoint to download. Put your own copy at {target}."
         )
     how = f"Download {variant.filename} from {repo_url(variant)} and put it at {target}."

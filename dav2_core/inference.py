@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from .chunks import CHUNK_MEMORY_SHARE, MAX_CHUNK, Execution, ProgressFn, run_chunked
-from .engines import as_engine
+from .engines import as_engine, describe
 from .memory import free_memory_bytes
 from .preprocess import ResolutionMode, check_image_batch, network_size, prepare_batch, to_rgb_float
+from .tta import merge_views, view_sizes
 from .variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
 
 __all__ = ["MAX_CHUNK", "ProgressFn", "auto_chunk_size", "flip_tta_merge", "predict_depth"]
@@ -46,19 +47,33 @@ def flip_tta_merge(depth: torch.Tensor, depth_flipped: torch.Tensor) -> torch.Te
     return 0.5 * (depth + depth_flipped.to(depth.device).flip(-1))
 
 
+def _forward_view(engine: Any, rgb: torch.Tensor, net_size: tuple[int, int], flip_tta: bool) -> torch.Tensor:
+    """RGB [b,H,W,3] float 0..1 on the engine's device -> depth [b,h,w] at the network size ``net_size``."""
+    x = prepare_batch(rgb, net_size, engine.input_dtype)
+    if not flip_tta:
+        return engine(x)
+    both = engine(torch.cat((x, x.flip(-1))))
+    return flip_tta_merge(both[: x.shape[0]], both[x.shape[0] :])
+
+
 def _forward_chunk(
-    engine: Any, images: torch.Tensor, net_size: tuple[int, int], flip_tta: bool, first_index: int = 0
+    engine: Any,
+    images: torch.Tensor,
+    net_size: tuple[int, int],
+    flip_tta: bool,
+    first_index: int = 0,
+    views: tuple[tuple[int, int], ...] = (),
+    kind: str = "relative",
 ) -> torch.Tensor:
     """A chunk [b,H,W,C] of a checked IMAGE (any device, uint8 or float) -> depth [b,H,W] float32 on the
-    engine's device. Conversion and validation happen here, per chunk, so memory does not scale with B."""
+    engine's device. Conversion and validation happen here, per chunk, so memory does not scale with B.
+    ``views``: the extra multi-scale TTA network sizes, run one after another and merged on the base grid
+    (:func:`dav2_core.tta.merge_views`, ``kind`` the model's)."""
     height, width = images.shape[1:3]
     rgb = to_rgb_float(images.to(engine.device, non_blocking=True), first_index)
-    x = prepare_batch(rgb, net_size, engine.input_dtype)
-    if flip_tta:
-        both = engine(torch.cat((x, x.flip(-1))))
-        depth = flip_tta_merge(both[: x.shape[0]], both[x.shape[0] :])
-    else:
-        depth = engine(x)
+    depth = _forward_view(engine, rgb, net_size, flip_tta)
+    if views:
+        depth = merge_views(depth, (_forward_view(engine, rgb, view, flip_tta) for view in views), kind)
     return F.interpolate(depth[:, None], (height, width), mode="bilinear", align_corners=True)[:, 0]
 
 
@@ -73,6 +88,8 @@ def predict_depth(
     flip_tta: bool = False,
     progress: ProgressFn | None = None,
     output_device: torch.device | str | None = "cpu",
+    *,
+    multi_scale: bool = False,
 ) -> torch.Tensor:
     """Depth for an image batch.
 
@@ -82,22 +99,29 @@ def predict_depth(
     inverse depth, or metres for a metric model. Each finished chunk is copied out at once, so device
     memory does not grow with B. ``chunk_size=None`` sizes chunks from free memory; an out-of-memory
     error (including cuDNN/cuBLAS allocation failures) halves the chunk and retries it (no frame is lost
-    or repeated).
+    or repeated). ``flip_tta`` also runs each view mirrored; ``multi_scale`` adds the smaller and larger TTA
+    views of :mod:`dav2_core.tta` (merged per chunk on the base network grid).
     """
+    kind = describe(model)[0]
     engine = as_engine(model)
     images = check_image_batch(images)
     batch, height, width, _ = images.shape
     net_size = network_size(height, width, input_size, resolution, max_side)
-    engine.check_net_size(net_size)
+    keep_aspect = input_size if resolution == "keep_aspect" else None
+    views = tuple(view_sizes(net_size, (height, width), keep_aspect)) if multi_scale else ()
+    for size in (net_size, *views):
+        engine.check_net_size(size)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (or None for automatic), got {chunk_size}")
-    chunk = chunk_size or auto_chunk_size(engine, net_size, (height, width), flip_tta)
+    largest = max((net_size, *views), key=lambda size: size[0] * size[1])
+    chunk = chunk_size or auto_chunk_size(engine, largest, (height, width), flip_tta)
     out_device = torch.device(output_device) if output_device is not None else engine.device
     # Plain (unpinned) memory: pinning a whole long video's output would lock gigabytes of host RAM.
     result = torch.empty((batch, height, width), dtype=torch.float32, device=out_device)
+    extra = {"views": views, "kind": kind} if views else {}
 
     def work(start: int, stop: int) -> None:
-        depth = _forward_chunk(engine, images[start:stop], net_size, flip_tta, start)
+        depth = _forward_chunk(engine, images[start:stop], net_size, flip_tta, start, **extra)
         result[start:stop].copy_(depth)  # device -> host copies are synchronous: the chunk's memory is free after
 
     run_chunked(
@@ -109,6 +133,6 @@ def predict_depth(
         Execution(chunk_size=chunk, progress=progress),
         "image",
         single_oom=f"out of memory on {engine.device} for a single {height}x{width} image at network size "
-        f"{net_size}; lower input_size, use a smaller model or precision fp16/bf16, or free memory",
+        f"{largest}; lower input_size, use a smaller model or precision fp16/bf16, a lighter tta, or free memory",
     )
     return result

@@ -9,14 +9,19 @@ Every file is written atomically: to a hidden temporary file in the target folde
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 from collections.abc import Callable, Iterator
 
-import cv2
 import numpy as np
 
 #: File extensions read as images / videos (lower case; matching ignores case).
@@ -33,10 +38,13 @@ OUTPUT_SUFFIXES: dict[str, str] = {
     "color": "_depth_color.png",
     "npy": "_depth.npy",
     "exr": "_depth.exr",
+    "glb": "_depth.glb",
     "video": "_depth.mp4",
     "frames": "_depth_frames",
 }
-_OUTPUT_FILE_SUFFIXES = tuple(suffix for name, suffix in OUTPUT_SUFFIXES.items() if name not in ("exr", "frames"))
+_OUTPUT_FILE_SUFFIXES = tuple(
+    suffix for name, suffix in OUTPUT_SUFFIXES.items() if name not in ("exr", "glb", "frames")
+)
 
 
 class InputError(ValueError):
@@ -157,18 +165,62 @@ def unique_output_stems(found: list[tuple[Path, InputKind, Path]]) -> list[Input
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
+#: Largest image the pack decodes, in pixels: 16384 x 16384 (268 MP; a 96 MP photo for tiled depth is well
+#: within). A file above it is refused before any pixel is decoded (a "decompression bomb": a small PNG can
+#: claim 100000 x 100000 pixels). It replaces Pillow's own limit (a "DOS attack" warning from 89 MP, an error
+#: from 179 MP) while we read, and also bounds what OpenCV decodes.
+MAX_IMAGE_PIXELS = 1 << 28
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image whose size (as its header states) exceeds :data:`MAX_IMAGE_PIXELS`; ``reason`` is the message
+    without the path, for callers that name the file their own way."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+def check_pixels(width: int, height: int, path: str | os.PathLike[str]) -> None:
+    """ImageTooLargeError when an image's size exceeds :data:`MAX_IMAGE_PIXELS`."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(
+            path,
+            f"the image is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP (e.g. 16384x16384), so it is not decoded. Scale it down first",
+        )
+
+
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike[str]) -> Iterator[object]:
+    """Pillow's lazy open (the header only) under our pixel limit instead of Pillow's: yields the image;
+    ImageReadError above :data:`MAX_IMAGE_PIXELS`; Pillow's own errors (OSError, ValueError) pass through."""
+    from PIL import Image  # matplotlib's own dependency; lazy so plain engine users do not import it
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's check runs in open(); ours follows at once, before any decoding
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    with image:
+        check_pixels(*image.size, path)
+        yield image
+
+
 def probe_image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) of an image as it will be decoded (EXIF rotation applied), from its header only.
 
-    Uses Pillow's lazy open (no pixel decoding). None when Pillow cannot read the header.
+    Uses Pillow's lazy open (no pixel decoding). None when Pillow cannot read the header; ImageReadError
+    when the header claims more than :data:`MAX_IMAGE_PIXELS`.
     """
-    from PIL import Image  # matplotlib's own dependency; lazy so plain engine users do not import it
-
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
             if image.getexif().get(0x0112) in _ROTATED_ORIENTATIONS:
                 width, height = height, width
+    except ImageReadError:
+        raise
     except (OSError, ValueError, SyntaxError):  # PIL raises these for unknown/corrupt headers
         return None
     return height, width
@@ -179,13 +231,16 @@ def read_image(path: Path) -> np.ndarray:
 
     8- and 16-bit files keep their precision (16-bit / 65535); grey is repeated to RGB, alpha dropped,
     EXIF rotation applied (OpenCV's IMREAD_COLOR rules). Float TIFFs are clipped to 0..1, NaN -> 0.
-    Raises ImageReadError naming the file when it cannot be decoded, or when it is a JPEG with corrupt
-    data (see :func:`_check_jpeg_data`): OpenCV would decode those with grey blocks and only a warning.
+    Raises ImageReadError naming the file when it cannot be decoded, is larger than
+    :data:`MAX_IMAGE_PIXELS`, or is a JPEG with corrupt data (see :func:`_check_jpeg_data`): OpenCV would decode those with grey blocks and only a warning.
     """
+    import cv2  # lazy, like every OpenCV use in the engine: ~32 MB resident that a server pays only once used
+
     try:
         data = np.fromfile(path, dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    probe_image_size(path)  # ImageReadError above MAX_IMAGE_PIXELS, before OpenCV decodes anything
     if data[:2].tobytes() == _JPEG_START:
         _check_jpeg_data(data, path)  # before OpenCV, which would decode a damaged JPEG with a warning
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
@@ -242,8 +297,109 @@ def group_by_size(sizes: list[tuple[int, int]]) -> list[list[int]]:
 
 
 # ------------------------------------------------------------------------------------------ writing
+#: Marks the temporary files and folders this package creates beside its outputs and in its caches:
+#: ``<prefix>dav2tmp-<pid>-<host tag>-<random><suffix>``, so a later run can tell whose they are.
+TEMP_MARK = "dav2tmp"
+#: A temporary whose owner is known to be dead (this host, no such process) is removed once it has been
+#: untouched this long (seconds)...
+DEAD_OWNER_GRACE = 30.0
+#: ...and one whose owner cannot be checked (written on another host or by an older version) once it has
+#: been untouched longer than any run could keep a temporary open without writing to it (seconds).
+STALE_AFTER = 24 * 3600.0
+_OWNED = re.compile(rf"{TEMP_MARK}-(\d+)-([0-9a-f]{{8}})-")
+
+
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    """This machine and PID namespace (containers sharing a folder and a host name differ), 8 hex digits."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:8]
+
+
+def temp_prefix(prefix: str) -> str:
+    """``prefix`` + this process's owner mark, for ``tempfile.mkstemp`` / ``mkdtemp`` (see :func:`clean_stale_temps`)."""
+    return f"{prefix}{TEMP_MARK}-{os.getpid()}-{_host_tag()}-"
+
+
+def _alive(pid: int) -> bool | None:
+    """Whether a process of this host runs ``pid`` (None: cannot tell here)."""
+    try:
+        import psutil
+
+        return bool(psutil.pid_exists(pid))
+    except ImportError:
+        pass
+    if os.name != "posix":
+        return None  # os.kill(pid, 0) would terminate the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    except OSError:
+        return None
+    return True
+
+
+def _untouched_for(path: Path, now: float) -> float:
+    """Seconds since ``path`` (or, for a folder, anything directly in it) was last modified."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        with os.scandir(path) as entries:
+            for entry in entries:
+                try:
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+                except OSError:
+                    pass
+    return now - newest
+
+
+def clean_stale_temps(folder: str | os.PathLike[str], legacy: tuple[str, ...] = ()) -> list[Path]:
+    """Remove the temporaries a killed run left in ``folder`` (kill -9, SIGTERM, a crash); returns them.
+
+    A ``.`` entry carrying :data:`TEMP_MARK` goes when its owner process is dead (checked on this host and
+    PID namespace only) and it was untouched for :data:`DEAD_OWNER_GRACE`; a marked one of another host, or
+    one named with a ``legacy`` prefix (older versions wrote no owner), when untouched for
+    :data:`STALE_AFTER`. A live owner's files are never touched. Errors are ignored (best effort).
+    """
+    removed: list[Path] = []
+    folder = Path(folder)
+    now = time.time()
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".")]
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _OWNED.search(entry.name)
+        if match is None and not entry.name.startswith(legacy or ("\0",)):
+            continue
+        path = Path(entry.path)
+        try:
+            age = _untouched_for(path, now)
+            if match is None or match.group(2) != _host_tag():
+                stale = age > STALE_AFTER
+            else:
+                pid = int(match.group(1))
+                alive = True if pid == os.getpid() else _alive(pid)
+                stale = (alive is False and age > DEAD_OWNER_GRACE) or (alive is None and age > STALE_AFTER)
+            if not stale:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def _temp_path(path: Path, suffix: str = ".tmp") -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(f".{path.name}."), suffix=suffix)
     os.close(fd)
     return Path(name)
 
@@ -265,6 +421,20 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         raise
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Fail before a long run when ``path`` could not be written at its end: OSError naming the path and the
+    reason (a folder, or a folder that cannot be created or written to). Creates the folder; writes nothing."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _temp_path(path).unlink()
+    except OSError as exc:
+        raise OSError(f"cannot write {path} ({exc.strerror or exc}); choose a path you can write to") from None
+    return path
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(file)`` on a temporary file, then move it over ``path`` (never a partial file)."""
     with atomic_path(path) as temp:
@@ -275,6 +445,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
 
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Atomically write a PNG: [H,W] uint8/uint16 grey, or [H,W,3] uint8 in **RGB** order."""
+    import cv2
+
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", array)

@@ -4,7 +4,9 @@ paths that write every output. Under both :mod:`dav2_core.cli` (which parses the
 
 Per image ``<stem>``: ``<stem>_depth.png`` (16-bit grey, near = white), ``<stem>_depth_color.png`` (unless
 ``color`` is off), with ``npy`` ``<stem>_depth.npy`` (raw float32 [H,W]) and with ``exr`` ``<stem>_depth.exr``
-(raw float32, kind/units/model in ``<stem>_depth.exr.json``); names from ``io.OUTPUT_SUFFIXES``. Images are
+(raw float32, kind/units/model in ``<stem>_depth.exr.json``), with ``glb`` ``<stem>_depth.glb`` (a mesh textured
+with the photo, :mod:`dav2_core.geometry`; camera from ``fov``, else the photo's EXIF focal length, else 60
+degrees); names from ``io.OUTPUT_SUFFIXES``. Images are
 grouped by size and run batch by batch through the shared estimate pipeline; only one batch is decoded at a
 time, and every output is named after its input, so the processing order does not matter.
 
@@ -25,15 +27,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import io
+from . import geometry, io
 from .accel import optimize
 from .colormaps import DEFAULT_COLORMAP, colorize
 from .depth import DepthMap
 from .effects.export import EXR_HELP, exr_backend, save_depth
+from .engines import as_engine, is_video_model
 from .inference import auto_chunk_size
 from .loading import load_model
 from .pipeline import EstimateOptions, estimate
-from .variants import VARIANTS
+from .variants import FAMILY_NAMES, VARIANTS
 from .video import VIDEO_RANGE_HELP, FrameRange, VideoError, VideoOptions, depth_video
 
 
@@ -58,12 +61,17 @@ class CliOptions:
     color: bool = True
     npy: bool = False
     exr: bool = False
+    glb: bool = False
+    fov: float | None = None  # glb camera: horizontal degrees; None = the photo's EXIF, else DEFAULT_FOV
+    glb_decimation: int = 1
+    glb_discontinuity: float = geometry.DEFAULT_DISCONTINUITY
     frames: bool = False
     video_range: str = next(iter(VIDEO_RANGE_HELP))
     start_frame: int = 0
     frame_count: int = 0
     frame_stride: int = 1
     quiet: bool = False
+    streaming: bool = False  # Video Depth Anything: the online mode instead of the offline windows
 
 
 class CliError(Exception):
@@ -83,12 +91,12 @@ def warn(message: str) -> None:
 
 @dataclass
 class Report:
-    """What a run did: written outputs, failed inputs (path, why), videos with skipped frames."""
+    """What a run did: written outputs, failed inputs (path, why), videos that lost frames (path -> why)."""
 
     images_done: int = 0
     videos_done: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped_frames: dict[Path, int] = field(default_factory=dict)
+    lost_frames: dict[Path, str] = field(default_factory=dict)
 
     def fail(self, path: Path, why: str) -> None:
         why = why.removeprefix(f"{path}: ")
@@ -132,19 +140,33 @@ def load_cli_model(options: CliOptions) -> Any:
             max_depth=variant.max_depth if metric else None,
             **engine,
         )
+        if variant is not None and model.checkpoint_info.family != variant.family:
+            raise CliError(
+                f"{options.checkpoint} holds a {FAMILY_NAMES[model.checkpoint_info.family]} model, but --encoder "
+                f"{options.variant} is {FAMILY_NAMES[variant.family]}; drop --encoder or pick a matching one"
+            )
         if variant is not None and model.checkpoint_info.encoder != variant.encoder:
             raise CliError(
                 f"{options.checkpoint} holds a {model.checkpoint_info.encoder} model (from its tensor shapes), "
                 f"but --encoder {options.variant} needs {variant.encoder}; drop --encoder or pick a matching one"
             )
+    if is_video_model(model) and options.compile:
+        raise CliError("--compile does not apply to Video Depth Anything models yet; drop --compile")
+    if options.streaming and not is_video_model(model):
+        raise CliError(
+            "--streaming is Video Depth Anything's online mode: use --encoder vda_vits (or another vda_* variant) "
+            "or a video_depth_anything_*.pth checkpoint, or drop --streaming"
+        )
     if options.compile:
         optimize(model)
     return model
 
 
 def batch_size(model: Any, options: CliOptions, height: int, width: int) -> int:
-    """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big."""
-    net = options.estimate.net_size(height, width)
+    """--batch-size, or as many images of this size as fit half the free memory. ValueError if too big, or
+    when the model cannot run this network size (an ONNX file exported for another fixed size)."""
+    net = options.estimate.work_net_size(height, width)  # the largest pass (multi-scale TTA's larger view)
+    as_engine(model).check_net_size(net)
     return options.batch_size or auto_chunk_size(model, net, (height, width), options.estimate.flip_tta)
 
 
@@ -157,7 +179,7 @@ def colour(norm01: torch.Tensor, options: CliOptions) -> np.ndarray:
 
 def output_paths(out_dir: Path, out_stem: Path, options: CliOptions) -> dict[str, Path]:
     """The files the options write for one image (``io.OUTPUT_SUFFIXES`` names), primary 16-bit PNG first."""
-    wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr}
+    wanted = {"depth": True, "color": options.color, "npy": options.npy, "exr": options.exr, "glb": options.glb}
     return {name: io.output_path(out_dir, out_stem, name) for name in wanted if wanted[name]}
 
 
@@ -165,12 +187,37 @@ def check_output_options(options: CliOptions) -> None:
     """CliError before any work when an asked-for output format cannot be written here (EXR codec)."""
     if options.exr and exr_backend() is None:
         raise CliError(f"--exr: {EXR_HELP}")
+    if options.glb:
+        try:
+            import trimesh  # noqa: F401
+        except ImportError:
+            raise CliError("--glb writes meshes with trimesh, which is not installed: pip install trimesh") from None
+
+
+def _write_glb(path: Path, depth: DepthMap, pixels: np.ndarray, source: Path, options: CliOptions) -> None:
+    """The textured mesh of one image ([1,H,W] depth, [H,W,3] photo pixels); camera: --fov, EXIF, or 60."""
+    if options.fov is not None:
+        fov, how = options.fov, f"--fov {options.fov:g} degrees"
+    else:
+        fov, how = geometry.exif_fov(source)
+        if fov is None:
+            fov, how = geometry.DEFAULT_FOV, f"{how}: {geometry.DEFAULT_FOV:g} degrees"
+    mesh = geometry.depth_to_mesh(
+        depth,
+        torch.from_numpy(pixels)[None],
+        fov_deg=fov,
+        decimation=options.glb_decimation,
+        discontinuity=options.glb_discontinuity,
+    )
+    geometry.write_glb(path, mesh)
+    info(options, f"{path.name}: {mesh.vertices.shape[0]} vertices, camera: {how}")
 
 
 def _write_outputs(
     paths: dict[str, Path], depth: DepthMap | None, norm01: np.ndarray, colour_rgb: np.ndarray | None
 ) -> None:
-    """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W])."""
+    """The files of one image: 16-bit PNG, colour PNG, raw ``.npy`` / ``.exr`` of ``depth`` ([1,H,W]); the
+    mesh is written by :func:`_write_glb`."""
     io.write_png(paths["depth"], io.to_uint16(norm01))
     if "color" in paths:
         io.write_png(paths["color"], colour_rgb)
@@ -188,15 +235,17 @@ def _run_batch(
         model, torch.from_numpy(np.stack(pixels)), options.estimate.with_(chunk_size=len(pixels)), output_device=None
     )
     colours = colour(result.normalized, options) if options.color else None
-    raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr else None
+    raw = result.depth.with_values(result.depth.values.cpu()) if options.npy or options.exr or options.glb else None
     norm = result.normalized.cpu().numpy()
     for i, item in enumerate(items):
-        _write_outputs(
-            output_paths(out_dir, item.out_stem, options),
-            None if raw is None else raw[i],
-            norm[i],
-            None if colours is None else colours[i],
-        )
+        paths = output_paths(out_dir, item.out_stem, options)
+        _write_outputs(paths, None if raw is None else raw[i], norm[i], None if colours is None else colours[i])
+        if "glb" in paths:
+            try:
+                _write_glb(paths["glb"], raw[i], pixels[i], item.path, options)
+            except ValueError as exc:  # e.g. a decimation too large for this image, no valid depth
+                report.fail(item.path, f"mesh not written: {exc}")
+                continue
         report.images_done += 1
 
 
@@ -267,6 +316,7 @@ def video_options(options: CliOptions) -> VideoOptions:
         colormap=options.colormap if options.color else "gray",
         frames=FrameRange(options.start_frame, options.frame_count, options.frame_stride),
         sequence=sequence,
+        vda_mode="streaming" if options.streaming else "offline",
     )
 
 
@@ -292,8 +342,8 @@ def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: 
     except (VideoError, ValueError, RuntimeError) as exc:
         report.fail(item.path, str(exc))
         return
-    if result.skipped:
-        report.skipped_frames[item.path] = len(result.skipped)
+    if result.problem:
+        report.lost_frames[item.path] = result.problem
     report.videos_done += 1
     passes = f", {result.passes} passes" + (" (depth cached on disk)" if result.cache == "disk" else "")
     info(

@@ -12,8 +12,8 @@ from .checkpoints import CheckpointInfo, load_checkpoint
 from .dtypes import resolve_dtype
 from .engines.onnx_source import is_onnx_file
 from .engines.registry import load_engine, resolve_backend
-from .model import DepthAnythingV2
-from .variants import VARIANTS
+from .model import DepthAnythingV2, VideoDepthAnything
+from .variants import FAMILY_NAMES, VARIANTS
 
 
 def default_models_dir() -> Path:
@@ -30,13 +30,26 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def build_model(info: CheckpointInfo) -> DepthAnythingV2:
-    """An empty (meta-device) network shaped for a checkpoint; fill it with ``load_state_dict(assign=True)``."""
+def build_model(info: CheckpointInfo) -> DepthAnythingV2 | VideoDepthAnything:
+    """An empty (meta-device) network shaped for a checkpoint; fill it with ``load_state_dict(assign=True)``.
+    A Video Depth Anything checkpoint gives a :class:`VideoDepthAnything`."""
     spec = info.spec
     with torch.device("meta"):
+        if info.is_video:
+            return VideoDepthAnything(spec.name, spec.features, spec.out_channels)
         return DepthAnythingV2(
             spec.name, spec.features, spec.out_channels, info.max_depth if info.kind == "metric" else None
         )
+
+
+def _exportable(model: Any, backend: str) -> Any:
+    """The PyTorch model to export for ``backend``; a Video Depth Anything model cannot be (ValueError)."""
+    if isinstance(model, VideoDepthAnything):
+        raise ValueError(
+            f"{model.source} is a Video Depth Anything model: it runs on the torch backend only (its temporal head "
+            f"has no {backend} export); use backend 'torch'"
+        )
+    return model
 
 
 def load_model(
@@ -49,7 +62,7 @@ def load_model(
     backend: str = "torch",
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
-    """Load Depth Anything V2 ready for inference.
+    """Load Depth Anything V2 (or Video Depth Anything: a :class:`VideoDepthAnything`) ready for inference.
 
     path_or_variant: a variant id from ``variants.VARIANTS`` (found in, or downloaded to, ``models_dir``)
     or the path of a checkpoint in any supported format (official .pth, official-key or HF-transformers
@@ -66,7 +79,13 @@ def load_model(
     ``dtype`` may then also be 'int8' (openvino or onnxruntime, CPU: approximate).
     """
     device = torch.device(device) if device is not None else default_device()
-    backend = resolve_backend(backend, device, dtype)
+    name = os.fspath(path_or_variant)
+    if name in VARIANTS and VARIANTS[name].is_video and backend not in ("torch", "auto"):
+        raise ValueError(
+            f"{name} is a Video Depth Anything model: it runs on the torch backend only (its temporal head has no "
+            f"ONNX / OpenVINO / TensorRT export); use backend 'torch'"
+        )
+    backend = "torch" if name in VARIANTS and VARIANTS[name].is_video else resolve_backend(backend, device, dtype)
     if backend != "torch" or is_onnx_file(path_or_variant):
         if backend == "torch":
             raise ValueError(
@@ -78,12 +97,13 @@ def load_model(
             device,
             dtype,
             cache_dir,
-            lambda: load_model(path_or_variant, "cpu", torch.float32, models_dir, kind, max_depth),
+            lambda: _exportable(
+                load_model(path_or_variant, "cpu", torch.float32, models_dir, kind, max_depth), backend
+            ),
         )
     dtype = resolve_dtype(dtype, device)
     if device.type == "mps":
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")  # CPU fallback for ops MPS lacks
-    name = os.fspath(path_or_variant)
     if name in VARIANTS:  # its file carries a published name, which gives the variant's kind (checkpoints.detect)
         from .hub import resolve_checkpoint  # lazy: huggingface_hub is needed only to fetch a variant
 
@@ -91,6 +111,11 @@ def load_model(
         state_dict, info = load_checkpoint(
             path, expected_encoder=VARIANTS[name].encoder, kind=kind, max_depth=max_depth
         )
+        if info.family != VARIANTS[name].family:
+            raise ValueError(
+                f"{path}: holds a {FAMILY_NAMES[info.family]} model, but variant {name} is "
+                f"{FAMILY_NAMES[VARIANTS[name].family]}; replace the file with the official {VARIANTS[name].filename}"
+            )
     else:
         path = Path(name)
         if not path.suffix and not path.exists():

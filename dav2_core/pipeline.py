@@ -4,7 +4,7 @@ Estimate Depth, Video Depth and the CLI (images and videos) all run depth throug
 means the same thing everywhere:
 
 - :class:`EstimateOptions` (frozen, validated once) says how: network size rule (or tiled high-resolution
-  depth, :mod:`.tiling`), chunking, flip TTA,
+  depth, :mod:`.tiling`), chunking, test-time augmentation (flip, multi-scale: :mod:`.tta`),
   image-guided refinement, temporal alignment, normalisation and invert.
 - :func:`estimate` runs a whole IMAGE batch [B,H,W,C] -> :class:`DepthResult` (DepthMap + 0..1 map).
 - :class:`DepthStream` runs consecutive chunks of one clip, carrying state across chunks: temporal
@@ -27,10 +27,11 @@ import torch
 from .depth import DepthMap
 from .effects.refine import refine_with_image
 from .effects.temporal import TemporalAligner
-from .engines import as_engine, describe
+from .engines import as_engine, describe, is_video_model, single_image_refusal
 from .inference import ProgressFn, predict_depth
 from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
 from .preprocess import RESOLUTION_MODES, check_input_size, network_size
+from .tta import check_tta, check_tta_options, tta_mode, tta_parts, view_sizes
 from .tiling import (
     DEFAULT_MAX_TILES,
     DEFAULT_TILE_OVERLAP,
@@ -71,11 +72,15 @@ class EstimateOptions:
     minimum overlap of neighbouring tiles (px, < tile_size), most tiles per image (the image is scaled
     down when more would be needed). Validated in every mode.
     chunk_size: images per forward pass, None = sized from free memory.
-    flip_tta: also run the mirrored image and average (twice the compute).
+    flip_tta: also run the mirrored image and average (twice the compute). Kept for callers and saved
+    workflows from before ``tta``: True adds the flip to ``tta`` (none -> flip, multi_scale ->
+    multi_scale_flip); after construction it always says whether ``tta`` flips.
     refine: 0..1 strength of the image-guided (guided filter) edge refinement; 0 = off.
     temporal_consistency / temporal_smoothing: align each frame's scale/shift to its predecessor
     (relative models only) with strength 0..1, and normalise over the batch instead of per image.
     normalization: one of ``normalize.NORMALIZE_MODES``; invert: near = 0 instead of 1 (not with 'raw').
+    tta: test-time augmentation, one of ``tta.TTA_MODES`` (none, flip, multi_scale, multi_scale_flip);
+    multi_scale is not available in tiled mode and needs keep_aspect input_size >= 42.
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
@@ -91,9 +96,14 @@ class EstimateOptions:
     temporal_smoothing: float = 1.0
     normalization: str = "per_image"
     invert: bool = False
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         check_input_size(self.input_size)
+        check_tta(self.tta)
+        multi_scale, flip = tta_parts(self.tta)
+        object.__setattr__(self, "tta", tta_mode(multi_scale, flip or bool(self.flip_tta)))
+        object.__setattr__(self, "flip_tta", tta_parts(self.tta)[1])
         if self.resolution not in ESTIMATE_RESOLUTIONS:
             raise ValueError(
                 f"unknown resolution mode {self.resolution!r}; choose one of {', '.join(ESTIMATE_RESOLUTIONS)}"
@@ -118,6 +128,12 @@ class EstimateOptions:
                 "invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
                 "turn invert off or pick per_image, percentile or batch"
             )
+        check_tta_options(self.tta, self.resolution, self.input_size)
+
+    @property
+    def multi_scale(self) -> bool:
+        """Whether the multi-scale TTA views run (``tta`` multi_scale or multi_scale_flip)."""
+        return tta_parts(self.tta)[0]
 
     @property
     def effective_normalization(self) -> str:
@@ -131,6 +147,15 @@ class EstimateOptions:
         mode = "keep_aspect" if self.resolution == "tiled" else self.resolution
         return network_size(height, width, self.input_size, mode, self.max_side)
 
+    def work_net_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the largest network pass per image (the larger multi-scale view, else :meth:`net_size`):
+        what one image in a chunk costs in memory. ValueError when the multi-scale views cannot be made."""
+        net = self.net_size(height, width)
+        if not self.multi_scale:
+            return net
+        keep_aspect = self.input_size if self.resolution == "keep_aspect" else None
+        return view_sizes(net, (height, width), keep_aspect)[-1]
+
     def resolved_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the depth is resolved at: the network size, or tiled mode's working resolution."""
         net = self.net_size(height, width)
@@ -142,14 +167,24 @@ class EstimateOptions:
     def memory_required(self, model: Any, batch: int, height: int, width: int, typical_chunk: int = 4) -> int:
         """Bytes of working memory (activations, not weights) one forward pass over ``batch`` images of
         ``height`` x ``width`` needs on the model's device: the chunk (``chunk_size``, or up to
-        ``typical_chunk`` images when automatic; doubled by flip TTA) times the per-image estimate. What a
-        host such as ComfyUI should free before loading the model; the chunking still adapts at run time."""
+        ``typical_chunk`` images when automatic; doubled by flip TTA) times the per-image estimate at the
+        largest network pass (multi-scale TTA's larger view). What a host such as ComfyUI should free before
+        loading the model; the chunking still adapts at run time."""
         images = self.chunk_size or min(max(1, batch), typical_chunk)
-        per_image = as_engine(model).bytes_per_image(self.net_size(height, width), (height, width))
+        if is_video_model(model):  # Video Depth Anything runs whole 32-frame windows through its head
+            from .variants import VDA_WINDOW
+
+            images = VDA_WINDOW
+        per_image = as_engine(model).bytes_per_image(self.work_net_size(height, width), (height, width))
         return images * (2 if self.flip_tta else 1) * per_image
 
     def with_(self, **changes: Any) -> EstimateOptions:
-        """A validated copy with some options changed."""
+        """A validated copy with some options changed (``tta`` alone replaces the flip too; ``flip_tta``
+        alone adds or removes the flip of the current ``tta``)."""
+        if "tta" in changes and "flip_tta" not in changes:
+            changes["flip_tta"] = False
+        elif "flip_tta" in changes and "tta" not in changes:
+            changes["tta"] = tta_mode(self.multi_scale, bool(changes["flip_tta"]))
         return replace(self, **changes)
 
 
@@ -221,12 +256,48 @@ def _depth_values(
             options.flip_tta,
             on_chunk,
             output_device,
+            multi_scale=options.multi_scale,
         )
     if options.refine > 0.0:
         net = options.resolved_size(values.shape[1], values.shape[2])
         device = work_device if work_device is not None else as_engine(model).device
         values = refine_with_image(images, values, float(options.refine), net, device, check_cancel)
     return values
+
+
+def _vda_clip(
+    model: Any,
+    images: torch.Tensor,
+    options: EstimateOptions,
+    progress: ProgressFn | None,
+    check_cancel: CancelCheck | None,
+    output_device: torch.device | str | None,
+    work_device: torch.device | str | None,
+) -> torch.Tensor:
+    """An IMAGE batch [B,H,W,C] as one clip through Video Depth Anything -> depth [B,H,W] float32."""
+    from .vda import OfflineVDA, check_vda_options  # lazy: loaded only for a Video Depth Anything model
+
+    check_vda_options(options, refine_ok=True)
+    if images.ndim == 3 or images.shape[0] < 2:
+        raise ValueError(single_image_refusal(model))
+    runner = OfflineVDA(model, options.input_size, output_device, check_cancel)
+    parts, total = [], images.shape[0]
+    for start in range(0, total, STEP_FRAMES):
+        parts.append(runner.push(images[start : start + STEP_FRAMES]))
+        if progress is not None:
+            progress(runner.frames_out, total)
+    parts.append(runner.finish())
+    values = torch.cat(parts)
+    if progress is not None:
+        progress(total, total)
+    if options.refine > 0.0:
+        device = work_device if work_device is not None else as_engine(model).device
+        values = refine_with_image(images, values, float(options.refine), runner.net, device, check_cancel)
+    return values
+
+
+#: Frames handed to a Video Depth Anything window runner at a time (its windows take 22 new frames).
+STEP_FRAMES = 22
 
 
 @torch.inference_mode()
@@ -246,10 +317,16 @@ def estimate(
     ``progress(done, total)`` runs after each chunk and ``check_cancel()`` after each chunk / refined frame.
     The result lives on ``output_device`` (None: the model's device); refinement runs on ``work_device``
     (default the model's device) one frame at a time.
+
+    A Video Depth Anything model treats the batch as one clip (the official offline windows, frame order =
+    batch order; :mod:`dav2_core.vda`); a batch of one image, tiled mode or flip TTA is refused.
     """
     kind, _, _ = describe(model)
-    values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
-    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1:
+    if is_video_model(model):
+        values = _vda_clip(model, images, options, progress, check_cancel, output_device, work_device)
+    else:
+        values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
+    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1 and not is_video_model(model):
         values = TemporalAligner(float(options.temporal_smoothing))(values)
     depth = DepthMap(values, kind=kind, model=model_label(model, model_name))
     mode = options.effective_normalization

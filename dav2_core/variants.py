@@ -1,5 +1,8 @@
 """The one table of Depth Anything V2 variants: architecture, checkpoint kind, Hub location, licence.
 
+Two model families share the table: Depth Anything V2 (``family="dav2"``, per image) and Video Depth
+Anything (``family="vda"``: the same DINOv2 encoder with a spatio-temporal DPT head over 32-frame windows).
+
 Everything else (model construction, checkpoint detection, downloads, node combos, CLI choices,
 tooltips) reads this module; nothing else hard-codes an encoder size or a repo name.
 """
@@ -10,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 DepthKind = Literal["relative", "metric"]
+ModelFamily = Literal["dav2", "vda"]
+#: Human names of the model families (messages, labels).
+FAMILY_NAMES: dict[str, str] = {"dav2": "Depth Anything V2", "vda": "Video Depth Anything"}
 #: Units of depth values for each kind: the one place they are derived from the kind.
 UNITS_BY_KIND: dict[str, str] = {"relative": "relative", "metric": "m"}
 
@@ -84,6 +90,8 @@ class Variant:
     hf_repo: str | None  # None: not published (vitg)
     filename: str
     dataset: str | None = None  # metric training set: "hypersim" (indoor) | "vkitti" (outdoor)
+    family: ModelFamily = "dav2"
+    licence_note: str | None = None  # a licence stated by the variant's own model card (else the encoder's)
 
     @property
     def spec(self) -> EncoderSpec:
@@ -91,7 +99,12 @@ class Variant:
 
     @property
     def licence(self) -> str:
-        return self.spec.licence
+        return self.licence_note or self.spec.licence
+
+    @property
+    def is_video(self) -> bool:
+        """True for Video Depth Anything (clips of frames in, temporally consistent depth out)."""
+        return self.family == "vda"
 
     @property
     def units(self) -> str:
@@ -101,6 +114,9 @@ class Variant:
     def label(self) -> str:
         """Human-readable one-liner for combos and tooltips."""
         size = _SIZE_WORD[self.encoder]
+        if self.family == "vda":
+            what = "metric (metres)" if self.kind == "metric" else "relative"
+            return f"Video Depth Anything {size} {what}, for clips - {self.licence}"
         if self.kind == "metric":
             scene = "indoor, Hypersim" if self.dataset == "hypersim" else "outdoor, VKITTI"
             return f"{size} metric ({scene}, up to {self.max_depth:g} m) - {self.licence}"
@@ -126,13 +142,36 @@ def _metric(dataset: str, encoder: str) -> Variant:
     )
 
 
+#: Video Depth Anything licences as the official model cards state them (Small Apache-2.0, Base/Large
+#: CC-BY-NC-4.0); the metric repositories' own cards are the authority for those files.
+_VDA_METRIC_NOTE = " (see the model card)"
+
+
+def _video(encoder: str, metric: bool) -> Variant:
+    size = _SIZE_WORD[encoder]
+    licence = ENCODERS[encoder].licence + (_VDA_METRIC_NOTE if metric else "")
+    return Variant(
+        f"{'metric_' if metric else ''}vda_{encoder}",
+        encoder,
+        "metric" if metric else "relative",
+        None,  # the metric VDA head outputs metres directly (ReLU), no max_depth scaling
+        f"depth-anything/{'Metric-' if metric else ''}Video-Depth-Anything-{size}",
+        f"{'metric_' if metric else ''}video_depth_anything_{encoder}.pth",
+        family="vda",
+        licence_note=licence,
+    )
+
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
         *(_relative(e) for e in ("vits", "vitb", "vitl", "vitg")),
         *(_metric(d, e) for d in ("hypersim", "vkitti") for e in ("vits", "vitb", "vitl")),
+        *(_video(e, m) for m in (False, True) for e in ("vits", "vitb", "vitl")),
     ]
 }
+#: Number of frames in one Video Depth Anything window (its temporal position table).
+VDA_WINDOW = 32
 
 #: Variants whose official file can be downloaded from the Hub.
 DOWNLOADABLE: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.hf_repo)
@@ -143,4 +182,4 @@ def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise ValueError(f"Unknown Depth Anything V2 variant {name!r}; choose one of: {', '.join(VARIANTS)}") from None
+        raise ValueError(f"Unknown model variant {name!r}; choose one of: {', '.join(VARIANTS)}") from None

@@ -8,7 +8,7 @@ from dav2_core.effects import lens_blur
 
 from .api import image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
 
 #: How the focus is chosen, in UI order.
 FOCUS_MODES: dict[str, str] = {
@@ -33,7 +33,7 @@ class DepthBokeh(io.ComfyNode):
             + ["bokeh", "lens blur", "depth of field", "dof", "refocus", "blur background"],
             inputs=[
                 io.Image.Input("image", tooltip="Images [B,H,W,3] to blur"),
-                DepthIO.Input(
+                depth_input(
                     "depth",
                     tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
                     "another size is resized to the image with a warning.",

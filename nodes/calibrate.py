@@ -10,7 +10,7 @@ from dav2_core.effects import calibrate_to_metric
 from .api import io
 from .effect_io import execution
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, depth_input, require_depth, schema
 
 POINTS_HELP = (
     "Known distances as 'x,y,metres' separated by ';' or new lines, x and y in pixels of the depth map "
@@ -65,7 +65,7 @@ class CalibrateDepthToMetric(io.ComfyNode):
             search_aliases=SEARCH_ALIASES
             + ["metric depth", "calibrate", "scale shift", "metres", "meters", "absolute depth"],
             inputs=[
-                DepthIO.Input("depth", tooltip="Relative DEPTH to calibrate (from a relative Depth Anything model)"),
+                depth_input("depth", tooltip="Relative DEPTH to calibrate (from a relative Depth Anything model)"),
                 io.String.Input(
                     "points", default="", multiline=True, placeholder="x,y,metres; x,y,metres", tooltip=POINTS_HELP
                 ),
@@ -77,7 +77,7 @@ class CalibrateDepthToMetric(io.ComfyNode):
                     step=1.0,
                     tooltip="Farthest distance in metres: sky and points fitted beyond it are set to it",
                 ),
-                DepthIO.Input(
+                depth_input(
                     "reference",
                     optional=True,
                     tooltip="Optional metric DEPTH (metres, e.g. from a metric Depth Anything model) of "

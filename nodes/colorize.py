@@ -13,16 +13,17 @@ from dav2_core.colormaps import (
     colorize_range,
 )
 from dav2_core.depth import DepthMap
+from dav2_core.geometry import is_geometry_packet
 
 from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
-from .types import SEARCH_ALIASES, DepthIO, help_text, schema
+from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
 
 
 def as_depth(value: object) -> DepthMap:
-    """The DepthMap to colour from a DEPTH or IMAGE input, or a ValueError naming what was wired."""
-    if isinstance(value, DepthMap):
-        return value
+    """The DepthMap to colour from a DEPTH, core geometry or IMAGE input, or a ValueError naming what was wired."""
+    if isinstance(value, DepthMap) or is_geometry_packet(value):
+        return require_depth(value)
     if isinstance(value, torch.Tensor):
         if value.ndim == 3 and value.shape[-1] not in (1, 3, 4):
             raise ValueError(
@@ -86,9 +87,9 @@ class ColorizeDepth(io.ComfyNode):
             search_aliases=SEARCH_ALIASES + ["colormap", "colorize", "depth visualisation", "heatmap"],
             has_intermediate_output=True,  # the depth preview comes back when the result is cached
             inputs=[
-                io.MultiType.Input(
+                depth_input(
                     "depth",
-                    types=[DepthIO, io.Image],
+                    image=True,
                     tooltip="DEPTH from Estimate Depth (keeps metres for metric models), or a grey depth IMAGE "
                     "where brighter = nearer",
                 ),

@@ -1,9 +1,9 @@
-"""What the effect nodes share: how effects run under ComfyUI (devices, memory, progress, cancel) and
-output-folder files."""
+"""What the effect nodes share: how effects run under ComfyUI (devices, memory, progress, cancel), and the
+files nodes name: inputs inside ComfyUI's input/output/temp folders, outputs inside its output folder (both by
+the one rule of ``dav2_core.paths``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import comfy.model_management as mm
@@ -12,6 +12,7 @@ import folder_paths
 import torch
 
 from dav2_core.effects import Execution
+from dav2_core.paths import PathRefused, confine, confine_prefix
 
 
 def execution() -> Execution:
@@ -33,23 +34,48 @@ def execution() -> Execution:
     )
 
 
+def comfy_folders() -> dict[str, str]:
+    """ComfyUI's input, output and temp folders: the only roots a node's file inputs resolve in."""
+    return {
+        "input": folder_paths.get_input_directory(),
+        "output": folder_paths.get_output_directory(),
+        "temp": folder_paths.get_temp_directory(),
+    }
+
+
+def input_file(text: str, what: str) -> Path:
+    """The file a node input names: relative to ComfyUI's input folder, or core's ``name [output]`` /
+    ``name [temp]`` forms; anything else raises ``dav2_core.paths.PathRefused`` (one message, no hint
+    whether a file outside exists)."""
+    return confine(text, comfy_folders(), "input", what)
+
+
+def path_problem(text: str | None, output_prefix: bool = False, what: str = "filename_prefix") -> str | None:
+    """For ``validate_inputs``: the refusal message when ``text`` (an input file name, or with
+    ``output_prefix`` a file name prefix) breaks the path rule, so the graph is refused when queued; None when
+    it is fine or not given (a linked input: execute checks it again)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        if output_prefix:
+            confine_prefix(text, folder_paths.get_output_directory(), what)
+        else:
+            input_file(str(text).strip(), what)
+    except PathRefused as exc:
+        return str(exc)
+    return None
+
+
 def output_target(filename_prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
     """(folder, file name, first free counter, subfolder) for ``filename_prefix`` in ComfyUI's output folder.
 
-    Same rules as Save Image (``%width%``/``%date%``-style variables, subfolders, nothing outside the
-    output folder); file names end ``_<counter:05>_`` so ComfyUI's counter keeps counting after them.
+    Same variables as Save Image (``%width%``, ``%date%``-style, subfolders); a prefix that would write
+    outside the output folder (absolute, ``..``, a link leading out...) raises ``PathRefused`` before any
+    folder is created. File names end ``_<counter:05>_`` so ComfyUI's counter keeps counting after them.
     """
-    prefix = (filename_prefix or "").strip()
-    if "\x00" in prefix:
-        raise ValueError(
-            f"filename_prefix {filename_prefix!r} contains a NUL character (\\x00), which no file name "
-            "may contain (often pasted from binary text); remove it"
-        )
-    if not prefix or os.path.basename(os.path.normpath(prefix)) in ("", ".", ".."):
-        raise ValueError(f"filename_prefix {filename_prefix!r} has no file name; use e.g. 'depth/dav2_depth'")
-    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        prefix, folder_paths.get_output_directory(), width, height
-    )
+    output_dir = folder_paths.get_output_directory()
+    prefix = confine_prefix(filename_prefix, output_dir)
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, output_dir, width, height)
     return Path(folder), name, counter, subfolder
 
 

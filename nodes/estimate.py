@@ -14,7 +14,7 @@ from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
 from .api import image_output, io
-from .estimate_quality import quality_inputs, tile_inputs, tile_options
+from .estimate_quality import quality_inputs, tile_inputs, tile_options, tta_input, tta_options
 from .preview import depth_preview_ui
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, help_text, schema
 
@@ -84,6 +84,7 @@ class EstimateDepth(io.ComfyNode):
                 ),
                 *quality_inputs(),
                 *tile_inputs(),
+                tta_input(),
             ],
             outputs=[
                 io.Image.Output(
@@ -110,13 +111,17 @@ class EstimateDepth(io.ComfyNode):
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_tiles: int | None = None,
+        tta: str | None = None,
+        resolution: str | None = None,
+        input_size: int | None = None,
     ) -> bool | str:
-        """Refuse raw + invert and bad tile options when the graph is queued, before the model runs."""
+        """Refuse raw + invert, bad tile options and impossible tta choices when the graph is queued."""
         try:
             EstimateOptions(
                 normalization=normalization or "per_image",
                 invert=bool(invert),
                 **tile_options(tile_size, tile_overlap, max_tiles),
+                **tta_options(tta, resolution, input_size),
             )
         except ValueError as exc:
             return str(exc)
@@ -140,6 +145,7 @@ class EstimateDepth(io.ComfyNode):
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_tiles: int | None = None,
+        tta: str = "none",
     ) -> io.NodeOutput:
         if not isinstance(model, DepthModel):
             raise ValueError(f"'model' must come from Load Depth Anything V2, got {type(model).__name__}")
@@ -155,6 +161,7 @@ class EstimateDepth(io.ComfyNode):
             normalization=normalization,
             invert=invert,
             **tile_options(tile_size, tile_overlap, max_tiles),
+            tta=tta,
         )
         batch, height, width, _ = check_image_batch(image).shape
         need = options.memory_required(model.patcher.model, batch, height, width)

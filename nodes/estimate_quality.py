@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .api import io
 
+from dav2_core.tta import TTA_MODES
 from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MAX_TILES_LIMIT
 from dav2_core.variants import PATCH_SIZE
 
@@ -55,7 +56,8 @@ def quality_inputs() -> list[io.Input]:
             default=False,
             optional=True,
             tooltip="Test-time augmentation: also predict the horizontally flipped image and average "
-            "both (cleaner, more symmetric depth; twice the compute)",
+            "both (cleaner, more symmetric depth; twice the compute). The same as tta 'flip'; with tta "
+            "multi_scale every view is flipped (multi_scale_flip).",
         ),
         io.Float.Input(
             "refine",
@@ -92,7 +94,26 @@ def quality_inputs() -> list[io.Input]:
     ]
 
 
+def tta_input() -> io.Input:
+    """The optional ``tta`` choice; it comes after every older input, so saved workflows keep their values."""
+    return io.Combo.Input(
+        "tta",
+        options=list(TTA_MODES),
+        default="none",
+        optional=True,
+        tooltip="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):\n"
+        + "\n".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
+    )
+
+
 def tile_options(tile_size: int | None, tile_overlap: int | None, max_tiles: int | None) -> dict[str, int]:
     """The tile inputs that are set, as EstimateOptions fields (absent optional inputs keep its defaults)."""
     given = {"tile_size": tile_size, "tile_overlap": tile_overlap, "max_tiles": max_tiles}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def tta_options(tta: str | None, resolution: str | None, input_size: int | None) -> dict[str, object]:
+    """What validate_inputs can check of tta (with the resolution and input_size it depends on), as
+    EstimateOptions fields; inputs not yet known (linked from another node) keep its defaults."""
+    given = {"tta": tta, "resolution": resolution, "input_size": input_size}
+    return {name: value for name, value in given.items() if value is not None} if tta is not None else {}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import folder_paths
 import torch
 
 from dav2_core.evaluate import ALIGN_MODES, evaluate_depth, format_evaluation
@@ -13,21 +11,17 @@ from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_i
 
 from .api import io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
+from .effect_io import input_file, path_problem
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, depth_input, help_text, require_depth, schema
 
 GT_FILE_HELP = (
-    "Ground-truth file: a path relative to ComfyUI's input folder, or absolute. "
+    "Ground-truth file: a name relative to ComfyUI's input folder (subfolders with '/'), or 'name [output]' / "
+    "'name [temp]' for those folders; other places on the server are refused. "
     f"Formats: {', '.join(GT_SUFFIXES)}: 16-bit PNG = depth in millimetres (NYU), 8-bit PNG = disparity in pixels "
     "(Middlebury), .pfm = disparity, Save Depth files = metric depth, .npy/.npz = set gt_kind; 0 or inf = not "
     "measured. Leave empty when ground truth is connected as DEPTH or IMAGE."
 )
-
-
-def resolve_gt_path(text: str) -> Path:
-    """An absolute path as is; a relative one inside ComfyUI's input folder."""
-    path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else Path(folder_paths.get_input_directory()) / path
 
 
 class EvaluateDepth(io.ComfyNode):
@@ -46,9 +40,9 @@ class EvaluateDepth(io.ComfyNode):
             + ["evaluate depth", "ground truth", "abs rel", "delta1", "benchmark", "metrics"],
             is_output_node=True,
             inputs=[
-                io.MultiType.Input(
+                depth_input(
                     "depth",
-                    types=[DepthIO, io.Image],
+                    image=True,
                     tooltip="Predicted DEPTH (relative or metric) from Estimate Depth, or a grey depth "
                     "IMAGE (brighter = nearer, read as relative depth)",
                 ),
@@ -130,6 +124,11 @@ class EvaluateDepth(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, gt_file: str | None = None) -> bool | str:
+        """Refuse a gt_file outside ComfyUI's folders when the graph is queued (execute checks it again)."""
+        return path_problem(gt_file, what="gt_file") or True
+
+    @classmethod
     def execute(
         cls,
         depth: object,
@@ -153,7 +152,7 @@ class EvaluateDepth(io.ComfyNode):
             )
         calibration = dict(focal_baseline=focal_baseline or None, doffs=doffs)
         if path:
-            truth = read_ground_truth(resolve_gt_path(path), gt_kind, gt_scale or None, **calibration)
+            truth = read_ground_truth(input_file(path, "gt_file"), gt_kind, gt_scale or None, name=path, **calibration)
         elif isinstance(ground_truth, torch.Tensor):
             truth = from_image(ground_truth, gt_kind, gt_scale or None, source="ground_truth IMAGE", **calibration)
         else:

@@ -9,6 +9,7 @@ import torch
 
 from dav2_core.dtypes import dtype_name
 from dav2_core.loading import load_model
+from dav2_core.paths import relative_parts
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
 from . import engine_loader, model_patcher
@@ -27,13 +28,15 @@ CHECKPOINT_TYPES: dict[str, tuple[str | None, float | None]] = {
     "relative": ("relative", None),
     "metric-indoor": ("metric", METRIC_MAX_DEPTH["hypersim"]),
     "metric-outdoor": ("metric", METRIC_MAX_DEPTH["vkitti"]),
+    "metric-video": ("metric", None),
 }
 _CHECKPOINT_TYPE_HELP = (
     "What the checkpoint predicts. Relative and metric files have identical tensors, so this cannot be "
     "read from the weights. auto: the file decides: its metadata, else an HF config.json beside it, else "
     "its official file name, else relative. "
     f"relative: inverse depth without units. metric-indoor: metres up to {METRIC_MAX_DEPTH['hypersim']:g} "
-    f"(Hypersim models). metric-outdoor: metres up to {METRIC_MAX_DEPTH['vkitti']:g} (VKITTI models)."
+    f"(Hypersim models). metric-outdoor: metres up to {METRIC_MAX_DEPTH['vkitti']:g} (VKITTI models). "
+    "metric-video: metric Video Depth Anything (metres, no fixed maximum)."
 )
 #: Official file name -> variant id: such a file missing from the folders is downloaded (load_model).
 _OFFICIAL_FILES = {v.filename: v.name for v in VARIANTS.values()}
@@ -50,6 +53,10 @@ def _model_tooltip() -> str:
     lines = ["Checkpoint to load. Official files are downloaded to models/depthanything on first use:"]
     lines += [f"- {VARIANTS[n].filename}: {VARIANTS[n].label}" for n in DOWNLOADABLE]
     lines.append("Any other file in a depthanything model folder (extra_model_paths.yaml included) is listed too.")
+    lines.append(
+        "Video Depth Anything files (video_depth_anything_*.pth) make temporally consistent depth of clips: use "
+        "them with Video Depth, or Estimate Depth on an IMAGE batch of frames (not single images or tiles)."
+    )
     return "\n".join(lines)
 
 
@@ -60,7 +67,8 @@ class LoadDepthAnythingV2(io.ComfyNode):
             node_id="DAV2ModelLoader",
             display_name="Load Depth Anything V2",
             description=(
-                "Loads a Depth Anything V2 model (relative or metric; Small/Base/Large) for Estimate Depth. "
+                "Loads a Depth Anything V2 model (relative or metric; Small/Base/Large) for Estimate Depth, or a "
+                "Video Depth Anything model for Video Depth and frame batches. "
                 "Missing official checkpoints are downloaded from Hugging Face; the model is managed by "
                 "ComfyUI's memory system (moved to the GPU when used, offloaded when idle)."
             ),
@@ -139,10 +147,12 @@ class LoadDepthAnythingV2(io.ComfyNode):
 def _checkpoint_source(model: str, folders: list[str]) -> str:
     """The file's path in a depthanything folder, else the variant id of a missing official file (downloaded).
 
-    Names are relative to those folders: an absolute name or one with ``..`` is refused like a missing file.
+    Names are relative to those folders (the lexical rule of ``dav2_core.paths``: an absolute name, ``..``,
+    ``:`` or a control character is refused like a missing file). Unlike input files, links inside a model
+    folder may lead elsewhere, as in core's loaders: admins link model files from other drives, and the
+    names come from ComfyUI's listing of those folders.
     """
-    parts = model.replace("\\", "/").split("/")
-    inside = bool(model) and not os.path.isabs(model) and parts[0] != "" and ".." not in parts
+    inside = relative_parts(model) is not None
     path = folder_paths.get_full_path(MODEL_FOLDER, model) if inside else None
     if path is not None:
         return path

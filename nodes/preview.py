@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
 
@@ -79,6 +78,8 @@ def preview_size(width: int, height: int, max_preview_side: int) -> tuple[int, i
 
 
 def _write_png(path: str, rgb: np.ndarray) -> None:
+    import cv2  # lazy: not loaded with the pack at ComfyUI's start (README, Security: memory)
+
     # OpenCV wants BGR; write to a sibling temp name first so the browser never sees half a file.
     partial = path + ".part.png"
     # Level 1: the low byte of smooth 16-bit depth barely compresses; higher levels cost 1.5-3x the time for <5%.

@@ -14,13 +14,13 @@ Registration needs ComfyUI's running ``PromptServer``; without one (in-process t
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
 from aiohttp import web
 
 from dav2_core.colormaps import lut_uint8_table
+from dav2_core.paths import PathRefused, confine
 from dav2_core.stats import STAT_KEYS
 
 from .preview import MAX_PREVIEW_IMAGES, PREVIEW_SUBFOLDER
@@ -52,12 +52,18 @@ def web_config() -> dict:
 
 def preview_files_present(names: list[str], temp_dir: str) -> dict[str, bool]:
     """``{name: exists}`` for packed preview file names under ``temp_dir/dav2_preview``; names that are not
-    preview file names are answered False without touching the disk."""
-    folder = os.path.join(temp_dir, PREVIEW_SUBFOLDER)
-    return {
-        name: bool(_PREVIEW_NAME.fullmatch(name)) and os.path.isfile(os.path.join(folder, name))
-        for name in names[:_MAX_NAMES]
-    }
+    preview file names, or that resolve outside the temp folder (``dav2_core.paths``: a link leading out),
+    are answered False without touching the disk."""
+    answer = {}
+    for name in names[:_MAX_NAMES]:
+        answer[name] = False
+        if _PREVIEW_NAME.fullmatch(name):
+            try:
+                path = confine(f"{PREVIEW_SUBFOLDER}/{name}", {"temp": temp_dir}, "temp", "preview file")
+            except PathRefused:
+                continue
+            answer[name] = path.is_file()
+    return answer
 
 
 async def get_colormaps(request: web.Request) -> web.Response:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dav2_core.effects import FORMATS, export, save_depth
 
 from .api import io
-from .effect_io import file_entries, output_target
-from .types import SEARCH_ALIASES, DepthIO, help_text, require_depth, schema
+from .effect_io import file_entries, output_target, path_problem
+from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
     "png16": "16-bit greyscale PNG per image, scaled to its min..max (both stored in the PNG's 'dav2_depth' text "
@@ -32,7 +32,7 @@ class SaveDepth(io.ComfyNode):
             search_aliases=SEARCH_ALIASES + ["save depth", "export depth", "exr", "16-bit png", "npy", "depth file"],
             is_output_node=True,
             inputs=[
-                DepthIO.Input("depth", tooltip="DEPTH to save (from Estimate Depth or Calibrate Depth to Metric)"),
+                depth_input("depth", tooltip="DEPTH to save (from Estimate Depth or Calibrate Depth to Metric)"),
                 io.String.Input(
                     "filename_prefix",
                     default="depth/dav2_depth",
@@ -45,8 +45,12 @@ class SaveDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, format: str | None = None) -> bool | str:
-        """Refuse EXR when the graph is queued if this Python cannot write it, with how to enable it."""
+    def validate_inputs(cls, format: str | None = None, filename_prefix: str | None = None) -> bool | str:
+        """Refuse EXR when the graph is queued if this Python cannot write it, with how to enable it, and a
+        prefix that would write outside the output folder."""
+        problem = path_problem(filename_prefix, output_prefix=True)
+        if problem:
+            return problem
         if format is not None and format not in FORMATS:
             return f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
         if format == "exr" and export.exr_backend() is None:

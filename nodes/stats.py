@@ -6,7 +6,7 @@ from dav2_core.plots import plot_to_tensor
 from dav2_core.stats import depth_stats, format_stats
 
 from .api import image_output, io, ui
-from .types import SEARCH_ALIASES, DepthIO, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, require_depth, schema
 
 MAX_BATCH_INDEX = 4095
 
@@ -25,7 +25,7 @@ class DepthStats(io.ComfyNode):
             search_aliases=SEARCH_ALIASES + ["depth statistics", "histogram", "depth analysis"],
             is_output_node=True,
             inputs=[
-                DepthIO.Input("depth", tooltip="DEPTH from Estimate Depth (metres for metric models)"),
+                depth_input("depth", tooltip="DEPTH from Estimate Depth (metres for metric models)"),
                 io.Int.Input(
                     "plot_index",
                     default=0,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .api import HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
+from .api import CORE_GEOMETRY_TYPES, HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
 from dav2_core.depth import DepthMap
+from dav2_core.geometry import depth_from_geometry, is_geometry_packet
 from dav2_core.variants import PATCH_SIZE, units_for
 
 #: The one "Add Node" menu category of the pack.
@@ -69,10 +70,37 @@ def schema(**fields: Any) -> io.Schema:
     return io.Schema(**fields)
 
 
+#: Core's geometry packet types as io types (empty on a ComfyUI without core's DA3/MoGe nodes).
+GEOMETRY_IO = [io.Custom(name) for name in CORE_GEOMETRY_TYPES]
+GEOMETRY_NOTE = (
+    "; or core's Depth Anything 3 / MoGe geometry (read as the pack's DEPTH: metres for MoGe-2, relative depth "
+    "otherwise, with the model's camera)"
+    if GEOMETRY_IO
+    else ""
+)
+
+
+def depth_input(name: str = "depth", tooltip: str = "", image: bool = False, **options: Any) -> io.Input:
+    """The one declaration of a depth input: DEPTH (plus a grey depth IMAGE where ``image``), and core's
+    DA3_GEOMETRY / MOGE_GEOMETRY where the running ComfyUI has them (nodes/api.py). Read the value with
+    :func:`require_depth`, which converts geometry packets (dav2_core.geometry)."""
+    extra = ([io.Image] if image else []) + GEOMETRY_IO
+    tooltip = tooltip + GEOMETRY_NOTE
+    if not extra:
+        return DepthIO.Input(name, tooltip=tooltip, **options)
+    return io.MultiType.Input(name, types=[DepthIO, *extra], tooltip=tooltip, **options)
+
+
 def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
-    """The DepthMap on a DEPTH input, or a ValueError saying what was wired instead and what to do."""
+    """The DepthMap on a depth input (a DEPTH, or core DA3/MoGe geometry converted by
+    ``dav2_core.geometry.depth_from_geometry``), or a ValueError saying what was wired instead and what to do."""
     if isinstance(value, DepthMap):
         return value
+    if is_geometry_packet(value):
+        try:
+            return depth_from_geometry(value)
+        except ValueError as err:
+            raise ValueError(f"'{input_name}': {err}") from None
     what = type(value).__name__
     shape = getattr(value, "shape", None)
     if shape is not None:

@@ -15,14 +15,15 @@ from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from dav2_core.preprocess import MAX_INPUT_SIZE
-from dav2_core.video import SEQUENCE_FORMATS, VIDEO_RANGE_HELP, FrameRange, VideoOptions, depth_video
+from dav2_core.video import SEQUENCE_FORMATS, VDA_MODE_HELP, VIDEO_RANGE_HELP, FrameRange, VideoOptions, depth_video
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 from dav2_core.video.sequence import check_formats
 
 from . import model_patcher
 from .api import InputImpl, io, ui
-from .effect_io import output_target
-from .estimate_quality import quality_inputs, tile_inputs
+from .effect_io import output_target, path_problem
+from .estimate_quality import quality_inputs, tile_inputs, tta_input
+from .preview import report_ui
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def video_options(
     tile_size: int = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     max_tiles: int = DEFAULT_MAX_TILES,
+    vda_mode: str = "offline",
+    tta: str = "none",
 ) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
@@ -99,6 +102,7 @@ def video_options(
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         max_tiles=max_tiles,
+        tta=tta,
     )
     sequence = () if image_sequence == "none" else (image_sequence,)
     return VideoOptions(
@@ -107,6 +111,7 @@ def video_options(
         colormap=colormap,
         sequence=sequence,
         frames=FrameRange(start_frame, frame_count, frame_stride),
+        vda_mode=vda_mode,
     )
 
 
@@ -120,12 +125,18 @@ class VideoDepth(io.ComfyNode):
                 "Depth video of a whole VIDEO (from Load Video) without running out of memory: frames are decoded, "
                 "estimated and encoded a chunk at a time, however long the clip. Flicker-free over the whole clip "
                 "(temporal alignment and one normalisation range), keeps the source's timing, frame rate and audio. "
-                "Connect the output to Save Video. Optionally also writes every frame as 16-bit PNG, EXR or .npy."
+                "Connect the output to Save Video. Optionally also writes every frame as 16-bit PNG, EXR or .npy. "
+                "With a Video Depth Anything model the clip runs through its temporal windows (temporally "
+                "consistent depth), still streamed."
             ),
             search_aliases=SEARCH_ALIASES + ["video depth", "depth video", "long video", "streaming"],
             is_output_node=True,
             inputs=[
-                DepthModelIO.Input("model", tooltip="Depth model from Load Depth Anything V2"),
+                DepthModelIO.Input(
+                    "model",
+                    tooltip="Depth model from Load Depth Anything V2 (a Video Depth Anything file gives temporally "
+                    "consistent video depth)",
+                ),
                 io.Video.Input("video", tooltip="The video (from Load Video); read as a stream, never decoded whole"),
                 io.Int.Input(
                     "input_size",
@@ -208,6 +219,16 @@ class VideoDepth(io.ComfyNode):
                     tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
                 ),
                 *tile_inputs(),
+                io.Combo.Input(
+                    "vda_mode",
+                    options=list(VDA_MODE_HELP),
+                    default="offline",
+                    optional=True,
+                    tooltip="Video Depth Anything models only (video_depth_anything_*.pth): how the clip runs.\n"
+                    + help_text(VDA_MODE_HELP)
+                    + "\nThey bring their own temporal consistency; tiles, flip TTA and refine do not apply.",
+                ),
+                tta_input(),
             ],
             outputs=[
                 io.Video.Output(
@@ -219,8 +240,12 @@ class VideoDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, image_sequence: str | None = None) -> bool | str:
-        """Refuse an EXR sequence when the graph is queued if this Python cannot write EXR."""
+    def validate_inputs(cls, image_sequence: str | None = None, filename_prefix: str | None = None) -> bool | str:
+        """Refuse an EXR sequence when the graph is queued if this Python cannot write EXR, and a sequence
+        prefix that would write outside the output folder."""
+        problem = None if image_sequence in (None, "none") else path_problem(filename_prefix, output_prefix=True)
+        if problem:
+            return problem
         try:
             check_formats(() if image_sequence in (None, "none") else (image_sequence,))
         except (ValueError, RuntimeError) as exc:
@@ -272,4 +297,10 @@ class VideoDepth(io.ComfyNode):
             f", image sequence {report.sequence}" if report.sequence else "",
         )
         preview = ui.PreviewVideo([ui.SavedResult(out.name, TEMP_SUBFOLDER, io.FolderType.temp)])
+        if report.problem:  # a damaged or cut file: say so on the node, not only in the server log
+            log.warning("Video Depth: %s: %s", name, report.problem)
+            warning = f"warning: {name}: {report.problem}"
+            return io.NodeOutput(
+                InputImpl.VideoFromFile(str(report.output)), ui={**preview.as_dict(), **report_ui(warning)}
+            )
         return io.NodeOutput(InputImpl.VideoFromFile(str(report.output)), ui=preview)

@@ -28,6 +28,8 @@ OUT_DIR = ROOT / "example_workflows"
 EXAMPLE_IMAGE = "dav2_example.jpg"
 EXAMPLE_VIDEO = "dav2_example.mp4"
 OFFICIAL_SMALL = "depth_anything_v2_vits.pth"
+#: Video Depth Anything Small (Apache-2.0), the video example's model.
+VDA_SMALL = "video_depth_anything_vits.pth"
 
 #: Socket inputs and outputs (name, type) of every node type used; widgets are given per node.
 SOCKETS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
@@ -76,7 +78,7 @@ WIDGET_SOCKETS = {("CreateVideo", "fps"): "FLOAT"}
 
 #: Room (width, height below the title bar) each node type gets in the layout: at least what it takes on the
 #: classic canvas and in Nodes 2.0 (Vue nodes, stock and newest tested frontend), after a run too (our depth
-#: preview and stats table, core image/video previews). tests/test_browser_frontends.py checks that no two nodes
+#: preview and stats table, core image/video previews). tests/browser/test_browser_frontends.py checks that no two nodes
 #: overlap and nothing sticks out of its node, after load and after a run, in every tested frontend/renderer.
 ROOM: dict[str, tuple[int, int]] = {
     "LoadImage": (320, 380),
@@ -396,6 +398,24 @@ def video_depth_streaming() -> Workflow:
     return wf
 
 
+def video_depth_anything() -> Workflow:
+    """A whole video -> Video Depth with Video Depth Anything Small (32-frame temporal windows, streamed; no
+    per-frame flicker) -> Save Video."""
+    from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
+
+    wf = Workflow()
+    video = wf.add("LoadVideo", [EXAMPLE_VIDEO, "image"], 0)
+    loader = wf.add("DAV2ModelLoader", [VDA_SMALL, "auto", "auto", "auto"], 0, title="Load Video Depth Anything Small")
+    widgets = [518, "keep_aspect", 1932, "two_pass", "min_max", False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth"]
+    widgets += [False, 0.0, True, 1.0, DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP, DEFAULT_MAX_TILES, "offline"]
+    depth = wf.add("DAV2VideoDepth", widgets, 1)
+    wf.connect(loader, "model", depth, "model")
+    wf.connect(video, "VIDEO", depth, "video")
+    save = wf.add("SaveVideo", ["video/dav2_depth_vda", "auto", "auto"], 2)
+    wf.connect(depth, "video", save, "video")
+    return wf
+
+
 WORKFLOWS = {
     "depth_colorize_save": depth_colorize_save,
     "depth_stats": depth_stats,
@@ -405,6 +425,7 @@ WORKFLOWS = {
     "depth_parallax": depth_parallax,
     "video_depth_temporal": video_depth_temporal,
     "video_depth_streaming": video_depth_streaming,
+    "video_depth_anything": video_depth_anything,
 }
 
 
@@ -465,6 +486,13 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
         else:
             print(f"no {OFFICIAL_SMALL} in {models}: thumbnails use a random-init checkpoint (noise depth)")
             h.write_test_checkpoint(model_dir / OFFICIAL_SMALL, fmt="official-pth")
+        if (models / VDA_SMALL).is_file():
+            shutil.copy2(models / VDA_SMALL, model_dir / VDA_SMALL)
+        elif only is None or "video_depth_anything" in only:
+            from checkpoint_factory import write_checkpoint
+
+            print(f"no {VDA_SMALL} in {models}: its thumbnail uses a random-init checkpoint (noise depth)")
+            write_checkpoint(model_dir / VDA_SMALL, "vits", "official-pth", family="vda")
         cv2.imwrite(str(base / "input" / EXAMPLE_IMAGE), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         crop_w = rgb.shape[1] * 3 // 4 // 2 * 2
         frames = np.stack([rgb[:, i * (rgb.shape[1] - crop_w) // 5 :][:, :crop_w] for i in range(6)])
@@ -538,6 +566,12 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
                 (clip,) = videos_of(graph, entry)
                 written.append(
                     _save_jpg(out_dir / "video_depth_streaming.jpg", [frames[0], clip[0], frames[-1], clip[-1]])
+                )
+            if wanted("video_depth_anything"):
+                graph, entry = run("video_depth_anything")
+                (clip,) = videos_of(graph, entry)
+                written.append(
+                    _save_jpg(out_dir / "video_depth_anything.jpg", [frames[0], clip[0], frames[-1], clip[-1]])
                 )
         finally:
             server.stop()

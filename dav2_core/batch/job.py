@@ -1,8 +1,10 @@
 """What one ``dav2 batch`` job is: the depth command's options plus where and how to run, and its identity.
 
-A job's *fingerprint* is what fixes the numbers in its outputs (model, precision, device, estimate
-options, forward batch size, colormap). It is stored in ``OUT/dav2_batch.json``; a rerun into the same
-folder must match it (or pass ``overwrite``), so resumed outputs never mix two models or two settings.
+A job's *fingerprint* is what fixes the numbers in its outputs (the model's weights by content, precision,
+device, estimate options, forward batch size, colormap). It is stored in ``OUT/dav2_batch.json``; a rerun
+into the same folder must match it (or pass ``overwrite``), so resumed outputs never mix two models or two
+settings: other weights saved under the same checkpoint path are another model. The weights are hashed
+(sha256) once; the job file records the file's size and mtime, so a rerun re-reads it only when they change.
 Which extra files are written (``--npy``, ``--exr``, colour) is not part of it: asking for more on a
 rerun writes the missing files.
 """
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..engines.export import file_sha256
 from ..jobs import CliOptions
 
 Engine = Literal["local", "ray"]
@@ -118,13 +121,35 @@ class BatchJob:
         """torch CPU threads per worker: fixed for Ray workers (thread count changes CPU float sums)."""
         return max(1, int(self.cpus_per_worker)) if self.engine == "ray" else None
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What fixes the numbers of the outputs (compared on a rerun into the same folder)."""
+    def weights_file(self) -> Path:
+        """The file holding the job's weights: ``--checkpoint`` (an HF model folder: its weights file), else the
+        variant's file in the models folder (downloaded now when missing). BatchError when there is none."""
         o = self.options
-        model = o.checkpoint and os.path.abspath(os.path.expanduser(o.checkpoint))
+        if o.checkpoint is None:
+            from ..hub import HubUnavailableError, resolve_checkpoint
+            from ..loading import default_models_dir
+
+            try:
+                return resolve_checkpoint(o.variant or "vits", o.models_dir or default_models_dir())
+            except (HubUnavailableError, ValueError) as exc:
+                raise BatchError(str(exc)) from None
+        path = Path(o.checkpoint).expanduser()
+        if path.is_dir():
+            path = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), path)
+        if not path.is_file():
+            raise BatchError(f"checkpoint not found: {o.checkpoint}")
+        return path
+
+    def fingerprint(self, weights: dict[str, Any]) -> dict[str, Any]:
+        """What fixes the numbers of the outputs (compared on a rerun into the same folder); ``weights``: the
+        :func:`weights_record` of :meth:`weights_file`."""
+        o = self.options
         estimate = {k: v for k, v in asdict(o.estimate).items() if k != "chunk_size"}
+        if estimate.get("tta") == "none":  # jobs started before the tta option resume unchanged
+            del estimate["tta"]
         return {
-            "model": model or o.variant or "vits",
+            "model_sha256": weights["sha256"],
+            "model_config_sha256": weights.get("config_sha256"),
             "variant": o.variant,
             "dtype": o.dtype,
             "device": o.device,
@@ -134,9 +159,26 @@ class BatchJob:
         }
 
 
+def weights_record(path: Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{path, size, mtime_ns, sha256[, config_sha256]}`` of a weights file (and of an HF ``config.json`` beside
+    it, which may say relative or metric). ``known``: an earlier record, whose sha256 is reused when the path,
+    size and mtime still match (an unchanged multi-GB file is not read again)."""
+    stat = path.stat()
+    record: dict[str, Any] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    same = isinstance(known, dict) and known.get("sha256") and all(known.get(k) == v for k, v in record.items())
+    record["sha256"] = known["sha256"] if same else file_sha256(path, remember=True)
+    config = path.parent / "config.json"
+    if config.is_file():
+        record["config_sha256"] = file_sha256(config)
+    return record
+
+
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable 'key: stored -> current' for each field that differs."""
     keys = sorted(set(stored) | set(current))
+    names = {"model_sha256": "model weights (sha256)", "model_config_sha256": "model config.json (sha256)"}
     return [
-        f"{key}: {stored.get(key)!r} -> {current.get(key)!r}" for key in keys if stored.get(key) != current.get(key)
+        f"{names.get(key, key)}: {stored.get(key)!r} -> {current.get(key)!r}"
+        for key in keys
+        if stored.get(key) != current.get(key)
     ]

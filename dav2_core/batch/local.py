@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 from collections.abc import Callable, Iterator
@@ -21,13 +22,28 @@ ResultSink = Callable[[list[dict[str, Any]]], None]
 SCAN_CHUNK = 512
 
 
+def scan_items(rows: list[Row]) -> list[dict[str, Any]]:
+    """The :func:`scan_batch` input of some rows, one dict each: index, input, stem, and what the earlier
+    manifest recorded (input_sha256, checksums as JSON; "" for none)."""
+    return [
+        {
+            "index": r.index,
+            "input": r.input,
+            "stem": r.stem,
+            "input_sha256": r.input_sha256 or "",
+            "checksums": json.dumps(r.checksums) if r.checksums else "",
+        }
+        for r in rows
+    ]
+
+
 def scan_columns(rows: list[Row]) -> dict[str, np.ndarray]:
-    """The :func:`scan_batch` input columns (index, input, stem) of some rows."""
-    return {
-        "index": np.array([r.index for r in rows], dtype=np.int64),
-        "input": np.array([r.input for r in rows], dtype=object),
-        "stem": np.array([r.stem for r in rows], dtype=object),
-    }
+    """The :func:`scan_batch` input columns of some rows (see :func:`scan_items`)."""
+    items = scan_items(rows)
+    columns = {name: np.array([item[name] for item in items], dtype=object) for name in items[0]} if items else {}
+    if items:
+        columns["index"] = columns["index"].astype(np.int64)
+    return columns
 
 
 def scan_in_process(job: BatchJob, rows: list[Row]) -> Iterator[dict[str, np.ndarray]]:

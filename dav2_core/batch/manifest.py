@@ -4,7 +4,10 @@ Manifest columns (``MANIFEST_SCHEMA``): ``index`` (position in SOURCE), ``input`
 ``output`` (the 16-bit depth PNG, relative to OUT, for done and duplicate rows; the other files share its stem), ``size`` ([height,
 width] of the input in pixels), ``kind`` / ``units`` ('relative' / 'relative' or 'metric' / 'm'),
 ``status`` (one of ``STATUSES``), ``error`` (why, for failed / duplicate / skipped), ``attempts`` (tries
-so far, across runs), ``worker`` (host:pid that wrote it), ``seconds`` (its share of the batch's time).
+so far, across runs), ``worker`` (host:pid that wrote it), ``seconds`` (its share of the batch's time),
+``input_sha256`` (the input file's content when it was run), ``checksums`` (done rows: output name as in
+:data:`~dav2_core.io.OUTPUT_SUFFIXES`, plus ``exr.json``, -> sha256 of the file as written). A rerun
+keeps a row's outputs only when its input still has that hash and every output file still has its checksum.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def manifest_schema() -> Any:
             ("attempts", pa.int32()),
             ("worker", pa.string()),
             ("seconds", pa.float64()),
+            ("input_sha256", pa.string()),
+            ("checksums", pa.map_(pa.string(), pa.string())),
         ]
     )
 
@@ -72,6 +77,8 @@ class Row:
     attempts: int = 0
     worker: str | None = None
     seconds: float | None = None
+    input_sha256: str | None = None
+    checksums: dict[str, str] | None = None
 
 
 def write_manifest(path: Path, rows: list[Row], kind: str | None) -> None:
@@ -93,6 +100,8 @@ def write_manifest(path: Path, rows: list[Row], kind: str | None) -> None:
         "attempts": [r.attempts for r in rows],
         "worker": [r.worker for r in rows],
         "seconds": [r.seconds for r in rows],
+        "input_sha256": [r.input_sha256 for r in rows],
+        "checksums": [list(r.checksums.items()) if r.checksums and r.status == "done" else None for r in rows],
     }
     table = pa.Table.from_pydict(columns, schema=manifest_schema())
     with io.atomic_path(path, suffix=".parquet") as temp:
@@ -109,8 +118,12 @@ def read_manifest(path: Path) -> tuple[dict[str, Row], str | None]:
 
     try:
         data = pq.read_table(path).to_pylist()
-    except Exception as exc:  # noqa: BLE001 - any unreadable file: start afresh, outputs still verify
-        warnings.warn(f"{path}: cannot read the earlier manifest ({exc}); attempt counts start afresh", stacklevel=2)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: start afresh
+        warnings.warn(
+            f"{path}: cannot read the earlier manifest ({exc}); its outputs cannot be verified and are redone, "
+            "attempt counts start afresh",
+            stacklevel=2,
+        )
         return {}, None
     rows, kind = {}, None
     for d in data:
@@ -126,26 +139,39 @@ def read_manifest(path: Path) -> tuple[dict[str, Row], str | None]:
             attempts=d.get("attempts") or 0,
             worker=d.get("worker"),
             seconds=d.get("seconds"),
+            input_sha256=d.get("input_sha256"),
+            checksums=dict(d["checksums"]) if d.get("checksums") else None,
         )
         kind = kind or d.get("kind")
     return rows, kind
 
 
-def check_job_file(out_dir: Path, fingerprint: dict[str, Any], overwrite: bool) -> bool:
-    """Compare with the job file of an earlier run in ``out_dir``; True if outputs there may be reused.
-
-    BatchError when they were made with other settings (unless ``overwrite``: then nothing is reused).
-    """
+def read_job_file(out_dir: Path) -> dict[str, Any] | None:
+    """The job file of an earlier run in ``out_dir`` (None if there is none); BatchError if unreadable."""
     path = out_dir / JOB_FILE
     if not path.is_file():
-        return True
+        return None
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))["fingerprint"]
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(stored, dict) or not isinstance(stored["fingerprint"], dict):
+            raise TypeError("not a job file")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BatchError(
             f"{path}: cannot read the earlier job's settings ({exc}); delete it, or pass --overwrite"
         ) from None
-    differences = fingerprint_differences(stored, fingerprint)
+    return stored
+
+
+def check_job_file(out_dir: Path, stored: dict[str, Any] | None, fingerprint: dict[str, Any], overwrite: bool) -> bool:
+    """Compare with the job file of an earlier run in ``out_dir`` (``stored``, from :func:`read_job_file`); True
+    if outputs there may be reused.
+
+    BatchError when they were made with other settings or other model weights (unless ``overwrite``: then
+    nothing is reused). A job file of an older version (no weights' hash) differs too: pass ``overwrite``.
+    """
+    if stored is None:
+        return True
+    differences = fingerprint_differences(stored["fingerprint"], fingerprint)
     if not differences:
         return True
     if overwrite:
@@ -157,7 +183,8 @@ def check_job_file(out_dir: Path, fingerprint: dict[str, Any], overwrite: bool) 
     )
 
 
-def write_job_file(out_dir: Path, fingerprint: dict[str, Any], source: Path) -> None:
-    """Record the job's fingerprint (atomically) before any output is written."""
-    text = json.dumps({"source": str(source), "fingerprint": fingerprint}, indent=1)
+def write_job_file(out_dir: Path, fingerprint: dict[str, Any], source: Path, model_file: dict[str, Any]) -> None:
+    """Record the job's fingerprint and its model file's (path, size, mtime, sha256) atomically, before any
+    output is written (the record lets a rerun skip hashing an unchanged model file)."""
+    text = json.dumps({"source": str(source), "fingerprint": fingerprint, "model_file": model_file}, indent=1)
     io.atomic_write(out_dir / JOB_FILE, lambda f: f.write(text.encode("utf-8")))

@@ -1,9 +1,11 @@
 """Scan, resume and plan: which inputs still need work, and the fixed batches they run in.
 
 - :func:`scan_batch` (run in-process or as Ray tasks) reads each input's size from its header (decoding
-  it only when the header cannot be parsed, as the CLI does) and checks whether its outputs already
-  exist and verify: every asked-for file present, PNGs of the input's size (the depth PNG 16-bit),
-  the ``.npy`` a complete float32 array of that shape, the EXR's metadata of that shape.
+  it only when the header cannot be parsed, as the CLI does), hashes its content (sha256) and checks
+  whether its outputs may be kept: the earlier manifest recorded this input content and a checksum for
+  every asked-for output file, and each file still has it. A file cut short, rewritten, or made from an
+  input that has since been replaced does not verify and is redone; so is anything the manifest does not
+  vouch for (a run killed before its manifest was written, a deleted or unreadable manifest).
 - :func:`plan_batches` groups the readable inputs exactly as the single-process CLI does (SOURCE order,
   :func:`dav2_core.io.group_by_size`, then ``batch_size`` at a time). The plan does not depend on the
   number of workers or on what is already done, so every image always runs in the same batch, and the
@@ -21,73 +23,64 @@ from typing import Any
 import numpy as np
 
 from .. import io
+from ..engines.export import file_sha256
 from ..jobs import CliOptions, output_paths, probe_size
 from .manifest import Row
 
 
-def _png_verified(path: Path, size: tuple[int, int], sixteen_bit: bool) -> bool:
-    from PIL import Image
+def output_files(out_dir: Path, stem: str, options: CliOptions) -> dict[str, Path]:
+    """Every file the options write for one image: :func:`output_paths` plus the EXR's ``.json`` sidecar."""
+    paths = output_paths(out_dir, Path(stem), options)
+    if "exr" in paths:
+        paths["exr.json"] = Path(str(paths["exr"]) + ".json")
+    return paths
 
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            mode = image.mode
-    except (OSError, ValueError, SyntaxError):
+
+def output_checksums(out_dir: Path, stem: str, options: CliOptions) -> dict[str, str]:
+    """sha256 of each output file of one image, by :func:`output_files` name (OSError if one is missing)."""
+    return {name: file_sha256(path) for name, path in output_files(out_dir, stem, options).items()}
+
+
+def outputs_verified(paths: dict[str, Path], checksums: dict[str, str] | None) -> bool:
+    """True when every file in ``paths`` exists and has the sha256 the manifest recorded for it."""
+    if not checksums:
         return False
-    return (height, width) == size and (not sixteen_bit or mode.startswith("I"))
-
-
-def _npy_verified(path: Path, size: tuple[int, int]) -> bool:
-    try:
-        with open(path, "rb") as file:
-            version = np.lib.format.read_magic(file)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(file)
-            header = file.tell()
-    except (OSError, ValueError):
-        return False
-    return tuple(shape) == size and dtype == np.float32 and path.stat().st_size == header + size[0] * size[1] * 4
-
-
-def _exr_verified(path: Path, size: tuple[int, int]) -> bool:
-    try:
-        meta = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return path.stat().st_size > 0 and meta.get("shape") == list(size)
-
-
-def outputs_verified(paths: dict[str, Path], size: tuple[int, int]) -> bool:
-    """True when every file in ``paths`` (:func:`output_paths` names) exists and matches an (H, W) input."""
     for name, path in paths.items():
-        if not path.is_file():
-            return False
-        if name in ("depth", "color") and not _png_verified(path, size, sixteen_bit=name == "depth"):
-            return False
-        if name == "npy" and not _npy_verified(path, size):
-            return False
-        if name == "exr" and not _exr_verified(path, size):
+        try:
+            if checksums.get(name) is None or file_sha256(path) != checksums[name]:
+                return False
+        except OSError:
             return False
     return True
 
 
 def scan_batch(batch: dict[str, Any], out_dir: str, options: CliOptions) -> dict[str, np.ndarray]:
-    """``{index, input, stem}`` columns -> ``{index, height, width, error, done}`` (height -1 and an
-    error message for an unreadable input; ``done`` when its outputs exist and verify)."""
+    """``{index, input, stem, input_sha256, checksums}`` columns (the last two from the earlier manifest; the
+    checksums as JSON, "" for none) -> ``{index, height, width, error, done, sha256}`` (height -1 and an error
+    message for an unreadable input; ``done`` when its outputs may be kept; ``sha256`` of the input now)."""
     indices = np.asarray(batch["index"], dtype=np.int64)
     heights = np.full(len(indices), -1, dtype=np.int64)
     widths = np.full(len(indices), -1, dtype=np.int64)
     errors = np.full(len(indices), "", dtype=object)
+    hashes = np.full(len(indices), "", dtype=object)
     done = np.zeros(len(indices), dtype=bool)
-    for i, (path, stem) in enumerate(zip(batch["input"], batch["stem"])):
+    for i, (path, stem, before, checksums) in enumerate(
+        zip(batch["input"], batch["stem"], batch["input_sha256"], batch["checksums"])
+    ):
         try:
             size = probe_size(Path(str(path)))
+            hashes[i] = file_sha256(str(path))
         except io.ImageReadError as exc:
             errors[i] = str(exc).removeprefix(f"{path}: ")
             continue
+        except OSError as exc:
+            errors[i] = f"cannot read the file ({exc.strerror or exc})"
+            continue
         heights[i], widths[i] = size
-        done[i] = outputs_verified(output_paths(Path(out_dir), Path(str(stem)), options), size)
-    return {"index": indices, "height": heights, "width": widths, "error": errors, "done": done}
+        if before and hashes[i] == str(before) and checksums:
+            recorded = json.loads(str(checksums))
+            done[i] = outputs_verified(output_files(Path(out_dir), str(stem), options), recorded)
+    return {"index": indices, "height": heights, "width": widths, "error": errors, "done": done, "sha256": hashes}
 
 
 def rows_to_scan(rows: list[Row], previous: dict[str, Row], max_attempts: int, retry_failed: bool) -> list[Row]:
@@ -107,6 +100,7 @@ def rows_to_scan(rows: list[Row], previous: dict[str, Row], max_attempts: int, r
                 continue
         elif before is not None and before.status == "done":
             row.attempts, row.worker, row.seconds = before.attempts, before.worker, before.seconds
+            row.input_sha256, row.checksums = before.input_sha256, before.checksums
         scan.append(row)
     return scan
 
@@ -123,6 +117,8 @@ def apply_scan(rows_by_index: dict[int, Row], result: dict[str, np.ndarray], reu
         row.height, row.width = int(height), int(width)
         row.status = "done" if done and reuse_outputs else "pending"
         row.error = None
+        if row.status == "pending":
+            row.checksums = None  # recorded again when the batch has run
 
 
 def plan_batches(rows: list[Row], batch_size: int) -> list[list[Row]]:

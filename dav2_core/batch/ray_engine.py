@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .job import BatchError, BatchJob
-from .local import SCAN_CHUNK, ResultSink, scan_in_process
+from .local import SCAN_CHUNK, ResultSink, scan_in_process, scan_items
 from .manifest import Row
 from .plan import scan_batch
 from .worker import BatchWorker, KillOnce
@@ -186,7 +186,7 @@ class RayEngine:
         if len(rows) < self.local_scan_rows:  # reading a few headers here beats starting Ray Data tasks
             yield from scan_in_process(self.job, rows)
             return
-        items = [{"index": row.index, "input": row.input, "stem": row.stem} for row in rows]
+        items = scan_items(rows)
         blocks = max(1, min(len(items) // SCAN_CHUNK + 1, 1000))
         dataset = self.ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             scan_batch,

@@ -8,17 +8,27 @@ interrupted or stopped, so a rerun resumes from it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import io
 from ..jobs import CliError, check_output_options
 from ..variants import VARIANTS
-from .job import INFLIGHT_DIR, MANIFEST_FILE, BatchError, BatchJob
+from .job import INFLIGHT_DIR, MANIFEST_FILE, BatchError, BatchJob, weights_record
 from .local import LocalEngine
-from .manifest import Row, check_job_file, read_manifest, require_pyarrow, write_job_file, write_manifest
+from .manifest import (
+    Row,
+    check_job_file,
+    read_job_file,
+    read_manifest,
+    require_pyarrow,
+    write_job_file,
+    write_manifest,
+)
 from .plan import apply_scan, batches_to_run, plan_batches, rows_to_scan
 from .sources import read_source
 from .worker import KillOnce
@@ -117,9 +127,12 @@ def _preflight(job: BatchJob) -> None:
         check_output_options(job.options)
     except CliError as exc:
         raise BatchError(str(exc)) from None
-    checkpoint = job.options.checkpoint
-    if checkpoint is not None and not Path(checkpoint).expanduser().exists():
-        raise BatchError(f"checkpoint not found: {checkpoint}")
+    variant = VARIANTS.get(job.options.variant or "")
+    if variant is not None and variant.is_video:
+        raise BatchError(
+            f"{variant.name} is a Video Depth Anything model: it estimates clips, and dav2 batch treats every image "
+            "alone. Run dav2 on the videos (or a folder of them) with it, or pick a Depth Anything V2 variant here."
+        )
 
 
 def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
@@ -128,16 +141,19 @@ def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
     _preflight(job)
     rows = read_source(job)
     out = job.output
-    reuse = check_job_file(out, job.fingerprint(), job.overwrite)
-    previous, kind = read_manifest(out / MANIFEST_FILE) if reuse else ({}, None)
-    summary = BatchSummary(
-        rows,
-        out / MANIFEST_FILE,
-        job.engine,
-        kind=kind or (VARIANTS[job.options.variant].kind if job.options.variant else None),
-    )
-    by_index = {row.index: row for row in rows}
-    with _engine(job, fault) as engine:
+    stored = read_job_file(out)
+    with _engine(job, fault) as engine:  # a bad cluster address fails first, before the model is looked for
+        weights = weights_record(job.weights_file(), stored.get("model_file") if stored else None)
+        fingerprint = job.fingerprint(weights)
+        reuse = check_job_file(out, stored, fingerprint, job.overwrite)
+        previous, kind = read_manifest(out / MANIFEST_FILE) if reuse else ({}, None)
+        summary = BatchSummary(
+            rows,
+            out / MANIFEST_FILE,
+            job.engine,
+            kind=kind or (VARIANTS[job.options.variant].kind if job.options.variant else None),
+        )
+        by_index = {row.index: row for row in rows}
         for result in engine.scan(rows_to_scan(rows, previous, job.max_attempts, job.retry_failed)):
             apply_scan(by_index, result, reuse)
         todo = batches_to_run(plan_batches(rows, job.batch_size))
@@ -145,7 +161,8 @@ def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
         if todo:
             engine.prepare()  # local: loads the model now, so a bad model stops the job before any file
         out.mkdir(parents=True, exist_ok=True)
-        write_job_file(out, job.fingerprint(), job.source)
+        io.clean_stale_temps(out)  # temporaries of a run that was killed here
+        write_job_file(out, fingerprint, job.source, weights)
         shutil.rmtree(out / INFLIGHT_DIR, ignore_errors=True)  # markers of an earlier run that was killed
         last_flush = time.monotonic()
 
@@ -163,6 +180,8 @@ def run_batch(job: BatchJob, *, fault: KillOnce | None = None) -> BatchSummary:
                     row.attempts += 1
                 row.status, row.error = str(result["status"]), str(result["error"]) or None
                 row.worker, row.seconds = str(result["worker"]), float(result["seconds"])
+                row.input_sha256 = str(result["input_sha256"]) or None
+                row.checksums = json.loads(str(result["checksums"])) if result["checksums"] else None
                 summary.kind = str(result["kind"])
                 stats = summary.workers.setdefault(row.worker, WorkerStats())
                 stats.images += 1

@@ -26,10 +26,23 @@ import numpy as np
 import torch
 
 from .. import io
+from ..engines.export import file_sha256
 from ..jobs import Report, load_cli_model, process_images
 from .job import INFLIGHT_DIR, BatchJob
+from .plan import output_checksums
 
-RESULT_COLUMNS = ("index", "status", "error", "worker", "seconds", "peak_rss_mb", "kind")
+RESULT_COLUMNS = (
+    "index",
+    "status",
+    "error",
+    "worker",
+    "seconds",
+    "peak_rss_mb",
+    "kind",
+    "input_sha256",
+    "checksums",
+)
+_TEXT_COLUMNS = ("status", "error", "worker", "kind", "input_sha256", "checksums")
 
 
 @dataclass(frozen=True)
@@ -103,21 +116,37 @@ class BatchWorker:
         marker, tries = self._count_try(entries)
         failed: dict[Path, str] = {}
         batch_error = None
+        # Inputs are hashed before they are read for depth: if one is replaced in between, the recorded (older)
+        # hash no longer matches it, and the next run redoes it. Outputs are never kept for other content.
+        hashes: dict[Path, str] = {}
+        for item in items:
+            try:
+                hashes[item.path] = file_sha256(item.path)
+            except OSError as exc:
+                failed[item.path] = f"cannot read the file ({exc.strerror or exc})"
         if tries >= self.job.max_attempts:
             batch_error = (
                 f"a worker died {tries} times running this image's batch (out of memory, or a crash "
                 "in a decoder?); a rerun tries again"
             )
         else:
+            unreadable = dict(failed)
             for _ in range(self.job.max_attempts):
                 failed, batch_error = self._attempt(items)
                 if batch_error is None:
                     break
+            failed = {**failed, **unreadable}
         seconds = (time.perf_counter() - start) / max(1, len(items))
         rss = peak_rss_mb()
         rows = []
-        for (index, _, _), item in zip(entries, items):
+        for (index, _, stem), item in zip(entries, items):
             error = batch_error or failed.get(item.path)
+            checksums = ""
+            if not error:
+                try:  # what was just written, as the next run must find it
+                    checksums = json.dumps(output_checksums(self.out_dir, stem, self.options))
+                except OSError as exc:
+                    error = f"an output vanished right after it was written ({exc})"
             rows.append(
                 {
                     "index": int(index),
@@ -127,6 +156,8 @@ class BatchWorker:
                     "seconds": seconds,
                     "peak_rss_mb": rss,
                     "kind": self.kind,
+                    "input_sha256": hashes.get(item.path, ""),
+                    "checksums": checksums,
                 }
             )
         self.batches += 1
@@ -139,8 +170,6 @@ class BatchWorker:
         """Ray Data batch ``{"batch": [JSON payloads]}`` -> result columns (one row per image)."""
         rows = [row for payload in batch["batch"] for row in self.run(json.loads(str(payload)))]
         return {
-            name: np.array(
-                [row[name] for row in rows], dtype=object if name in ("status", "error", "worker", "kind") else None
-            )
+            name: np.array([row[name] for row in rows], dtype=object if name in _TEXT_COLUMNS else None)
             for name in RESULT_COLUMNS
         }

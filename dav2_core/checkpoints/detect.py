@@ -1,7 +1,8 @@
 """What a checkpoint holds: the encoder from tensor shapes, relative vs metric from one precedence rule.
 
-The encoder (vits/vitb/vitl/vitg) comes from the tensor shapes alone (embedding width, block count,
-SwiGLU feed-forward), never from the file name.
+The model family (Depth Anything V2 or Video Depth Anything: the temporal head's ``head.motion_modules.*``
+keys) and the encoder (vits/vitb/vitl/vitg) come from the tensors alone (key names, embedding width, block
+count, SwiGLU feed-forward), never from the file name.
 
 Relative vs metric can NOT come from the tensors: a metric checkpoint has exactly the same keys and
 shapes as a relative one (its head ends in a Sigmoid scaled by ``max_depth`` instead of a ReLU, and
@@ -17,6 +18,9 @@ neither activation has weights). :func:`resolve_kind` is the one place it is dec
    (``depth_anything_v2_metric_hypersim_vitl.pth``, ``..._fp32.safetensors``): what picking that variant means;
 5. ``"default"``: ``"relative"``.
 
+The same rule holds for Video Depth Anything, whose metric model outputs metres directly (no max_depth):
+its metric kind carries ``max_depth=None``.
+
 ``CheckpointInfo.kind_source`` says which one applied, so callers can warn when it was a guess.
 """
 
@@ -30,8 +34,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from ..variants import ENCODERS, METRIC_MAX_DEPTH, DepthKind, EncoderSpec, Variant
-from .layout import expected_shapes
+from ..variants import ENCODERS, FAMILY_NAMES, METRIC_MAX_DEPTH, DepthKind, EncoderSpec, ModelFamily, Variant
+from .layout import expected_shapes, family_of
 from .read import META_DATASET, META_KIND, META_MAX_DEPTH, CheckpointError, known_file_names, location
 
 KindSource = Literal["override", "metadata", "config.json", "file name", "default"]
@@ -49,6 +53,7 @@ class CheckpointInfo:
     format: "<layout>-<container>": "official-pth", "official-safetensors", "hf-safetensors", "hf-pth",
     or "state-dict" for an in-memory dict.
     dtype: storage dtype of the weights (e.g. torch.float16 for kijai's fp16 files).
+    family: "dav2" (Depth Anything V2, per image) or "vda" (Video Depth Anything, clips), from the keys.
     """
 
     encoder: str
@@ -58,19 +63,29 @@ class CheckpointInfo:
     dtype: torch.dtype
     path: Path | None = None
     kind_source: KindSource = "default"
+    family: ModelFamily = "dav2"
 
     @property
     def spec(self) -> EncoderSpec:
         return ENCODERS[self.encoder]
 
+    @property
+    def is_video(self) -> bool:
+        """True for a Video Depth Anything checkpoint (its model takes clips, not single images)."""
+        return self.family == "vda"
+
 
 # ------------------------------------------------------------------------------------------- encoder
-def encoder_of(sd: dict[str, torch.Tensor], where: str) -> EncoderSpec:
-    """The encoder whose model an official-key state dict is, with every key and shape checked."""
+def encoder_of(sd: dict[str, torch.Tensor], where: str, family: ModelFamily | None = None) -> EncoderSpec:
+    """The encoder whose model an official-key state dict is, with every key and shape checked.
+
+    ``family``: the model family the keys must be (default: whichever :func:`~.layout.family_of` finds)."""
+    family = family or family_of(sd) or "dav2"
+    model = FAMILY_NAMES[family]
     cls = sd.get("pretrained.cls_token")
     if cls is None or cls.ndim != 3:
         raise CheckpointError(
-            f"{where}: no usable 'pretrained.cls_token' tensor, so this is not a complete Depth Anything V2 "
+            f"{where}: no usable 'pretrained.cls_token' tensor, so this is not a complete {model} "
             "checkpoint. Use an official checkpoint file."
         )
     dim = int(cls.shape[-1])
@@ -80,10 +95,10 @@ def encoder_of(sd: dict[str, torch.Tensor], where: str) -> EncoderSpec:
     if spec is None:
         known = ", ".join(f"{s.name} {s.embed_dim}/{s.depth} blocks/{s.ffn}" for s in ENCODERS.values())
         raise CheckpointError(
-            f"{where}: tensor shapes match no Depth Anything V2 encoder (embedding width {dim}, {len(blocks)} "
+            f"{where}: tensor shapes match no {model} encoder (embedding width {dim}, {len(blocks)} "
             f"blocks, {ffn} feed-forward; known: {known}). Use an official checkpoint file."
         )
-    want = expected_shapes(spec)
+    want = expected_shapes(spec, family)
     missing = [k for k in want if k not in sd]
     unexpected = [k for k in sd if k not in want]
     wrong = [
@@ -96,18 +111,18 @@ def encoder_of(sd: dict[str, torch.Tensor], where: str) -> EncoderSpec:
             if lst
         ]
         raise CheckpointError(
-            f"{where}: does not match the {spec.name} Depth Anything V2 model: {'; '.join(parts)}. "
+            f"{where}: does not match the {spec.name} {model} model: {'; '.join(parts)}. "
             "The file is incomplete or from a different model; use an official checkpoint file."
         )
     return spec
 
 
 # ---------------------------------------------------------------------------------------------- kind
-def variant_for_file_name(file_name: str | None, encoder: str) -> Variant | None:
-    """The published variant a file is named after, if its encoder is the one in the tensors (else None:
-    a file renamed to another model's name says nothing about its own kind)."""
+def variant_for_file_name(file_name: str | None, encoder: str, family: ModelFamily = "dav2") -> Variant | None:
+    """The published variant a file is named after, if its encoder and family are the ones in the tensors
+    (else None: a file renamed to another model's name says nothing about its own kind)."""
     variant = known_file_names().get(file_name) if file_name else None
-    return variant if variant is not None and variant.encoder == encoder else None
+    return variant if variant is not None and (variant.encoder, variant.family) == (encoder, family) else None
 
 
 def _parse_depth(value: Any, source: str, where: str) -> float:
@@ -123,7 +138,7 @@ def _parse_depth(value: Any, source: str, where: str) -> float:
 
 
 def _file_says(
-    metadata: Mapping[str, str], sidecar: Sidecar, file_name: str | None, encoder: str
+    metadata: Mapping[str, str], sidecar: Sidecar, file_name: str | None, encoder: str, family: ModelFamily
 ) -> tuple[Any, Any, str | None, KindSource]:
     """(kind, max_depth, dataset, source) from the first source in the file that speaks."""
     if META_KIND in metadata:
@@ -131,7 +146,7 @@ def _file_says(
     config = sidecar() if callable(sidecar) else sidecar
     if config is not None and "depth_estimation_type" in config:
         return config["depth_estimation_type"], config.get("max_depth"), None, "config.json"
-    variant = variant_for_file_name(file_name, encoder)
+    variant = variant_for_file_name(file_name, encoder, family)
     if variant is not None:
         return variant.kind, variant.max_depth, variant.dataset, "file name"
     return "relative", None, None, "default"
@@ -146,8 +161,11 @@ def resolve_kind(
     kind: str | None = None,
     max_depth: float | None = None,
     where: str = "state dict",
+    family: ModelFamily = "dav2",
 ) -> tuple[DepthKind, float | None, KindSource]:
     """(kind, max_depth in metres or None, source) by the precedence in the module docstring.
+
+    ``family`` 'vda': Video Depth Anything, whose metric model has no max_depth (a given one is refused).
 
     ``sidecar`` may be a callable: the config.json is then read only when the earlier sources are silent.
     Raises ValueError for contradictory arguments, CheckpointError for unusable file values.
@@ -158,9 +176,23 @@ def resolve_kind(
         raise ValueError("max_depth only applies to metric checkpoints; drop it or pass kind='metric'")
     if kind == "relative":
         return "relative", None, "override"
+    if family == "vda":
+        if max_depth is not None:
+            raise ValueError(
+                "max_depth does not apply to Video Depth Anything: its metric model outputs metres directly; "
+                "pass kind='metric' without max_depth (checkpoint_type 'metric-video' in the loader node)"
+            )
+        if kind == "metric":
+            return "metric", None, "override"
+        k, _, _, source = _file_says(metadata or {}, sidecar, file_name, encoder, family)
+        if k not in ("relative", "metric"):
+            raise CheckpointError(
+                f"{where}: kind {k!r} from {source} is neither 'relative' nor 'metric'; pass kind= explicitly."
+            )
+        return k, None, source
     if max_depth is not None:  # a bare max_depth means metric
         return "metric", _parse_depth(max_depth, "override", where), "override"
-    k, depth, dataset, source = _file_says(metadata or {}, sidecar, file_name, encoder)
+    k, depth, dataset, source = _file_says(metadata or {}, sidecar, file_name, encoder, family)
     if kind == "metric":  # the caller says metric; the file may still say how deep
         if k != "metric":
             depth = dataset = None
@@ -196,10 +228,11 @@ def detect_variant(
     path: Path | None = None,
     fmt: str = "state-dict",
 ) -> CheckpointInfo:
-    """Recognise an official-key state dict: encoder from shapes (every key and shape checked), kind by
-    :func:`resolve_kind` (``path``'s file name is the "file name" source)."""
+    """Recognise an official-key state dict: family from the keys, encoder from shapes (every key and shape
+    checked), kind by :func:`resolve_kind` (``path``'s file name is the "file name" source)."""
     where = location(path)
-    spec = encoder_of(sd_official, where)
+    family = family_of(sd_official) or "dav2"
+    spec = encoder_of(sd_official, where, family)
     k, depth, source = resolve_kind(
         spec.name,
         metadata,
@@ -208,5 +241,6 @@ def detect_variant(
         kind=kind,
         max_depth=max_depth,
         where=where,
+        family=family,
     )
-    return CheckpointInfo(spec.name, k, depth, fmt, _storage_dtype(sd_official), path, source)
+    return CheckpointInfo(spec.name, k, depth, fmt, _storage_dtype(sd_official), path, source, family)

@@ -1,5 +1,8 @@
 """Key layouts: official (``pretrained.*`` / ``depth_head.*``) vs HF-transformers, and the official key/shape contract.
 
+Video Depth Anything files have official keys too (``pretrained.*`` / ``head.*`` with ``head.motion_modules.*``):
+:func:`family_of` tells the two model families apart from the keys.
+
 The HF -> official renaming itself lives in :mod:`dav2_core.hf_convert` (also used by the tests to go
 the other way); this module decides which layout a state dict has and what the official one must hold.
 """
@@ -12,10 +15,24 @@ from typing import Literal
 import torch
 
 from .. import hf_convert
-from ..variants import PATCH_SIZE, POS_EMBED_GRID, EncoderSpec
+from ..variants import PATCH_SIZE, POS_EMBED_GRID, VDA_WINDOW, EncoderSpec, ModelFamily
 from .read import OFFICIAL_HUB, CheckpointError, location
 
 Layout = Literal["official", "hf"]
+#: Head prefix of each family's official keys (the encoder is ``pretrained.*`` in both).
+HEAD_PREFIX: dict[str, str] = {"dav2": "depth_head.", "vda": "head."}
+VDA_MOTION_PREFIX = "head.motion_modules."
+
+
+def family_of(keys: list[str] | dict[str, torch.Tensor]) -> ModelFamily | None:
+    """'vda' for official Video Depth Anything keys (a ``head.*`` beside ``pretrained.*``), 'dav2' for official
+    Depth Anything V2 keys, None for anything else (HF layout, unknown)."""
+    has_encoder = any(k.startswith("pretrained.") for k in keys)
+    if has_encoder and any(k.startswith(HEAD_PREFIX["dav2"]) for k in keys):
+        return "dav2"
+    if has_encoder and any(k.startswith(HEAD_PREFIX["vda"]) for k in keys):
+        return "vda"
+    return None
 
 
 def to_official_keys(
@@ -23,9 +40,7 @@ def to_official_keys(
 ) -> tuple[dict[str, torch.Tensor], Layout]:
     """Return (state dict with official keys, detected layout "official" | "hf")."""
     keys = list(state_dict)
-    if any(k.startswith(hf_convert.OFFICIAL_PREFIXES[0]) for k in keys) and any(
-        k.startswith(hf_convert.OFFICIAL_PREFIXES[1]) for k in keys
-    ):
+    if family_of(keys) is not None:  # official Depth Anything V2 or Video Depth Anything keys
         return dict(state_dict), "official"
     if hf_convert.is_hf_layout(keys):
         try:
@@ -44,8 +59,9 @@ def to_official_keys(
     )
 
 
-def expected_shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
-    """Every official key of an encoder's depth model with its shape (the strict-load contract)."""
+def expected_shapes(spec: EncoderSpec, family: ModelFamily = "dav2") -> dict[str, tuple[int, ...]]:
+    """Every official key of an encoder's depth model with its shape (the strict-load contract); ``family``
+    'vda': the Video Depth Anything model (``head.*`` plus its motion modules)."""
     d, hidden, f = spec.embed_dim, spec.mlp_hidden, spec.features
     c0, c1, _, c3 = spec.out_channels  # level 2 keeps its resolution: Identity, no resize weights
     s: dict[str, tuple[int, ...]] = {
@@ -70,7 +86,7 @@ def expected_shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
         s[f"{b}.attn.proj.weight"], s[f"{b}.attn.proj.bias"] = (d, d), (d,)
         s[f"{b}.ls1.gamma"] = s[f"{b}.ls2.gamma"] = (d,)
         s.update({f"{b}.mlp.{k}": v for k, v in mlp.items()})
-    h = "depth_head"
+    h = HEAD_PREFIX[family].rstrip(".")
     for i, c in enumerate(spec.out_channels):
         s[f"{h}.projects.{i}.weight"], s[f"{h}.projects.{i}.bias"] = (c, d, 1, 1), (c,)
         s[f"{h}.scratch.layer{i + 1}_rn.weight"] = (f, c, 3, 3)
@@ -85,4 +101,26 @@ def expected_shapes(spec: EncoderSpec) -> dict[str, tuple[int, ...]]:
     s[f"{h}.scratch.output_conv1.weight"], s[f"{h}.scratch.output_conv1.bias"] = (f // 2, f, 3, 3), (f // 2,)
     s[f"{h}.scratch.output_conv2.0.weight"], s[f"{h}.scratch.output_conv2.0.bias"] = (32, f // 2, 3, 3), (32,)
     s[f"{h}.scratch.output_conv2.2.weight"], s[f"{h}.scratch.output_conv2.2.bias"] = (1, 32, 1, 1), (1,)
+    if family == "vda":
+        for i, c in enumerate((spec.out_channels[2], spec.out_channels[3], f, f)):
+            s.update(_motion_module_shapes(f"{VDA_MOTION_PREFIX}{i}.temporal_transformer", c))
+    return s
+
+
+def _motion_module_shapes(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
+    """Keys and shapes of one Video Depth Anything motion module of width ``c`` (official names)."""
+    s: dict[str, tuple[int, ...]] = {f"{prefix}.norm.weight": (c,), f"{prefix}.norm.bias": (c,)}
+    for lin in ("proj_in", "proj_out"):
+        s[f"{prefix}.{lin}.weight"], s[f"{prefix}.{lin}.bias"] = (c, c), (c,)
+    b = f"{prefix}.transformer_blocks.0"
+    for i in range(2):
+        a = f"{b}.attention_blocks.{i}"
+        for qkv in ("to_q", "to_k", "to_v"):
+            s[f"{a}.{qkv}.weight"] = (c, c)
+        s[f"{a}.to_out.0.weight"], s[f"{a}.to_out.0.bias"] = (c, c), (c,)
+        s[f"{a}.pos_encoder.pe"] = (1, VDA_WINDOW, c)
+        s[f"{b}.norms.{i}.weight"] = s[f"{b}.norms.{i}.bias"] = (c,)
+    s[f"{b}.ff.net.0.proj.weight"], s[f"{b}.ff.net.0.proj.bias"] = (8 * c, c), (8 * c,)
+    s[f"{b}.ff.net.2.weight"], s[f"{b}.ff.net.2.bias"] = (c, 4 * c), (c,)
+    s[f"{b}.ff_norm.weight"] = s[f"{b}.ff_norm.bias"] = (c,)
     return s

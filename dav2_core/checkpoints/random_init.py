@@ -13,6 +13,12 @@ the global RNG state. Outputs are meaningless but not degenerate. Formats (:data
 * ``kijai-fp32`` / ``kijai-fp16``: official keys in safetensors without our metadata, like kijai's re-uploads;
 * ``hf-safetensors``: the HF-transformers on-disk layout plus ``config.json`` beside it (needs transformers).
 
+``family="vda"`` gives a Video Depth Anything model (:class:`~dav2_core.model.VideoDepthAnything`) in the
+official formats (``official-pth``, ``official-safetensors``); its motion modules are initialised like the
+other linear layers (the official code zero-initialises their output projection, which would make them
+inert: random weights are meant to exercise every path), GroupNorms as identity, frame-position tables as
+the official sinusoids.
+
 Relative and metric checkpoints share keys and shapes, so ``kind``/``max_depth`` only reach the metadata /
 config.json (and are lost in the formats that have neither, as with the real files).
 """
@@ -29,11 +35,15 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .. import hf_convert
-from ..model import DepthAnythingV2
+from ..model import DepthAnythingV2, VideoDepthAnything
+from ..model.temporal import PositionalEncoding, sinusoid_table
+from ..variants import ModelFamily
 from .detect import CheckpointInfo
 from .write import save_checkpoint
 
 FORMATS = ("official-pth", "official-safetensors", "kijai-fp32", "kijai-fp16", "hf-safetensors")
+#: Formats Video Depth Anything is published in (only official keys exist for it).
+VDA_FORMATS = ("official-pth", "official-safetensors")
 
 
 def _clipped_normal_(t: torch.Tensor, std: float, g: torch.Generator) -> None:
@@ -41,16 +51,18 @@ def _clipped_normal_(t: torch.Tensor, std: float, g: torch.Generator) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _state_dict(encoder: str, seed: int) -> dict[str, torch.Tensor]:
+def _state_dict(encoder: str, seed: int, family: ModelFamily = "dav2") -> dict[str, torch.Tensor]:
     with torch.device("meta"):
-        model = DepthAnythingV2(encoder)
+        model = VideoDepthAnything(encoder) if family == "vda" else DepthAnythingV2(encoder)
     model = model.to_empty(device="cpu")
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():  # registration order: deterministic
-            if isinstance(module, nn.LayerNorm):
+            if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
                 module.weight.fill_(1.0)
                 module.bias.zero_()
+            elif isinstance(module, PositionalEncoding):
+                module.pe.copy_(sinusoid_table(module.pe.shape[1], module.pe.shape[2]))
             elif isinstance(module, nn.Linear):
                 _clipped_normal_(module.weight, 0.02, g)
                 if module.bias is not None:
@@ -69,15 +81,19 @@ def _state_dict(encoder: str, seed: int) -> dict[str, torch.Tensor]:
             block.ls2.gamma.fill_(1.0)
         # The head ends in conv(32 -> 1) + ReLU on non-negative features: with mixed-sign weights about half the
         # seeds give an all-zero map. Positive last weights and bias keep every seed's depth alive and varying.
-        last = model.depth_head.scratch.output_conv2[2]
+        head = model.head if family == "vda" else model.depth_head
+        last = head.scratch.output_conv2[2]
         last.weight.abs_()
         last.bias.abs_()
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-def random_state_dict(encoder: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Official-key fp32 state dict of a seeded random model (cached: do not modify the tensors in place)."""
-    return dict(_state_dict(encoder, seed))
+def random_state_dict(encoder: str, seed: int = 0, family: ModelFamily = "dav2") -> dict[str, torch.Tensor]:
+    """Official-key fp32 state dict of a seeded random model (cached: do not modify the tensors in place);
+    ``family="vda"``: Video Depth Anything."""
+    if family not in ("dav2", "vda"):
+        raise ValueError(f"family must be 'dav2' or 'vda', got {family!r}")
+    return dict(_state_dict(encoder, seed, family))
 
 
 def write_random_checkpoint(
@@ -87,6 +103,7 @@ def write_random_checkpoint(
     seed: int = 0,
     kind: str = "relative",
     max_depth: float | None = None,
+    family: ModelFamily = "dav2",
 ) -> Path:
     """Write ``random_state_dict(encoder, seed)`` to ``path`` in format ``fmt`` (one of :data:`FORMATS`).
 
@@ -97,16 +114,22 @@ def write_random_checkpoint(
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     if kind not in ("relative", "metric"):
         raise ValueError(f"kind must be 'relative' or 'metric', got {kind!r}")
-    if kind == "metric" and max_depth is None:
+    if family == "vda":
+        if fmt not in VDA_FORMATS:
+            raise ValueError(f"Video Depth Anything checkpoints come in {VDA_FORMATS}, not {fmt!r}")
+        if max_depth is not None:
+            raise ValueError("a metric Video Depth Anything checkpoint has no max_depth (it outputs metres)")
+    elif kind == "metric" and max_depth is None:
         raise ValueError("a metric checkpoint needs max_depth (20 Hypersim, 80 VKITTI)")
     path = Path(path)
     config = hf_convert.hf_config(encoder, kind, max_depth) if fmt == "hf-safetensors" else None  # fail before writing
     path.parent.mkdir(parents=True, exist_ok=True)
-    sd = random_state_dict(encoder, seed)
+    sd = random_state_dict(encoder, seed, family)
     if fmt == "official-pth":
         torch.save(sd, path)
     elif fmt == "official-safetensors":
-        info = CheckpointInfo(encoder, kind, max_depth if kind == "metric" else None, fmt, torch.float32, path)  # type: ignore[arg-type]
+        depth = max_depth if kind == "metric" else None
+        info = CheckpointInfo(encoder, kind, depth, fmt, torch.float32, path, family=family)  # type: ignore[arg-type]
         save_checkpoint(sd, path, info)
     elif fmt in ("kijai-fp32", "kijai-fp16"):
         dtype = torch.float16 if fmt == "kijai-fp16" else torch.float32

@@ -11,8 +11,10 @@ import functools
 import json
 import os
 import pickle
+import pickletools
 import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,9 +35,10 @@ OFFICIAL_HUB = "https://huggingface.co/depth-anything"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = 0x80  # PROTO opcode that starts every pickle of protocol >= 2 (legacy torch.save too)
-#: Words of torch's weights-only refusals that mean "this pickle wants to build or call arbitrary objects";
-#: every other unpickling failure (e.g. "Unsupported operand 19" for random bytes) means a broken file.
-_NEEDS_CODE = ("GLOBAL", "call reduce", "Can only create new object", "Can only build")
+#: Globals a tensors-only pickle may name when torch's own table is not importable (see :func:`_allowed_globals`).
+_TENSOR_GLOBALS = ("collections.OrderedDict", "_codecs.encode", "torch._utils.", "torch.")
+#: Most bytes of a pickle read to classify a refusal (real checkpoints' pickles are a few hundred KB).
+_MAX_PICKLE_SCAN = 64 << 20
 
 
 class CheckpointError(ValueError):
@@ -139,6 +142,90 @@ def _sniff(path: Path) -> Container:
     raise corrupted(path, "unknown format: its bytes are neither a PyTorch checkpoint nor a safetensors file")
 
 
+def _allowed_globals() -> set[str] | None:
+    """The ``module.name`` globals torch's weights-only unpickler accepts (None if torch hides its table)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return set(_get_allowed_globals()) | {
+            f"{g.__module__}.{g.__name__}" for g in torch.serialization.get_safe_globals() if hasattr(g, "__name__")
+        }
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+def _pickle_streams(file: CheckpointFile) -> list[bytes]:
+    """The raw pickle(s) of a checkpoint, never unpickled: the zip format's ``data.pkl``, or the legacy file."""
+    if file.container == "zip":
+        with zipfile.ZipFile(file.path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return [archive.open(names[0]).read(_MAX_PICKLE_SCAN)] if names else []
+    with file.path.open("rb") as f:
+        return [f.read(_MAX_PICKLE_SCAN)]
+
+
+def code_globals(file: CheckpointFile) -> list[str]:
+    """The functions and classes the file's pickle imports that a tensors-only load does not allow.
+
+    Read by walking the pickle's opcodes with :mod:`pickletools` (nothing is imported or executed):
+    ``GLOBAL`` / ``INST`` name them inline, ``STACK_GLOBAL`` takes the two strings pushed before it
+    (directly or from the memo). Non-empty means the file wants to run code when loaded; an empty list
+    for a file torch refused means it is broken, not hostile. Stops at the first undecodable byte.
+    """
+    allowed = _allowed_globals()
+
+    def is_allowed(name: str) -> bool:
+        if allowed is not None:
+            return name in allowed
+        return any(name == g or (g.endswith(".") and name.startswith(g)) for g in _TENSOR_GLOBALS)
+
+    found: list[str] = []
+    try:
+        streams = _pickle_streams(file)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        return found
+    for data in streams:
+        position = 0
+        for _ in range(4):  # the legacy format is up to four pickles in a row (magic, version, info, data)
+            memo: dict[int, object] = {}
+            pushed: list[object] = [None, None]
+            stop = None
+            try:
+                for op, arg, offset in pickletools.genops(data[position:]):
+                    name, stop = op.name, offset
+                    if name in ("GLOBAL", "INST"):
+                        module, _, attr = str(arg).partition(" ")
+                        found.append(f"{module}.{attr}")
+                    elif name == "STACK_GLOBAL":
+                        module, attr = pushed[-2], pushed[-1]
+                        found.append(f"{module}.{attr}" if isinstance(module, str) and isinstance(attr, str) else "?")
+                    if name == "MEMOIZE":
+                        memo[len(memo)] = pushed[-1]
+                    elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                        memo[int(arg)] = pushed[-1]
+                    elif name in ("GET", "BINGET", "LONG_BINGET"):
+                        pushed.append(memo.get(int(arg)))
+                    elif isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+                        pushed.append(arg)
+                    elif op.stack_after:
+                        pushed.append(None)
+                    del pushed[:-2]
+            except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+                break
+            if stop is None:
+                break
+            position += stop + 1
+            if position >= len(data) or file.container == "zip":
+                break
+    return [name for name in dict.fromkeys(found) if not is_allowed(name)]
+
+
+def _printable(name: str, limit: int = 60) -> str:
+    """A global's name as the file spells it, safe to print (control characters dropped, shortened)."""
+    clean = "".join(ch for ch in name if ch.isprintable())
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
 def _torch_load(file: CheckpointFile) -> Any:
     path = file.path
     try:
@@ -150,14 +237,21 @@ def _torch_load(file: CheckpointFile) -> Any:
             # mmap keeps a multi-GB file out of RAM until used; only the zip format supports it.
             return torch.load(path, map_location="cpu", weights_only=True, mmap=file.container == "zip")
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        detail = " ".join(text.split("WeightsUnpickler error:")[-1].split("Check the documentation")[0].split())[:200]
-        if "Weights only load failed" not in text or not any(word in detail for word in _NEEDS_CODE):
-            raise corrupted(path, f"not a valid PyTorch pickle: {detail or type(exc).__name__}") from None
+        # torch's weights-only unpickler refused: decide from the pickle's own opcodes whether it wants code run
+        # (never from torch's wording, and never relaying torch's advice to load it unsafely).
+        wanted = code_globals(file)
+        if not wanted:
+            cause = exc.__context__ if isinstance(exc.__context__, Exception) else exc  # the unpickler's own error
+            detail = type(exc).__name__ if "weights_only" in str(cause) else _first_line(cause)
+            raise corrupted(path, f"not a valid PyTorch pickle: {detail}") from None
+        names = ", ".join(_printable(n) for n in wanted[:3]) + (
+            f" and {len(wanted) - 3} more" if len(wanted) > 3 else ""
+        )
         raise CheckpointError(
-            f"{path}: refused to load: the pickle in this file needs to run code ({detail}), and this loader "
-            "refuses to execute code from a checkpoint (nothing was executed). Genuine Depth Anything V2 "
-            f"checkpoints hold only tensors; get a clean copy or a .safetensors file from {_download_hint(path)}."
+            f"{path}: refused: this file wants to run code when loaded (its pickle calls {names}), and this loader "
+            "refuses to execute code from a checkpoint (nothing was executed). Do not load it with other tools "
+            "either. Genuine Depth Anything V2 checkpoints hold only tensors; get a clean copy or a .safetensors "
+            f"file from {_download_hint(path)}."
         ) from None
     except MemoryError:
         raise

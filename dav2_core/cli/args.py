@@ -15,12 +15,14 @@ from .. import io
 from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
 from ..dtypes import PRECISIONS
 from ..engines.registry import BACKEND_CHOICES, REQUIREMENTS
+from ..geometry import DEFAULT_DISCONTINUITY, DEFAULT_FOV
 from ..pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
 from ..preprocess import check_input_size
+from ..tta import TTA_MODES
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 from ..jobs import CliOptions
-from ..video import VIDEO_RANGE_HELP
+from ..video import VDA_MODE_HELP, VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
 NORMALIZE_CHOICES = ("per_image", "percentile")
@@ -45,6 +47,14 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0."""
     return _whole_number(text, 0)
+
+
+def port(text: str) -> int:
+    """A TCP port number 0..65535 (0: any free port)."""
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
 
 
 def _number(text: str) -> float:
@@ -106,6 +116,13 @@ def model_options(ns: argparse.Namespace) -> dict[str, Any]:
         backend=ns.backend,
         cache_dir=ns.cache_dir,
     )
+
+
+def _fov(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value < 180.0:
+        raise argparse.ArgumentTypeError(f"a horizontal field of view in degrees, between 0 and 180, got {text!r}")
+    return value
 
 
 def _input_size(text: str) -> int:
@@ -180,7 +197,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """The network size options (--input-size, --resolution, --max-side, tiles) and --flip-tta; returns the group."""
+    """The network size options (--input-size, --resolution, --max-side, tiles), --flip-tta and --tta; returns the
+    group."""
     run = parser.add_argument_group("inference")
     run.add_argument(
         "--input-size",
@@ -226,7 +244,15 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
     run.add_argument(
         "--flip-tta",
         action="store_true",
-        help="also predict the mirrored image and average both (cleaner; twice the compute)",
+        help="also predict the mirrored image and average both (cleaner; twice the compute); "
+        "the same as --tta flip, and with --tta multi_scale the same as --tta multi_scale_flip",
+    )
+    run.add_argument(
+        "--tta",
+        choices=list(TTA_MODES),
+        default="none",
+        help="test-time augmentation (default none): "
+        + "; ".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
     )
     return run
 
@@ -242,6 +268,7 @@ def estimate_options(ns: argparse.Namespace, parser: argparse.ArgumentParser, **
             resolution=resolution,
             max_side=ns.max_side,
             flip_tta=ns.flip_tta,
+            tta=ns.tta,
             tile_size=ns.tile_size,
             tile_overlap=ns.tile_overlap,
             max_tiles=DEFAULT_MAX_TILES if ns.tiles is None else ns.tiles,
@@ -256,15 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     variants = "\n".join(f"  {name:24s} {variant.label}" for name, variant in VARIANTS.items())
     parser = argparse.ArgumentParser(
         prog="dav2",
-        description="Depth Anything V2 depth maps for images, folders and videos.",
+        description="Depth Anything V2 depth maps for images, folders and videos (Video Depth Anything: "
+        "temporally consistent depth for videos, with --encoder vda_* or a video_depth_anything_*.pth checkpoint).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             f"variants (--encoder):\n{variants}\n\n"
             "outputs per image: <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, "
-            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata)\n"
+            "[--npy] <stem>_depth.npy (raw float32), [--exr] <stem>_depth.exr (raw float32 + .json metadata), "
+            "[--glb] <stem>_depth.glb (textured mesh)\n"
             "outputs per video: <stem>_depth.mp4 (source timing and audio), [--frames/--npy] "
             "<stem>_depth_frames/NNNNNN.png|.npy + frames.json\n"
-            "exit status: 0 ok; 1 some inputs or video frames failed (the rest is written); 2 nothing done"
+            "exit status: 0 ok; 1 some inputs failed or a video lost frames (undecodable, cut or damaged file; "
+            "the rest is written); 2 nothing done; 130 interrupted"
         ),
     )
     parser.add_argument(
@@ -320,6 +350,35 @@ def build_parser() -> argparse.ArgumentParser:
         "<stem>_depth.exr.json; needs the OpenEXR package or OpenCV's EXR codec)",
     )
     out.add_argument(
+        "--glb",
+        action="store_true",
+        help="images: also write a textured triangle mesh <stem>_depth.glb (metres for metric models; relative "
+        "depth: nearest point 1 unit, farthest 10; needs trimesh: pip install trimesh)",
+    )
+    out.add_argument(
+        "--fov",
+        type=_fov,
+        default=None,
+        metavar="DEG",
+        help=f"--glb camera: horizontal field of view in degrees (default: the photo's EXIF focal length, else "
+        f"{DEFAULT_FOV:g})",
+    )
+    out.add_argument(
+        "--glb-decimation",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="--glb: keep every N-th pixel in x and y as a vertex (default 1)",
+    )
+    out.add_argument(
+        "--glb-discontinuity",
+        type=non_negative_float,
+        default=DEFAULT_DISCONTINUITY,
+        metavar="F",
+        help=f"--glb: cut the mesh where depth jumps by more than this fraction within 3x3 pixels (default "
+        f"{DEFAULT_DISCONTINUITY:g}; 0 = off)",
+    )
+    out.add_argument(
         "--frames", action="store_true", help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/"
     )
     out.add_argument(
@@ -357,6 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="process every N-th frame from the start frame (default 1)",
     )
+    video.add_argument(
+        "--streaming",
+        action="store_true",
+        help="Video Depth Anything models (vda_*): "
+        + VDA_MODE_HELP["streaming"]
+        + " (default: "
+        + VDA_MODE_HELP["offline"]
+        + ")",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info (warnings still shown)")
     return parser
 
@@ -391,10 +459,15 @@ def options_from_namespace(parser: argparse.ArgumentParser, ns: argparse.Namespa
         color=not ns.no_color,
         npy=ns.npy,
         exr=ns.exr,
+        glb=ns.glb,
+        fov=ns.fov,
+        glb_decimation=ns.glb_decimation,
+        glb_discontinuity=ns.glb_discontinuity,
         frames=ns.frames,
         video_range=ns.video_range,
         start_frame=ns.start_frame,
         frame_count=ns.frame_count,
         frame_stride=ns.frame_stride,
         quiet=ns.quiet,
+        streaming=getattr(ns, "streaming", False),
     )

@@ -24,8 +24,10 @@ or a .csv / .parquet file with a path column. Relative paths in a list are read 
 (or --root); paths outside it need --allow-outside.
 OUT gets per image <stem>_depth.png (16-bit, near = white), <stem>_depth_color.png, [--npy] <stem>_depth.npy,
 [--exr] <stem>_depth.exr, as `dav2` writes them, plus manifest.parquet (input, output, size, kind, units,
-status, error, attempts, worker, seconds) and dav2_batch.json (the settings a rerun must match).
-Rerunning the same command skips verified outputs, retries failures up to --max-attempts and finishes the rest.
+status, error, attempts, worker, seconds, input and output sha256) and dav2_batch.json (the settings and the
+model's weights by content, which a rerun must match). Rerunning the same command keeps outputs whose input
+and files still have their recorded sha256 (anything changed, cut or unrecorded is redone), retries failures
+up to --max-attempts and finishes the rest.
 Numbers: bit-identical to `dav2 SOURCE -r --batch-size B` with the same device, precision and (on CPU) threads.
 exit status: 0 all done; 1 some images failed (the rest is written); 2 nothing done; 130 interrupted"""
 

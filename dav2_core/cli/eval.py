@@ -4,7 +4,8 @@
 .npy read as relative depth); ``dav2 eval --gt GT... --image PHOTO... [model options]`` predicts the
 photos first, through the same estimate path as ``dav2`` (``--resolution tiled`` included). Files pair up
 in order; ``--mask`` (optional, one per pair) limits the pixels. Prints one row per pair and the mean;
-``--json`` also writes them. Exit status: 0 done; 2 bad arguments or inputs (nothing written).
+``--json`` also writes them (its path is checked before the run). Exit status: 0 done; 2 bad arguments or
+inputs (nothing written); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     options = estimate_options(ns, parser)
     try:
+        if ns.json is not None:
+            io.check_writable(ns.json)  # before the run, not after its results are printed
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = run(ns, options)

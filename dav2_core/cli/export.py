@@ -4,8 +4,9 @@
                 [--dtype fp16] [--opset N] -o out.onnx
 
 Input ``image`` [B,3,H,W] float32 (RGB, ``(x/255 - mean)/std`` with the ImageNet mean/std stored in the
-file's metadata, H and W multiples of 14); output ``depth`` [B,H,W] float32. Exit status 0 written,
-2 nothing written (bad arguments, model unavailable, onnx not installed).
+file's metadata, H and W multiples of 14); output ``depth`` [B,H,W] float32. Fixed shapes are limited to
+the depth path's patch limit (MAX_TOKENS) and a traceable batch. Exit status 0 written, 2 nothing written
+(bad arguments, a shape too big, model unavailable, onnx not installed), 130 interrupted (no partial file).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from ..chunks import Execution
 from .bokeh import lens_blur
 from .calibrate import calibrate_to_metric
 from .export import FORMATS, exr_backend, load_depth, save_depth
-from .normals import depth_to_normals, depth_to_pointcloud, write_ply
+from .normals import depth_to_normals, depth_to_pointcloud, ply_bytes, write_ply
 from .parallax import MOTION_HELP, MOTIONS, parallax_frames
 from .refine import guided_filter, refine_with_image
 from .temporal import TemporalAligner, align_scale_shift, flicker_metric, robust_scale_shift
@@ -36,5 +36,6 @@ __all__ = [
     "parallax_frames",
     "robust_scale_shift",
     "save_depth",
+    "ply_bytes",
     "write_ply",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..depth import DepthMap
 from ..variants import UNITS_BY_KIND, units_for
-from ..io import atomic_path, to_uint16
+from ..io import atomic_path, open_image, to_uint16
 
 Format = Literal["png16", "exr", "npy"]
 FORMATS: tuple[str, ...] = ("png16", "exr", "npy")
@@ -201,9 +201,7 @@ def load_depth(path: str | os.PathLike[str]) -> DepthMap:
         raise ValueError(f"{p}: no such file")
     suffix = p.suffix.lower()
     if suffix == ".png":
-        from PIL import Image
-
-        with Image.open(p) as im:
+        with open_image(p) as im:  # ImageReadError (a ValueError) above io.MAX_IMAGE_PIXELS
             pixels = np.array(im)
             text = getattr(im, "text", {}).get(META_KEY)
         if pixels.ndim != 2:

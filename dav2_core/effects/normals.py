@@ -1,16 +1,16 @@
-"""Depth → surface normals and coloured point clouds (pinhole camera from a horizontal field of view).
+"""Depth → surface normals and coloured point clouds.
 
-Camera: focal length ``f = (W/2) / tan(fov/2)`` px, principal point at the image centre. Metric maps give
-z-depth in metres. Relative maps (affine inverse depth, no absolute scale) are turned into a pseudo
-z-depth with a 10:1 far/near ratio, ``Z = 1 / (0.1 + 0.9·n)`` with ``n`` the min-max normalised map, so
-shapes are plausible but not to scale. Outputs use the OpenGL / Blender convention: x right, y up, z
-toward the viewer (normal maps encode ``(n + 1) / 2``, a wall facing the camera is (0.5, 0.5, 1)).
+Camera and back-projection are :mod:`dav2_core.geometry`'s: the depth's own intrinsics (core DA3/MoGe
+geometry) where it has them, else a centred pinhole with focal length ``f = (W/2) / tan(fov/2)`` px.
+Metric maps give z-depth in metres. Relative maps (affine inverse depth, no absolute scale) are turned into
+a pseudo z-depth with a 10:1 far/near ratio, ``Z = 1 / (0.1 + 0.9·n)`` with ``n`` the min-max normalised
+map, so shapes are plausible but not to scale. Outputs use the OpenGL / Blender convention: x right, y up,
+z toward the viewer (normal maps encode ``(n + 1) / 2``, a wall facing the camera is (0.5, 0.5, 1)).
 Normal maps are built in chunks of depth maps (:mod:`dav2_core.chunks`), so memory is bounded by one chunk.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -18,41 +18,11 @@ import numpy as np
 import torch
 
 from ..depth import DepthMap
+from ..geometry import backproject, camera_intrinsics, camera_z, check_fov
 from ..io import atomic_path
-from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
-from ._common import check_depth, image_chunk, normalise_per_image, pair_batches
-
-PSEUDO_NEAR_DISPARITY = 0.1  # relative maps: farthest point at Z = 10, nearest at Z = 1
-
-
-def _check_fov(fov_deg: float) -> float:
-    if not (math.isfinite(fov_deg) and 0.0 < fov_deg < 180.0):
-        raise ValueError(f"fov_deg is the horizontal field of view in degrees and must be in (0, 180), got {fov_deg}")
-    return float(fov_deg)
-
-
-def camera_z(depth: DepthMap) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Z [B,H,W] float32 z-depth, valid [B,H,W] bool): metres for metric maps, pseudo-depth for relative."""
-    v = depth.values.float()
-    if depth.is_metric:
-        valid = torch.isfinite(v) & (v > 0)
-        return torch.where(valid, v, torch.ones_like(v)), valid
-    valid = torch.isfinite(v)
-    lowest = torch.where(valid, v, torch.inf).flatten(1).amin(1)  # each map's own finite minimum
-    fill = torch.where(torch.isfinite(lowest), lowest, torch.zeros_like(lowest))[:, None, None]
-    n, _ = normalise_per_image(torch.where(valid, v, fill))  # invalid pixels do not stretch the range
-    return 1.0 / (PSEUDO_NEAR_DISPARITY + (1.0 - PSEUDO_NEAR_DISPARITY) * n), valid
-
-
-def _backproject(z: torch.Tensor, fov_deg: float) -> torch.Tensor:
-    """[B,H,W,3] camera-space points (x right, y down, z forward) for z-depth [B,H,W]."""
-    _, h, w = z.shape
-    f = (w / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
-    us = (torch.arange(w, device=z.device, dtype=torch.float32) - (w - 1) / 2.0) / f
-    vs = (torch.arange(h, device=z.device, dtype=torch.float32) - (h - 1) / 2.0) / f
-    return torch.stack([us[None, None, :] * z, vs[None, :, None] * z, z], dim=-1)
-
+from ..preprocess import check_image_batch
+from ._common import check_depth, image_chunk, pair_batches
 
 #: Peak working memory per depth pixel of a normal map in a chunk (~96 measured on a CPU at 1024², + margin).
 BYTES_PER_NORMAL_PIXEL = 128
@@ -61,7 +31,7 @@ BYTES_PER_NORMAL_PIXEL = 128
 def _normals(depth: DepthMap, fov: float) -> torch.Tensor:
     """Normal-map IMAGE [b,H,W,3] of a (chunk of a) DepthMap, on its device."""
     z, valid = camera_z(depth)
-    p = _backproject(z, fov)
+    p = backproject(z, camera_intrinsics(depth, fov))
     dv, du = torch.gradient(p, dim=(1, 2))
     n = torch.cross(dv, du, dim=-1)  # points toward the camera (negative z in camera axes)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -75,11 +45,12 @@ def depth_to_normals(depth: DepthMap, fov_deg: float = 60.0, run: Execution | No
     """Surface normals of a DEPTH as a normal-map IMAGE [B,H,W,3] float 0..1 ((n + 1) / 2, OpenGL axes).
 
     Normals come from central differences of the back-projected points; pixels without valid depth get
-    the camera-facing normal (0.5, 0.5, 1). fov_deg: horizontal field of view in degrees (0..180).
+    the camera-facing normal (0.5, 0.5, 1). fov_deg: horizontal field of view in degrees (0..180), used
+    when the depth has no camera of its own (core geometry intrinsics).
     run: devices, chunking, progress (per map) and cancel; default: everything on the depth's device.
     """
     check_depth(depth)
-    fov = _check_fov(fov_deg)
+    fov = check_fov(fov_deg)
     b, h, w = depth.values.shape
     if min(h, w) < 2:
         raise ValueError(f"depth must be at least 2x2 pixels for normals, got {(h, w)}")
@@ -90,7 +61,8 @@ def depth_to_normals(depth: DepthMap, fov_deg: float = 60.0, run: Execution | No
     )
 
     def work(start: int, stop: int) -> None:
-        out[start:stop].copy_(_normals(depth.with_values(depth.values[start:stop].to(device)), fov))
+        chunk = depth[start:stop]  # keeps each map's own camera
+        out[start:stop].copy_(_normals(chunk.with_values(chunk.values.to(device)), fov))
 
     run_chunked(b, work, BYTES_PER_NORMAL_PIXEL * h * w, h * w, device, run, "depth map")
     return out
@@ -112,7 +84,7 @@ def depth_to_pointcloud(
     """
     check_depth(depth)
     img = check_image_batch(image)
-    fov = _check_fov(fov_deg)
+    fov = check_fov(fov_deg)
     if int(stride) != stride or stride < 1:
         raise ValueError(f"stride must be a whole number ≥ 1, got {stride}")
     if img.shape[0] != 1 or depth.batch != 1:
@@ -124,17 +96,18 @@ def depth_to_pointcloud(
     z, valid = camera_z(depth.with_values(depth.values.to(device)))
     img, zv = pair_batches(image_chunk(img, 0, 1, device), torch.cat([z, valid.float()]))
     z, valid = zv[:1], zv[1:] > 0.5
-    p = _backproject(z, fov)
+    p = backproject(z, camera_intrinsics(depth, fov))
     s = int(stride)
     p, rgb, keep = p[0, ::s, ::s], img[0, ::s, ::s], valid[0, ::s, ::s]
     xyz = p[keep] * torch.tensor([1.0, -1.0, -1.0], device=p.device)
     return xyz.float(), rgb[keep].float()
 
 
-def write_ply(path: str | os.PathLike[str], xyz: torch.Tensor | np.ndarray, rgb: torch.Tensor | np.ndarray) -> Path:
-    """Write a binary little-endian PLY (float x, y, z; uchar red, green, blue) atomically → its path.
+def ply_bytes(xyz: torch.Tensor | np.ndarray, rgb: torch.Tensor | np.ndarray) -> bytes:
+    """A binary little-endian PLY (float x, y, z; uchar red, green, blue) of a point cloud, in memory.
 
-    xyz: [N,3]; rgb: [N,3] float 0..1 (or uint8). Readers: Blender, MeshLab, CloudCompare, Open3D.
+    xyz: [N,3]; rgb: [N,3] float 0..1 (or uint8). Readers: Blender, MeshLab, CloudCompare, Open3D, ComfyUI's
+    3D viewer.
     """
     xyz_np = xyz.detach().cpu().numpy() if isinstance(xyz, torch.Tensor) else np.asarray(xyz)
     rgb_np = rgb.detach().cpu().numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb)
@@ -159,9 +132,13 @@ def write_ply(path: str | os.PathLike[str], xyz: torch.Tensor | np.ndarray, rgb:
         "property float x\nproperty float y\nproperty float z\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
     )
+    return header.encode("ascii") + rows.tobytes()
+
+
+def write_ply(path: str | os.PathLike[str], xyz: torch.Tensor | np.ndarray, rgb: torch.Tensor | np.ndarray) -> Path:
+    """Write :func:`ply_bytes` of a point cloud atomically -> its path."""
+    data = ply_bytes(xyz, rgb)
     target = Path(path)
     with atomic_path(target, suffix=".ply") as temp:
-        with open(temp, "wb") as f:
-            f.write(header.encode("ascii"))
-            f.write(rows.tobytes())
+        temp.write_bytes(data)
     return target

@@ -4,6 +4,6 @@
 always there; ONNX Runtime / OpenVINO / TensorRT engines are optional extras.
 """
 
-from .base import Engine, EngineBase, as_engine, describe
+from .base import Engine, EngineBase, as_engine, describe, is_video_model, single_image_refusal
 
-__all__ = ["Engine", "EngineBase", "as_engine", "describe"]
+__all__ = ["Engine", "EngineBase", "as_engine", "describe", "is_video_model", "single_image_refusal"]

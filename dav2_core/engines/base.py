@@ -83,6 +83,8 @@ class TorchEngine(EngineBase):
         self.checkpoint_info = getattr(model, "checkpoint_info", None)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if is_video_model(self.model):
+            raise ValueError(single_image_refusal(self.model))
         return self.model(images)
 
     def bytes_per_image(self, net_size: tuple[int, int], image_size: tuple[int, int]) -> int:
@@ -100,6 +102,22 @@ def activation_bytes(encoder: str, net_size: tuple[int, int], image_size: tuple[
     head = net_size[0] * net_size[1] * (spec.features // 2 + 32) * elem * 2 + tokens * 64 * spec.features * elem
     io = image_size[0] * image_size[1] * 4 * 6  # input chunk in float32 + upsampled depth
     return int(encoder_bytes + head + io)
+
+
+def is_video_model(model: Any) -> bool:
+    """True for a Video Depth Anything model (clips of frames in; see :mod:`dav2_core.vda`)."""
+    info = getattr(model, "checkpoint_info", None)
+    return bool(getattr(model, "is_video", False)) or getattr(info, "family", "dav2") == "vda"
+
+
+def single_image_refusal(model: Any) -> str:
+    """The message for a Video Depth Anything model asked for per-image depth (single images, tiles, TTA)."""
+    name = getattr(model, "source", "") or "this model"
+    return (
+        f"{name} is a Video Depth Anything model: it estimates clips of frames (temporally consistent depth), "
+        "not single images. Give it a video (the Video Depth node, or `dav2 clip.mp4`) or an IMAGE batch of at "
+        "least 2 frames without tiled mode / flip TTA; for single images or tiles load a Depth Anything V2 model."
+    )
 
 
 def as_engine(model: Any) -> Engine:

@@ -24,6 +24,7 @@ import weakref
 from pathlib import Path
 from collections.abc import Callable, Mapping
 
+from ..io import clean_stale_temps, temp_prefix
 from .export import file_sha256
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class EngineCache:
                 probe.write_bytes(b"")
                 probe.unlink()
                 self.root = candidate
+                clean_stale_temps(candidate, legacy=(".build-",))  # builds of killed runs (can be 100s of MB)
             except OSError as exc:
                 if str(candidate) not in _WARNED:
                     _WARNED.add(str(candidate))
@@ -106,7 +108,7 @@ class EngineCache:
             return entry
         if entry.exists():
             log.warning("engine cache entry %s is stale or corrupt; rebuilding it", entry)
-        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=self.folder))
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(".build-"), dir=self.folder))
         try:
             build(staging)
             files = {p.name: (p.stat().st_size, file_sha256(p)) for p in staging.iterdir() if p.is_file()}

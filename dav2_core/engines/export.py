@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 import tempfile
 import warnings
@@ -27,6 +28,9 @@ from typing import Any
 
 import torch
 
+from ..chunks import MAX_CHUNK
+from ..io import clean_stale_temps, temp_prefix
+from ..preprocess import MAX_TOKENS
 from ..variants import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, units_for
 
 #: Default ONNX opset: LayerNormalization is native from 17, and every runtime we support reads it.
@@ -36,6 +40,8 @@ EXPORT_VERSION = "1"
 INPUT_NAME, OUTPUT_NAME = "image", "depth"
 EXPORT_DTYPES = ("fp32", "fp16")
 _PROTOBUF_LIMIT = 1_900_000_000  # bytes of weights above which they go to an external .data file
+#: Most patches (batch x patches per image) a fixed-shape export traces at once: 64 images at 518x518.
+MAX_EXPORT_PATCHES = MAX_CHUNK * 37 * 37
 #: Size traced for a dynamic export: non-square, batch 2, so nothing specialises to 1 or to the trained grid.
 _TRACE_SHAPE = (2, 3, 5 * PATCH_SIZE, 7 * PATCH_SIZE)
 
@@ -132,6 +138,20 @@ def _check_shape(height: int | None, width: int | None, batch: int | None, dynam
             raise ExportError(f"{name} must be a multiple of {PATCH_SIZE} pixels (e.g. 518), got {value!r}")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ExportError(f"batch must be a whole number >= 1 (or None for a dynamic batch), got {batch!r}")
+    patches = (height // PATCH_SIZE) * (width // PATCH_SIZE)
+    if patches > MAX_TOKENS:
+        side = math.isqrt(MAX_TOKENS) * PATCH_SIZE
+        raise ExportError(
+            f"{height}x{width} is {patches} patches of {PATCH_SIZE} px; the limit is {MAX_TOKENS} (the largest "
+            f"network the depth path runs, e.g. {side}x{side}), as attention memory grows with its square. "
+            "Choose a smaller height and width"
+        )
+    if batch is not None and (batch > MAX_CHUNK or batch * patches > MAX_EXPORT_PATCHES):
+        largest = max(1, min(MAX_CHUNK, MAX_EXPORT_PATCHES // patches))
+        raise ExportError(
+            f"a fixed batch of {batch} at {height}x{width} is too big to trace (the export runs the network once "
+            f"at that shape); the largest here is {largest}. Leave out --batch for a file that takes any batch"
+        )
 
 
 def _trace(
@@ -185,6 +205,11 @@ def export_onnx(
     Fixed shape: ``height`` x ``width`` (x14 px) with ``batch`` images (None: any batch). ``dynamic=True``:
     any batch, height and width (x14). ``dtype``: 'fp32' or 'fp16'. Raises ExportError on bad arguments.
     """
+    if getattr(model, "is_video", False):
+        raise ExportError(
+            "Video Depth Anything has no ONNX export (its temporal head runs whole windows of frames); "
+            "run it with the torch backend, or export a Depth Anything V2 variant"
+        )
     onnx = require("onnx", "onnx")
     if dtype not in EXPORT_DTYPES:
         raise ExportError(f"unknown export precision {dtype!r}; choose fp32 or fp16")
@@ -215,7 +240,8 @@ def export_onnx(
         "export_version": EXPORT_VERSION,
         "producer": "dav2_core",
     }
-    with tempfile.TemporaryDirectory(prefix=".dav2-export-", dir=target.parent) as tmp:
+    clean_stale_temps(target.parent, legacy=(".dav2-export-",))  # what killed exports left here
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(".dav2-export-"), dir=target.parent) as tmp:
         traced = Path(tmp) / "traced.onnx"
         _trace(model, traced, dtype, dynamic, shape, opset)
         proto = onnx.load(str(traced))
@@ -239,15 +265,30 @@ def export_onnx(
     return target
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (without loading its weights)."""
+def load_proto(path: str | os.PathLike[str]) -> Any:
+    """An ONNX file's ModelProto without its external weights; ValueError naming the file when it is missing,
+    truncated or not ONNX at all (protobuf's own error is no message for a user)."""
     onnx = require("onnx", "onnx")
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such ONNX file") from None
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path}: not a readable ONNX file, it is truncated or corrupted ({detail}); export it again with "
+            "`dav2 export` (or copy it again)"
+        ) from None
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (without loading its weights); ValueError for a broken file."""
+    return {p.key: p.value for p in load_proto(path).metadata_props}
 
 
 def opset_of(path: str | os.PathLike[str]) -> int:
     """The default-domain ONNX opset a file was written with."""
-    onnx = require("onnx", "onnx")
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = load_proto(path)
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)

@@ -22,11 +22,16 @@ Decisions:
 - Cancel: ``check_cancel`` runs after every chunk; on cancel or error the partial video, the sequence's
   staging folder and the cache are deleted.
 
+Video Depth Anything models run their own windows (:mod:`.vda`: offline = the official 32-frame windows with
+key frames and aligned overlaps, streamed; online = cached temporal states) in place of the per-chunk estimate.
+
 Modules: :mod:`.options` (options, report), :mod:`.source` (decoding, frame range), :mod:`.sink` (encoding),
-:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes).
+:mod:`.audio`, :mod:`.sequence` (per-frame files), :mod:`.cache` (two-pass cache), :mod:`.run` (the passes);
+:mod:`.live` (``dav2 live``: cameras, streams and real-time files, latest frame wins) and :mod:`.mjpeg` (its
+local browser stream).
 """
 
-from .options import VIDEO_RANGE_HELP, VideoOptions, VideoReport, chunk_frames
+from .options import VDA_MODE_HELP, VIDEO_RANGE_HELP, VideoOptions, VideoReport, chunk_frames
 from .run import depth_video
 from .sequence import SEQUENCE_FORMATS
 from .sink import encoded_size
@@ -34,6 +39,7 @@ from .source import FrameRange, VideoError, VideoSource
 
 __all__ = [
     "SEQUENCE_FORMATS",
+    "VDA_MODE_HELP",
     "VIDEO_RANGE_HELP",
     "FrameRange",
     "VideoError",

@@ -24,6 +24,13 @@ VIDEO_RANGE_HELP: dict[str, str] = {
     "per_frame": "each frame stretched to its own range (most contrast per frame, but it flickers)",
 }
 CACHE_MODES = ("auto", "disk", "recompute")
+#: How a Video Depth Anything model runs over a clip, with help text (the first is the default).
+VDA_MODE_HELP: dict[str, str] = {
+    "offline": "the official windowed inference (32-frame windows, key frames, aligned overlaps): most accurate; "
+    "depth frames come out up to 32 frames after their source frames",
+    "streaming": "the official online mode (one frame in, one depth out, cached temporal states): for live or "
+    "endless input; less accurate (official ScanNet delta1 0.926 -> 0.836)",
+}
 #: Host memory one chunk of frames may hold. On a CPU engine a frame in flight costs about
 #: ``HOST_BYTES_PER_PIXEL["cpu"]`` bytes per pixel (decoded RGB, float RGB while preprocessing, depth, the
 #: aligned and normalised copies); with a GPU engine the float work happens on the device and the host
@@ -44,6 +51,7 @@ class VideoOptions:
     frames: which source frames. sequence: image-sequence formats to write too (``SEQUENCE_FORMATS``).
     audio: pass the source's audio through. cache: two-pass depth cache 'auto' (disk when there is room),
     'disk' or 'recompute'. crf: x264 quality (0 lossless .. 51; 17 visually lossless).
+    vda_mode: one of :data:`VDA_MODE_HELP`; used with a Video Depth Anything model ('streaming' needs one).
     """
 
     estimate: EstimateOptions = EstimateOptions(temporal_consistency=True)
@@ -54,8 +62,11 @@ class VideoOptions:
     audio: bool = True
     cache: str = "auto"
     crf: int = CRF
+    vda_mode: str = "offline"
 
     def __post_init__(self) -> None:
+        if self.vda_mode not in VDA_MODE_HELP:
+            raise ValueError(f"unknown vda_mode {self.vda_mode!r}; choose one of {', '.join(VDA_MODE_HELP)}")
         if self.range_mode not in VIDEO_RANGE_HELP:
             raise ValueError(
                 f"unknown video normalisation {self.range_mode!r}; choose one of {', '.join(VIDEO_RANGE_HELP)}"
@@ -95,6 +106,20 @@ class VideoReport:
     sequence_files: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    lost: int = 0  # selected frames not in the depth video: undecodable, or missing after a cut or damage
+    damaged: bool = False  # the file is damaged or cut: frames were lost (``lost`` may be 0 if their count is unknown)
+
+    @property
+    def problem(self) -> str | None:
+        """One line saying how many frames were lost and why (None for a complete run): the CLI's exit status 1,
+        the node's warning on its output."""
+        if not self.lost and not self.damaged:
+            return None
+        count = f"{self.lost} of {self.selected} selected frames" if self.selected else f"{self.lost or 'some'} frames"
+        return (
+            f"{count} lost (the video file is damaged or cut short; {self.frames} frames made it into the depth video, "
+            "the source timing is kept)"
+        )
 
 
 def chunk_frames(model: Any, options: EstimateOptions, height: int, width: int) -> int:
@@ -102,6 +127,6 @@ def chunk_frames(model: Any, options: EstimateOptions, height: int, width: int) 
     :data:`CHUNK_HOST_BYTES` of host memory (1080p on a CPU: 4 frames)."""
     if options.chunk_size:
         return options.chunk_size
-    device = auto_chunk_size(model, options.net_size(height, width), (height, width), options.flip_tta)
+    device = auto_chunk_size(model, options.work_net_size(height, width), (height, width), options.flip_tta)
     per_pixel = HOST_BYTES_PER_PIXEL["cpu" if as_engine(model).device.type == "cpu" else "other"]
     return max(1, min(device, CHUNK_HOST_BYTES // (height * width * per_pixel)))

@@ -3,6 +3,7 @@ encode it, repeat. Memory does not grow with the clip's length (see the package 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -15,8 +16,9 @@ import torch
 
 from ..colormaps import colorize_uint8
 from ..depth import DepthMap
-from ..engines import as_engine, describe
+from ..engines import as_engine, describe, is_video_model
 from ..inference import ProgressFn
+from ..io import clean_stale_temps
 from ..memory import release_host_memory
 from ..normalize import RunningRange
 from ..pipeline import CancelCheck, DepthResult, DepthStream, EstimateOptions, model_label
@@ -26,8 +28,13 @@ from .options import VideoOptions, VideoReport, chunk_frames
 from .sequence import SequenceWriter
 from .sink import DepthVideoWriter, encoded_size, writable_temp
 from .source import DecodeStats, FrameChunk, VideoError, VideoSource
+from ..vda import OfflineVDA, OnlineVDA, check_vda_model, check_vda_options, vda_net_size
 
 log = logging.getLogger(__name__)
+
+#: Frames a header count estimated from the duration may be off by before missing frames count as lost
+#: (at least this, or 2 % of the clip).
+ESTIMATE_SLACK = 2
 
 #: How to read depth back from the normalised 16-bit PNGs (stored in each file's metadata).
 PNG16_DECODE = (
@@ -91,6 +98,39 @@ class _Run:
             (lambda index, why: self.warn(f"{self.src.name}: frame {index} {why}; skipped")) if warn_skips else None
         )
         return self.src.chunks(self.options.frames, chunk, stats, on_skip)
+
+    def depths(
+        self, stream: DepthStream, chunk: int, stats: DecodeStats, warn_skips: bool
+    ) -> Iterator[tuple[list[int], list[int], DepthMap]]:
+        """Decode and estimate: (indices, pts, depth) per chunk, in frame order. A Video Depth Anything model
+        runs its windows (or its online mode) here: its chunks follow the windows, not the decoded chunks."""
+        parts = self.decode(chunk, stats, warn_skips)
+        if not is_video_model(self.model):
+            for part in parts:
+                yield (
+                    part.indices,
+                    part.pts,
+                    stream.depth(torch.from_numpy(part.frames), check_cancel=self.check_cancel),
+                )
+            return
+        runner_type = OnlineVDA if self.options.vda_mode == "streaming" else OfflineVDA
+        runner = runner_type(self.model, stream.options.input_size, None, self.check_cancel)
+        pending: collections.deque[tuple[int, int]] = collections.deque()
+        label = model_label(self.model, self.model_name)
+
+        def ready(values: torch.Tensor) -> tuple[list[int], list[int], DepthMap]:
+            done = [pending.popleft() for _ in range(values.shape[0])]
+            return [i for i, _ in done], [p for _, p in done], DepthMap(values, kind=self.kind, model=label)
+
+        for part in parts:
+            pending.extend(zip(part.indices, part.pts))
+            values = runner.push(torch.from_numpy(part.frames))
+            if values.shape[0]:
+                yield ready(values)
+        if runner.frames_in:
+            values = runner.finish()
+            if values.shape[0]:
+                yield ready(values)
 
     def emit(self, indices: list[int], pts: list[int], result: DepthResult) -> None:
         """Encode a normalised chunk (and its png16 frames)."""
@@ -170,11 +210,25 @@ class _Run:
                 f"{src.name}: the frame range asks for {fr.count} frames from frame {fr.start}, the video has "
                 f"{stats.decoded + len(stats.skipped)} of them; {stats.decoded} frames were processed"
             )
+        self._count_lost(stats)
         if stats.resized:
             self.warn(
                 f"{src.name}: {stats.resized} frames had another size than the first and were scaled to "
                 f"{src.width}x{src.height}"
             )
+
+    def _count_lost(self, stats: DecodeStats) -> None:
+        """``report.lost`` / ``report.damaged``: skipped frames, plus the selected frames the header promised
+        that never came (a header count estimated from the duration gets ``ESTIMATE_SLACK`` frames of slack)."""
+        src, report = self.src, self.report
+        missing = 0
+        expected = self.options.frames.expected(src.frame_count) if src.frame_count else None
+        if expected is not None and not stats.range_done:
+            shortfall = expected - stats.decoded - len(stats.skipped)
+            slack = 0 if src.frame_count_exact or stats.ended_early else max(ESTIMATE_SLACK, expected // 50)
+            missing = shortfall if shortfall > slack else 0
+        report.lost = len(stats.skipped) + missing
+        report.damaged = bool(report.lost or stats.ended_early)
 
     # ------------------------------------------------------------------ passes
     def run(self) -> VideoReport:
@@ -210,13 +264,12 @@ class _Run:
     def _one_pass(self, est: EstimateOptions, chunk: int) -> None:
         stream = self.stream(est, range_mode=self.options.range_mode)
         stats = DecodeStats()
-        for part in self.decode(chunk, stats, warn_skips=True):
-            depth = stream.depth(torch.from_numpy(part.frames), check_cancel=self.check_cancel)
+        for indices, pts, depth in self.depths(stream, chunk, stats, warn_skips=True):
             if self.sequence is not None:
-                self.sequence.write_raw(part.indices, depth)
-            self.emit(part.indices, part.pts, stream.normalize(depth))
-            self._last_pts = part.pts[-1]
-            self.step(len(part.indices))
+                self.sequence.write_raw(indices, depth)
+            self.emit(indices, pts, stream.normalize(depth))
+            self._last_pts = pts[-1]
+            self.step(len(indices))
         self.check_stats(stats)
         self.report.skipped = stats.skipped
 
@@ -233,15 +286,14 @@ class _Run:
             stats = DecodeStats()
             timeline: list[tuple[list[int], list[int]]] = []
             clip = RunningRange(first.statistic)  # the union of every frame's range: the clip range
-            for part in self.decode(chunk, stats, warn_skips=True):
-                depth = first.depth(torch.from_numpy(part.frames), check_cancel=self.check_cancel)
+            for indices, pts, depth in self.depths(first, chunk, stats, warn_skips=True):
                 clip.update(depth)
                 if self.sequence is not None:
-                    self.sequence.write_raw(part.indices, depth)
+                    self.sequence.write_raw(indices, depth)
                 if cache is not None:
                     cache.write(depth.values)
-                timeline.append((part.indices, part.pts))
-                self.step(len(part.indices))
+                timeline.append((indices, pts))
+                self.step(len(indices))
             self.check_stats(stats)
             self.report.skipped = stats.skipped
             self.total = self.done * 2  # now the frame count is known
@@ -255,14 +307,17 @@ class _Run:
                     self.emit(indices, pts, second.normalize(depth))
                     self.step(len(indices))
             else:
-                again = DecodeStats()
-                for (indices, pts), part in zip(timeline, self.decode(chunk, again, warn_skips=False)):
-                    if part.indices != indices:
+                again, first_pass = DecodeStats(), [i for indices, _ in timeline for i in indices]
+                position = 0
+                for indices, pts, depth in self.depths(second, chunk, again, warn_skips=False):
+                    expected = first_pass[position : position + len(indices)]
+                    if indices != expected:
                         raise VideoError(
                             f"{src.name}: the second pass decoded other frames than the first "
-                            f"({part.indices[:3]}... vs {indices[:3]}...); did the file change?"
+                            f"({indices[:3]}... vs {expected[:3]}...); did the file change?"
                         )
-                    self.emit(indices, pts, second(torch.from_numpy(part.frames), check_cancel=self.check_cancel))
+                    position += len(indices)
+                    self.emit(indices, pts, second.normalize(depth))
                     self.step(len(indices))
             self._last_pts = timeline[-1][1][-1]
 
@@ -291,6 +346,10 @@ def depth_video(
     ``on_warning`` (default: logging) and into the report. Raises VideoError for unusable input or
     output (no video stream, frame range past the end, unwritable folder) and ValueError for an
     impossible network size, before anything is written.
+
+    A Video Depth Anything model runs the official windowed inference (``options.vda_mode`` 'offline') or its
+    online mode ('streaming') instead of per-chunk estimates (:mod:`.vda`); the rest (range, sequence,
+    audio, timing, cancel) is the same. Its windows hold ~32 frames of network input whatever the clip length.
     """
     start = time.perf_counter()
     output = Path(output)
@@ -301,8 +360,15 @@ def depth_video(
             f"{src.name}: the frame range starts at frame {fr.start}, but the video has only "
             f"{src.frame_count} frames; choose a start below {src.frame_count}"
         )
-    as_engine(model).check_net_size(options.estimate.net_size(src.height, src.width))
+    if is_video_model(model):
+        check_vda_options(options.estimate)
+        as_engine(model).check_net_size(vda_net_size(src.height, src.width, options.estimate.input_size))
+    else:
+        if options.vda_mode == "streaming":
+            check_vda_model(model)  # the online mode is Video Depth Anything's: refuse a per-image model
+        as_engine(model).check_net_size(options.estimate.work_net_size(src.height, src.width))  # TTA views too
     writable_temp(output, ".check").unlink()  # an unwritable folder fails here, before any decoding
+    clean_stale_temps(output.parent)  # partial videos of runs that were killed (kill -9, SIGTERM)
     if output.exists() and output.is_dir():
         raise VideoError(f"{output} is a folder; give a file name for the depth video (e.g. depth.mp4)")
     run = _Run(

@@ -26,7 +26,7 @@ import torch
 
 from ..depth import DepthMap
 from ..effects.export import EXR_HELP, META_KEY, exr_backend, save_depth
-from ..io import atomic_path, atomic_write, to_uint16
+from ..io import atomic_path, atomic_write, clean_stale_temps, temp_prefix, to_uint16
 from .source import VideoError
 
 #: Image-sequence formats with their help text (the one list of them).
@@ -68,7 +68,10 @@ class SequenceWriter:
         self._index: list[dict[str, Any]] = []
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.partial-"))
+            clean_stale_temps(self.folder.parent)  # staging folders of killed runs
+            self.staging = Path(
+                tempfile.mkdtemp(dir=self.folder.parent, prefix=temp_prefix(f".{self.folder.name}.partial-"))
+            )
         except OSError as exc:
             raise VideoError(
                 f"cannot write the image sequence into {self.folder.parent} "
@@ -107,7 +110,7 @@ class SequenceWriter:
         atomic_write(self.staging / "frames.json", lambda f: f.write(json.dumps(listing, indent=1).encode()))
         old = None
         if self.folder.exists():
-            old = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.old-"))
+            old = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=temp_prefix(f".{self.folder.name}.old-")))
             os.replace(self.folder, old / self.folder.name)
         os.replace(self.staging, self.folder)
         if old is not None:

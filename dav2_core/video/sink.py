@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import temp_prefix
 from .audio import AudioPassthrough
 from .source import VideoError, VideoSource
 
@@ -54,7 +55,7 @@ def writable_temp(path: Path, suffix: str) -> Path:
     """Create the temporary file next to ``path`` (its folder is created); a clear VideoError if impossible."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(f".{path.name}."), suffix=suffix)
     except OSError as exc:
         raise VideoError(
             f"cannot write to the output folder {path.parent} ({exc.strerror or exc}); choose a folder you can write to"

@@ -10,7 +10,7 @@ to ``test-artifacts/browser/``; errors or warnings from our extension's files fa
 
 These tests check our own logic, so most run once, on the stock frontend's classic canvas; the two that
 exercise pointer input inside the node (hover and colormap switch; drag, wheel) also run on the newest
-frontend and in Nodes 2.0. tests/test_browser_frontends.py covers what depends on the frontend (layout,
+frontend and in Nodes 2.0. tests/browser/test_browser_frontends.py covers what depends on the frontend (layout,
 restoring previews, sizing, zoom, loading old workflows) on all four.
 """
 

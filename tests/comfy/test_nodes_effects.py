@@ -416,7 +416,7 @@ def test_save_depth_bad_input(comfy_inprocess):
         save(comfy_inprocess, DepthMap(nan))
     with pytest.raises(ValueError, match="filename_prefix"):
         save(comfy_inprocess, DepthMap(torch.rand(1, 8, 8)), "  ")
-    with pytest.raises(ValueError, match=r"filename_prefix .* contains a NUL character"):
+    with pytest.raises(ValueError, match=r"filename_prefix 'depth/a\\x00b' is refused: .*control characters"):
         save(comfy_inprocess, DepthMap(torch.rand(1, 8, 8)), "depth/a\x00b")
     with pytest.raises(ValueError, match="DEPTH"):
         save(comfy_inprocess, torch.rand(1, 8, 8, 3))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, run_coroutine, write_test_checkpoint
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, write_test_checkpoint
 from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
@@ -53,18 +53,20 @@ def estimated(comfy_inprocess, model, images):
 def test_pack_registered_like_comfyui_does(comfy_inprocess):
     mappings = comfy_inprocess.nodes.NODE_CLASS_MAPPINGS
     names = comfy_inprocess.nodes.NODE_DISPLAY_NAME_MAPPINGS
-    for display, node_id in NODE_IDS.items():
-        assert node_id in mappings, f"{node_id} not registered"
+    offered = offered_nodes(mappings)  # every node, less those this ComfyUI lacks the core types for
+    for display, node_id in offered.items():
         assert names[node_id] == display
         assert mappings[node_id].RELATIVE_PYTHON_MODULE.startswith("custom_nodes.")
     module = comfy_inprocess.module
     assert module.WEB_DIRECTORY == "./web"
     extension = run_coroutine(module.comfy_entrypoint())
-    assert {n.GET_SCHEMA().node_id for n in run_coroutine(extension.get_node_list())} == set(NODE_IDS.values())
+    assert {n.GET_SCHEMA().node_id for n in run_coroutine(extension.get_node_list())} == set(offered.values())
 
 
 @pytest.mark.parametrize("display", list(NODE_IDS))
 def test_schema_has_category_description_and_tooltips(comfy_inprocess, display):
+    if display not in offered_nodes(comfy_inprocess.nodes.NODE_CLASS_MAPPINGS):
+        pytest.skip(f"{display} needs core types this ComfyUI lacks (checked in test_nodes_geometry)")
     schema = comfy_inprocess.node(display).GET_SCHEMA()
     assert schema.category == "depth/Depth Anything V2"
     assert len(schema.description) > 40

@@ -24,6 +24,7 @@ from comfy_harness import (
     execution_error,
     has_message,
     node_id_of,
+    offered_nodes,
     read_video,
     set_inputs,
     ui_to_api,
@@ -112,6 +113,12 @@ EXPECTED = {
     "DAV2CalibrateDepth": (["depth", "points", "max_depth_m"], ["DEPTH", "STRING"]),
     "DAV2SaveDepth": (["depth", "filename_prefix", "format"], []),
     "DAV2DepthToNormals": (["depth", "fov_degrees", "save_ply", "filename_prefix", "ply_stride"], ["IMAGE", "STRING"]),
+    "DAV2DepthToMesh": (
+        ["depth", "batch_index", "fov_degrees", "use_depth_camera", "decimation", "discontinuity_threshold"],
+        ["MESH"],
+    ),
+    "DAV2CameraFromExif": (["photo", "fallback_fov"], ["FLOAT", "STRING"]),
+    "DAV2GeometryToDepth": (["geometry", "units"], ["DEPTH", "IMAGE", "FLOAT"]),
     "DAV2EvaluateDepth": (
         ["depth", "gt_file", "gt_kind", "gt_scale", "align", "min_depth", "max_depth"],
         ["STRING", "STRING", "FLOAT", "FLOAT"],
@@ -142,9 +149,11 @@ EXPECTED = {
 def test_object_info_lists_every_node(object_info):
     """Every node of the pack (NODE_IDS) with its inputs, outputs, tooltips and category."""
     assert set(EXPECTED) == set(NODE_IDS.values())
-    for display, node_id in NODE_IDS.items():
+    for display, node_id in offered_nodes(object_info).items():
         info = object_info[node_id]
         inputs, outputs = EXPECTED[node_id]
+        if node_id == "DAV2DepthToNormals" and "PreviewPointCloud" in object_info:
+            outputs = [*outputs, "FILE_3D_PLY"]  # core's point-cloud type where it exists (0.33+)
         assert info["display_name"] == display
         assert info["category"] == "depth/Depth Anything V2"
         assert info["description"]

@@ -78,3 +78,34 @@ def test_synthetic_clip_is_static_below_the_moving_shapes(tmp_path: Path):
     still, changing = np.abs(np.diff(static, axis=0)).mean(), np.abs(np.diff(moving, axis=0)).mean()
     assert still < 0.5 and changing > 4 * max(still, 0.1), (still, changing)  # codec noise only / the shapes move
     assert bench_video.flicker(clip) >= 0.0
+
+
+def test_bench_video_vda_rows(tmp_path: Path):
+    """--vda: memory rows of our VDA per clip length, inference frames/s of ours and the official code (when
+    ../shared/vendor holds it), flicker of DA-V2, DA-V2 + alignment and VDA; targets present."""
+    out = tmp_path / "vda.json"
+    args = ["--vda", "--frames", "3,5", "--width", "64", "--height", "48", "--input-size", "28", "--repeats", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), *args, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "video_vda"
+    models = [(r["frames"], r["model"]) for r in report["rows"]]
+    assert (3, "vda (ours, depth_video)") in models and (5, "vda (ours, depth_video)") in models
+    assert (3, "vda (ours, inference only)") in models
+    if report["official"] == "ran":
+        assert (3, "vda (official, inference only)") in models and (5, "vda (official, inference only)") not in models
+        assert report["targets"]["speedup_vs_official"]["3"] > 0
+    assert all(r["frames"] in (3, 5) and r["frames_per_s"] > 0 for r in report["rows"])
+    assert [f["model"] for f in report["flicker"]] == [
+        "DA-V2 per frame",
+        "DA-V2 + temporal alignment",
+        "VDA (offline windows)",
+    ]
+    assert all(0.0 <= f["flicker"] <= 1.0 for f in report["flicker"])
+    assert report["targets"]["rss_ratio_last_to_first"] is not None

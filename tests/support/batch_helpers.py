@@ -13,7 +13,7 @@ from dav2_core.batch import JOB_FILE, MANIFEST_FILE
 
 # The CLI tests' fixtures: the vits variant file (seeded random weights) and one torch thread (autouse), so
 # the single-process reference runs with one thread like a Ray worker with one CPU (CPU sums depend on it).
-from test_cli import models_dir, one_cpu_thread  # noqa: F401
+from cli_fixtures import models_dir, one_cpu_thread  # noqa: F401
 
 #: Tiny network input so a forward pass takes milliseconds on the CPU.
 SMALL = ["--input-size", "70", "--device", "cpu", "-q"]

@@ -7,7 +7,7 @@ except under CI where a missing browser is a failure (the install step is broken
 The frontend matrix: every browser test runs on one :class:`UI` (frontend x renderer); ``ui`` defaults to
 the stock frontend on the classic canvas, and tests parametrise it (``indirect``) with :data:`ALL_UIS` where
 the frontend or the renderer matters. The fixtures (``browser``, ``ui``, ``ui_server``, ``page``,
-``console``, ``checkpoints``) are re-exported by tests/conftest.py.
+``console``, ``checkpoints``) are imported by tests/browser/conftest.py.
 """
 
 from __future__ import annotations

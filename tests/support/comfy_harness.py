@@ -8,7 +8,7 @@ in ``COMFYUI_DIR`` (default ``<repo>/.comfyui/ComfyUI``, installed by ``make com
   ``nodes.load_custom_node`` from a ``custom_nodes`` folder, exactly like ``main.py`` does.
 * :class:`ComfyServer` starts ``main.py --cpu`` on a free 127.0.0.1 port with its own base directory
   (custom_nodes with the pack linked, models, input, output, temp, user), talks to its HTTP API and
-  stops it by PID. The session fixture ``comfy_server`` (re-exported by ``tests/conftest.py``) shares
+  stops it by PID. The session fixture ``comfy_server`` (defined in ``tests/conftest.py`` over :func:`start_test_server`) shares
   one server between all server and browser tests.
 
 Importing this module is cheap: ComfyUI is imported only when a fixture or helper needs it.
@@ -49,7 +49,22 @@ NODE_IDS = {
     "Depth to Normals": "DAV2DepthToNormals",
     "Evaluate Depth": "DAV2EvaluateDepth",
     "Video Depth": "DAV2VideoDepth",
+    "Depth to Mesh": "DAV2DepthToMesh",
+    "Camera from Photo EXIF": "DAV2CameraFromExif",
+    "Core Geometry to Depth": "DAV2GeometryToDepth",
 }
+#: Nodes offered only where the running ComfyUI has what they need (nodes/api.py): core's MESH type, core's
+#: DA3/MoGe geometry types. Tests take the others as always registered.
+CONDITIONAL_NODES = {"Depth to Mesh", "Core Geometry to Depth"}
+
+
+def offered_nodes(mappings: dict) -> dict[str, str]:
+    """NODE_IDS entries the running ComfyUI registered, failing for a missing unconditional one."""
+    missing = [d for d, i in NODE_IDS.items() if i not in mappings and d not in CONDITIONAL_NODES]
+    assert not missing, f"not registered: {missing}"
+    return {d: i for d, i in NODE_IDS.items() if i in mappings}
+
+
 #: File name of the seeded random-init checkpoint the fixtures put in the model folder.
 TEST_CHECKPOINT = "dav2_random_vits.safetensors"
 #: The server fixture also links it under the official vits name, so the example workflows run as
@@ -119,7 +134,7 @@ def write_test_checkpoint(
     max_depth: float | None = None,
     fmt: str = "official-safetensors",
 ) -> Path:
-    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/checkpoint_factory.py)."""
+    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/support/checkpoint_factory.py)."""
     from checkpoint_factory import write_checkpoint
 
     return write_checkpoint(path, encoder, fmt, seed=seed, kind=kind, max_depth=max_depth)
@@ -640,12 +655,12 @@ def _test_server(
 
 
 def start_test_server(tmp_path_factory: pytest.TempPathFactory, name: str = "comfy_server"):
-    """Generator behind the session fixture ``comfy_server`` (tests/conftest.py): one real ComfyUI server for the whole session (node e2e and browser tests share it), serving the
-    frontend that ships with the test ComfyUI.
+    """Generator behind the session fixture ``comfy_server`` (tests/conftest.py): one real ComfyUI server for
+    the whole session (node e2e and browser tests share it), serving the frontend that ships with the test ComfyUI.
 
     Attributes: ``url``, ``input_dir``, ``output_dir``, ``models_dir`` (models/depthanything holding
-    :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`. Hugging Face is forced
-    offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
+    :data:`TEST_CHECKPOINT`, also linked as :data:`OFFICIAL_VITS`), plus the HTTP helpers of :class:`ComfyServer`.
+    Hugging Face is forced offline (``HF_HUB_OFFLINE=1``) so a missing official file fails fast with dav2_core's message.
     """
     comfyui_dir()
     server = _test_server(tmp_path_factory, name)

@@ -295,3 +295,21 @@ def test_cli_backend_and_cache_dir(checkpoint, tmp_path, capsys):
     assert "TensorRT requested without CUDA" in capsys.readouterr().err
     assert cli_main([*common, "-o", str(tmp_path / "y"), "--dtype", "int8"]) == 2
     assert "int8 is offered by backends openvino and onnxruntime only" in capsys.readouterr().err
+
+
+def test_tensorrt_check_needs_no_onnxruntime_import(monkeypatch, tmp_path):
+    """is_installed('tensorrt') reads ONNX Runtime's provider library from its package folder (the loader's
+    backend list is built at ComfyUI's start; importing onnxruntime there cost ~30 MB resident)."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime
+
+        assert registry._ort_has_tensorrt() == ("TensorrtExecutionProvider" in onnxruntime.get_available_providers())
+    (tmp_path / "capi").mkdir()
+    fake = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: fake if name == "onnxruntime" else object())
+    assert not registry._ort_has_tensorrt()
+    (tmp_path / "capi" / "libonnxruntime_providers_tensorrt.so").write_bytes(b"")
+    assert registry._ort_has_tensorrt() and registry.is_installed("tensorrt")

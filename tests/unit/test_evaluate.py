@@ -59,20 +59,21 @@ def test_affine_copy_of_gt_disparity_scores_perfectly_and_invalid_pixels_are_ign
 
 
 def test_hand_computed_metric_example():
-    gt = from_array(torch.tensor([[1.0, 2.0, 4.0]]), "depth")
-    row = evaluate_depth(metric(torch.tensor([[1.0, 2.0, 5.0]])), gt).per_image[0]
+    # The 3-pixel example repeated 40 times (means unchanged) to clear MIN_VALID_PIXELS.
+    gt = from_array(torch.tensor([[1.0, 2.0, 4.0]]).repeat(1, 40), "depth")
+    row = evaluate_depth(metric(torch.tensor([[1.0, 2.0, 5.0]]).repeat(1, 40)), gt).per_image[0]
     assert row["abs_rel"] == pytest.approx(0.25 / 3)
     assert row["sq_rel"] == pytest.approx(0.25 / 3)
     assert row["rmse"] == pytest.approx(math.sqrt(1 / 3))
     assert row["rmse_log"] == pytest.approx(math.log(1.25) / math.sqrt(3))
     assert row["delta1"] == pytest.approx(2 / 3)  # 5/4 = 1.25 is not < 1.25
-    assert row["delta2"] == 1.0 and row["n_valid"] == 3
+    assert row["delta2"] == 1.0 and row["n_valid"] == 120
 
 
 def test_hand_computed_relative_fit():
     # gt inverse depth [1, 2, 4]; pred [0, 1, 2]: least squares gives scale 3/2, shift 5/6 (by hand).
-    gt = from_array(torch.tensor([[1.0, 0.5, 0.25]]), "depth")
-    pred = relative(torch.tensor([[0.0, 1.0, 2.0]]))
+    gt = from_array(torch.tensor([[1.0, 0.5, 0.25]]).repeat(1, 40), "depth")  # repeated: same fit and means
+    pred = relative(torch.tensor([[0.0, 1.0, 2.0]]).repeat(1, 40))
     row = evaluate_depth(pred, gt, max_depth=10.0).per_image[0]
     assert row["scale"] == pytest.approx(1.5, rel=1e-6) and row["shift"] == pytest.approx(5 / 6, rel=1e-6)
     pred_depth = np.array([6 / 5, 3 / 7, 6 / 23])  # 1 / (1.5 * pred + 5/6)
@@ -123,14 +124,14 @@ def test_metric_modes_scale_and_batches():
 
 
 def test_uncalibrated_disparity_is_relative_and_calibration_makes_it_metric():
-    disp = torch.tensor([[10.0, 20.0, 0.0, 40.0]])
+    disp = torch.tensor([[10.0, 20.0, 0.0, 40.0]]).repeat(8, 8)  # 192 valid pixels: above MIN_VALID_PIXELS
     gt = from_array(disp, "disparity")
     assert not gt.metric and gt.units == "relative"
     assert torch.isnan(gt.depth()[0, 0, 2]) and gt.depth()[0, 0, 1] == pytest.approx(1 / 20)
     # A relative prediction = affine disparity scores perfectly without calibration.
     assert evaluate_depth(relative(2 * disp + 1), gt).per_image[0]["abs_rel"] < 1e-6
     with pytest.raises(ValueError, match="focal_baseline"):
-        evaluate_depth(metric(torch.ones(1, 4)), gt)
+        evaluate_depth(metric(torch.ones(8, 32)), gt)
     calibrated = from_array(disp, "disparity", focal_baseline=MOTO_FB, doffs=MOTO_DOFFS)
     expected_mm = 994.978 * 193.001 / (20.0 + 31.086)  # the dataset's own formula (shared/README.md)
     assert calibrated.metric and float(calibrated.depth()[0, 0, 1]) * 1000 == pytest.approx(expected_mm)
