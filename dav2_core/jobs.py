@@ -321,7 +321,7 @@ def video_options(options: CliOptions) -> VideoOptions:
 
 
 def process_video(model: Any, item: io.InputFile, options: CliOptions, out_dir: Path, report: Report) -> None:
-    """Stream one video into its depth video; unusable inputs and skipped frames go into ``report``."""
+    """Stream one video into its depth video; unusable inputs and lost frames go into ``report``."""
     bar = tqdm(total=None, unit="frame", desc=item.path.name, disable=options.quiet, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
