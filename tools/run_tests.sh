@@ -16,7 +16,7 @@ PYTHON="${DAV2_PYTHON:-.venv/bin/python}"
 COMFY033_DIR="$PWD/.comfyui/ComfyUI-0.33.0"
 COMFY033_PY=".comfyui/venv-0.33/bin/python"
 SHARED_DIR="${DAV2_SHARED_DIR:-$PWD/../shared}"
-COMFYUI_033_BROWSER="example_workflows_do_not_overlap or previews_and_stats_come_back or stats_hover_and_colormap or click_sets_bokeh_focus or help_page"
+COMFYUI_033_BROWSER="example_workflows_do_not_overlap or previews_and_stats_come_back or stats_hover_and_colormap or click_sets_bokeh_focus or help_page or node_faces or folds_its_advanced"
 
 pytest_pass() {  # label, junit name, python, pytest args...
   local label="$1" junit="$2" python="$3"
