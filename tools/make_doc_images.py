@@ -42,7 +42,9 @@ def load_scene(shared: Path) -> tuple[torch.Tensor, DepthMap, DepthMap]:
     photo = np.asarray(Image.open(folder / "motorcycle_left.png").convert("RGB"), dtype=np.float32) / 255.0
     disparity = np.load(folder / "motorcycle_disp.npz")["arr_0"].astype(np.float32)
     invalid = ~np.isfinite(disparity)
-    filled = cv2.inpaint(np.where(invalid, 0, disparity).astype(np.float32), invalid.astype(np.uint8), 5, cv2.INPAINT_NS)
+    filled = cv2.inpaint(
+        np.where(invalid, 0, disparity).astype(np.float32), invalid.astype(np.uint8), 5, cv2.INPAINT_NS
+    )
     metres = 994.978 * 193.001 / (filled + 31.086) / 1000.0  # shared/README.md: depth_mm from disparity
     image = torch.from_numpy(photo)[None]
     return image, DepthMap(torch.from_numpy(filled)[None]), DepthMap(torch.from_numpy(metres)[None], kind="metric")
