@@ -45,7 +45,7 @@ def test_help_page_pictures_exist_and_are_small() -> None:
         assert image.name in used, f"{image.name} is used by no help page"
 
 
-def test_example_workflows_in_the_template_browsers_form() -> None:
+def test_example_workflows_in_the_template_list_form() -> None:
     """Frontend 1.58.1 lists a pack's templates from GET /workflow_templates (the .json names in
     example_workflows/), titles each by its file name, describes it by the name with _ and - as spaces, and
     shows ``<name>.jpg`` as its thumbnail: so every workflow has a readable snake_case name and a jpg beside it."""
