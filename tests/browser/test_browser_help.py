@@ -56,3 +56,6 @@ def test_help_page_of_every_node_shows_in_the_info_tab(page: Any, ui: bh.UI, ui_
         assert all(f"/extensions/{bh.PACK_NAME}/docs/images/" in src for src in images), images
     assert set(shown) == set(NODE_IDS.values())
     bh.screenshot(page, "help_page_video_depth")
+    # Leave the panel closed: the frontend keeps its state in the server's user settings, shared by later tests.
+    page.click("button[aria-label='Toggle properties panel']")
+    page.get_by_role("tab", name="Info").first.wait_for(state="detached", timeout=30_000)

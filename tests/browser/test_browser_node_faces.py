@@ -29,6 +29,12 @@ def _node_text(page: Any, node: int) -> list[str]:
 def test_estimate_depth_folds_its_advanced_inputs(page: Any, ui: bh.UI, ui_server: Any) -> None:
     node = bh.make_node(page, "DAV2EstimateDepth", (300, 200))
     page.locator(f"[data-node-id='{node}']").get_by_text("Show advanced inputs").wait_for(timeout=30_000)
+    page.wait_for_function(  # the widgets render after the node's frame
+        "([id, names]) => { const t = document.querySelector(`[data-node-id='${id}']`).innerText.split('\\n')"
+        ".map((s) => s.trim()); return names.every((n) => t.includes(n)); }",
+        arg=[node, SHOWN],
+        timeout=30_000,
+    )
     text = _node_text(page, node)
     assert all(name in text for name in SHOWN), text
     assert not [name for name in FOLDED if name in text], text
