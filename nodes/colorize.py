@@ -109,9 +109,15 @@ class ColorizeDepth(io.ComfyNode):
 
     @classmethod
     def validate_inputs(
-        cls, range_mode: object = None, manual_min: float | None = None, manual_max: float | None = None
+        cls,
+        range_mode: object = None,
+        manual_min: float | None = None,
+        manual_max: float | None = None,
+        **_other: object,
     ) -> bool | str:
-        """Refuse a bad manual range when the graph is queued, before anything runs."""
+        """Refuse a bad manual range when the graph is queued, before anything runs. ``**_other`` makes ComfyUI
+        (0.33) hand over the DynamicCombo's ``range_mode.manual_min``/``manual_max`` too, which it then nests into
+        ``range_mode``; without it only the names above would pass and the bounds would never be checked."""
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
         if range_mode is not None and range_mode not in RANGE_MODES:
             return f"unknown range_mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}"

@@ -60,6 +60,10 @@ class EnginePatcher:
     def lowvram_patch_counter(self) -> int:
         return 0
 
+    def is_dynamic(self) -> bool:
+        """Not a dynamic-VRAM model (ComfyUI 0.33 asks every loaded model; only its own patcher pins weights)."""
+        return False
+
     def is_clone(self, other: Any) -> bool:
         return getattr(other, "model", None) is self.model
 

@@ -13,7 +13,7 @@ from dav2_core.preprocess import MAX_INPUT_SIZE, check_image_batch
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 from . import model_patcher
-from .api import image_output, io
+from .api import advanced, image_output, io
 from .estimate_quality import quality_inputs, tile_inputs, tile_options, tta_input, tta_options
 from .preview import depth_preview_ui
 from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, help_text, schema
@@ -54,14 +54,16 @@ class EstimateDepth(io.ComfyNode):
                     default="keep_aspect",
                     tooltip=help_text(ESTIMATE_RESOLUTIONS),
                 ),
-                io.Int.Input(
-                    "max_side",
-                    default=DEFAULT_MAX_SIDE,
-                    min=PATCH_SIZE,
-                    max=MAX_SIDE_LIMIT,
-                    step=PATCH_SIZE,
-                    tooltip="native mode only: the longest side the network runs at (multiple of 14); "
-                    "larger images are scaled down to it",
+                advanced(
+                    io.Int.Input(
+                        "max_side",
+                        default=DEFAULT_MAX_SIDE,
+                        min=PATCH_SIZE,
+                        max=MAX_SIDE_LIMIT,
+                        step=PATCH_SIZE,
+                        tooltip="native mode only: the longest side the network runs at (multiple of 14); "
+                        "larger images are scaled down to it",
+                    )
                 ),
                 io.Combo.Input(
                     "normalization",
@@ -74,13 +76,15 @@ class EstimateDepth(io.ComfyNode):
                     default=False,
                     tooltip="Flip the image and mask (near = black). The DEPTH output is never inverted.",
                 ),
-                io.Int.Input(
-                    "chunk_size",
-                    default=0,
-                    min=0,
-                    max=MAX_CHUNK,
-                    tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
-                    "between chunks, and the progress bar advances per chunk.",
+                advanced(
+                    io.Int.Input(
+                        "chunk_size",
+                        default=0,
+                        min=0,
+                        max=MAX_CHUNK,
+                        tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
+                        "between chunks, and the progress bar advances per chunk.",
+                    )
                 ),
                 *quality_inputs(),
                 *tile_inputs(),

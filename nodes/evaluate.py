@@ -9,7 +9,7 @@ import torch
 from dav2_core.evaluate import ALIGN_MODES, evaluate_depth, format_evaluation
 from dav2_core.ground_truth import GT_KINDS, GT_SUFFIXES, from_depth_map, from_image, read_ground_truth
 
-from .api import io
+from .api import advanced, io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .effect_io import input_file, path_problem
 from .preview import report_ui
@@ -64,22 +64,26 @@ class EvaluateDepth(io.ComfyNode):
                     "default (1000 for 16-bit depth PNGs, i.e. millimetres; else 1)",
                 ),
                 io.Combo.Input("align", options=list(ALIGN_MODES), default="auto", tooltip=help_text(ALIGN_MODES)),
-                io.Float.Input(
-                    "min_depth",
-                    default=0.0,
-                    min=0.0,
-                    max=1e6,
-                    step=0.01,
-                    tooltip="Evaluate ground truth from this depth on and clip predictions to it; 0 = off",
+                advanced(
+                    io.Float.Input(
+                        "min_depth",
+                        default=0.0,
+                        min=0.0,
+                        max=1e6,
+                        step=0.01,
+                        tooltip="Evaluate ground truth from this depth on and clip predictions to it; 0 = off",
+                    )
                 ),
-                io.Float.Input(
-                    "max_depth",
-                    default=0.0,
-                    min=0.0,
-                    max=1e6,
-                    step=0.1,
-                    tooltip="Evaluate ground truth up to this depth and clip predictions to it (e.g. NYU "
-                    "10 m); 0 = off",
+                advanced(
+                    io.Float.Input(
+                        "max_depth",
+                        default=0.0,
+                        min=0.0,
+                        max=1e6,
+                        step=0.1,
+                        tooltip="Evaluate ground truth up to this depth and clip predictions to it (e.g. NYU "
+                        "10 m); 0 = off",
+                    )
                 ),
                 io.MultiType.Input(
                     "ground_truth",
@@ -91,25 +95,29 @@ class EvaluateDepth(io.ComfyNode):
                     "Load Image: use gt_file for them",
                 ),
                 io.Mask.Input("mask", optional=True, tooltip="Optional MASK: only pixels > 0.5 are evaluated"),
-                io.Float.Input(
-                    "focal_baseline",
-                    default=0.0,
-                    min=0.0,
-                    max=1e9,
-                    step=0.01,
-                    optional=True,
-                    tooltip="Disparity ground truth: focal length x baseline in pixel-metres, so that "
-                    "depth = focal_baseline / (disparity + doffs) is metric; 0 = uncalibrated "
-                    "(depth-space metrics then relative)",
+                advanced(
+                    io.Float.Input(
+                        "focal_baseline",
+                        default=0.0,
+                        min=0.0,
+                        max=1e9,
+                        step=0.01,
+                        optional=True,
+                        tooltip="Disparity ground truth: focal length x baseline in pixel-metres, so that "
+                        "depth = focal_baseline / (disparity + doffs) is metric; 0 = uncalibrated "
+                        "(depth-space metrics then relative)",
+                    )
                 ),
-                io.Float.Input(
-                    "doffs",
-                    default=0.0,
-                    min=-1e6,
-                    max=1e6,
-                    step=0.01,
-                    optional=True,
-                    tooltip="Disparity ground truth: principal-point offset of the stereo pair (pixels)",
+                advanced(
+                    io.Float.Input(
+                        "doffs",
+                        default=0.0,
+                        min=-1e6,
+                        max=1e6,
+                        step=0.01,
+                        optional=True,
+                        tooltip="Disparity ground truth: principal-point offset of the stereo pair (pixels)",
+                    )
                 ),
             ],
             outputs=[

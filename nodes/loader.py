@@ -13,7 +13,7 @@ from dav2_core.paths import relative_parts
 from dav2_core.variants import DOWNLOADABLE, METRIC_MAX_DEPTH, VARIANTS
 
 from . import engine_loader, model_patcher
-from .api import io
+from .api import advanced, io
 from .types import MODEL_FOLDER, SEARCH_ALIASES, DepthModel, DepthModelIO, schema
 
 # models/depthanything under ComfyUI's models dir; extra_model_paths.yaml may add more folders.
@@ -83,21 +83,28 @@ class LoadDepthAnythingV2(io.ComfyNode):
                     default="auto",
                     tooltip="Compute precision. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.PRECISIONS.items()),
                 ),
-                io.Combo.Input(
-                    "checkpoint_type", options=list(CHECKPOINT_TYPES), default="auto", tooltip=_CHECKPOINT_TYPE_HELP
+                advanced(
+                    io.Combo.Input(
+                        "checkpoint_type", options=list(CHECKPOINT_TYPES), default="auto", tooltip=_CHECKPOINT_TYPE_HELP
+                    )
                 ),
-                io.Combo.Input(
-                    "device",
-                    options=list(model_patcher.DEVICES),
-                    default="auto",
-                    tooltip="Where the model runs. " + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items()),
+                advanced(
+                    io.Combo.Input(
+                        "device",
+                        options=list(model_patcher.DEVICES),
+                        default="auto",
+                        tooltip="Where the model runs. "
+                        + "; ".join(f"{k}: {v}" for k, v in model_patcher.DEVICES.items()),
+                    )
                 ),
-                io.Combo.Input(
-                    "backend",
-                    options=engine_loader.backend_options(),
-                    default="torch",
-                    optional=True,
-                    tooltip=engine_loader.backend_tooltip(),
+                advanced(
+                    io.Combo.Input(
+                        "backend",
+                        options=engine_loader.backend_options(),
+                        default="torch",
+                        optional=True,
+                        tooltip=engine_loader.backend_tooltip(),
+                    )
                 ),
             ],
             outputs=[

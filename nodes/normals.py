@@ -12,7 +12,7 @@ import torch
 
 from dav2_core.effects import depth_to_normals, depth_to_pointcloud, ply_bytes, write_ply
 
-from .api import HAS_POINT_CLOUD, image_output, io
+from .api import HAS_POINT_CLOUD, advanced, image_output, io
 from .effect_io import execution, file_entries, output_target, path_problem
 from .types import SEARCH_ALIASES, depth_input, require_depth, schema
 
@@ -72,12 +72,14 @@ class DepthToNormals(io.ComfyNode):
                     tooltip="save_ply only: file name start inside the output folder (subfolders "
                     "allowed); a counter is appended",
                 ),
-                io.Int.Input(
-                    "ply_stride",
-                    default=1,
-                    min=1,
-                    max=MAX_STRIDE,
-                    tooltip="save_ply only: keep every n-th pixel in x and y (2 = a quarter of the points)",
+                advanced(
+                    io.Int.Input(
+                        "ply_stride",
+                        default=1,
+                        min=1,
+                        max=MAX_STRIDE,
+                        tooltip="save_ply only: keep every n-th pixel in x and y (2 = a quarter of the points)",
+                    )
                 ),
                 io.Image.Input(
                     "image",

@@ -20,7 +20,7 @@ from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 from dav2_core.video.sequence import check_formats
 
 from . import model_patcher
-from .api import InputImpl, io, ui
+from .api import InputImpl, advanced, io, ui
 from .effect_io import output_target, path_problem
 from .estimate_quality import quality_inputs, tile_inputs, tta_input
 from .preview import report_ui
@@ -152,13 +152,15 @@ class VideoDepth(io.ComfyNode):
                     default="keep_aspect",
                     tooltip=help_text(ESTIMATE_RESOLUTIONS),
                 ),
-                io.Int.Input(
-                    "max_side",
-                    default=DEFAULT_MAX_SIDE,
-                    min=PATCH_SIZE,
-                    max=MAX_SIDE_LIMIT,
-                    step=PATCH_SIZE,
-                    tooltip="native mode only: the longest side the network runs at (multiple of 14)",
+                advanced(
+                    io.Int.Input(
+                        "max_side",
+                        default=DEFAULT_MAX_SIDE,
+                        min=PATCH_SIZE,
+                        max=MAX_SIDE_LIMIT,
+                        step=PATCH_SIZE,
+                        tooltip="native mode only: the longest side the network runs at (multiple of 14)",
+                    )
                 ),
                 io.Combo.Input(
                     "normalization",
@@ -166,11 +168,13 @@ class VideoDepth(io.ComfyNode):
                     default="two_pass",
                     tooltip="How depth becomes the 0..1 picture over the clip:\n" + help_text(VIDEO_RANGE_HELP),
                 ),
-                io.Combo.Input(
-                    "range_statistic",
-                    options=list(STATISTICS),
-                    default="min_max",
-                    tooltip="What a frame's range is:\n" + help_text(STATISTIC_HELP),
+                advanced(
+                    io.Combo.Input(
+                        "range_statistic",
+                        options=list(STATISTICS),
+                        default="min_max",
+                        tooltip="What a frame's range is:\n" + help_text(STATISTIC_HELP),
+                    )
                 ),
                 io.Boolean.Input("invert", default=False, tooltip="near = black instead of white"),
                 io.Combo.Input(
@@ -180,13 +184,15 @@ class VideoDepth(io.ComfyNode):
                     tooltip="gray: ControlNet-ready grey depth, near = white; the others colour it",
                 ),
                 *_frame_inputs(),
-                io.Int.Input(
-                    "chunk_size",
-                    default=0,
-                    min=0,
-                    max=MAX_CHUNK,
-                    tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
-                    "Progress advances and Cancel takes effect between chunks",
+                advanced(
+                    io.Int.Input(
+                        "chunk_size",
+                        default=0,
+                        min=0,
+                        max=MAX_CHUNK,
+                        tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
+                        "Progress advances and Cancel takes effect between chunks",
+                    )
                 ),
                 io.Combo.Input(
                     "image_sequence",
@@ -209,14 +215,16 @@ class VideoDepth(io.ComfyNode):
                     "least squares, across chunks), so relative depth does not pump. "
                     "Metric models are not aligned (they are in metres already)",
                 ),
-                io.Float.Input(
-                    "temporal_smoothing",
-                    default=1.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.05,
-                    optional=True,
-                    tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
+                advanced(
+                    io.Float.Input(
+                        "temporal_smoothing",
+                        default=1.0,
+                        min=0.0,
+                        max=1.0,
+                        step=0.05,
+                        optional=True,
+                        tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
+                    )
                 ),
                 *tile_inputs(),
                 io.Combo.Input(

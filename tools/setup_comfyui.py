@@ -13,6 +13,13 @@ The newest tested frontend, PyPI ``comfyui-frontend-package`` (:data:`NEWEST_FRO
 replace the frontend the ComfyUI release ships with); the browser tests serve it with
 ``main.py --front-end-root <that folder>/comfyui_frontend_package/static``.
 
+The second tested ComfyUI, the newest that can be had here (:data:`VENDORED_VERSION`, from the tarball in
+``<shared>/vendor``, see its README), goes into ``<repo>/.comfyui/ComfyUI-<version>/`` with its own virtual
+environment ``<repo>/.comfyui/venv-<major.minor>/`` (this interpreter's Python, the same torch/torchvision pins,
+the checkout's own requirements.txt pins - frontend 1.49.6, comfy-kitchen, comfy-aimdo, SQLAlchemy/alembic - plus
+this pack's runtime and test requirements). Nothing in that checkout is changed; the tests give each server its own
+base directory. Skipped with a message when the shared vendor folder is absent (``--no-vendored`` skips it too).
+
 Idempotent: a stamp file records what was done; a second run only re-checks the link and the frontend.
 """
 
@@ -43,6 +50,18 @@ EXTRA_REQUIREMENTS = ["requests"]
 NEWEST_FRONTEND_VERSION = "1.58.1"
 NEWEST_FRONTEND_DIR = REPO / ".comfyui" / f"frontend-{NEWEST_FRONTEND_VERSION}"
 STAMP_NAME = ".dav2-setup.json"
+#: The newer ComfyUI the comfy and browser tiers also run on (tests/support/comfy_harness.py), from the shared
+#: vendor folder: the backend tree at commit 783545f (0.33.0 + 40 commits), its requirements.txt pinning
+#: comfyui-frontend-package 1.49.6.
+VENDORED_VERSION = "0.33.0"
+VENDORED_TARBALL = "ComfyUI-0.33.0-783545f.tar.gz"
+VENDORED_DIR = REPO / ".comfyui" / f"ComfyUI-{VENDORED_VERSION}"
+VENDORED_VENV = REPO / ".comfyui" / "venv-0.33"
+#: torch/torchvision for the vendored ComfyUI's venv: the pair the suite is tested with (Makefile).
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
+#: ComfyUI 0.33 imports torchaudio at startup (comfy/sd.py); the newest torchaudio on the package index is
+#: 2.11.1, which declares torch==2.11 but imports and runs its Python ops on torch 2.14: installed --no-deps.
+VENDORED_NO_DEPS = ["torchaudio==2.11.1", "jkp-depth-anything-v2==0.1.1"]
 
 
 def log(message: str) -> None:
@@ -95,14 +114,18 @@ def torch_constraints() -> list[str]:
     return pins
 
 
-def pip_install(requirements: list[str]) -> None:
+def pip_install(
+    requirements: list[str], python: str | Path = sys.executable, constraints: list[str] | None = None
+) -> None:
+    """``python -m pip install`` the requirement lines, with the torch packages pinned (``constraints``, default:
+    what this interpreter has installed)."""
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp, "requirements.txt")
         req.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         cons = Path(tmp, "constraints.txt")
-        cons.write_text("\n".join(torch_constraints()) + "\n", encoding="utf-8")
-        cmd = [sys.executable, "-m", "pip", "install", "-q", "-r", str(req), "-c", str(cons)]
-        log("pip install " + " ".join(requirements))
+        cons.write_text("\n".join(torch_constraints() if constraints is None else constraints) + "\n", encoding="utf-8")
+        cmd = [str(python), "-m", "pip", "install", "-q", "-r", str(req), "-c", str(cons)]
+        log(f"{python} -m pip install " + " ".join(requirements))
         subprocess.run(cmd, check=True)
 
 
@@ -188,10 +211,87 @@ def stamp_payload(comfyui_dir: Path, requirements: list[str]) -> dict:
     return {"comfyui_dir": str(comfyui_dir), "python": sys.executable, "requirements_sha256": digest}
 
 
+def shared_dir() -> Path:
+    """The shared data folder (``DAV2_SHARED_DIR``, default ``<repo>/../shared``)."""
+    return Path(os.environ.get("DAV2_SHARED_DIR") or REPO.parent / "shared").expanduser().resolve()
+
+
+def requirement_lines(path: Path) -> list[str]:
+    """The requirement lines of a requirements file (comments and blanks dropped)."""
+    lines = (raw.split("#", 1)[0].strip() for raw in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
+
+
+def extract_vendored_comfyui(tarball: Path, target: Path) -> None:
+    """Extract the vendored tarball's ``ComfyUI/`` folder to ``target`` (through a temporary folder beside it,
+    so an interrupted run never leaves a half tree at ``target``)."""
+    import tarfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".extract-") as tmp:
+        log(f"extracting {tarball} into {target}")
+        with tarfile.open(tarball) as archive:
+            archive.extractall(tmp, filter="data")  # no absolute paths, links out of the folder or devices
+        source = Path(tmp, "ComfyUI")
+        version_file = source / "comfyui_version.py"
+        if not version_file.is_file() or VENDORED_VERSION not in version_file.read_text(encoding="utf-8"):
+            raise SystemExit(f"{tarball} does not hold ComfyUI {VENDORED_VERSION} in a ComfyUI/ folder")
+        if target.exists():
+            shutil.rmtree(target)
+        source.rename(target)
+
+
+def install_vendored_comfyui(force: bool = False) -> Path | None:
+    """ComfyUI :data:`VENDORED_VERSION` from the shared vendor tarball with its own venv; returns the venv's
+    python, or None (with a message) when the tarball is absent."""
+    tarball = shared_dir() / "vendor" / VENDORED_TARBALL
+    if not tarball.is_file():
+        log(
+            f"skipping ComfyUI {VENDORED_VERSION}: {tarball} is absent (set DAV2_SHARED_DIR to the shared "
+            "folder); the tests for it will skip"
+        )
+        return None
+    if force or not (VENDORED_DIR / "main.py").is_file():
+        extract_vendored_comfyui(tarball, VENDORED_DIR)
+    python = VENDORED_VENV / "bin" / "python"
+    if not python.is_file():
+        log(f"creating the virtual environment {VENDORED_VENV} ({sys.version.split()[0]})")
+        subprocess.run([sys.executable, "-m", "venv", str(VENDORED_VENV)], check=True)
+    comfy_requirements = filtered_requirements(VENDORED_DIR / "requirements.txt")
+    test_requirements = requirement_lines(REPO / "tools" / "requirements-test.txt")
+    stamp = VENDORED_VENV / STAMP_NAME
+    payload = {
+        "comfyui_dir": str(VENDORED_DIR),
+        "tarball_sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
+        "requirements": TORCH_PINS + comfy_requirements + test_requirements + VENDORED_NO_DEPS,
+    }
+    previous = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else None
+    if force or previous != payload:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        pip_install(TORCH_PINS, python, constraints=[])
+        pip_install(comfy_requirements + test_requirements, python, constraints=TORCH_PINS)
+        # torchaudio (above) and the parity oracle of the unit tests, which pins nothing we want (Makefile).
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *VENDORED_NO_DEPS], check=True)
+        stamp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        log(f"ComfyUI {VENDORED_VERSION} ready at {VENDORED_DIR}, python {python}")
+    else:
+        log(f"ComfyUI {VENDORED_VERSION} already set up at {VENDORED_DIR} (stamp up to date)")
+    return python
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="reinstall even if the stamp says it is done")
+    parser.add_argument(
+        "--no-vendored", action="store_true", help=f"skip ComfyUI {VENDORED_VERSION} from the shared vendor folder"
+    )
+    parser.add_argument(
+        "--vendored-only", action="store_true", help=f"set up only ComfyUI {VENDORED_VERSION} and its venv"
+    )
     args = parser.parse_args(argv)
+    if args.vendored_only:
+        install_vendored_comfyui(force=args.force)
+        return 0
 
     comfyui_dir, managed = resolve_comfyui_dir()
     stamp_dir = DEFAULT_DIR.parent if managed else REPO / ".comfyui"
@@ -219,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if managed:
         link_pack(comfyui_dir)
     install_newest_frontend(force=args.force)
+    if not args.no_vendored:
+        install_vendored_comfyui(force=args.force)
     log(f"ready: COMFYUI_DIR={comfyui_dir}")
     return 0
 

@@ -1,6 +1,7 @@
 """The ComfyUI API the nodes are written against (nodes/api.py), in-process with ComfyUI's real modules:
-one pinned import for every node file, the old behaviour on the test ComfyUI (0.3.75), the newer shapes
-(DynamicCombo values, intermediate dtype) handled where a newer ComfyUI sends them.
+one pinned import for every node file, the old behaviour on ComfyUI 0.3.75, the newer shapes (DynamicCombo
+values, intermediate dtype, advanced inputs) where a newer ComfyUI (0.33) has them. The comfy tier runs on both
+(tools/run_tests.sh); the tests below check what the ComfyUI under test (comfy_harness.comfyui_version) offers.
 """
 
 from __future__ import annotations
@@ -12,10 +13,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import run_coroutine
+from comfy_harness import comfyui_version, run_coroutine
 from dav2_core.depth import DepthMap
 
 ROOT = Path(__file__).resolve().parents[2]
+NODE_NAMES = [
+    "Load Depth Anything V2",
+    "Estimate Depth",
+    "Colorize Depth",
+    "Depth Stats",
+    "Depth Bokeh",
+    "Depth Parallax",
+    "Calibrate Depth to Metric",
+    "Save Depth",
+    "Depth to Normals",
+    "Evaluate Depth",
+    "Video Depth",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +48,7 @@ def test_every_node_file_takes_the_comfyui_api_from_one_module() -> None:
 
 def test_the_pinned_version_is_used_where_comfyui_has_it(api, comfy_inprocess) -> None:
     import comfy_api.latest
-    import comfy_api.v0_0_2  # noqa: F401 - the test ComfyUI (0.3.75) ships it
+    import comfy_api.v0_0_2  # noqa: F401 - both tested ComfyUI versions (0.3.75, 0.33) ship it
 
     assert api.API_VERSION == "v0_0_2"
     assert api.io is comfy_api.v0_0_2.io and api.ui is comfy_api.v0_0_2.ui
@@ -42,13 +56,74 @@ def test_the_pinned_version_is_used_where_comfyui_has_it(api, comfy_inprocess) -
     assert isinstance(run_coroutine(comfy_inprocess.module.comfy_entrypoint()), api.ComfyExtension)
 
 
-def test_old_schema_on_the_test_comfyui(api, comfy_inprocess) -> None:
-    """0.3.75 has neither has_intermediate_output nor DynamicCombo: the nodes keep their plain schema."""
-    assert not api.HAS_INTERMEDIATE_OUTPUT and not api.HAS_DYNAMIC_COMBO
+#: Inputs the nodes mark advanced where ComfyUI knows the flag (the rest is what most users change).
+ADVANCED = {
+    "Load Depth Anything V2": {"checkpoint_type", "device", "backend"},
+    "Estimate Depth": {
+        "max_side",
+        "chunk_size",
+        "flip_tta",
+        "refine",
+        "temporal_consistency",
+        "temporal_smoothing",
+        "tile_size",
+        "tile_overlap",
+        "max_tiles",
+    },
+    "Depth Bokeh": {"layers"},
+    "Calibrate Depth to Metric": {"max_depth_m"},
+    "Depth to Normals": {"ply_stride"},
+    "Evaluate Depth": {"min_depth", "max_depth", "focal_baseline", "doffs"},
+    "Video Depth": {
+        "max_side",
+        "range_statistic",
+        "chunk_size",
+        "flip_tta",
+        "refine",
+        "temporal_smoothing",
+        "tile_size",
+        "tile_overlap",
+        "max_tiles",
+    },
+}
+
+
+def _input_specs(comfy_inprocess, name: str) -> dict[str, list]:
+    """The node's inputs as /object_info lists them: {input name: [type, options]}."""
+    info = comfy_inprocess.node(name).GET_NODE_INFO_V1()
+    return {k: v for section in ("required", "optional") for k, v in info["input"].get(section, {}).items()}
+
+
+@pytest.mark.skipif(comfyui_version() >= (0, 33), reason="ComfyUI 0.3.75 only (the old schema)")
+def test_old_schema_on_comfyui_0_3_75(api, comfy_inprocess) -> None:
+    """0.3.75 has neither has_intermediate_output, DynamicCombo nor advanced inputs: the plain schema."""
+    assert not api.HAS_INTERMEDIATE_OUTPUT and not api.HAS_DYNAMIC_COMBO and not api.HAS_ADVANCED_INPUTS
     colorize = comfy_inprocess.node("Colorize Depth").GET_SCHEMA()
     assert [i.id for i in colorize.inputs] == ["depth", "colormap", "invert", "range_mode", "manual_min", "manual_max"]
     for name in ("Estimate Depth", "Colorize Depth"):
         assert "has_intermediate_output" not in comfy_inprocess.node(name).GET_SCHEMA().__dict__
+    for name in ADVANCED:
+        assert not [k for k, v in _input_specs(comfy_inprocess, name).items() if v[1].get("advanced")], name
+
+
+@pytest.mark.skipif(comfyui_version() < (0, 33), reason="ComfyUI 0.33 only (the newer schema)")
+def test_newer_schema_on_comfyui_0_33(api, comfy_inprocess) -> None:
+    """0.33 has them all: the preview comes back from the cache, Colorize's bounds show only for "manual", and
+    each node shows the few inputs most users change, the rest folded away as advanced."""
+    assert api.HAS_INTERMEDIATE_OUTPUT and api.HAS_DYNAMIC_COMBO and api.HAS_ADVANCED_INPUTS
+    colorize = _input_specs(comfy_inprocess, "Colorize Depth")
+    assert colorize["range_mode"][0] == "COMFY_DYNAMICCOMBO_V3"
+    options = {o["key"]: o["inputs"] for o in colorize["range_mode"][1]["options"]}
+    assert set(options["manual"]["required"]) == {"manual_min", "manual_max"} and not options["auto"].get("required")
+    for name in ("Estimate Depth", "Colorize Depth"):
+        assert comfy_inprocess.node(name).GET_SCHEMA().has_intermediate_output is True
+    for name in NODE_NAMES:
+        specs = _input_specs(comfy_inprocess, name)
+        marked = {k for k, v in specs.items() if isinstance(v[1], dict) and v[1].get("advanced")}
+        assert marked == ADVANCED.get(name, set()), name
+    estimate = _input_specs(comfy_inprocess, "Estimate Depth")
+    shown = [k for k, v in estimate.items() if not v[1].get("advanced")]
+    assert shown == ["model", "image", "input_size", "resolution", "normalization", "invert"]
 
 
 def test_colorize_takes_the_dynamic_combo_shape(comfy_inprocess) -> None:

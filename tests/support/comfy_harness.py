@@ -1,7 +1,11 @@
 """Real-ComfyUI test harness: locate ComfyUI, load this pack in-process, run a real server.
 
 No fake ``comfy``/``folder_paths``/``comfy_api`` modules: everything goes through the ComfyUI checkout
-in ``COMFYUI_DIR`` (default ``<repo>/.comfyui/ComfyUI``, installed by ``make comfyui-setup``).
+in ``COMFYUI_DIR`` (default ``<repo>/.comfyui/ComfyUI``, installed by ``make comfyui-setup``), run by this
+interpreter (in-process, and ``sys.executable`` for the servers). Two ComfyUI versions are tested, each with its
+own environment: 0.3.75 in the project venv (the default) and 0.33.0 (``.comfyui/ComfyUI-0.33.0``, run by
+``.comfyui/venv-0.33/bin/python`` with ``COMFYUI_DIR`` pointing at it: tools/run_tests.sh does both passes).
+:func:`comfyui_dir` refuses a checkout whose pinned frontend is not the one this interpreter has (the wrong venv).
 
 * :func:`comfyui_dir` finds the checkout (tests skip with the reason when it is missing).
 * :func:`load_pack_inprocess` imports ComfyUI's own modules and loads the pack with ComfyUI's
@@ -98,14 +102,65 @@ def load_nodes_module(name: str) -> Any:
 
 
 def comfyui_dir() -> Path:
-    """The ComfyUI checkout to test against, or ``pytest.skip`` saying how to install one."""
+    """The ComfyUI checkout to test against, or ``pytest.skip`` saying how to install one (or which interpreter
+    runs it)."""
     path = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_COMFYUI_DIR).expanduser().resolve()
     if not (path / "main.py").is_file():
         pytest.skip(
             f"no ComfyUI checkout at {path} (main.py missing): run `make comfyui-setup` "
             "or set COMFYUI_DIR to a ComfyUI folder"
         )
+    mismatch = environment_mismatch(path)
+    if mismatch:
+        pytest.skip(mismatch)
     return path
+
+
+def comfyui_version(path: Path | None = None) -> tuple[int, ...]:
+    """The version of a ComfyUI checkout (default: the one under test) from its ``comfyui_version.py``, e.g.
+    (0, 3, 75); (0,) when the file does not say."""
+    import re
+
+    path = path or Path(os.environ.get("COMFYUI_DIR") or DEFAULT_COMFYUI_DIR).expanduser().resolve()
+    try:
+        text = (path / "comfyui_version.py").read_text(encoding="utf-8")
+    except OSError:
+        return (0,)
+    found = re.search(r"__version__\s*=\s*[\"']([0-9.]+)", text)
+    return tuple(int(x) for x in found.group(1).split(".")) if found else (0,)
+
+
+def pinned_frontend(path: Path) -> str | None:
+    """The ``comfyui-frontend-package`` version a checkout's requirements.txt pins (None when it pins none)."""
+    import re
+
+    try:
+        text = (path / "requirements.txt").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"^comfyui[-_]frontend[-_]package==([0-9.]+)", text, re.M | re.I)
+    return found.group(1) if found else None
+
+
+def environment_mismatch(path: Path) -> str | None:
+    """Why this interpreter cannot run the checkout at ``path`` (its pinned frontend is not installed here: the
+    checkout has its own venv), or None."""
+    import importlib.metadata
+
+    pinned = pinned_frontend(path)
+    if pinned is None:
+        return None
+    try:
+        installed = importlib.metadata.version("comfyui-frontend-package")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed == pinned:
+        return None
+    return (
+        f"ComfyUI at {path} pins comfyui-frontend-package {pinned}, but {sys.executable} has {installed}: run "
+        "its tests with its own environment (ComfyUI 0.33: COMFYUI_DIR=.comfyui/ComfyUI-0.33.0 "
+        ".comfyui/venv-0.33/bin/python -m pytest ..., as tools/run_tests.sh does)"
+    )
 
 
 def make_base_dir(base: Path, checkpoint: Path | None = None) -> Path:
@@ -256,6 +311,7 @@ class ComfyServer:
     extra_args: list[str] = field(default_factory=list)  # more main.py options, e.g. --front-end-root DIR
     process: subprocess.Popen | None = None
     client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _object_info: dict | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -359,8 +415,17 @@ class ComfyServer:
         info = self.get("/object_info" + (f"/{node_id}" if node_id else ""))
         return info[node_id] if node_id else info
 
+    def for_this_comfyui(self, graph: dict) -> dict:
+        """``graph`` with the flat inputs of a DynamicCombo option (``manual_min``, written for ComfyUI 0.3.75)
+        moved to the ``<combo>.<input>`` keys ComfyUI 0.33 reads (:func:`nest_dynamic_inputs`), so a test's graph
+        runs on both; a copy, unchanged where the server has no DynamicCombo."""
+        if self._object_info is None:
+            self._object_info = self.object_info()
+        return nest_dynamic_inputs(graph, self._object_info)
+
     def queue_prompt(self, graph: dict) -> str:
         """POST an API-format graph to /prompt; returns the prompt id or raises :class:`PromptError`."""
+        graph = self.for_this_comfyui(graph)
         r = self.post("/prompt", {"prompt": graph, "client_id": self.client_id})
         body = r.json()
         if r.status_code != 200 or body.get("node_errors"):
@@ -424,6 +489,7 @@ class ComfyServer:
         import aiohttp
 
         result: dict[str, Any] = {"progress": [], "at_interrupt": None, "end": None}
+        graph = await asyncio.to_thread(self.for_this_comfyui, graph)
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}") as ws:
                 async with session.post(self.url + "/prompt", json={"prompt": graph, "client_id": self.client_id}) as r:
@@ -478,6 +544,9 @@ def execution_error(entry: dict) -> dict | None:
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+
+
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
     """Convert a UI-format workflow (what the frontend saves) to the API format /prompt takes.
 
@@ -485,7 +554,9 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     ``input_order``; a widget input consumes the next ``widgets_values`` entry (plus one for a
     ``control_after_generate`` or upload widget), and a linked input becomes ``[source_id, slot]``.
     Optional widgets past the end of ``widgets_values`` (added to a node after the workflow was saved)
-    take their defaults, as the frontend does.
+    take their defaults, as the frontend does. A DynamicCombo (ComfyUI 0.33+) consumes its value, then the
+    widgets of the selected option (sent as ``<combo>.<input>``); values a saved flat layout still holds for
+    the other options' inputs (a workflow saved on 0.3.75) are left over and dropped, as the frontend drops them.
     Raises ValueError on unknown node types or when the widget values do not line up.
     """
     links = {link[0]: link for link in workflow["links"]}
@@ -499,29 +570,15 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         linked = {i["name"]: i.get("link") for i in node.get("inputs", [])}
         values = list(node.get("widgets_values") or [])
         inputs: dict[str, Any] = {}
-        for section in ("required", "optional"):
-            for name in info["input_order"].get(section, []):
-                spec = info["input"][section][name]
-                type_, options = spec[0], (spec[1] if len(spec) > 1 else {})
-                is_widget = (isinstance(type_, list) or type_ in WIDGET_TYPES) and not options.get("forceInput")
-                if is_widget and not values and section == "optional" and "default" in options:
-                    inputs[name] = options["default"]  # a widget added after the workflow was saved
-                elif is_widget:
-                    if not values:
-                        raise ValueError(f"node {node['id']} ({node['type']}): no widget value left for {name!r}")
-                    inputs[name] = values.pop(0)
-                    if (
-                        options.get("control_after_generate")
-                        or options.get("image_upload")
-                        or options.get("video_upload")
-                    ):
-                        values.pop(0)
-                link_id = linked.get(name)
-                if link_id is not None:
-                    _, src, slot, *_ = links[link_id]
-                    inputs[name] = [str(src), slot]
-        if values:
-            raise ValueError(f"node {node['id']} ({node['type']}): widget values left over: {values}")
+        where = f"node {node['id']} ({node['type']})"
+        specs = [
+            (section, name, info["input"][section][name])
+            for section in ("required", "optional")
+            for name in info["input_order"].get(section, [])
+        ]
+        dynamic = _consume_widgets(specs, values, inputs, linked, links, where, prefix="")
+        if values and not dynamic:
+            raise ValueError(f"{where}: widget values left over: {values}")
         graph[str(node["id"])] = {
             "class_type": node["type"],
             "inputs": inputs,
@@ -530,22 +587,120 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     return graph
 
 
+def _consume_widgets(
+    specs: list[tuple[str, str, list]],
+    values: list,
+    inputs: dict[str, Any],
+    linked: dict,
+    links: dict,
+    where: str,
+    prefix: str,
+) -> bool:
+    """Fill ``inputs`` from ``values`` (consumed from the front) for ``specs`` [(section, name, spec)]; returns
+    whether a DynamicCombo was among them."""
+    dynamic = False
+    for section, name, spec in specs:
+        type_, options = spec[0], (spec[1] if len(spec) > 1 else {})
+        key = prefix + name
+        is_widget = (isinstance(type_, list) or type_ in WIDGET_TYPES or type_ == DYNAMIC_COMBO) and not options.get(
+            "forceInput"
+        )
+        if is_widget and options.get("hidden"):
+            continue  # no widget on the node (ComfyUI 0.33's SaveVideo keeps its old codec input so)
+        if is_widget and not values and section == "optional" and _default(type_, options) is not None:
+            inputs[key] = _default(type_, options)  # a widget added after the workflow was saved
+        elif is_widget:
+            if not values:
+                raise ValueError(f"{where}: no widget value left for {key!r}")
+            inputs[key] = values.pop(0)
+            if options.get("control_after_generate") or options.get("image_upload") or options.get("video_upload"):
+                values.pop(0)
+        if type_ == DYNAMIC_COMBO:
+            dynamic = True
+            chosen = [o for o in options.get("options", []) if o["key"] == inputs.get(key)]
+            if not chosen:
+                raise ValueError(f"{where}: {inputs.get(key)!r} is not an option of {key!r}")
+            sub = [(s, n, d) for s in ("required", "optional") for n, d in chosen[0]["inputs"].get(s, {}).items()]
+            _consume_widgets(sub, values, inputs, linked, links, where, prefix=key + ".")
+        link_id = linked.get(key)
+        if link_id is not None:
+            _, src, slot, *_ = links[link_id]
+            inputs[key] = [str(src), slot]
+    return dynamic
+
+
+def _default(kind: Any, opts: dict) -> Any:
+    if "default" in opts:
+        return opts["default"]
+    if isinstance(kind, list) and kind:
+        return kind[0]
+    if kind == "COMBO" and opts.get("options"):
+        return opts["options"][0]
+    if kind == DYNAMIC_COMBO and opts.get("options"):
+        return opts["options"][0]["key"]
+    return None
+
+
 def api_node(object_info: dict, class_type: str, **inputs: Any) -> dict:
-    """An API-format node with every widget input at its default from ``/object_info``, then ``inputs``."""
+    """An API-format node with every widget input at its default from ``/object_info``, then ``inputs``.
+
+    A DynamicCombo (ComfyUI 0.33+: Colorize's range_mode) sends its options' inputs as ``<combo>.<input>``; the
+    defaults of every option's inputs are filled in (ComfyUI reads the selected option's, ignores the rest), and a
+    plain name in ``inputs`` (``manual_min``) lands on its dotted key, so one graph serves both ComfyUI versions."""
     spec = object_info[class_type]["input"]
     values: dict[str, Any] = {}
     for section in ("required", "optional"):
         for name, definition in spec.get(section, {}).items():
             kind = definition[0]
             opts = definition[1] if len(definition) > 1 and isinstance(definition[1], dict) else {}
-            if "default" in opts:
-                values[name] = opts["default"]
-            elif isinstance(kind, list) and kind:
-                values[name] = kind[0]
-            elif kind == "COMBO" and opts.get("options"):
-                values[name] = opts["options"][0]
-    values.update(inputs)
-    return {"class_type": class_type, "inputs": values}
+            default = _default(kind, opts)
+            if default is not None:
+                values[name] = default
+            if kind == DYNAMIC_COMBO:
+                for option in opts.get("options", []):
+                    for sub_section in ("required", "optional"):
+                        for sub, sub_def in option["inputs"].get(sub_section, {}).items():
+                            sub_opts = sub_def[1] if len(sub_def) > 1 and isinstance(sub_def[1], dict) else {}
+                            sub_default = _default(sub_def[0], sub_opts)
+                            if sub_default is not None:
+                                values.setdefault(f"{name}.{sub}", sub_default)
+    node = {"class_type": class_type, "inputs": values}
+    set_node_inputs(node, **inputs)
+    return node
+
+
+def nest_dynamic_inputs(graph: dict, object_info: dict) -> dict:
+    """A copy of an API graph where a node's flat input named like an input of its DynamicCombo's selected option
+    moves to ``<combo>.<input>`` (ComfyUI 0.33's form); other inputs and ComfyUI versions without DynamicCombo are
+    left as they are."""
+    import copy
+
+    graph = copy.deepcopy(graph)
+    for node in graph.values():
+        spec = object_info.get(node.get("class_type"), {}).get("input", {})
+        inputs = node.get("inputs", {})
+        for section in ("required", "optional"):
+            for name, definition in spec.get(section, {}).items():
+                if definition[0] != DYNAMIC_COMBO or len(definition) < 2:
+                    continue
+                chosen = [o for o in definition[1].get("options", []) if o["key"] == inputs.get(name)]
+                for sub_section in ("required", "optional"):
+                    for sub in chosen[0]["inputs"].get(sub_section, {}) if chosen else {}:
+                        if sub in inputs and f"{name}.{sub}" not in inputs:
+                            inputs[f"{name}.{sub}"] = inputs.pop(sub)
+    return graph
+
+
+def set_node_inputs(node: dict, **values: Any) -> dict:
+    """Set inputs of one API-format node; a plain name that the node only has as a DynamicCombo's
+    ``<combo>.<name>`` goes there. Returns the node."""
+    for name, value in values.items():
+        if name not in node["inputs"]:
+            dotted = [k for k in node["inputs"] if k.endswith("." + name)]
+            if len(dotted) == 1:
+                name = dotted[0]
+        node["inputs"][name] = value
+    return node
 
 
 def depth_graph(
@@ -600,7 +755,7 @@ def set_inputs(graph: dict, class_type: str, **values: Any) -> dict:
     if not hits:
         raise KeyError(f"no {class_type} node in the graph")
     for node in hits:
-        node["inputs"].update(values)
+        set_node_inputs(node, **values)
     return graph
 
 

@@ -280,6 +280,7 @@ def test_ray_engine_without_ray_says_how_to_install(models_dir, tmp_path, monkey
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # waits out Ray's connection timeout
 def test_a_ray_address_that_does_not_answer_fails_within_seconds(models_dir, tmp_path, capsys) -> None:
     ray = pytest.importorskip("ray")
     import socket

@@ -12,6 +12,8 @@ import os
 import pytest
 
 ray = pytest.importorskip("ray")
+#: Ray clusters take tens of seconds to start: the slow tier (left out of make test-fast).
+pytestmark = pytest.mark.slow
 pytest.importorskip("ray.data")
 
 from batch_helpers import (  # noqa: E402

@@ -12,6 +12,9 @@ import torch
 from checkpoint_factory import hf_config, make_state_dict, write_checkpoint
 from dav2_core.checkpoints import load_checkpoint, to_official_keys
 
+#: The slow tier (builds transformers models); make test-fast leaves it out.
+pytestmark = pytest.mark.slow
+
 transformers = pytest.importorskip("transformers")
 SIZE = 518
 

@@ -44,9 +44,10 @@ def official_and_ours(encoder: str, metric: bool = False):
         ("vits", (518, 518)),
         ("vits", (518, 686)),
         ("vits", (266, 140)),
-        ("vitb", (518, 518)),
-        ("vitb", (350, 518)),
-        ("vitl", (196, 252)),
+        # the larger encoders are the slow tier (make test-fast keeps the vits shapes)
+        pytest.param("vitb", (518, 518), marks=pytest.mark.slow),
+        pytest.param("vitb", (350, 518), marks=pytest.mark.slow),
+        pytest.param("vitl", (196, 252), marks=pytest.mark.slow),
     ],
 )
 def test_forward_matches_official(encoder, size):

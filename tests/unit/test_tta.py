@@ -271,10 +271,9 @@ def test_batch_fingerprint_of_jobs_without_tta_is_unchanged(tmp_path):
     from dav2_core.batch.job import BatchJob
     from dav2_core.cli.args import parse_options
 
-    weights = {"sha256": "0" * 64}  # the model's weights record (weights_record): the same for both jobs
+    weights = {"sha256": "0" * 64}  # a weights_record; the model's hash is not what this test is about
     plain = BatchJob(parse_options([str(tmp_path), "-o", str(tmp_path / "out")])).fingerprint(weights)
     assert "tta" not in plain["estimate"] and plain["estimate"]["flip_tta"] is False
-    multi = BatchJob(parse_options([str(tmp_path), "-o", str(tmp_path / "o"), "--tta", "multi_scale"])).fingerprint(
-        weights
-    )
+    multi_options = parse_options([str(tmp_path), "-o", str(tmp_path / "o"), "--tta", "multi_scale"])
+    multi = BatchJob(multi_options).fingerprint(weights)
     assert multi["estimate"]["tta"] == "multi_scale"

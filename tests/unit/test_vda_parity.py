@@ -17,6 +17,9 @@ from dav2_core.checkpoints.detect import CheckpointInfo
 from dav2_core.model import VideoDepthAnything
 from dav2_core.vda import VDA_WINDOW, OfflineVDA, OnlineVDA, vda_depth
 
+#: The slow tier (runs the official Video Depth Anything code); make test-fast leaves it out.
+pytestmark = pytest.mark.slow
+
 TOL = 1e-4  # x the official output's range
 
 
