@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import browser_helpers as bh
-from comfy_harness import NODE_IDS
+from comfy_harness import offered_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 NEWEST_CLASSIC = [pytest.param(u, id=u.id) for u in bh.UIS if u.frontend == "newest" and not u.vue]
@@ -29,7 +29,8 @@ def test_help_page_of_every_node_shows_in_the_info_tab(page: Any, ui: bh.UI, ui_
     # the browser logs that probe's 404. The page and its picture are checked to load below.
     console.expect("404 (Not Found)")
     shown = {}
-    for display, node_id in NODE_IDS.items():
+    offered = offered_nodes(ui_server.object_info())  # conditional nodes only where this ComfyUI has them
+    for display, node_id in offered.items():
         page.evaluate("() => window.comfyAPI.app.app.graph.clear()")
         node = bh.make_node(page, node_id, (300, 200))
         page.evaluate(
@@ -54,7 +55,7 @@ def test_help_page_of_every_node_shows_in_the_info_tab(page: Any, ui: bh.UI, ui_
         ).json_value()
         shown[node_id] = images
         assert all(f"/extensions/{bh.PACK_NAME}/docs/images/" in src for src in images), images
-    assert set(shown) == set(NODE_IDS.values())
+    assert set(shown) == set(offered.values())
     bh.screenshot(page, "help_page_video_depth")
     # Leave the panel closed: the frontend keeps its state in the server's user settings, shared by later tests.
     page.click("button[aria-label='Toggle properties panel']")

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import types
 import tarfile
 import tempfile
 from pathlib import Path
@@ -75,11 +76,31 @@ def official_root() -> Path:
 def official_module(streaming: bool = False):
     """The official ``video_depth_anything.video_depth`` (offline) or ``.video_depth_stream`` (online) module."""
     root = str(official_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module(
-        "video_depth_anything.video_depth_stream" if streaming else "video_depth_anything.video_depth"
-    )
+    # The official code imports a top-level ``utils`` package; ComfyUI (loaded in-process by the comfy tier of the
+    # same pytest run) has one too. Import with the official one first on the path, then give ComfyUI's back.
+    foreign = {
+        k: m
+        for k, m in sys.modules.items()
+        if (k == "utils" or k.startswith("utils.")) and not str(getattr(m, "__file__", "") or "").startswith(root)
+    }
+    for key in foreign:
+        del sys.modules[key]
+    # Its utils/ has no __init__.py (a namespace package), which any utils.py elsewhere on sys.path would
+    # shadow: register it as the package explicitly.
+    package = types.ModuleType("utils")
+    package.__path__ = [os.path.join(root, "utils")]
+    sys.modules["utils"] = package
+    sys.path.insert(0, root)
+    try:
+        return importlib.import_module(
+            "video_depth_anything.video_depth_stream" if streaming else "video_depth_anything.video_depth"
+        )
+    finally:
+        sys.path.remove(root)
+        for key in [k for k in sys.modules if k == "utils" or k.startswith("utils.")]:
+            if key not in foreign:
+                sys.modules[f"_dav2_official_{key}"] = sys.modules.pop(key)  # keep it alive, out of the way
+        sys.modules.update(foreign)
 
 
 def official_vda(
