@@ -62,6 +62,10 @@ TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 #: ComfyUI 0.33 imports torchaudio at startup (comfy/sd.py); the newest torchaudio on the package index is
 #: 2.11.1, which declares torch==2.11 but imports and runs its Python ops on torch 2.14: installed --no-deps.
 VENDORED_NO_DEPS = ["torchaudio==2.11.1", "jkp-depth-anything-v2==0.1.1"]
+#: Distributions (name prefixes) hard-linked from this interpreter's environment into the vendored venv when the
+#: torch there is the pinned one: the same files, not a second ~5 GB copy of torch, triton and the CUDA libraries
+#: (a CI disk once filled up). pip then finds them installed and only adds what they depend on.
+LINKED_DISTRIBUTIONS = ("torch", "torchvision", "triton", "nvidia-", "cuda-")
 
 
 def log(message: str) -> None:
@@ -127,6 +131,56 @@ def pip_install(
         cmd = [str(python), "-m", "pip", "install", "-q", "-r", str(req), "-c", str(cons)]
         log(f"{python} -m pip install " + " ".join(requirements))
         subprocess.run(cmd, check=True)
+
+
+def site_packages(python: str | Path) -> Path:
+    """The ``purelib`` folder of the environment of ``python``."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout.strip())
+
+
+def link_torch_packages(venv_python: Path) -> int:
+    """Hard-link the files of :data:`LINKED_DISTRIBUTIONS` from this interpreter's site-packages into the venv of
+    ``venv_python`` (same Python minor version, this environment's torch matching :data:`TORCH_PINS`); returns the
+    number of files linked, 0 when linking is not possible (other file system, other Python, other torch), in which
+    case pip installs them as usual. pip never writes into an installed file (it removes and recreates), so an
+    upgrade in one venv cannot change the other."""
+    pins = dict(pin.split("==") for pin in TORCH_PINS)
+    try:
+        if any(importlib.metadata.version(name) != version for name, version in pins.items()):
+            return 0
+    except importlib.metadata.PackageNotFoundError:
+        return 0
+    source_site = Path(importlib.metadata.distribution("torch").locate_file("")).resolve()
+    target_site = site_packages(venv_python)
+    probe = target_site / ".dav2-link-probe"
+    try:
+        os.link(source_site / "torch" / "__init__.py", probe)
+        probe.unlink()
+    except OSError as exc:
+        log(f"not linking torch into {target_site} ({exc.strerror}): pip installs its own copy")
+        return 0
+    linked = 0
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if not any(
+            name == prefix or (prefix.endswith("-") and name.startswith(prefix)) for prefix in LINKED_DISTRIBUTIONS
+        ):
+            continue
+        if Path(dist.locate_file("")).resolve() != source_site:
+            continue
+        for entry in dist.files or []:
+            relative = Path(entry)
+            if relative.is_absolute() or ".." in relative.parts:  # console scripts in bin/: shebangs name this venv
+                continue
+            source, target = source_site / relative, target_site / relative
+            if not source.is_file() or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+            linked += 1
+    log(f"hard-linked {linked} files of torch and its CUDA libraries into {target_site}")
+    return linked
 
 
 def download_stock_comfyui(target: Path) -> None:
@@ -268,6 +322,7 @@ def install_vendored_comfyui(force: bool = False) -> Path | None:
     previous = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else None
     if force or previous != payload:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        link_torch_packages(python)
         pip_install(TORCH_PINS, python, constraints=[])
         pip_install(comfy_requirements + test_requirements, python, constraints=TORCH_PINS)
         # torchaudio (above) and the parity oracle of the unit tests, which pins nothing we want (Makefile).
