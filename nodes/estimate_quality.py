@@ -110,13 +110,15 @@ def quality_inputs() -> list[io.Input]:
 
 def tta_input() -> io.Input:
     """The optional ``tta`` choice; it comes after every older input, so saved workflows keep their values."""
-    return io.Combo.Input(
-        "tta",
-        options=list(TTA_MODES),
-        default="none",
-        optional=True,
-        tooltip="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):\n"
-        + "\n".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
+    return advanced(
+        io.Combo.Input(
+            "tta",
+            options=list(TTA_MODES),
+            default="none",
+            optional=True,
+            tooltip="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):\n"
+            + "\n".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
+        )
     )
 
 

@@ -4,6 +4,7 @@ renders it with its picture."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ NEWEST_CLASSIC = [pytest.param(u, id=u.id) for u in bh.UIS if u.frontend == "new
 def _first_sentence(node_id: str) -> str:
     """The first words of the page's first paragraph (what the panel must show)."""
     text = (ROOT / "web" / "docs" / f"{node_id}.md").read_text(encoding="utf-8")
-    paragraph = text.split("\n\n")[1]
+    paragraph = re.sub(r"[*`]", "", text.split("\n\n")[1])  # as rendered: no Markdown emphasis or code marks
     return " ".join(paragraph.split()[:6])
 
 

@@ -69,6 +69,7 @@ ADVANCED = {
         "tile_size",
         "tile_overlap",
         "max_tiles",
+        "tta",
     },
     "Depth Bokeh": {"layers"},
     "Calibrate Depth to Metric": {"max_depth_m"},
@@ -84,6 +85,7 @@ ADVANCED = {
         "tile_size",
         "tile_overlap",
         "max_tiles",
+        "tta",
     },
 }
 

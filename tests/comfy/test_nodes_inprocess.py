@@ -366,23 +366,26 @@ def test_estimate_empty_batch_is_a_clear_error(comfy_inprocess, model):
         run_estimate(comfy_inprocess, model, torch.zeros(0, 32, 32, 3))
 
 
-def test_estimate_progress_per_chunk_and_cancel_within_a_chunk(comfy_inprocess, model):
+def test_estimate_progress_per_chunk_and_cancel_within_a_chunk(comfy_inprocess, model, monkeypatch):
+    """The node reports every chunk to its ProgressBar (ComfyUI 0.33+ then throttles what reaches the hook and
+    the websocket, so the bar's own calls are what is recorded) and a cancel stops it within one chunk."""
     import comfy.utils
 
     mm = comfy_inprocess.model_management
     calls = []
+    update_absolute = comfy.utils.ProgressBar.update_absolute
 
-    def hook(value, total, preview, node_id=None):
+    def record(bar, value, total=None, preview=None):
         calls.append((value, total))
-        if len(calls) == 2:
+        if calls == [(1, 5), (2, 5)]:
             mm.interrupt_current_processing(True)  # what /interrupt does
+        return update_absolute(bar, value, total, preview)
 
-    comfy.utils.set_progress_bar_global_hook(hook)
+    monkeypatch.setattr(comfy.utils.ProgressBar, "update_absolute", record)
     try:
         with pytest.raises(mm.InterruptProcessingException):
             run_estimate(comfy_inprocess, model, torch.rand(5, 28, 28, 3), input_size=28, chunk_size=1)
     finally:
-        comfy.utils.set_progress_bar_global_hook(None)
         mm.interrupt_current_processing(False)
     assert calls == [(1, 5), (2, 5)]  # stopped right after the chunk during which Cancel came
     calls.clear()

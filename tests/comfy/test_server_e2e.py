@@ -171,7 +171,9 @@ def test_object_info_lists_every_node(object_info):
     estimate = object_info["DAV2EstimateDepth"]["input"]["required"]
     assert estimate["image"][0] == "IMAGE" and estimate["model"][0] == "DAV2_MODEL"
     assert estimate["input_size"][1]["default"] == 518 and estimate["input_size"][1]["step"] == 14
-    assert object_info["DAV2ColorizeDepth"]["input"]["required"]["depth"][0] == "DEPTH,IMAGE"
+    # ComfyUI 0.33+ has core's DA3 / MoGe geometry types, which every depth input also takes
+    geometry = ",DA3_GEOMETRY,MOGE_GEOMETRY" if comfyui_version() >= (0, 33) else ""
+    assert object_info["DAV2ColorizeDepth"]["input"]["required"]["depth"][0] == "DEPTH,IMAGE" + geometry
     assert object_info["DAV2ColorizeDepth"]["input"]["required"]["colormap"][1]["default"] == "Spectral_r"
     models = object_info["DAV2ModelLoader"]["input"]["required"]["model"][1]["options"]
     assert OFFICIAL_VITS in models and TEST_CHECKPOINT in models
@@ -297,10 +299,11 @@ def batch_graph(amount: int, chunk_size: int) -> dict:
 
 
 def test_cancel_mid_batch_stops_within_one_chunk(comfy_server, photo):
-    total = 6
+    total = 8
     result = comfy_server.run_and_interrupt(batch_graph(total, chunk_size=1), node_id="4", after=2)
     assert result["end"] == "execution_interrupted", result
-    assert result["at_interrupt"] == 2
+    # ComfyUI 0.33+ throttles progress messages (100 ms), so the first value seen at or past 2 may be later
+    assert 2 <= result["at_interrupt"] < total - 1, result
     assert max(result["progress"]) <= result["at_interrupt"] + 1 < total  # at most the chunk already running
     entry = comfy_server.wait_history(result["prompt_id"], timeout=60)
     assert has_message(entry, "execution_interrupted")
