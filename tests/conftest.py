@@ -14,6 +14,9 @@ SHARED = Path(os.environ.get("DAV2_SHARED_DIR", ROOT.parent / "shared"))
 
 # Test helpers (checkpoint factory, clips, the ComfyUI and browser harnesses) live in tests/support/.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+# The graph builder the tests share with the example workflows (tools/graphs) is imported from the repository root.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 torch.manual_seed(0)
 

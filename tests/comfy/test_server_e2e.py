@@ -22,6 +22,8 @@ from comfy_harness import (
     TEST_CHECKPOINT,
     comfyui_version,
     PromptError,
+    assert_success,
+    estimate_graph,
     execution_error,
     has_message,
     node_id_of,
@@ -32,6 +34,7 @@ from comfy_harness import (
     write_test_video,
 )
 from dav2_core.colormaps import lut
+from tools.graphs import Graph
 
 pytestmark = pytest.mark.server
 
@@ -79,11 +82,6 @@ def api_graph(name: str, object_info: dict, **estimate) -> dict:
 
 def saved_rgb(server, entry: dict, node_id: str) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in server.output_files(entry, node_id)]
-
-
-def assert_success(server, entry: dict) -> None:
-    status = entry["status"]
-    assert status["status_str"] == "success", json.dumps(execution_error(entry))[:3000] + server.log_tail(3000)
 
 
 # ------------------------------------------------------------------------------------ node definitions
@@ -274,28 +272,12 @@ def test_video_workflow_batch_normalised(comfy_server, object_info, photo):
 
 
 def batch_graph(amount: int, chunk_size: int) -> dict:
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
-        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": amount}},
-        "3": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": TEST_CHECKPOINT, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "4": {
-            "class_type": "DAV2EstimateDepth",
-            "inputs": {
-                "model": ["3", 0],
-                "image": ["2", 0],
-                "input_size": 140,
-                "resolution": "keep_aspect",
-                "max_side": 1932,
-                "normalization": "batch",
-                "invert": False,
-                "chunk_size": chunk_size,
-            },
-        },
-        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
-    }
+    """The example image ``amount`` times -> Estimate Depth (4) in chunks of ``chunk_size`` -> PreviewImage (5)."""
+    graph, _, estimate = estimate_graph(
+        EXAMPLE_IMAGE, repeat=amount, input_size=140, normalization="batch", chunk_size=chunk_size
+    )
+    graph.add("PreviewImage", images=estimate["depth_image"])
+    return graph.to_api()
 
 
 def test_cancel_mid_batch_stops_within_one_chunk(comfy_server, photo):
@@ -316,39 +298,13 @@ def test_cancel_mid_batch_stops_within_one_chunk(comfy_server, photo):
 # ------------------------------------------------------------------------------------ bad input
 
 
-def small_graph(model: str = TEST_CHECKPOINT) -> dict:
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
-        "2": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": model, "precision": "auto", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "3": {
-            "class_type": "DAV2EstimateDepth",
-            "inputs": {
-                "model": ["2", 0],
-                "image": ["1", 0],
-                "input_size": 28,
-                "resolution": "keep_aspect",
-                "max_side": 1932,
-                "normalization": "per_image",
-                "invert": False,
-                "chunk_size": 0,
-            },
-        },
-        "4": {
-            "class_type": "DAV2ColorizeDepth",
-            "inputs": {
-                "depth": ["3", 1],
-                "colormap": "turbo",
-                "invert": False,
-                "range_mode": "auto",
-                "manual_min": 0.0,
-                "manual_max": 1.0,
-            },
-        },
-        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "bad_input/ok"}},
-    }
+def small_graph(model: str = TEST_CHECKPOINT) -> Graph:
+    """LoadImage (1) -> Load Depth Anything V2 (2, ``model``) -> Estimate Depth (3) -> Colorize Depth (4) -> SaveImage
+    (5)."""
+    graph, _, estimate = estimate_graph(EXAMPLE_IMAGE, model, precision="auto")
+    color = graph.add("DAV2ColorizeDepth", depth=estimate["depth"], colormap="turbo")
+    graph.add("SaveImage", images=color["image"], filename_prefix="bad_input/ok")
+    return graph
 
 
 def refused(server, graph: dict) -> list[dict]:
@@ -358,18 +314,18 @@ def refused(server, graph: dict) -> list[dict]:
 
 
 def test_wrong_wires_are_refused_at_queue_time(comfy_server, photo):
-    mask_into_colorize = small_graph()
+    mask_into_colorize = small_graph().to_api()
     mask_into_colorize["4"]["inputs"]["depth"] = ["1", 1]  # LoadImage MASK -> Colorize depth
     (error,) = refused(comfy_server, mask_into_colorize)
     assert error["type"] == "return_type_mismatch" and "MASK" in error["details"]
     image_into_stats = small_graph()
-    image_into_stats["6"] = {"class_type": "DAV2DepthStats", "inputs": {"depth": ["1", 0], "plot_index": 0}}
-    (error,) = refused(comfy_server, image_into_stats)
+    image_into_stats.add("DAV2DepthStats", depth=image_into_stats.nodes[0]["IMAGE"])
+    (error,) = refused(comfy_server, image_into_stats.to_api())
     assert error["type"] == "return_type_mismatch" and "IMAGE" in error["details"]
 
 
 def test_manual_range_min_not_below_max_is_refused(comfy_server, photo):
-    graph = small_graph()
+    graph = small_graph().to_api()
     graph["4"]["inputs"].update(range_mode="manual", manual_min=3.0, manual_max=1.0)
     errors = refused(comfy_server, graph)
     assert any(e["type"] == "custom_validation_failed" and "manual_min" in e["details"] for e in errors), errors
@@ -394,7 +350,7 @@ def test_model_file_errors_explain_and_server_survives(comfy_server, photo, case
         )
         expect = [name]
     try:
-        entry = comfy_server.run(small_graph(name))
+        entry = comfy_server.run(small_graph(name).to_api())
     finally:
         (comfy_server.models_dir / name).unlink(missing_ok=True)  # the session server is shared
     error = execution_error(entry)
@@ -402,13 +358,13 @@ def test_model_file_errors_explain_and_server_survives(comfy_server, photo, case
     for text in expect:
         assert text in error["exception_message"], error["exception_message"]
     assert comfy_server.alive()
-    ok = comfy_server.run(small_graph())
+    ok = comfy_server.run(small_graph().to_api())
     assert_success(comfy_server, ok)
 
 
 def test_tiny_image_keeps_its_size(comfy_server, photo):
     Image.new("RGB", (1, 1), (200, 30, 30)).save(comfy_server.input_dir / "one_pixel.png")
-    graph = small_graph()
+    graph = small_graph().to_api()
     graph["1"]["inputs"]["image"] = "one_pixel.png"
     entry = comfy_server.run(graph)
     assert_success(comfy_server, entry)

@@ -15,8 +15,8 @@ import pytest
 
 from comfy_harness import (
     NODE_IDS,
-    TEST_CHECKPOINT,
     PromptError,
+    estimate_graph,
     execution_error,
     node_id_of,
     read_video,
@@ -25,6 +25,7 @@ from comfy_harness import (
     write_test_video,
 )
 from dav2_core.effects import load_depth
+from tools.graphs import Graph, Node
 from test_server_e2e import (  # noqa: F401 (object_info, photo, shared_images_or_none are fixtures)
     EXAMPLE_IMAGE,
     EXAMPLE_VIDEO,
@@ -118,65 +119,43 @@ def test_temporal_video_workflow(comfy_server, object_info, photo):
     assert np.abs(grey - expected).mean() < 6.0
 
 
-def _estimate_graph(points: str = "", prefix: str = "effects_e2e/metric") -> dict:
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_IMAGE}},
-        "2": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": TEST_CHECKPOINT, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "3": {
-            "class_type": "DAV2EstimateDepth",
-            "inputs": {
-                "model": ["2", 0],
-                "image": ["1", 0],
-                "input_size": 28,
-                "resolution": "keep_aspect",
-                "max_side": 1932,
-                "normalization": "per_image",
-                "invert": False,
-                "chunk_size": 0,
-                "refine": 0.5,
-            },
-        },
-        "4": {
-            "class_type": "DAV2SaveDepth",
-            "inputs": {"depth": ["3", 1], "filename_prefix": "effects_e2e/relative", "format": "npy"},
-        },
-    }
+def _estimate_graph() -> tuple[Graph, Node, Node]:
+    """LoadImage (1) -> Load Depth Anything V2 (2) -> Estimate Depth (3, edge-refined) -> Save Depth (4, .npy);
+    returns (graph, LoadImage, Estimate Depth)."""
+    graph, photo, estimate = estimate_graph(EXAMPLE_IMAGE, refine=0.5)
+    graph.add("DAV2SaveDepth", depth=estimate["depth"], filename_prefix="effects_e2e/relative", format="npy")
+    return graph, photo, estimate
+
+
+def _calibrated(graph: Graph, estimate: Node, points: str, prefix: str, fmt: str) -> Node:
+    """Calibrate Depth to Metric (5) of ``estimate`` on ``points`` -> Save Depth (6) as ``fmt``; returns the
+    calibration."""
+    metric = graph.add("DAV2CalibrateDepth", depth=estimate["depth"], points=points)
+    graph.add("DAV2SaveDepth", depth=metric["depth"], filename_prefix=prefix, format=fmt)
+    return metric
 
 
 def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
-    first = comfy_server.run(_estimate_graph())
+    first = comfy_server.run(_estimate_graph()[0].to_api())
     assert_success(comfy_server, first)
     (rel_path,) = [f for f in comfy_server.output_files(first, "4", "depth_files") if f.suffix == ".npy"]
     rel = load_depth(rel_path).values[0].numpy()
     # two points at different relative depths; the nearer one (larger relative value) gets the smaller distance
     (y1, x1), (y2, x2) = np.unravel_index(rel.argmax(), rel.shape), np.unravel_index(rel.argmin(), rel.shape)
     points = f"{x1},{y1},2.0; {x2},{y2},8.0"
-    graph = _estimate_graph()
-    graph["5"] = {
-        "class_type": "DAV2CalibrateDepth",
-        "inputs": {"depth": ["3", 1], "points": points, "max_depth_m": 1000.0},
-    }
-    graph["6"] = {
-        "class_type": "DAV2SaveDepth",
-        "inputs": {"depth": ["5", 0], "filename_prefix": "effects_e2e/metric", "format": "exr"},
-    }
-    graph["7"] = {
-        "class_type": "DAV2DepthToNormals",
-        "inputs": {
-            "depth": ["5", 0],
-            "fov_degrees": 60.0,
-            "save_ply": True,
-            "filename_prefix": "effects_e2e/cloud",
-            "ply_stride": 2,
-            "image": ["1", 0],
-        },
-    }
-    graph["8"] = {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}}
-    graph["9"] = {"class_type": "Preview3D", "inputs": {"model_file": ["7", 1]}}  # core's 3D viewer node
-    entry = comfy_server.run(graph)
+    graph, photo_node, estimate = _estimate_graph()
+    metric = _calibrated(graph, estimate, points, "effects_e2e/metric", "exr")
+    normals = graph.add(
+        "DAV2DepthToNormals",
+        depth=metric["depth"],
+        save_ply=True,
+        filename_prefix="effects_e2e/cloud",
+        ply_stride=2,
+        image=photo_node["IMAGE"],
+    )
+    graph.add("PreviewImage", images=normals["normals"])
+    graph.add("Preview3D", model_file=normals["ply_file"])  # core's 3D viewer node
+    entry = comfy_server.run(graph.to_api())
     assert_success(comfy_server, entry)
     report = entry["outputs"]["5"]["text"][0]
     assert "scale" in report and "residual RMSE" in report and "2 samples" in report
@@ -208,15 +187,8 @@ def test_bad_effect_input_is_reported_and_the_server_survives(comfy_server, obje
     assert error is not None and error["node_type"] == NODE_IDS["Depth Bokeh"]
     assert "outside the depth range" in error["exception_message"]
 
-    graph = _estimate_graph()
-    graph["5"] = {
-        "class_type": "DAV2CalibrateDepth",
-        "inputs": {"depth": ["3", 1], "points": "3,3,2.0", "max_depth_m": 1000.0},
-    }
-    graph["6"] = {
-        "class_type": "DAV2SaveDepth",
-        "inputs": {"depth": ["5", 0], "filename_prefix": "effects_e2e/bad", "format": "npy"},
-    }
-    error = execution_error(comfy_server.run(graph))
+    graph, _, estimate = _estimate_graph()
+    _calibrated(graph, estimate, "3,3,2.0", "effects_e2e/bad", "npy")
+    error = execution_error(comfy_server.run(graph.to_api()))
     assert error is not None and "at least two" in error["exception_message"], json.dumps(error)[:500]
     assert comfy_server.alive()

@@ -12,6 +12,7 @@ Run on 0.33 by pointing COMFYUI_DIR at it with its own interpreter (tools/run_te
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -29,8 +30,11 @@ from comfy_harness import (
     execution_error,
     make_base_dir,
     start_server,
+    estimate_graph,
     write_test_checkpoint,
 )
+from tools.graphs import Graph, NodeSpec, specs_of
+from tools.graphs.specs import import_comfy_api
 
 pytestmark = pytest.mark.server
 
@@ -65,35 +69,34 @@ def has_core_geometry(object_info) -> bool:
     return "DA3Inference" in object_info and "MoGeInference" in object_info
 
 
+@functools.cache
+def geometry_node_specs() -> dict[str, NodeSpec]:
+    """The test-only geometry nodes' specs, from their schemas (their module needs ComfyUI's comfy_api)."""
+    import_comfy_api()
+    import core_geometry_nodes
+
+    return specs_of([core_geometry_nodes.TestDA3Geometry, core_geometry_nodes.TestMoGeGeometry])
+
+
 def geometry_graph(source: str) -> dict:
     """LoadImage -> test geometry node -> our Stats, Save Depth (npy) and Bokeh (focus on the near left edge)."""
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
-        "2": {
-            "class_type": source,
-            "inputs": {"image": ["1", 0], **({"fov_x_degrees": 60.0} if "MoGe" in source else {})},
-        },
-        "3": {"class_type": "DAV2DepthStats", "inputs": {"depth": ["2", 0], "plot_index": 0}},
-        "4": {
-            "class_type": "DAV2SaveDepth",
-            "inputs": {"depth": ["2", 0], "filename_prefix": f"geo/{source}", "format": "npy"},
-        },
-        "5": {
-            "class_type": "DAV2DepthBokeh",
-            "inputs": {
-                "image": ["1", 0],
-                "depth": ["2", 0],
-                "focus_mode": "point",
-                "focus_x": 0.0,
-                "focus_y": 0.5,
-                "focus_depth": 1.0,
-                "max_blur_radius": 4.0,
-                "focus_range": 0.05,
-                "layers": 5,
-            },
-        },
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "geo/bokeh"}},
-    }
+    graph = Graph(geometry_node_specs())
+    image = graph.add("LoadImage", image=IMAGE)
+    geometry = graph.add(source, image=image["IMAGE"])
+    depth = geometry[geometry.spec.outputs[0][0]]  # its only output
+    graph.add("DAV2DepthStats", depth=depth)
+    graph.add("DAV2SaveDepth", depth=depth, filename_prefix=f"geo/{source}", format="npy")
+    blur = graph.add(
+        "DAV2DepthBokeh",
+        image=image["IMAGE"],
+        depth=depth,
+        focus_x=0.0,
+        max_blur_radius=4.0,
+        focus_range=0.05,
+        layers=5,
+    )
+    graph.add("SaveImage", images=blur["image"], filename_prefix="geo/bokeh")
+    return graph.to_api()
 
 
 def ramp() -> np.ndarray:
@@ -143,46 +146,19 @@ def test_core_geometry_into_stats_save_depth_and_bokeh(server, object_info, sour
     assert contrast(out, slice(-8, None)) < 0.5 * contrast(src, slice(-8, None))  # far: blurred
 
 
-def widget_defaults(info: dict, prefix: str = "") -> dict:
-    """API-format values of a node's required widgets at their defaults (DynamicCombo: the default option and its
-    own inputs as ``name.child``), from /object_info."""
-    values = {}
-    for name, spec in info["input"]["required"].items():
-        kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-        key = prefix + name
-        if isinstance(kind, list):
-            values[key] = options.get("default", kind[0] if kind else "")
-        elif kind == "COMBO":
-            values[key] = options.get("default", (options.get("options") or [""])[0])
-        elif kind == "COMFY_DYNAMICCOMBO_V3":
-            choice = options.get("default") or options["options"][0]["key"]
-            values[key] = choice
-            chosen = next(o for o in options["options"] if o["key"] == choice)
-            values |= widget_defaults({"input": {"required": chosen["inputs"].get("required", {})}}, f"{key}.")
-        elif kind in ("INT", "FLOAT", "BOOLEAN", "STRING") and "default" in options:
-            values[key] = options["default"]
-    return values
-
-
 def mesh_graph(decimation: int) -> dict:
-    return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
-        "2": {"class_type": "DAV2ModelLoader", "inputs": {"model": OFFICIAL_VITS}},
-        "3": {"class_type": "DAV2EstimateDepth", "inputs": {"model": ["2", 0], "image": ["1", 0], "input_size": 28}},
-        "4": {
-            "class_type": "DAV2DepthToMesh",
-            "inputs": {
-                "depth": ["3", 1],
-                "image": ["1", 0],
-                "batch_index": 0,
-                "fov_degrees": 60.0,
-                "use_depth_camera": True,
-                "decimation": decimation,
-                "discontinuity_threshold": 0.0,
-            },
-        },
-        "5": {"class_type": "SaveGLB", "inputs": {"mesh": ["4", 0], "filename_prefix": "geo/mesh"}},
-    }
+    """LoadImage (1) -> Load Depth Anything V2 (2) -> Estimate Depth (3) -> Depth to Mesh (4) -> SaveGLB (5); every
+    widget not set here at its default."""
+    graph, image, estimate = estimate_graph(IMAGE, OFFICIAL_VITS, precision="auto")
+    mesh = graph.add(
+        "DAV2DepthToMesh",
+        depth=estimate["depth"],
+        image=image["IMAGE"],
+        decimation=decimation,
+        discontinuity_threshold=0.0,
+    )
+    graph.add("SaveGLB", mesh=mesh["mesh"], filename_prefix="geo/mesh")
+    return graph.to_api()
 
 
 def test_estimate_depth_to_mesh_to_core_save_glb(server, object_info):
@@ -190,10 +166,7 @@ def test_estimate_depth_to_mesh_to_core_save_glb(server, object_info):
     if "DAV2DepthToMesh" not in object_info:
         assert "SaveGLB" not in object_info  # only absent where core has no MESH
         pytest.skip("no MESH type in this ComfyUI: Depth to Mesh is not offered")
-    graph = mesh_graph(decimation=3)
-    for node in graph.values():  # the widgets as this ComfyUI defines them, then the test's own values
-        node["inputs"] = {**widget_defaults(object_info[node["class_type"]]), **node["inputs"]}
-    entry = server.run(graph)
+    entry = server.run(mesh_graph(decimation=3))
     assert entry["status"]["status_str"] == "success", json.dumps(execution_error(entry))[:3000] + server.log_tail()
     (glb,) = server.output_files(entry, "5", "3d")
     mesh = trimesh.load(glb, force="mesh", process=False)

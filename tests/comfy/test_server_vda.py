@@ -5,21 +5,27 @@ of a single image (a clear message in the execution error, no crash)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from checkpoint_factory import write_checkpoint
-from comfy_harness import MODEL_FOLDER, execution_error, node_id_of, set_inputs, ui_to_api
+from comfy_harness import (
+    MODEL_FOLDER,
+    assert_success,
+    estimate_graph,
+    example_video_graph,
+    execution_error,
+    node_id_of,
+    video_depth_graph,
+)
 from dav2_core.loading import load_model
 from dav2_core.vda import OfflineVDA
 from video_clips import decoded, write_clip
 
 pytestmark = pytest.mark.server
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIP = "dav2_vda_test.mkv"
 VDA_FILE = "video_depth_anything_vits.pth"
 FRAMES = 26  # two windows
@@ -44,38 +50,9 @@ def vda_server(comfy_server):
 
 
 def graph(**video_depth) -> dict:
-    settings = {
-        "input_size": 28,
-        "resolution": "keep_aspect",
-        "max_side": 1932,
-        "normalization": "two_pass",
-        "range_statistic": "min_max",
-        "invert": False,
-        "colormap": "gray",
-        "start_frame": 0,
-        "frame_count": 0,
-        "frame_stride": 1,
-        "chunk_size": 4,
-        "image_sequence": "npy",
-        "filename_prefix": "video/dav2_vda",
-        **video_depth,
-    }
-    return {
-        "1": {"class_type": "LoadVideo", "inputs": {"file": CLIP}},
-        "2": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": VDA_FILE, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "3": {"class_type": "DAV2VideoDepth", "inputs": {"model": ["2", 0], "video": ["1", 0], **settings}},
-        "4": {
-            "class_type": "SaveVideo",
-            "inputs": {"video": ["3", 0], "filename_prefix": "video/dav2_vda_saved", "format": "auto", "codec": "auto"},
-        },
-    }
-
-
-def assert_success(server, entry: dict) -> None:
-    assert entry["status"]["status_str"] == "success", json.dumps(execution_error(entry))[:3000] + server.log_tail(3000)
+    """Load Video (1) -> Load Depth Anything V2 (2, the VDA file) -> Video Depth (3, ``video_depth``) -> Save Video (4)."""
+    settings = {"image_sequence": "npy", "filename_prefix": "video/dav2_vda", **video_depth}
+    return video_depth_graph(CLIP, VDA_FILE, "video/dav2_vda_saved", **settings)
 
 
 def test_video_depth_runs_vda_windows(vda_server):
@@ -93,11 +70,8 @@ def test_video_depth_runs_vda_windows(vda_server):
 
 
 def test_example_workflow_runs_as_shipped(vda_server):
-    workflow = json.loads((ROOT / "example_workflows" / "video_depth_anything.json").read_text(encoding="utf-8"))
-    api = ui_to_api(workflow, vda_server.object_info())
+    api = example_video_graph(vda_server, "video_depth_anything", CLIP)
     assert api[node_id_of(api, "DAV2ModelLoader")]["inputs"]["model"] == VDA_FILE
-    set_inputs(api, "LoadVideo", file=CLIP)
-    set_inputs(api, "DAV2VideoDepth", input_size=28)
     entry = vda_server.run(api)
     assert_success(vda_server, entry)
     (saved,) = vda_server.output_files(entry, node_id_of(api, "SaveVideo"))
@@ -120,26 +94,11 @@ def test_estimate_depth_on_a_frame_batch_and_a_single_image(vda_server):
     from PIL import Image
 
     Image.fromarray(clip_frames()[0]).save(vda_server.input_dir / "dav2_vda_frame.png")
-    estimate = {
-        "input_size": 28,
-        "resolution": "keep_aspect",
-        "max_side": 1932,
-        "normalization": "per_image",
-        "invert": False,
-        "chunk_size": 0,
-    }
 
     def api(amount: int) -> dict:
-        return {
-            "1": {"class_type": "LoadImage", "inputs": {"image": "dav2_vda_frame.png"}},
-            "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": amount}},
-            "3": {
-                "class_type": "DAV2ModelLoader",
-                "inputs": {"model": VDA_FILE, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-            },
-            "4": {"class_type": "DAV2EstimateDepth", "inputs": {"model": ["3", 0], "image": ["2", 0], **estimate}},
-            "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
-        }
+        graph, _, estimate = estimate_graph("dav2_vda_frame.png", VDA_FILE, repeat=amount)
+        graph.add("PreviewImage", images=estimate["depth_image"])
+        return graph.to_api()
 
     assert_success(vda_server, vda_server.run(api(3)))
     entry = vda_server.run(api(1))

@@ -3,19 +3,24 @@ sequence, the example workflow as shipped, cancel mid-clip (nothing partial left
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from comfy_harness import TEST_CHECKPOINT, execution_error, node_id_of, set_inputs, ui_to_api
+from comfy_harness import (
+    TEST_CHECKPOINT,
+    assert_success,
+    example_video_graph,
+    execution_error,
+    node_id_of,
+    video_depth_graph,
+)
 from video_clips import decoded, stamped_frame, streams, write_clip
 
 pytestmark = pytest.mark.server
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIP = "dav2_video_test.mp4"
 FRAMES = 9
 
@@ -31,38 +36,9 @@ def clip(comfy_server) -> Path:
 
 
 def graph(**video_depth) -> dict:
-    settings = {
-        "input_size": 28,
-        "resolution": "keep_aspect",
-        "max_side": 1932,
-        "normalization": "two_pass",
-        "range_statistic": "min_max",
-        "invert": False,
-        "colormap": "gray",
-        "start_frame": 0,
-        "frame_count": 0,
-        "frame_stride": 1,
-        "chunk_size": 4,
-        "image_sequence": "none",
-        "filename_prefix": "video/dav2_test",
-    }
-    settings.update(video_depth)
-    return {
-        "1": {"class_type": "LoadVideo", "inputs": {"file": CLIP}},
-        "2": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": TEST_CHECKPOINT, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "3": {"class_type": "DAV2VideoDepth", "inputs": {"model": ["2", 0], "video": ["1", 0], **settings}},
-        "4": {
-            "class_type": "SaveVideo",
-            "inputs": {"video": ["3", 0], "filename_prefix": "video/dav2_saved", "format": "auto", "codec": "auto"},
-        },
-    }
-
-
-def assert_success(server, entry: dict) -> None:
-    assert entry["status"]["status_str"] == "success", json.dumps(execution_error(entry))[:3000] + server.log_tail(3000)
+    """Load Video (1) -> Load Depth Anything V2 (2) -> Video Depth (3, ``video_depth``) -> Save Video (4)."""
+    settings = {"filename_prefix": "video/dav2_test", **video_depth}
+    return video_depth_graph(CLIP, TEST_CHECKPOINT, "video/dav2_saved", **settings)
 
 
 def test_load_video_to_video_depth_to_save_video(comfy_server, clip):
@@ -83,10 +59,7 @@ def test_load_video_to_video_depth_to_save_video(comfy_server, clip):
 
 
 def test_example_workflow_runs_as_shipped(comfy_server, clip):
-    workflow = json.loads((ROOT / "example_workflows" / "video_depth_streaming.json").read_text(encoding="utf-8"))
-    api = ui_to_api(workflow, comfy_server.object_info())
-    set_inputs(api, "LoadVideo", file=CLIP)
-    set_inputs(api, "DAV2VideoDepth", input_size=28)
+    api = example_video_graph(comfy_server, "video_depth_streaming", CLIP)
     entry = comfy_server.run(api)
     assert_success(comfy_server, entry)
     (saved,) = comfy_server.output_files(entry, node_id_of(api, "SaveVideo"))

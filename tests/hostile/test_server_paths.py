@@ -10,17 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from comfy_harness import TEST_CHECKPOINT, PromptError, execution_error
+from comfy_harness import PromptError, estimate_graph, execution_error
+from test_node_paths import SECRET, H, W, pfm
 
 pytestmark = pytest.mark.server
-
-SECRET = "TOPSECRET-4242"
-H, W = 24, 32
-
-
-def pfm(values: np.ndarray) -> bytes:
-    h, w = values.shape
-    return f"Pf\n{w} {h}\n-1.0\n".encode() + values[::-1].astype("<f4").tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -39,42 +32,11 @@ def setup(comfy_server) -> dict:
     return {"image": image, "outside": outside}
 
 
-def graph(image: str, **nodes: dict) -> dict:
-    base = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "2": {
-            "class_type": "DAV2ModelLoader",
-            "inputs": {"model": TEST_CHECKPOINT, "precision": "fp32", "checkpoint_type": "auto", "device": "auto"},
-        },
-        "3": {
-            "class_type": "DAV2EstimateDepth",
-            "inputs": {
-                "model": ["2", 0],
-                "image": ["1", 0],
-                "input_size": 28,
-                "resolution": "keep_aspect",
-                "max_side": 1932,
-                "normalization": "per_image",
-                "invert": False,
-                "chunk_size": 0,
-            },
-        },
-    }
-    base.update(nodes)
-    return base
-
-
 def evaluate_graph(image: str, gt_file: str) -> dict:
-    inputs = {
-        "depth": ["3", 1],
-        "gt_file": gt_file,
-        "gt_kind": "auto",
-        "gt_scale": 0.0,
-        "align": "auto",
-        "min_depth": 0.0,
-        "max_depth": 0.0,
-    }
-    return graph(image, **{"4": {"class_type": "DAV2EvaluateDepth", "inputs": inputs}})
+    """LoadImage (1) -> Load Depth Anything V2 (2) -> Estimate Depth (3) -> Evaluate Depth (4) of ``gt_file``."""
+    graph, _, estimate = estimate_graph(image)
+    graph.add("DAV2EvaluateDepth", depth=estimate["depth"], gt_file=gt_file)
+    return graph.to_api()
 
 
 def error_of(server, g: dict) -> str:
@@ -120,11 +82,9 @@ def test_evaluate_depth_on_a_server_reads_only_inside(comfy_server, setup):
 def test_save_depth_prefix_on_a_server_cannot_leave_the_output_folder(comfy_server, setup):
     escape = comfy_server.base_dir.parent / "hostile_server_escape"
     for prefix in ("../../hostile_server_escape/x", str(escape / "x"), "../hostile_server_escape"):
-        save = {
-            "class_type": "DAV2SaveDepth",
-            "inputs": {"depth": ["3", 1], "filename_prefix": prefix, "format": "npy"},
-        }
-        message = refusal_of(comfy_server, graph(setup["image"], **{"4": save}))
+        graph, _, estimate = estimate_graph(setup["image"])
+        graph.add("DAV2SaveDepth", depth=estimate["depth"], filename_prefix=prefix, format="npy")
+        message = refusal_of(comfy_server, graph.to_api())
         assert f"filename_prefix {prefix!r} is refused" in message, message
     assert not escape.exists() and not (comfy_server.base_dir / "hostile_server_escape").exists()
     assert comfy_server.alive()

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from tools.graphs import Graph, Node
+
 ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-depth-anything-v2-pro"
 DEFAULT_COMFYUI_DIR = ROOT / ".comfyui" / "ComfyUI"
@@ -747,6 +749,46 @@ def depth_graph(
     if not colorize and not stats:
         graph["6"] = api_node(object_info, "PreviewImage", images=["3", 0])
     return graph
+
+
+def estimate_graph(
+    image: str, model: str = TEST_CHECKPOINT, precision: str = "fp32", repeat: int | None = None, **estimate: Any
+) -> tuple[Graph, Node, Node]:
+    """A graph (tools/graphs) to build on: LoadImage (1) [-> RepeatImageBatch of ``repeat`` copies] -> Load Depth
+    Anything V2 (``model`` at ``precision``) -> Estimate Depth (network input 28 unless ``estimate`` says otherwise),
+    numbered in that order; returns (graph, LoadImage, Estimate Depth)."""
+    graph = Graph()
+    photo = graph.add("LoadImage", image=image)
+    frames = graph.add("RepeatImageBatch", image=photo["IMAGE"], amount=repeat) if repeat else photo
+    loader = graph.add("DAV2ModelLoader", model=model, precision=precision)
+    estimate = {"input_size": 28, **estimate}
+    return graph, photo, graph.add("DAV2EstimateDepth", model=loader["model"], image=frames["IMAGE"], **estimate)
+
+
+def video_depth_graph(clip: str, model: str, save_prefix: str, **video_depth: Any) -> dict:
+    """API graph: LoadVideo (1) of ``clip`` -> Load Depth Anything V2 (2, ``model`` in fp32) -> Video Depth (3; network
+    input 28 and chunks of 4 frames unless ``video_depth`` says otherwise) -> Save Video (4, under ``save_prefix``)."""
+    graph = Graph()
+    video = graph.add("LoadVideo", file=clip)
+    loader = graph.add("DAV2ModelLoader", model=model, precision="fp32")
+    settings = {"input_size": 28, "chunk_size": 4, **video_depth}
+    depth = graph.add("DAV2VideoDepth", model=loader["model"], video=video["VIDEO"], **settings)
+    graph.add("SaveVideo", video=depth["video"], filename_prefix=save_prefix)
+    return graph.to_api()
+
+
+def example_video_graph(server: ComfyServer, name: str, clip: str) -> dict:
+    """The example workflow ``example_workflows/<name>.json`` in API format for ``server``, reading ``clip`` at
+    network input 28."""
+    workflow = json.loads((ROOT / "example_workflows" / f"{name}.json").read_text(encoding="utf-8"))
+    graph = ui_to_api(workflow, server.object_info())
+    set_inputs(graph, "LoadVideo", file=clip)
+    return set_inputs(graph, "DAV2VideoDepth", input_size=28)
+
+
+def assert_success(server: ComfyServer, entry: dict) -> None:
+    """The history entry finished without error (else: the error and the end of the server's log)."""
+    assert entry["status"]["status_str"] == "success", json.dumps(execution_error(entry))[:3000] + server.log_tail(3000)
 
 
 def set_inputs(graph: dict, class_type: str, **values: Any) -> dict:
