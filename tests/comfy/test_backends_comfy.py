@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from comfy_harness import TEST_CHECKPOINT, execution_error  # noqa: E402
+from comfy_harness import TEST_CHECKPOINT, estimate_graph, execution_error  # noqa: E402
 
 SIZE = 70
 
@@ -75,33 +75,9 @@ def test_server_runs_the_onnxruntime_backend_end_to_end(comfy_server):
     Image.fromarray(image).save(comfy_server.input_dir / "backend_example.png")
 
     def graph(backend: str, prefix: str) -> dict:
-        return {
-            "1": {"class_type": "LoadImage", "inputs": {"image": "backend_example.png"}},
-            "2": {
-                "class_type": "DAV2ModelLoader",
-                "inputs": {
-                    "model": TEST_CHECKPOINT,
-                    "precision": "fp32",
-                    "checkpoint_type": "auto",
-                    "device": "auto",
-                    "backend": backend,
-                },
-            },
-            "3": {
-                "class_type": "DAV2EstimateDepth",
-                "inputs": {
-                    "model": ["2", 0],
-                    "image": ["1", 0],
-                    "input_size": SIZE,
-                    "resolution": "keep_aspect",
-                    "max_side": 1932,
-                    "normalization": "per_image",
-                    "invert": False,
-                    "chunk_size": 0,
-                },
-            },
-            "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
-        }
+        graph, _, depth = estimate_graph("backend_example.png", backend=backend, input_size=SIZE)
+        graph.add("SaveImage", images=depth["depth_image"], filename_prefix=prefix)
+        return graph.to_api()
 
     info = comfy_server.object_info("DAV2ModelLoader")["input"]["optional"]["backend"]
     assert "onnxruntime" in (info[1].get("options") or info[0])

@@ -752,15 +752,20 @@ def depth_graph(
 
 
 def estimate_graph(
-    image: str, model: str = TEST_CHECKPOINT, precision: str = "fp32", repeat: int | None = None, **estimate: Any
+    image: str,
+    model: str = TEST_CHECKPOINT,
+    precision: str = "fp32",
+    repeat: int | None = None,
+    backend: str | None = None,
+    **estimate: Any,
 ) -> tuple[Graph, Node, Node]:
     """A graph (tools/graphs) to build on: LoadImage (1) [-> RepeatImageBatch of ``repeat`` copies] -> Load Depth
-    Anything V2 (``model`` at ``precision``) -> Estimate Depth (network input 28 unless ``estimate`` says otherwise),
-    numbered in that order; returns (graph, LoadImage, Estimate Depth)."""
+    Anything V2 (``model`` at ``precision``, on ``backend`` if given) -> Estimate Depth (network input 28 unless
+    ``estimate`` says otherwise), numbered in that order; returns (graph, LoadImage, Estimate Depth)."""
     graph = Graph()
     photo = graph.add("LoadImage", image=image)
     frames = graph.add("RepeatImageBatch", image=photo["IMAGE"], amount=repeat) if repeat else photo
-    loader = graph.add("DAV2ModelLoader", model=model, precision=precision)
+    loader = graph.add("DAV2ModelLoader", model=model, precision=precision, **({"backend": backend} if backend else {}))
     estimate = {"input_size": 28, **estimate}
     return graph, photo, graph.add("DAV2EstimateDepth", model=loader["model"], image=frames["IMAGE"], **estimate)
 
