@@ -34,7 +34,7 @@ from comfy_harness import (
     write_test_checkpoint,
 )
 from tools.graphs import Graph, NodeSpec, specs_of
-from tools.graphs.specs import import_comfy_api
+from tools.graphs.specs import prepare_comfyui
 
 pytestmark = pytest.mark.server
 
@@ -72,7 +72,7 @@ def has_core_geometry(object_info) -> bool:
 @functools.cache
 def geometry_node_specs() -> dict[str, NodeSpec]:
     """The test-only geometry nodes' specs, from their schemas (their module needs ComfyUI's comfy_api)."""
-    import_comfy_api()
+    prepare_comfyui()
     import core_geometry_nodes
 
     return specs_of([core_geometry_nodes.TestDA3Geometry, core_geometry_nodes.TestMoGeGeometry])

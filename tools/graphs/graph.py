@@ -45,8 +45,7 @@ class Node:
     def widgets(self) -> list[tuple[str, Any]]:
         """(name, value) of every widget input the node sets: the required ones (given or default) and the
         optional ones up to the last given; a linked widget keeps its default as value."""
-        given = [s.name for s in self.spec.inputs if s.widget and s.name in self.inputs]
-        last = max((i for i, s in enumerate(self.spec.inputs) if s.name in given), default=-1)
+        last = max((i for i, s in enumerate(self.spec.inputs) if s.widget and s.name in self.inputs), default=-1)
         values = []
         for i, spec in enumerate(self.spec.inputs):
             if not spec.widget or (spec.optional and i > last):

@@ -47,7 +47,7 @@ class NodeSpec:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
-        raise KeyError(name)
+        raise KeyError(f"no input {name!r}")
 
     def output_slot(self, name: str) -> int:
         return [n for n, _ in self.outputs].index(name)
@@ -167,7 +167,7 @@ def spec_of(node_class: Any) -> tuple[str, NodeSpec]:
     return schema.node_id, NodeSpec(inputs, outputs)
 
 
-def import_comfy_api() -> None:
+def prepare_comfyui() -> None:
     """Put the ComfyUI checkout on ``sys.path`` (first: its ``nodes``, never the pack's) in CPU mode, once."""
     path = str(comfyui_dir())
     if path not in sys.path:
@@ -181,7 +181,7 @@ def import_comfy_api() -> None:
 def pack_specs() -> dict[str, NodeSpec]:
     """NodeSpecs of every node the pack offers on this ComfyUI, by node id, from the schemas in ``nodes/``."""
     if PACK_MODULE not in sys.modules:
-        import_comfy_api()
+        prepare_comfyui()
         init = ROOT / "nodes" / "__init__.py"
         spec = importlib.util.spec_from_file_location(PACK_MODULE, init, submodule_search_locations=[str(init.parent)])
         module = importlib.util.module_from_spec(spec)
