@@ -14,20 +14,17 @@ import torch
 
 from .depth import DepthMap, nearness_range
 from .normalize import as_depth_values, nearness, range_of, scale_to_unit
+from .ranges import COLORIZE_MODES, COLORIZE_PERCENTILES, help_of, split, statistic_mode
 
 #: The colormaps offered everywhere (CLI, nodes, web UI); the first is the default.
 COLORMAPS: tuple[str, ...] = ("Spectral_r", "viridis", "plasma", "magma", "inferno", "turbo", "gray")
 DEFAULT_COLORMAP = COLORMAPS[0]
 LUT_SIZE = 256
 
-#: Colorize range modes with their tooltip help (the one list of them).
-RANGE_MODE_HELP: dict[str, str] = {
-    "auto": "min-max of each image (near = high end of the colormap)",
-    "percentile": "each image clipped at its 2nd-98th percentiles, robust to outliers",
-    "manual": "fixed min/max in the depth's own units (metres for metric models, raw values for relative)",
-}
+#: Colorize range modes with their tooltip help (defined in ``ranges``).
+RANGE_MODE_HELP: dict[str, str] = help_of(COLORIZE_MODES)
 RANGE_MODES: tuple[str, ...] = tuple(RANGE_MODE_HELP)
-PERCENTILE_RANGE = (2.0, 98.0)
+PERCENTILE_RANGE = COLORIZE_PERCENTILES
 
 
 def _check_name(name: str) -> None:
@@ -95,10 +92,9 @@ def colorize_range(
     The near end is ``hi`` for relative depth and ``lo`` (fewer metres) for metric depth. An image
     without finite pixels gets ``lo = hi = 0``.
     """
-    if range_mode not in RANGE_MODES:
-        raise ValueError(f"unknown range mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}")
+    statistic, _ = split(range_mode, COLORIZE_MODES)
     metric = isinstance(depth, DepthMap) and depth.is_metric
-    if range_mode == "manual":
+    if statistic == "manual":
         if vmin is None or vmax is None:
             raise ValueError("manual range needs both min and max (in the depth's units)")
         vmin, vmax = float(vmin), float(vmax)
@@ -111,10 +107,7 @@ def colorize_range(
         lo = torch.full((batch,), vmin, dtype=torch.float32, device=values.device)
         hi = torch.full((batch,), vmax, dtype=torch.float32, device=values.device)
         return lo, hi
-    if range_mode == "auto":
-        near_lo, near_hi = range_of(depth, "per_image")
-    else:
-        near_lo, near_hi = range_of(depth, "percentile", *PERCENTILE_RANGE)
+    near_lo, near_hi = range_of(depth, statistic_mode(statistic), *COLORIZE_PERCENTILES)
     return nearness_range(near_lo, near_hi, metric)  # range_of works in nearness: back to depth units
 
 

@@ -13,18 +13,12 @@ from typing import Literal
 import torch
 
 from .depth import DepthMap
+from .ranges import ESTIMATE_MODES, PERCENTILES, help_of
 
 NormalizeMode = Literal["per_image", "percentile", "batch", "raw"]
 
-#: The normalisation modes, in UI order, with the short help used for tooltips (the one list of them).
-NORMALIZE_MODE_HELP: dict[str, str] = {
-    "per_image": "min-max per image: each image uses the full 0..1 range (near = white)",
-    "percentile": "v2-style: clip each image at its low/high percentiles (default 1-99) then scale to 0..1;"
-    " robust to a few extreme pixels",
-    "batch": "one min-max over the whole batch: frames keep their relative brightness, so video does not flicker",
-    "raw": "the model's values unchanged (relative inverse depth, or metres for metric models); for depth math,"
-    " not for images",
-}
+#: The normalisation modes, in UI order, with the short help used for tooltips (defined in ``ranges``).
+NORMALIZE_MODE_HELP: dict[str, str] = help_of(ESTIMATE_MODES)
 NORMALIZE_MODES: tuple[str, ...] = tuple(NORMALIZE_MODE_HELP)
 
 
@@ -111,8 +105,8 @@ def masked_quantile(values: torch.Tensor, valid: torch.Tensor, qs: list[float] |
 def range_of(
     depth: DepthMap | torch.Tensor,
     mode: str = "per_image",
-    low_pct: float = 1.0,
-    high_pct: float = 99.0,
+    low_pct: float = PERCENTILES[0],
+    high_pct: float = PERCENTILES[1],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image nearness bounds ``(lo[B], hi[B])`` float32 that map to 0 (far) and 1 (near).
 
@@ -162,8 +156,8 @@ def scale_to_unit(near: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, invert
 def normalize_depth(
     depth: DepthMap | torch.Tensor,
     mode: str = "per_image",
-    low_pct: float = 1.0,
-    high_pct: float = 99.0,
+    low_pct: float = PERCENTILES[0],
+    high_pct: float = PERCENTILES[1],
     invert: bool = False,
 ) -> torch.Tensor:
     """Depth [B,H,W] → float32 [B,H,W] in 0..1 with near = 1 (white) for relative and metric depth.

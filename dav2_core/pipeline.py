@@ -31,6 +31,7 @@ from .engines import as_engine, describe, is_video_model, single_image_refusal
 from .inference import ProgressFn, predict_depth
 from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
 from .preprocess import RESOLUTION_MODES, check_input_size, network_size
+from .ranges import STREAM_SCOPES, help_of
 from .tta import check_tta, check_tta_options, tta_mode, tta_parts, view_sizes
 from .tiling import (
     DEFAULT_MAX_TILES,
@@ -54,12 +55,8 @@ ESTIMATE_RESOLUTIONS: dict[str, str] = {
 }
 
 StreamRange = Literal["running", "per_frame", "fixed"]
-#: How a stream's frames are normalised, with their help text (the one list of them).
-STREAM_RANGE_HELP: dict[str, str] = {
-    "running": "one range for the clip that only widens as new depth is seen (no flicker, one pass)",
-    "per_frame": "each frame stretched to its own range (maximum contrast per frame, flickers)",
-    "fixed": "a range known in advance, e.g. from a first pass over the whole clip (no flicker)",
-}
+#: How a stream's frames are normalised, with their help text (defined in ``ranges``).
+STREAM_RANGE_HELP: dict[str, str] = help_of(STREAM_SCOPES)
 
 
 @dataclass(frozen=True)

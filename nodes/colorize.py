@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from dav2_core.colormaps import (
-    COLORMAPS,
-    DEFAULT_COLORMAP,
-    RANGE_MODE_HELP,
-    RANGE_MODES,
-    colorize_in_range,
-    colorize_range,
-)
+from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, colorize_in_range, colorize_range
 from dav2_core.depth import DepthMap
 from dav2_core.geometry import is_geometry_packet
+from dav2_core.ranges import COLORIZE_MODES, help_of
 
 from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
-from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, help_text, range_combo, require_depth, schema
 
 
 def as_depth(value: object) -> DepthMap:
@@ -39,7 +33,7 @@ def as_depth(value: object) -> DepthMap:
 def range_inputs() -> list[io.Input]:
     """``range_mode`` and the manual bounds: a DynamicCombo that shows ``manual_min``/``manual_max`` only for
     "manual" where the running ComfyUI has one (nodes/api.py), else a combo and two floats always shown."""
-    tooltip = "Which depth values span the colormap:\n" + help_text(RANGE_MODE_HELP)
+    lead = "Which depth values span the colormap:"
     bounds = [
         io.Float.Input(
             "manual_min",
@@ -59,9 +53,11 @@ def range_inputs() -> list[io.Input]:
         ),
     ]
     if HAS_DYNAMIC_COMBO:
-        options = [io.DynamicCombo.Option(mode, bounds if mode == "manual" else []) for mode in RANGE_MODES]
+        manual = {name: entry.statistic == "manual" for name, entry in COLORIZE_MODES.items()}
+        options = [io.DynamicCombo.Option(mode, bounds if manual[mode] else []) for mode in COLORIZE_MODES]
+        tooltip = lead + "\n" + help_text(help_of(COLORIZE_MODES))
         return [io.DynamicCombo.Input("range_mode", options=options, tooltip=tooltip)]
-    return [io.Combo.Input("range_mode", options=list(RANGE_MODES), default="auto", tooltip=tooltip), *bounds]
+    return [range_combo("range_mode", COLORIZE_MODES, lead), *bounds]
 
 
 def range_choice(
@@ -119,8 +115,8 @@ class ColorizeDepth(io.ComfyNode):
         (0.33) hand over the DynamicCombo's ``range_mode.manual_min``/``manual_max`` too, which it then nests into
         ``range_mode``; without it only the names above would pass and the bounds would never be checked."""
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
-        if range_mode is not None and range_mode not in RANGE_MODES:
-            return f"unknown range_mode {range_mode!r}; choose one of {', '.join(RANGE_MODES)}"
+        if range_mode is not None and range_mode not in COLORIZE_MODES:
+            return f"unknown range_mode {range_mode!r}; choose one of {', '.join(COLORIZE_MODES)}"
         if range_mode == "manual" and manual_min is not None and manual_max is not None and manual_min >= manual_max:
             return (
                 f"manual range: manual_min ({manual_min:g}) must be smaller than manual_max ({manual_max:g}); "
@@ -139,7 +135,7 @@ class ColorizeDepth(io.ComfyNode):
         manual_max: float | None = None,
     ) -> io.NodeOutput:
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
-        manual = range_mode == "manual"
+        manual = range_mode in COLORIZE_MODES and COLORIZE_MODES[range_mode].statistic == "manual"
         depth_map = as_depth(depth)
         lo, hi = colorize_range(
             depth_map, range_mode, vmin=manual_min if manual else None, vmax=manual_max if manual else None

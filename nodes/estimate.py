@@ -7,16 +7,15 @@ import comfy.utils
 import torch
 
 from dav2_core.inference import MAX_CHUNK
-from dav2_core.normalize import NORMALIZE_MODE_HELP, NORMALIZE_MODES
-from dav2_core.pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions, estimate
-from dav2_core.preprocess import MAX_INPUT_SIZE, check_image_batch
-from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
+from dav2_core.pipeline import EstimateOptions, estimate
+from dav2_core.preprocess import check_image_batch
+from dav2_core.ranges import ESTIMATE_MODES
 
 from . import model_patcher
 from .api import advanced, image_output, io
-from .estimate_quality import quality_inputs, tile_inputs, tile_options, tta_input, tta_options
+from .estimate_quality import quality_inputs, size_inputs, tile_inputs, tile_options, tta_input, tta_options
 from .preview import depth_preview_ui
-from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, help_text, schema
+from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, range_combo, schema
 
 
 class EstimateDepth(io.ComfyNode):
@@ -39,38 +38,8 @@ class EstimateDepth(io.ComfyNode):
                 io.Image.Input(
                     "image", tooltip="Images [B,H,W,C]; RGBA alpha is ignored. Every frame of a batch is processed."
                 ),
-                io.Int.Input(
-                    "input_size",
-                    default=DEFAULT_INPUT_SIZE,
-                    min=PATCH_SIZE,
-                    max=MAX_INPUT_SIZE,
-                    step=PATCH_SIZE,
-                    tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
-                    f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more.",
-                ),
-                io.Combo.Input(
-                    "resolution",
-                    options=list(ESTIMATE_RESOLUTIONS),
-                    default="keep_aspect",
-                    tooltip=help_text(ESTIMATE_RESOLUTIONS),
-                ),
-                advanced(
-                    io.Int.Input(
-                        "max_side",
-                        default=DEFAULT_MAX_SIDE,
-                        min=PATCH_SIZE,
-                        max=MAX_SIDE_LIMIT,
-                        step=PATCH_SIZE,
-                        tooltip="native mode only: the longest side the network runs at (multiple of 14); "
-                        "larger images are scaled down to it",
-                    )
-                ),
-                io.Combo.Input(
-                    "normalization",
-                    options=list(NORMALIZE_MODES),
-                    default="per_image",
-                    tooltip="How depth becomes the 0..1 image and mask:\n" + help_text(NORMALIZE_MODE_HELP),
-                ),
+                *size_inputs(),
+                range_combo("normalization", ESTIMATE_MODES, "How depth becomes the 0..1 image and mask:"),
                 io.Boolean.Input(
                     "invert",
                     default=False,

@@ -1,5 +1,5 @@
-"""Estimate Depth's optional quality inputs: tiled mode's tiles, flip TTA, guided-filter refinement, temporal
-consistency for video.
+"""The inputs Estimate Depth and Video Depth share, declared once: network size, tiled mode's tiles, flip TTA,
+guided-filter refinement, temporal consistency, tta.
 
 Only the schema lives here (kept apart so the node stays short); what they do is ``dav2_core.pipeline``.
 """
@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from .api import advanced, io
 
+from .types import MAX_SIDE_LIMIT, help_text
+
+from dav2_core.pipeline import ESTIMATE_RESOLUTIONS
+from dav2_core.preprocess import MAX_INPUT_SIZE
 from dav2_core.tta import TTA_MODES
 from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, MAX_TILES_LIMIT
-from dav2_core.variants import PATCH_SIZE
+from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 
 def tile_inputs() -> list[io.Input]:
@@ -54,8 +58,42 @@ def tile_inputs() -> list[io.Input]:
     ]
 
 
-def quality_inputs() -> list[io.Input]:
-    """The optional Estimate Depth inputs (defaults = off, so workflows saved before them run unchanged)."""
+def size_inputs() -> list[io.Input]:
+    """``input_size``, ``resolution`` and ``max_side`` (advanced): the network size, as Estimate Depth and Video
+    Depth both take it (``EstimateOptions``)."""
+    return [
+        io.Int.Input(
+            "input_size",
+            default=DEFAULT_INPUT_SIZE,
+            min=PATCH_SIZE,
+            max=MAX_INPUT_SIZE,
+            step=PATCH_SIZE,
+            tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
+            f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more.",
+        ),
+        io.Combo.Input(
+            "resolution",
+            options=list(ESTIMATE_RESOLUTIONS),
+            default="keep_aspect",
+            tooltip=help_text(ESTIMATE_RESOLUTIONS),
+        ),
+        advanced(
+            io.Int.Input(
+                "max_side",
+                default=DEFAULT_MAX_SIDE,
+                min=PATCH_SIZE,
+                max=MAX_SIDE_LIMIT,
+                step=PATCH_SIZE,
+                tooltip="native mode only: the longest side the network runs at (multiple of 14); "
+                "larger images are scaled down to it",
+            )
+        ),
+    ]
+
+
+def quality_inputs(*, video: bool = False) -> list[io.Input]:
+    """The optional quality inputs: flip TTA, refine and :func:`temporal_inputs` (defaults = off on Estimate
+    Depth, so workflows saved before them run unchanged; ``video``: Video Depth's temporal defaults)."""
     return [
         advanced(
             io.Boolean.Input(
@@ -80,29 +118,38 @@ def quality_inputs() -> list[io.Input]:
                 "network-to-image upscaling). 0 = off, 1 = fully filtered, in between blends.",
             )
         ),
-        advanced(
-            io.Boolean.Input(
-                "temporal_consistency",
-                default=False,
-                optional=True,
-                tooltip="For video frames / image sequences: align each frame's depth scale and shift to the "
-                "previous frame's (robust least squares), then normalise the depth image and mask "
-                "once over the whole batch (per_image/percentile become batch), so they do not "
-                "flicker. Relative models only: metric depth is already in metres, so for metric "
-                "models the alignment is skipped and only the batch-wide normalisation applies.",
-            )
-        ),
+        *temporal_inputs(video=video),
+    ]
+
+
+def temporal_inputs(*, video: bool = False) -> list[io.Input]:
+    """``temporal_consistency`` and ``temporal_smoothing``: off and folded away (advanced) on Estimate Depth,
+    on and shown on Video Depth (where the smoothing stays advanced)."""
+    if video:
+        consistency = (
+            "Align each frame's depth scale and shift to the previous frame's (robust least squares, across "
+            "chunks), so relative depth does not pump. Metric models are not aligned (they are in metres already)"
+        )
+        smoothing = "temporal_consistency only: 1 = fully aligned; lower lets the scale drift"
+    else:
+        consistency = (
+            "For video frames / image sequences: align each frame's depth scale and shift to the "
+            "previous frame's (robust least squares), then normalise the depth image and mask "
+            "once over the whole batch (per_image/percentile become batch), so they do not "
+            "flicker. Relative models only: metric depth is already in metres, so for metric "
+            "models the alignment is skipped and only the batch-wide normalisation applies."
+        )
+        smoothing = (
+            "temporal_consistency only: how strongly each frame's scale/shift is pulled to the "
+            "previous frame's: 1 = fully aligned (least flicker); lower lets the scale follow the "
+            "scene more freely; 0 = no alignment, only the batch-wide normalisation"
+        )
+    toggle = io.Boolean.Input("temporal_consistency", default=video, optional=True, tooltip=consistency)
+    return [
+        toggle if video else advanced(toggle),
         advanced(
             io.Float.Input(
-                "temporal_smoothing",
-                default=1.0,
-                min=0.0,
-                max=1.0,
-                step=0.05,
-                optional=True,
-                tooltip="temporal_consistency only: how strongly each frame's scale/shift is pulled to the "
-                "previous frame's: 1 = fully aligned (least flicker); lower lets the scale follow the "
-                "scene more freely; 0 = no alignment, only the batch-wide normalisation",
+                "temporal_smoothing", default=1.0, min=0.0, max=1.0, step=0.05, optional=True, tooltip=smoothing
             )
         ),
     ]

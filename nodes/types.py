@@ -9,6 +9,7 @@ from .api import CORE_GEOMETRY_TYPES, HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
 from dav2_core.depth import DepthMap
 from dav2_core.geometry import depth_from_geometry, is_geometry_packet
+from dav2_core.ranges import RangeName, help_of
 from dav2_core.variants import PATCH_SIZE, units_for
 
 #: The one "Add Node" menu category of the pack.
@@ -114,3 +115,11 @@ def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
 def help_text(options: dict[str, str]) -> str:
     """A tooltip listing choices, one ``name: meaning`` line each."""
     return "\n".join(f"{name}: {text}" for name, text in options.items())
+
+
+def range_combo(name: str, names: dict[str, RangeName], lead: str, default: str | None = None) -> io.Combo.Input:
+    """A range-mode combo from one of ``dav2_core.ranges``' tables: its names in order (the first is the default
+    unless ``default`` says), the tooltip ``lead`` then one ``name: help`` line each."""
+    return io.Combo.Input(
+        name, options=list(names), default=default or next(iter(names)), tooltip=lead + "\n" + help_text(help_of(names))
+    )

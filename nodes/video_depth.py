@@ -12,28 +12,22 @@ import folder_paths
 
 from dav2_core.colormaps import COLORMAPS
 from dav2_core.inference import MAX_CHUNK
-from dav2_core.pipeline import ESTIMATE_RESOLUTIONS, EstimateOptions
+from dav2_core.pipeline import EstimateOptions
+from dav2_core.ranges import VIDEO_SCOPES, VIDEO_STATISTICS, statistic_mode
 from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
-from dav2_core.preprocess import MAX_INPUT_SIZE
-from dav2_core.video import SEQUENCE_FORMATS, VDA_MODE_HELP, VIDEO_RANGE_HELP, FrameRange, VideoOptions, depth_video
-from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
+from dav2_core.video import SEQUENCE_FORMATS, VDA_MODE_HELP, FrameRange, VideoOptions, depth_video
+from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
 from dav2_core.video.sequence import check_formats
 
 from . import model_patcher
 from .api import InputImpl, advanced, io, ui
 from .effect_io import output_target, path_problem
-from .estimate_quality import quality_inputs, tile_inputs, tta_input
+from .estimate_quality import quality_inputs, size_inputs, tile_inputs, tta_input
 from .preview import report_ui
-from .types import MAX_SIDE_LIMIT, SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, schema
+from .types import SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, range_combo, schema
 
 log = logging.getLogger(__name__)
 
-#: The range statistic choices -> EstimateOptions.normalization.
-STATISTICS = {"min_max": "per_image", "percentile": "percentile"}
-STATISTIC_HELP = {
-    "min_max": "each frame's min..max",
-    "percentile": "each frame's 1st..99th percentile (a few extreme pixels do not squash the contrast)",
-}
 #: Sub-folder of ComfyUI's temp folder holding the encoded depth videos (cleared when ComfyUI starts).
 TEMP_SUBFOLDER = "dav2_video"
 
@@ -86,8 +80,8 @@ def video_options(
 ) -> VideoOptions:
     """The core's options for the node's widget values (the defaults are the node's, which are
     ``VideoOptions()``'s); ValueError / RuntimeError names a bad value."""
-    if range_statistic not in STATISTICS:
-        raise ValueError(f"unknown range_statistic {range_statistic!r}; choose one of {', '.join(STATISTICS)}")
+    if range_statistic not in VIDEO_STATISTICS:
+        raise ValueError(f"unknown range_statistic {range_statistic!r}; choose one of {', '.join(VIDEO_STATISTICS)}")
     estimate = EstimateOptions(
         input_size=input_size,
         resolution=resolution,
@@ -97,7 +91,7 @@ def video_options(
         refine=refine,
         temporal_consistency=temporal_consistency,
         temporal_smoothing=temporal_smoothing,
-        normalization=STATISTICS[range_statistic],
+        normalization=statistic_mode(VIDEO_STATISTICS[range_statistic].statistic),
         invert=invert,
         tile_size=tile_size,
         tile_overlap=tile_overlap,
@@ -138,44 +132,9 @@ class VideoDepth(io.ComfyNode):
                     "consistent video depth)",
                 ),
                 io.Video.Input("video", tooltip="The video (from Load Video); read as a stream, never decoded whole"),
-                io.Int.Input(
-                    "input_size",
-                    default=DEFAULT_INPUT_SIZE,
-                    min=PATCH_SIZE,
-                    max=MAX_INPUT_SIZE,
-                    step=PATCH_SIZE,
-                    tooltip="Network resolution for keep_aspect (short side, multiple of 14); smaller is faster",
-                ),
-                io.Combo.Input(
-                    "resolution",
-                    options=list(ESTIMATE_RESOLUTIONS),
-                    default="keep_aspect",
-                    tooltip=help_text(ESTIMATE_RESOLUTIONS),
-                ),
-                advanced(
-                    io.Int.Input(
-                        "max_side",
-                        default=DEFAULT_MAX_SIDE,
-                        min=PATCH_SIZE,
-                        max=MAX_SIDE_LIMIT,
-                        step=PATCH_SIZE,
-                        tooltip="native mode only: the longest side the network runs at (multiple of 14)",
-                    )
-                ),
-                io.Combo.Input(
-                    "normalization",
-                    options=list(VIDEO_RANGE_HELP),
-                    default="two_pass",
-                    tooltip="How depth becomes the 0..1 picture over the clip:\n" + help_text(VIDEO_RANGE_HELP),
-                ),
-                advanced(
-                    io.Combo.Input(
-                        "range_statistic",
-                        options=list(STATISTICS),
-                        default="min_max",
-                        tooltip="What a frame's range is:\n" + help_text(STATISTIC_HELP),
-                    )
-                ),
+                *size_inputs(),
+                range_combo("normalization", VIDEO_SCOPES, "How depth becomes the 0..1 picture over the clip:"),
+                advanced(range_combo("range_statistic", VIDEO_STATISTICS, "What a frame's range is:")),
                 io.Boolean.Input("invert", default=False, tooltip="near = black instead of white"),
                 io.Combo.Input(
                     "colormap",
@@ -206,26 +165,7 @@ class VideoDepth(io.ComfyNode):
                     tooltip="image_sequence only: folder name start in the output folder "
                     "(<prefix>_00001_frames/000000.png ...)",
                 ),
-                *[i for i in quality_inputs() if i.id in ("flip_tta", "refine")],
-                io.Boolean.Input(
-                    "temporal_consistency",
-                    default=True,
-                    optional=True,
-                    tooltip="Align each frame's depth scale and shift to the previous frame's (robust "
-                    "least squares, across chunks), so relative depth does not pump. "
-                    "Metric models are not aligned (they are in metres already)",
-                ),
-                advanced(
-                    io.Float.Input(
-                        "temporal_smoothing",
-                        default=1.0,
-                        min=0.0,
-                        max=1.0,
-                        step=0.05,
-                        optional=True,
-                        tooltip="temporal_consistency only: 1 = fully aligned; lower lets the scale drift",
-                    )
-                ),
+                *quality_inputs(video=True),
                 *tile_inputs(),
                 io.Combo.Input(
                     "vda_mode",

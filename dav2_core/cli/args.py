@@ -22,10 +22,11 @@ from ..tta import TTA_MODES
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 from ..jobs import CliOptions
+from ..ranges import CLI_STATISTICS, CLI_STATISTICS_HELP
 from ..video import VDA_MODE_HELP, VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
-NORMALIZE_CHOICES = ("per_image", "percentile")
+NORMALIZE_CHOICES = CLI_STATISTICS
 DTYPE_CHOICES = ("auto", *PRECISIONS)
 
 
@@ -385,8 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalize",
         choices=NORMALIZE_CHOICES,
         default="per_image",
-        help="per_image: min-max; percentile: clip at the 1st/99th percentiles. Images use "
-        "their own range; videos combine the frames' ranges as --video-range says",
+        help=CLI_STATISTICS_HELP,
     )
     video = parser.add_argument_group("video")
     video.add_argument(

@@ -10,19 +10,13 @@ from ..colormaps import COLORMAPS
 from ..engines import as_engine
 from ..inference import auto_chunk_size
 from ..pipeline import EstimateOptions
+from ..ranges import VIDEO_SCOPES, help_of
 from .sequence import check_formats
 from .sink import CRF
 from .source import FrameRange
 
-#: Normalisation of a depth video, with help text (the one list of them; the first is the default).
-VIDEO_RANGE_HELP: dict[str, str] = {
-    "two_pass": "one range for the whole clip from a first pass (no flicker, no drift: every frame uses the final "
-    "range). The first pass caches the depth on disk (float16) or, if the disk is short, the clip is "
-    "estimated twice",
-    "running": "one pass: the range only widens as new depth appears (no flicker once settled; the grey levels of "
-    "the first frames can shift while it widens)",
-    "per_frame": "each frame stretched to its own range (most contrast per frame, but it flickers)",
-}
+#: Normalisation of a depth video, with help text (defined in ``ranges``; the first is the default).
+VIDEO_RANGE_HELP: dict[str, str] = help_of(VIDEO_SCOPES)
 CACHE_MODES = ("auto", "disk", "recompute")
 #: How a Video Depth Anything model runs over a clip, with help text (the first is the default).
 VDA_MODE_HELP: dict[str, str] = {

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, write_test_checkpoint
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, ui_to_api, write_test_checkpoint
 from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
-from dav2_core.normalize import NORMALIZE_MODES
+from dav2_core.normalize import NORMALIZE_MODES, normalize_depth, range_of
 from dav2_core.variants import VARIANTS
 
 SIZE = 70  # network input size for the tests (a multiple of 14; small for 2 CPU cores)
@@ -523,3 +523,95 @@ def test_loader_auto_precision_is_the_engines_rule_with_comfyuis_answers(comfy_i
     assert patcher_module.compute_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
         patcher_module.compute_dtype("fp16", torch.device("cpu"))
+
+
+# ------------------------------------------------------------------------------------ saved range names
+
+#: The range names saved workflows hold (dav2_core.ranges keeps them; these lists must never lose a value).
+SAVED_RANGE_NAMES = {
+    ("Estimate Depth", "normalization"): ["per_image", "percentile", "batch", "raw"],
+    ("Video Depth", "normalization"): ["two_pass", "running", "per_frame"],
+    ("Video Depth", "range_statistic"): ["min_max", "percentile"],
+    ("Colorize Depth", "range_mode"): ["auto", "percentile", "manual"],
+}
+
+
+def _object_info(comfy, name: str) -> dict:
+    info = comfy.node(name).GET_NODE_INFO_V1()
+    return {info["name"]: info}
+
+
+def _api_inputs(comfy, name: str, widgets_values: list) -> dict:
+    """A node's inputs from a UI-format workflow's positional ``widgets_values`` (as the frontend converts them),
+    with ComfyUI 0.33's ``<combo>.<input>`` keys nested into the combo's value the way its executor hands them."""
+    object_info = _object_info(comfy, name)
+    node_type = next(iter(object_info))
+    workflow = {"nodes": [{"id": 1, "type": node_type, "inputs": [], "widgets_values": widgets_values}], "links": []}
+    inputs = dict(ui_to_api(workflow, object_info)["1"]["inputs"])
+    for key in [k for k in inputs if "." in k]:
+        combo, sub = key.split(".", 1)
+        if not isinstance(inputs[combo], dict):
+            inputs[combo] = {combo: inputs[combo]}
+        inputs[combo][sub] = inputs.pop(key)
+    return inputs
+
+
+@pytest.mark.parametrize("node_input", list(SAVED_RANGE_NAMES), ids=lambda k: f"{k[0]}.{k[1]}")
+def test_saved_range_names_are_still_offered(comfy_inprocess, node_input):
+    """ComfyUI's server refuses a combo value not in the option list (value_not_in_list) and the frontend marks
+    it: every name a saved workflow may hold stays in the list, in the same order (the first is the default)."""
+    name, input_id = node_input
+    spec = {i.id: i for i in comfy_inprocess.node(name).GET_SCHEMA().inputs}[input_id]
+    options = [o.key for o in spec.options] if hasattr(spec.options[0], "key") else list(spec.options)
+    assert options == SAVED_RANGE_NAMES[node_input]
+
+
+@pytest.mark.parametrize("mode", SAVED_RANGE_NAMES[("Estimate Depth", "normalization")])
+def test_saved_estimate_normalization_runs_as_before(comfy_inprocess, model, images, mode):
+    """A workflow saved before the tile and tta inputs (UI format: positional widgets_values) and the same node in
+    API format (named inputs) run, and give the engine's normalisation of that name, bit for bit."""
+    ui_inputs = _api_inputs(comfy_inprocess, "Estimate Depth", [SIZE, "keep_aspect", 1932, mode, False, 0])
+    assert ui_inputs["normalization"] == mode and ui_inputs["tta"] == "none"
+    node = comfy_inprocess.node("Estimate Depth")
+    assert node.validate_inputs(normalization=mode, invert=False) is True
+    from_ui = node.execute(model, images, **ui_inputs)
+    from_api = run_estimate(comfy_inprocess, model, images, normalization=mode)
+    depth = from_api.args[1]
+    expected = depth.values if mode == "raw" else normalize_depth(depth, mode)
+    for out in (from_ui, from_api):
+        assert torch.equal(out.args[1].values, depth.values)
+        assert torch.equal(out.args[2], expected)
+
+
+@pytest.mark.parametrize("mode", SAVED_RANGE_NAMES[("Colorize Depth", "range_mode")])
+def test_saved_colorize_range_mode_runs_as_before(comfy_inprocess, estimated, mode):
+    """Colorize's saved range_mode in UI format (0.3.75's flat layout, read by 0.33's DynamicCombo too) and in API
+    format colours with the range it always had: each image's min-max, its 2nd-98th percentiles, or the bounds."""
+    node = comfy_inprocess.node("Colorize Depth")
+    depth = estimated.args[1]
+    ui_inputs = _api_inputs(comfy_inprocess, "Colorize Depth", ["viridis", False, mode, 0.2, 0.7])
+    assert node.validate_inputs(**ui_inputs) is True
+    from_ui = node.execute(depth, **ui_inputs).args[0]
+    from_api = node.execute(depth, colormap="viridis", invert=False, range_mode=mode, manual_min=0.2, manual_max=0.7)
+    if mode == "manual":
+        lo, hi = torch.full((depth.batch,), 0.2), torch.full((depth.batch,), 0.7)
+    else:
+        lo, hi = range_of(depth, "per_image") if mode == "auto" else range_of(depth, "percentile", 2.0, 98.0)
+    expected = colorize_in_range(depth, lo, hi, "viridis")
+    assert torch.equal(from_ui, expected) and torch.equal(from_api.args[0], expected)
+
+
+@pytest.mark.parametrize("statistic", SAVED_RANGE_NAMES[("Video Depth", "range_statistic")])
+@pytest.mark.parametrize("scope", SAVED_RANGE_NAMES[("Video Depth", "normalization")])
+def test_saved_video_range_names_map_as_before(comfy_inprocess, scope, statistic):
+    """Video Depth's saved normalization / range_statistic (UI and API format) give the core options they always
+    gave: the clip range mode as named, the per-frame statistic as the estimate's per_image / percentile."""
+    module = sys.modules[comfy_inprocess.node("Video Depth").__module__]
+    widgets = [SIZE, "keep_aspect", 1932, scope, statistic, False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth"]
+    ui_inputs = _api_inputs(comfy_inprocess, "Video Depth", widgets)
+    ui_inputs.pop("filename_prefix")
+    from_ui = module.video_options(**ui_inputs)
+    from_api = module.video_options(input_size=SIZE, normalization=scope, range_statistic=statistic)
+    assert from_ui == from_api
+    assert from_ui.range_mode == scope
+    assert from_ui.estimate.normalization == {"min_max": "per_image", "percentile": "percentile"}[statistic]

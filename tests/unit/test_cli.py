@@ -541,3 +541,18 @@ def test_compile_flag_goes_through_accel_and_falls_back(
         rtol=0,
         atol=1e-5 * float(expected.max() - expected.min()),
     )
+
+
+@pytest.mark.parametrize("statistic", ["per_image", "percentile"])
+@pytest.mark.parametrize("scope", ["two_pass", "running", "per_frame"])
+def test_cli_old_range_flag_values_keep_their_meaning(statistic, scope):
+    """--normalize and --video-range take the values scripts already use (dav2_core.ranges), with the same result:
+    the estimate normalisation and the video range mode as named; the defaults stay per_image / two_pass."""
+    from dav2_core.cli import args, live
+
+    options = args.parse_options(["x.png", "--normalize", statistic, "--video-range", scope])
+    assert (options.estimate.normalization, options.video_range) == (statistic, scope)
+    defaults = args.parse_options(["x.png"])
+    assert (defaults.estimate.normalization, defaults.video_range) == ("per_image", "two_pass")
+    streamed = {a.dest: a for a in live.build_parser()._actions}["normalize"]
+    assert tuple(streamed.choices) == ("per_image", "percentile") and streamed.default == "per_image"

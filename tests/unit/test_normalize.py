@@ -197,3 +197,43 @@ def test_percentile_beyond_torch_quantile_limit():
     # values are 0..n-1, so the linear-interpolation percentile q is exactly q*(n-1)
     assert lo.item() == pytest.approx(0.01 * (n - 1), rel=1e-6)
     assert hi.item() == pytest.approx(0.99 * (n - 1), rel=1e-6)
+
+
+def test_one_normalisation_vocabulary_for_every_front_end():
+    """dav2_core.ranges defines every front end's range names (kept as saved workflows and scripts hold them) as a
+    statistic over a scope of the one vocabulary; the engine's lists are those tables."""
+    from dav2_core import ranges
+    from dav2_core.cli.args import NORMALIZE_CHOICES
+    from dav2_core.colormaps import RANGE_MODE_HELP
+    from dav2_core.pipeline import STREAM_RANGE_HELP
+    from dav2_core.video import VIDEO_RANGE_HELP
+
+    tables = {
+        "estimate": ranges.ESTIMATE_MODES,
+        "video": ranges.VIDEO_SCOPES,
+        "stream": ranges.STREAM_SCOPES,
+        "statistic": ranges.VIDEO_STATISTICS,
+        "colorize": ranges.COLORIZE_MODES,
+    }
+    for table in tables.values():
+        for entry in table.values():
+            assert entry.help and (entry.statistic or entry.scope)
+            assert entry.statistic in (None, *ranges.STATISTIC_HELP) and entry.scope in (None, *ranges.SCOPE_HELP)
+    assert NORMALIZE_MODE_HELP == ranges.help_of(ranges.ESTIMATE_MODES)
+    assert VIDEO_RANGE_HELP == ranges.help_of(ranges.VIDEO_SCOPES) and list(VIDEO_RANGE_HELP)[0] == "two_pass"
+    assert STREAM_RANGE_HELP == ranges.help_of(ranges.STREAM_SCOPES)
+    assert RANGE_MODE_HELP == ranges.help_of(ranges.COLORIZE_MODES)
+    assert set(NORMALIZE_CHOICES) <= set(ranges.ESTIMATE_MODES)
+    assert ranges.split("batch", ranges.ESTIMATE_MODES) == ("min_max", "batch")
+    assert ranges.split("two_pass", ranges.VIDEO_SCOPES) == (None, "clip")
+    assert ranges.split("auto", ranges.COLORIZE_MODES) == ("min_max", "image")
+    with pytest.raises(ValueError, match="choose one of per_image"):
+        ranges.split("clip", ranges.ESTIMATE_MODES)
+
+
+def test_statistic_mode_is_the_per_image_estimate_normalisation():
+    from dav2_core.ranges import statistic_mode
+
+    assert [statistic_mode(s) for s in ("min_max", "percentile", "raw")] == ["per_image", "percentile", "raw"]
+    with pytest.raises(ValueError, match="unknown range statistic 'manual'"):
+        statistic_mode("manual")
