@@ -57,7 +57,7 @@ from benchmarks.models import (
     seeded_ours,
 )  # noqa: E402
 from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import format_table, print_accuracy, run_info, write_json  # noqa: E402
 from benchmarks.timing import median, time_calls  # noqa: E402
 from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -341,7 +341,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for e, f in floors.items()
         )
     )
-    print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
     acc_rows = [
         {"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()
     ]
@@ -351,23 +350,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
         if key == "vs_official" or a["precision"] != "fp32"
     ]
-    print(
-        format_table(
-            acc_rows,
-            [
-                ("encoder", "encoder", "s"),
-                ("comparison", "comparison", "s"),
-                ("max_abs_over_range", "max abs/range", ".2e"),
-                ("mean_abs_over_range", "mean abs/range", ".2e"),
-                ("pearson", "Pearson", ".6f"),
-            ],
-        )
-    )
+    print_accuracy(acc_rows, len(photos))
 
     report = {
         "benchmark": "cpu",
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "machine": machine_info(),
+        **run_info(argv),
         "settings": {
             "photo": str(args.photo),
             "photo_size_hw": [height, width],

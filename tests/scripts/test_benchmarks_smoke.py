@@ -3,9 +3,7 @@ well-formed JSON, so the scripts do not rot. No timing is asserted (benchmarks a
 
 from __future__ import annotations
 
-import json
 import mmap
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +18,7 @@ if str(ROOT) not in sys.path:
 
 pytest.importorskip("depth_anything_v2.dpt", reason="official jkp-depth-anything-v2 not installed")
 
+from bench_scripts import benchmark_report, run_benchmark  # noqa: E402
 from benchmarks import bench_gpu  # noqa: E402
 from benchmarks.accuracy import compare  # noqa: E402
 from benchmarks.memory import PeakRss  # noqa: E402
@@ -42,15 +41,8 @@ def tiny_photo(tmp_path: Path) -> Path:
 
 
 def _run(script: str, *args: str, out: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    """The JSON report of a successful run of ``benchmarks/<script>``."""
+    return benchmark_report(script, *args, out=out)[0]
 
 
 def test_bench_cpu_writes_results_and_parity(tiny_photo: Path, tmp_path: Path):
@@ -106,20 +98,7 @@ def test_bench_cpu_writes_results_and_parity(tiny_photo: Path, tmp_path: Path):
 
 
 def test_bench_cpu_unknown_compile_mode_is_refused_before_measuring(tmp_path: Path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_cpu.py"),
-            "--compile",
-            "warp-speed",
-            "--out",
-            str(tmp_path / "cpu.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_benchmark("bench_cpu.py", "--compile", "warp-speed", "--out", str(tmp_path / "cpu.json"), timeout=300)
     assert proc.returncode != 0
     assert "--compile: unknown mode 'warp-speed'" in proc.stderr
     assert not (tmp_path / "cpu.json").exists()
