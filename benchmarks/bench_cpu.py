@@ -48,6 +48,7 @@ from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
 from benchmarks.models import (
     DTYPES,
     SEED,
+    add_compile_argument,
     compile_counts,
     compile_model,
     compiled_row,
@@ -139,9 +140,10 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
-    """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
-    common = {
+def shared_settings(args: argparse.Namespace, threads: int) -> dict[str, Any]:
+    """What every configuration runs with (and the report's settings record): photo, network input size,
+    timed and warm-up calls, torch threads, seed, compile mode."""
+    return {
         "photo": str(args.photo),
         "input_size": args.input_size,
         "runs": args.runs,
@@ -150,6 +152,11 @@ def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any
         "seed": args.seed,
         "compile": args.compile,
     }
+
+
+def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
+    """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
+    common = shared_settings(args, threads)
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     configs = []
     for encoder in args.encoders:
@@ -237,13 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=positive_int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first")
     parser.add_argument("--input-size", type=positive_int, default=518)
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="MODE",
-        help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
+    add_compile_argument(
+        parser,
+        "also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
         "engine's choice); errors if the engine has no fast path",
     )
     parser.add_argument(
@@ -356,15 +359,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "cpu",
         **run_info(argv),
         "settings": {
-            "photo": str(args.photo),
+            "photo": str(args.photo),  # first, the sizes next: **shared_settings keeps the keys' order
             "photo_size_hw": [height, width],
             "network_size_hw": list(net),
-            "input_size": args.input_size,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "threads": threads,
-            "seed": args.seed,
-            "compile": args.compile,
+            **shared_settings(args, threads),
             "batch_input": "the timed photo repeated B times, one chunk",
             "memory": "peak_rss_mib = VmHWM - VmRSS after model load and input preparation, in a fresh process "
             "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",

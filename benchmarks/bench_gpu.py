@@ -49,6 +49,7 @@ from benchmarks.memory import MIB  # noqa: E402
 from benchmarks.models import (
     DTYPES,
     SEED,
+    add_compile_argument,
     compile_counts,
     compile_model,
     compiled_row,
@@ -214,13 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=positive_int, default=518, help="network input_size")
     parser.add_argument("--runs", type=positive_int, default=10)
     parser.add_argument("--warmup", type=non_negative_int, default=3)
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="MODE",
-        help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
+    add_compile_argument(
+        parser,
+        "also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
         "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available",
     )
     parser.add_argument(
