@@ -7,6 +7,7 @@ from typing import Any
 
 from .api import CORE_GEOMETRY_TYPES, HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
+from dav2_core.checkpoints import CheckpointInfo
 from dav2_core.depth import DepthMap
 from dav2_core.geometry import DEFAULT_FOV, depth_from_geometry, is_geometry_packet
 from dav2_core.variants import PATCH_SIZE, units_for
@@ -41,6 +42,19 @@ class DepthModel:
     @property
     def units(self) -> str:
         return units_for(self.kind)
+
+    @classmethod
+    def loaded(cls, patcher: Any, name: str, info: CheckpointInfo, dtype: str, backend: str = "torch") -> DepthModel:
+        """The DepthModel of a loaded network or engine: what its checkpoint says it is (``checkpoint_info``)."""
+        return cls(
+            patcher=patcher,
+            name=name,
+            encoder=info.encoder,
+            kind=info.kind,
+            max_depth=info.max_depth,
+            dtype=dtype,
+            backend=backend,
+        )
 
 
 @io.comfytype(io_type="DAV2_MODEL")
