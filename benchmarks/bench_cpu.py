@@ -48,6 +48,7 @@ from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
 from benchmarks.models import (
     DTYPES,
     SEED,
+    add_compile_argument,
     compile_counts,
     compile_model,
     compiled_row,
@@ -57,7 +58,7 @@ from benchmarks.models import (
     seeded_ours,
 )  # noqa: E402
 from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import format_table, print_accuracy, run_info, write_json  # noqa: E402
 from benchmarks.timing import median, time_calls  # noqa: E402
 from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -139,9 +140,10 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
-    """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
-    common = {
+def shared_settings(args: argparse.Namespace, threads: int) -> dict[str, Any]:
+    """What every configuration runs with (and the report's settings record): photo, network input size,
+    timed and warm-up calls, torch threads, seed, compile mode."""
+    return {
         "photo": str(args.photo),
         "input_size": args.input_size,
         "runs": args.runs,
@@ -150,6 +152,11 @@ def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any
         "seed": args.seed,
         "compile": args.compile,
     }
+
+
+def configurations(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
+    """Every timed configuration, official first for each encoder; with --compile each of ours also compiled."""
+    common = shared_settings(args, threads)
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     configs = []
     for encoder in args.encoders:
@@ -237,13 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=positive_int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first")
     parser.add_argument("--input-size", type=positive_int, default=518)
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="MODE",
-        help="also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
+    add_compile_argument(
+        parser,
+        "also time our paths through dav2_core.accel.optimize (torch.compile; MODE auto = the "
         "engine's choice); errors if the engine has no fast path",
     )
     parser.add_argument(
@@ -341,7 +344,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for e, f in floors.items()
         )
     )
-    print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
     acc_rows = [
         {"encoder": a["encoder"], "comparison": COMPARISONS[k], **v} for a in acc for k, v in a["worst"].items()
     ]
@@ -351,33 +353,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for key, what in (("vs_official", "official"), ("vs_ours_fp32", "our fp32"))
         if key == "vs_official" or a["precision"] != "fp32"
     ]
-    print(
-        format_table(
-            acc_rows,
-            [
-                ("encoder", "encoder", "s"),
-                ("comparison", "comparison", "s"),
-                ("max_abs_over_range", "max abs/range", ".2e"),
-                ("mean_abs_over_range", "mean abs/range", ".2e"),
-                ("pearson", "Pearson", ".6f"),
-            ],
-        )
-    )
+    print_accuracy(acc_rows, len(photos))
 
     report = {
         "benchmark": "cpu",
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "machine": machine_info(),
+        **run_info(argv),
         "settings": {
-            "photo": str(args.photo),
+            "photo": str(args.photo),  # first, the sizes next: **shared_settings keeps the keys' order
             "photo_size_hw": [height, width],
             "network_size_hw": list(net),
-            "input_size": args.input_size,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "threads": threads,
-            "seed": args.seed,
-            "compile": args.compile,
+            **shared_settings(args, threads),
             "batch_input": "the timed photo repeated B times, one chunk",
             "memory": "peak_rss_mib = VmHWM - VmRSS after model load and input preparation, in a fresh process "
             "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",

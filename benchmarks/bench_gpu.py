@@ -49,6 +49,7 @@ from benchmarks.memory import MIB  # noqa: E402
 from benchmarks.models import (
     DTYPES,
     SEED,
+    add_compile_argument,
     compile_counts,
     compile_model,
     compiled_row,
@@ -62,7 +63,7 @@ from benchmarks.models import (
     set_tf32,
 )  # noqa: E402
 from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import format_table, print_accuracy, run_info, write_json  # noqa: E402
 from benchmarks.timing import OomRetries, device_sync, median, time_calls  # noqa: E402
 from benchmarks.backends import build_engine, gpu_rows  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
@@ -214,13 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=positive_int, default=518, help="network input_size")
     parser.add_argument("--runs", type=positive_int, default=10)
     parser.add_argument("--warmup", type=non_negative_int, default=3)
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="MODE",
-        help="also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
+    add_compile_argument(
+        parser,
+        "also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
         "the engine's choice, reduce-overhead with CUDA graphs on CUDA); errors if not available",
     )
     parser.add_argument(
@@ -368,24 +365,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for p in precision
         for k, v in p["worst"].items()
     ]
-    print(f"\nAccuracy on {len(photos)} photo(s), worst case (errors over the reference's output range):")
-    print(
-        format_table(
-            acc_rows,
-            [
-                ("encoder", "encoder", "s"),
-                ("comparison", "comparison", "s"),
-                ("max_abs_over_range", "max abs/range", ".2e"),
-                ("mean_abs_over_range", "mean abs/range", ".2e"),
-                ("pearson", "Pearson", ".6f"),
-            ],
-        )
-    )
+    print_accuracy(acc_rows, len(photos))
 
     report = {
         "benchmark": "gpu",
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "machine": machine_info(),
+        **run_info(argv),
         "settings": {
             "photo": str(args.photo),
             "photo_size_hw": list(bgr.shape[:2]),

@@ -42,7 +42,7 @@ from dav2_core.cli.args import int_list, non_negative_int, positive_int  # noqa:
 from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
 from benchmarks.models import DTYPES, SEED, seeded_ours, set_tf32, tf32_flags  # noqa: E402
 from benchmarks.photos import bgr_to_images, read_bgr, resolve_photo  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import format_table, run_info, write_json  # noqa: E402
 from dav2_core.inference import auto_chunk_size, predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
@@ -226,8 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "memory",
         "device": device,
         "note": note,
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "machine": machine_info(),
+        **run_info(argv),
         "settings": {
             **{k: cfg[k] for k in ("photo", "encoder", "dtype", "height", "width", "input_size", "chunk_size", "seed")},
             "network_size_hw": list(net),

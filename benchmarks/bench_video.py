@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from dav2_core.cli.args import int_list, positive_int  # noqa: E402
 from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
 from benchmarks.models import SEED, seeded_ours  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import format_table, run_info, write_json  # noqa: E402
 from dav2_core.effects import flicker_metric  # noqa: E402
 from dav2_core.video import VideoOptions, depth_video  # noqa: E402
 
@@ -382,8 +382,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             vda = vda_rows(args, cfg, Path(tmp))
         report = {
             "benchmark": "video_vda",
-            "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-            "machine": machine_info(),
+            **run_info(argv),
             "settings": {
                 **{k: cfg[k] for k in ("encoder", "input_size", "seed")},
                 "width": args.width,
@@ -465,8 +464,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     report = {
         "benchmark": "video",
-        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
-        "machine": machine_info(),
+        **run_info(argv),
         "settings": {
             **{k: cfg[k] for k in ("encoder", "input_size", "chunk_size", "seed")},
             "width": args.width,

@@ -6,6 +6,7 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import sys
 from typing import Any
@@ -63,6 +64,11 @@ def seeded_ours(encoder: str, seed: int = SEED) -> DepthAnythingV2:
     with torch.no_grad():
         ours.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
     return ours
+
+
+def add_compile_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--compile [MODE]`` (bare: "auto"; absent: None), checked by :func:`load_accel` before measuring."""
+    parser.add_argument("--compile", nargs="?", const="auto", default=None, metavar="MODE", help=help)
 
 
 def load_accel(mode: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
@@ -71,3 +72,26 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     out = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+ACCURACY_COLUMNS = [
+    ("encoder", "encoder", "s"),
+    ("comparison", "comparison", "s"),
+    ("max_abs_over_range", "max abs/range", ".2e"),
+    ("mean_abs_over_range", "mean abs/range", ".2e"),
+    ("pearson", "Pearson", ".6f"),
+]
+
+
+def print_accuracy(rows: Sequence[dict[str, Any]], photo_count: int) -> None:
+    """Print the worst-case accuracy table (one row per encoder and comparison) over ``photo_count`` photos."""
+    print(f"\nAccuracy on {photo_count} photo(s), worst case (errors over the reference's output range):")
+    print(format_table(rows, ACCURACY_COLUMNS))
+
+
+def run_info(argv: Sequence[str] | None) -> dict[str, Any]:
+    """The report's ``command`` (script name and arguments; ``argv`` None = this process's) and ``machine``."""
+    return {
+        "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
+        "machine": machine_info(),
+    }

@@ -72,6 +72,14 @@ ENCODERS: dict[str, EncoderSpec] = {
     "vitg": EncoderSpec("vitg", 1536, 40, 24, "swiglu", 384, (1536, 1536, 1536, 1536), (9, 19, 29, 39), LICENCE_NC),
 }
 
+
+def encoder_spec(encoder: str) -> EncoderSpec:
+    """The :class:`EncoderSpec` of ``encoder`` ("vits" ... "vitg"); ValueError naming the valid ones."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; expected one of {', '.join(ENCODERS)}")
+    return ENCODERS[encoder]
+
+
 #: Max depth (m) of each metric training set (Hypersim indoor, VKITTI outdoor): the metric head's
 #: sigmoid output is scaled by it. The one place these numbers live.
 METRIC_MAX_DEPTH: dict[str, float] = {"hypersim": 20.0, "vkitti": 80.0}

@@ -8,7 +8,7 @@ from dav2_core.effects import lens_blur
 
 from .api import advanced, image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, help_text, image_and_depth_inputs, require_depth, schema
 
 #: How the focus is chosen, in UI order.
 FOCUS_MODES: dict[str, str] = {
@@ -32,30 +32,20 @@ class DepthBokeh(io.ComfyNode):
             search_aliases=SEARCH_ALIASES
             + ["bokeh", "lens blur", "depth of field", "dof", "refocus", "blur background"],
             inputs=[
-                io.Image.Input("image", tooltip="Images [B,H,W,3] to blur"),
-                depth_input(
-                    "depth",
-                    tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
-                    "another size is resized to the image with a warning.",
-                ),
+                *image_and_depth_inputs("Images [B,H,W,3] to blur"),
                 io.Combo.Input(
                     "focus_mode", options=list(FOCUS_MODES), default="point", tooltip=help_text(FOCUS_MODES)
                 ),
-                io.Float.Input(
-                    "focus_x",
-                    default=0.5,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="point mode: horizontal position of the in-focus point, fraction of the width",
-                ),
-                io.Float.Input(
-                    "focus_y",
-                    default=0.5,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="point mode: vertical position of the in-focus point, fraction of the height",
+                *(
+                    io.Float.Input(
+                        f"focus_{axis}",
+                        default=0.5,
+                        min=0.0,
+                        max=1.0,
+                        step=0.01,
+                        tooltip=f"point mode: {direction} position of the in-focus point, fraction of the {extent}",
+                    )
+                    for axis, direction, extent in (("x", "horizontal", "width"), ("y", "vertical", "height"))
                 ),
                 io.Float.Input(
                     "focus_depth",

@@ -72,12 +72,4 @@ def load_depth_model(
     )
     info = engine.checkpoint_info
     patcher = EnginePatcher(engine, weight_bytes(info.encoder, engine.precision))
-    return DepthModel(
-        patcher=patcher,
-        name=name,
-        encoder=info.encoder,
-        kind=info.kind,
-        max_depth=info.max_depth,
-        dtype=engine.precision,
-        backend=engine.backend,
-    )
+    return DepthModel.loaded(patcher, name, info, engine.precision, engine.backend)

@@ -21,7 +21,7 @@ from dav2_core.geometry import (
 
 from .api import image_output, io
 from .preview import report_ui
-from .types import GEOMETRY_IO, SEARCH_ALIASES, DepthIO, help_text, schema
+from .types import GEOMETRY_IO, SEARCH_ALIASES, DepthIO, fov_input, help_text, schema
 
 KIND_HELP = {
     "auto": "from the packet: MoGe-2 (with normals) in metres, everything else relative depth",
@@ -116,12 +116,8 @@ class CameraFromExif(io.ComfyNode):
                 io.Combo.Input(
                     "photo", options=_input_images(), upload=io.UploadType.image, tooltip="A photo of the input folder"
                 ),
-                io.Float.Input(
+                fov_input(
                     "fallback_fov",
-                    default=DEFAULT_FOV,
-                    min=1.0,
-                    max=179.0,
-                    step=0.5,
                     tooltip="Horizontal field of view in degrees when the EXIF has no usable focal length",
                 ),
             ],

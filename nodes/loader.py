@@ -140,15 +140,7 @@ class LoadDepthAnythingV2(io.ComfyNode):
         ).to(dtype=dtype)
         info = net.checkpoint_info
         patcher = model_patcher.wrap(net, load_device, offload_device)
-        loaded = DepthModel(
-            patcher=patcher,
-            name=model,
-            encoder=info.encoder,
-            kind=info.kind,
-            max_depth=info.max_depth,
-            dtype=dtype_name(dtype),
-        )
-        return io.NodeOutput(loaded)
+        return io.NodeOutput(DepthModel.loaded(patcher, model, info, dtype_name(dtype)))
 
 
 def _checkpoint_source(model: str, folders: list[str]) -> str:

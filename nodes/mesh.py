@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from dav2_core.geometry import DEFAULT_DISCONTINUITY, DEFAULT_FOV, depth_to_mesh
+from dav2_core.geometry import DEFAULT_DISCONTINUITY, depth_to_mesh
 
 from .api import MESH_HAS_TEXTURE, io
-from .types import SEARCH_ALIASES, depth_input, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, fov_input, require_depth, schema
 
 MAX_BATCH_INDEX = 4095
 MAX_DECIMATION = 64
@@ -56,12 +56,8 @@ class DepthToMesh(io.ComfyNode):
                     max=MAX_BATCH_INDEX,
                     tooltip="Which depth map (and image) of a batch to mesh; a MESH holds one",
                 ),
-                io.Float.Input(
+                fov_input(
                     "fov_degrees",
-                    default=DEFAULT_FOV,
-                    min=1.0,
-                    max=179.0,
-                    step=0.5,
                     tooltip="Horizontal field of view of the camera in degrees, used when the depth has no "
                     "camera of its own (a phone's main camera is about 65-75; 60 if unknown)",
                 ),

@@ -14,7 +14,7 @@ from dav2_core.effects import depth_to_normals, depth_to_pointcloud, ply_bytes, 
 
 from .api import HAS_POINT_CLOUD, advanced, image_output, io
 from .effect_io import execution, file_entries, output_target, path_problem
-from .types import SEARCH_ALIASES, depth_input, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, fov_input, require_depth, schema
 
 MAX_STRIDE = 64
 #: core's point-cloud output where the running ComfyUI has the type (nodes/api.py), else none.
@@ -50,12 +50,8 @@ class DepthToNormals(io.ComfyNode):
                     "depth",
                     tooltip="DEPTH (metric gives true shapes; relative a pseudo-depth with a 10:1 far/near ratio)",
                 ),
-                io.Float.Input(
+                fov_input(
                     "fov_degrees",
-                    default=60.0,
-                    min=1.0,
-                    max=179.0,
-                    step=0.5,
                     tooltip="Horizontal field of view of the camera in degrees, used when the depth has no "
                     "camera of its own (core DA3/MoGe geometry brings one); a phone's main camera is about 65-75, "
                     "60 if unknown, or wire Camera from Photo EXIF here",

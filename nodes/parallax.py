@@ -8,7 +8,7 @@ from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
 
 from .api import image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, help_text, image_and_depth_inputs, require_depth, schema
 
 MAX_FRAMES = 1024
 
@@ -28,12 +28,7 @@ class DepthParallax(io.ComfyNode):
             search_aliases=SEARCH_ALIASES
             + ["parallax", "3d photo", "ken burns", "camera move", "depth animation", "zoom", "dolly"],
             inputs=[
-                io.Image.Input("image", tooltip="Images [B,H,W,3] to animate"),
-                depth_input(
-                    "depth",
-                    tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
-                    "another size is resized to the image with a warning.",
-                ),
+                *image_and_depth_inputs("Images [B,H,W,3] to animate"),
                 io.Int.Input(
                     "frames",
                     default=24,

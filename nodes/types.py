@@ -7,8 +7,9 @@ from typing import Any
 
 from .api import CORE_GEOMETRY_TYPES, HAS_INTERMEDIATE_OUTPUT, SCHEMA_FIELDS, io
 
+from dav2_core.checkpoints import CheckpointInfo
 from dav2_core.depth import DepthMap
-from dav2_core.geometry import depth_from_geometry, is_geometry_packet
+from dav2_core.geometry import DEFAULT_FOV, depth_from_geometry, is_geometry_packet
 from dav2_core.ranges import RangeName, help_of
 from dav2_core.variants import PATCH_SIZE, units_for
 
@@ -42,6 +43,19 @@ class DepthModel:
     @property
     def units(self) -> str:
         return units_for(self.kind)
+
+    @classmethod
+    def loaded(cls, patcher: Any, name: str, info: CheckpointInfo, dtype: str, backend: str = "torch") -> DepthModel:
+        """The DepthModel of a loaded network or engine: what its checkpoint says it is (``checkpoint_info``)."""
+        return cls(
+            patcher=patcher,
+            name=name,
+            encoder=info.encoder,
+            kind=info.kind,
+            max_depth=info.max_depth,
+            dtype=dtype,
+            backend=backend,
+        )
 
 
 @io.comfytype(io_type="DAV2_MODEL")
@@ -90,6 +104,23 @@ def depth_input(name: str = "depth", tooltip: str = "", image: bool = False, **o
     if not extra:
         return DepthIO.Input(name, tooltip=tooltip, **options)
     return io.MultiType.Input(name, types=[DepthIO, *extra], tooltip=tooltip, **options)
+
+
+def image_and_depth_inputs(image_tooltip: str) -> list[io.Input]:
+    """An image effect's first two inputs: the IMAGE batch and the DEPTH of the same images."""
+    return [
+        io.Image.Input("image", tooltip=image_tooltip),
+        depth_input(
+            "depth",
+            tooltip="DEPTH of the same images (one per image, or one for all). A depth of "
+            "another size is resized to the image with a warning.",
+        ),
+    ]
+
+
+def fov_input(name: str, tooltip: str) -> io.Input:
+    """The one declaration of a horizontal field of view input: degrees, 1..179, default DEFAULT_FOV (60)."""
+    return io.Float.Input(name, default=DEFAULT_FOV, min=1.0, max=179.0, step=0.5, tooltip=tooltip)
 
 
 def require_depth(value: Any, input_name: str = "depth") -> DepthMap:

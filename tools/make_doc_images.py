@@ -36,8 +36,8 @@ WIDTH = 360  # each panel; two panels side by side stay under 60 KB as JPEG
 MAX_BYTES = 60_000
 
 
-def load_scene(shared: Path) -> tuple[torch.Tensor, DepthMap, DepthMap]:
-    """(photo IMAGE [1,H,W,3] 0..1, relative DepthMap = disparity, metric DepthMap in metres), inf filled."""
+def load_disparity(shared: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The motorcycle pair's left photo [H,W,3] float32 0..1 and its disparity [H,W] float32, +inf inpainted."""
     folder = shared / "depth_gt" / "middlebury_motorcycle"
     photo = np.asarray(Image.open(folder / "motorcycle_left.png").convert("RGB"), dtype=np.float32) / 255.0
     disparity = np.load(folder / "motorcycle_disp.npz")["arr_0"].astype(np.float32)
@@ -45,6 +45,12 @@ def load_scene(shared: Path) -> tuple[torch.Tensor, DepthMap, DepthMap]:
     filled = cv2.inpaint(
         np.where(invalid, 0, disparity).astype(np.float32), invalid.astype(np.uint8), 5, cv2.INPAINT_NS
     )
+    return photo, filled
+
+
+def load_scene(shared: Path) -> tuple[torch.Tensor, DepthMap, DepthMap]:
+    """(photo IMAGE [1,H,W,3] 0..1, relative DepthMap = disparity, metric DepthMap in metres), inf filled."""
+    photo, filled = load_disparity(shared)
     metres = 994.978 * 193.001 / (filled + 31.086) / 1000.0  # shared/README.md: depth_mm from disparity
     image = torch.from_numpy(photo)[None]
     return image, DepthMap(torch.from_numpy(filled)[None]), DepthMap(torch.from_numpy(metres)[None], kind="metric")

@@ -2,8 +2,8 @@
 """Render the help-page pictures of the geometry nodes (Depth to Mesh, Core Geometry to Depth, Camera from Photo
 EXIF) into ``web/docs/images/`` with the engine the nodes call (dav2_core.geometry).
 
-Same scene and rules as tools/make_doc_images.py (the other nodes' pictures; fold this into it when both are
-merged): the Middlebury 2014 "motorcycle" pair's measured disparity (scikit-image sample data, BSD-3;
+Same scene and rules as tools/make_doc_images.py (the other nodes' pictures; its scene loading, panels and JPEG
+writer are imported from it): the Middlebury 2014 "motorcycle" pair's measured disparity (scikit-image sample data, BSD-3;
 ``../shared/depth_gt/middlebury_motorcycle``) in metres through its calibration (f = 994.978 px), invalid pixels
 inpainted; JPEGs under 60 KB. The mesh is shown by splatting its textured vertices from a turned viewpoint
 (a z-buffer in numpy: no 3-D renderer needed). Run: ``.venv/bin/python tools/make_geometry_doc_images.py``.
@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,40 +26,15 @@ sys.path.insert(0, str(ROOT))
 from dav2_core import geometry  # noqa: E402
 from dav2_core.colormaps import colorize_in_range, colorize_range  # noqa: E402
 from dav2_core.depth import DepthMap  # noqa: E402
+from tools.make_doc_images import OUT_DIR, load_disparity, panel, save  # noqa: E402
 
-OUT_DIR = ROOT / "web" / "docs" / "images"
-WIDTH = 360
-MAX_BYTES = 60_000
 FOCAL_PX = 994.978  # ../shared/README.md calibration of the motorcycle pair
 
 
 def load_scene(shared: Path) -> tuple[np.ndarray, np.ndarray]:
     """(photo [H,W,3] float 0..1, depth [H,W] metres, invalid pixels inpainted)."""
-    folder = shared / "depth_gt" / "middlebury_motorcycle"
-    photo = np.asarray(Image.open(folder / "motorcycle_left.png").convert("RGB"), dtype=np.float32) / 255.0
-    disparity = np.load(folder / "motorcycle_disp.npz")["arr_0"].astype(np.float32)
-    invalid = ~np.isfinite(disparity)
-    filled = cv2.inpaint(
-        np.where(invalid, 0, disparity).astype(np.float32), invalid.astype(np.uint8), 5, cv2.INPAINT_NS
-    )
+    photo, filled = load_disparity(shared)
     return photo, FOCAL_PX * 0.193001 / (filled + 31.086)
-
-
-def panel(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return cv2.resize(arr, (WIDTH, round(arr.shape[0] * WIDTH / arr.shape[1])), interpolation=cv2.INTER_AREA)
-
-
-def save(name: str, *panels: np.ndarray) -> Path:
-    height = min(p.shape[0] for p in panels)
-    strip = np.concatenate([p[:height] for p in panels], axis=1)
-    path = OUT_DIR / name
-    for quality in (82, 75, 68, 60, 50):
-        Image.fromarray(strip).save(path, format="JPEG", quality=quality, optimize=True)
-        if path.stat().st_size < MAX_BYTES:
-            return path
-    raise SystemExit(f"{path} stays over {MAX_BYTES} bytes")
 
 
 def splat(mesh: geometry.Mesh, yaw_deg: float, size: tuple[int, int]) -> np.ndarray:

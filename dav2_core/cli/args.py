@@ -143,18 +143,17 @@ def _fraction(text: str) -> float:
     return value
 
 
+def add_variant_argument(group: argparse._ArgumentGroup, help: str) -> None:
+    """--encoder / --variant: which published model variant (``args.variant``; None = the default, vits)."""
+    group.add_argument(
+        "--encoder", "--variant", dest="variant", choices=list(VARIANTS), default=None, metavar="VARIANT", help=help
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model options (--encoder, --checkpoint, --models-dir, --device, --dtype, --backend, --cache-dir, --compile)."""
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--encoder",
-        "--variant",
-        dest="variant",
-        choices=list(VARIANTS),
-        default=None,
-        metavar="VARIANT",
-        help="model variant (default: vits); see the list below",
-    )
+    add_variant_argument(model, "model variant (default: vits); see the list below")
     model.add_argument(
         "--checkpoint",
         metavar="PATH",

@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from ..checkpoints import CheckpointError
 from ..engines.export import EXPORT_DTYPES, OPSET, ExportError, export_onnx, read_metadata
 from ..hub import HubUnavailableError
-from ..variants import VARIANTS
 from ..jobs import CliError, CliOptions, load_cli_model
-from .args import positive_int
+from .args import add_variant_argument, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,14 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     source = parser.add_argument_group("model")
-    source.add_argument(
-        "--encoder",
-        "--variant",
-        dest="variant",
-        choices=list(VARIANTS),
-        default=None,
-        metavar="VARIANT",
-        help="model variant (default vits); with --checkpoint a metric variant reads the file as metric",
+    add_variant_argument(
+        source, "model variant (default vits); with --checkpoint a metric variant reads the file as metric"
     )
     source.add_argument("--checkpoint", metavar="FILE", help="checkpoint file to export (.pth, .safetensors)")
     source.add_argument("--models-dir", metavar="DIR", help="folder searched for (and receiving) variant files")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..variants import ENCODERS, PATCH_SIZE
+from ..variants import PATCH_SIZE, encoder_spec
 from .dinov2 import DinoVisionTransformer
 from .dpt import DPTHead
 
@@ -32,9 +32,7 @@ class DepthAnythingV2(nn.Module):
         max_depth: float | None = None,
     ) -> None:
         super().__init__()
-        if encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {encoder!r}; expected one of {', '.join(ENCODERS)}")
-        spec = ENCODERS[encoder]
+        spec = encoder_spec(encoder)
         self.encoder = encoder
         self.spec = spec
         self.max_depth = max_depth

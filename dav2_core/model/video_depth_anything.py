@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..variants import ENCODERS, PATCH_SIZE, VDA_WINDOW
+from ..variants import PATCH_SIZE, VDA_WINDOW, encoder_spec
 from .dinov2 import DinoVisionTransformer
 from .dpt import DPTHead, _upsample
 from .temporal import MotionModule
@@ -96,9 +96,7 @@ class VideoDepthAnything(nn.Module):
         num_frames: int = VDA_WINDOW,
     ) -> None:
         super().__init__()
-        if encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {encoder!r}; expected one of {', '.join(ENCODERS)}")
-        spec = ENCODERS[encoder]
+        spec = encoder_spec(encoder)
         self.encoder = encoder
         self.spec = spec
         self.num_frames = num_frames

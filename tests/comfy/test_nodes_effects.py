@@ -24,12 +24,7 @@ H, W = 48, 72
 SIZE = 28  # network input size (multiple of 14) for the Estimate Depth runs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one thread is fastest
 
 
 def node(comfy, display: str):
@@ -298,22 +293,26 @@ def test_calibration_from_a_metric_reference_depth(comfy_inprocess):
     assert "reference" in report and "scale 2" in report
 
 
-def test_calibration_bad_input(comfy_inprocess):
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ("10,10,2.0", "at least two"),
+        ("  ", "no reference"),
+        ("100,10,2.0; 5,5,3.0", "outside the 72x48 image"),
+        ("-1,10,2.0; 5,5,3.0", "outside"),
+        ("10,10; 5,5,3.0", "three numbers"),
+        ("10,10,two; 5,5,3.0", "three numbers"),
+        ("10,10,0; 5,5,3.0", "> 0"),
+    ],
+)
+def test_calibration_bad_points(comfy_inprocess, points: str, message: str):
+    rel, _ = scene_relative()
+    with pytest.raises(ValueError, match=message):
+        calibrate(comfy_inprocess, rel, points)
+
+
+def test_calibration_bad_reference(comfy_inprocess):
     rel, metres = scene_relative()
-    with pytest.raises(ValueError, match="at least two"):
-        calibrate(comfy_inprocess, rel, "10,10,2.0")
-    with pytest.raises(ValueError, match="no reference"):
-        calibrate(comfy_inprocess, rel, "  ")
-    with pytest.raises(ValueError, match="outside the 72x48 image"):
-        calibrate(comfy_inprocess, rel, "100,10,2.0; 5,5,3.0")
-    with pytest.raises(ValueError, match="outside"):
-        calibrate(comfy_inprocess, rel, "-1,10,2.0; 5,5,3.0")
-    with pytest.raises(ValueError, match="three numbers"):
-        calibrate(comfy_inprocess, rel, "10,10; 5,5,3.0")
-    with pytest.raises(ValueError, match="three numbers"):
-        calibrate(comfy_inprocess, rel, "10,10,two; 5,5,3.0")
-    with pytest.raises(ValueError, match="> 0"):
-        calibrate(comfy_inprocess, rel, "10,10,0; 5,5,3.0")
     reference = DepthMap(metres, kind="metric")
     with pytest.raises(ValueError, match="both"):
         calibrate(comfy_inprocess, rel, "10,10,2.0; 5,5,3.0", reference=reference)

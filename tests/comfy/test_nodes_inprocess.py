@@ -7,6 +7,8 @@ near = white is checked as "the depth image equals the normalised nearness of th
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,26 +203,30 @@ def test_loader_refuses_names_outside_the_model_folders(comfy_inprocess, name):
     assert "Delete" not in message and "download it again" not in message
 
 
-def test_loader_corrupted_file_says_what_is_wrong(comfy_inprocess):
-    path = comfy_inprocess.model_dir / "broken.safetensors"
+def _write_garbage(path: Path) -> None:
+    """Bytes that are no checkpoint at all."""
     path.write_bytes(b"\x00garbage, not a checkpoint" * 10)
-    try:
-        with pytest.raises(ValueError) as err:
-            comfy_inprocess.node("Load Depth Anything V2").execute("broken.safetensors", "auto", "auto", "auto")
-        assert "broken.safetensors" in str(err.value)
-    finally:
-        path.unlink()
 
 
-def test_loader_other_model_type_is_refused(comfy_inprocess):
+def _write_other_model(path: Path) -> None:
+    """A valid safetensors file of another model type (a diffusion UNet's key)."""
     from safetensors.torch import save_file
 
-    path = comfy_inprocess.model_dir / "some_unet.safetensors"
     save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}, str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [("broken.safetensors", _write_garbage), ("some_unet.safetensors", _write_other_model)],
+    ids=["corrupted_file", "other_model_type"],
+)
+def test_loader_refuses_a_bad_file_by_name(comfy_inprocess, name: str, write: Callable[[Path], None]):
+    path = comfy_inprocess.model_dir / name
+    write(path)
     try:
         with pytest.raises(ValueError) as err:
-            comfy_inprocess.node("Load Depth Anything V2").execute("some_unet.safetensors", "auto", "auto", "auto")
-        assert "some_unet.safetensors" in str(err.value)
+            comfy_inprocess.node("Load Depth Anything V2").execute(name, "auto", "auto", "auto")
+        assert name in str(err.value)
     finally:
         path.unlink()
 

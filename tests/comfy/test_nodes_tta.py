@@ -15,12 +15,7 @@ from dav2_core.tta import TTA_MODES
 SIZE = 42  # the smallest keep_aspect input_size multi-scale TTA accepts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: one thread is fastest
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ a static region for the flicker metric."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,36 +18,14 @@ if str(ROOT) not in sys.path:
 pytest.importorskip("depth_anything_v2.dpt", reason="official jkp-depth-anything-v2 not installed (seeded weights)")
 
 from benchmarks import bench_video  # noqa: E402
+from bench_scripts import benchmark_report  # noqa: E402
 from video_clips import decoded  # noqa: E402
 
 
 def test_bench_video_writes_rows_flicker_and_targets(tmp_path: Path):
-    out = tmp_path / "video.json"
-    args = [
-        "--frames",
-        "3,5",
-        "--width",
-        "64",
-        "--height",
-        "48",
-        "--input-size",
-        "28",
-        "--flicker-modes",
-        "per_frame,two_pass",
-        "--repeats",
-        "1",
-        "--out",
-        str(out),
-    ]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
+    args = ["--frames", "3,5", "--width", "64", "--height", "48", "--input-size", "28"]
+    args += ["--flicker-modes", "per_frame,two_pass", "--repeats", "1"]
+    report, _ = benchmark_report("bench_video.py", *args, out=tmp_path / "video.json")
     assert report["benchmark"] == "video" and report["settings"]["frames"] == [3, 5]
     cpu = [r for r in report["results"] if r["device"] == "cpu"]
     assert [r["frames"] for r in cpu] == [3, 5]  # --repeats 1
@@ -83,17 +59,8 @@ def test_synthetic_clip_is_static_below_the_moving_shapes(tmp_path: Path):
 def test_bench_video_vda_rows(tmp_path: Path):
     """--vda: memory rows of our VDA per clip length, inference frames/s of ours and the official code (when
     ../shared/vendor holds it), flicker of DA-V2, DA-V2 + alignment and VDA; targets present."""
-    out = tmp_path / "vda.json"
     args = ["--vda", "--frames", "3,5", "--width", "64", "--height", "48", "--input-size", "28", "--repeats", "1"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), *args, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
+    report, _ = benchmark_report("bench_video.py", *args, out=tmp_path / "vda.json")
     assert report["benchmark"] == "video_vda"
     models = [(r["frames"], r["model"]) for r in report["rows"]]
     assert (3, "vda (ours, depth_video)") in models and (5, "vda (ours, depth_video)") in models

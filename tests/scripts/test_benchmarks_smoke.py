@@ -3,9 +3,7 @@ well-formed JSON, so the scripts do not rot. No timing is asserted (benchmarks a
 
 from __future__ import annotations
 
-import json
 import mmap
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,12 +18,15 @@ if str(ROOT) not in sys.path:
 
 pytest.importorskip("depth_anything_v2.dpt", reason="official jkp-depth-anything-v2 not installed")
 
+from bench_scripts import benchmark_report, run_benchmark  # noqa: E402
 from benchmarks import bench_gpu  # noqa: E402
 from benchmarks.accuracy import compare  # noqa: E402
 from benchmarks.memory import PeakRss  # noqa: E402
 from benchmarks.models import seeded_models  # noqa: E402
 
 MACHINE_KEYS = {"cpu_model", "cpu_count", "torch", "torch_threads"}
+#: One timed call, no warm-up, a 28 px network input: the quickest timing run of bench_cpu / bench_gpu.
+QUICK_TIMING = ["--runs", "1", "--warmup", "0", "--input-size", "28"]
 
 
 @pytest.fixture
@@ -42,38 +43,13 @@ def tiny_photo(tmp_path: Path) -> Path:
 
 
 def _run(script: str, *args: str, out: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(out.read_text())
+    """The JSON report of a successful run of ``benchmarks/<script>``."""
+    return benchmark_report(script, *args, out=out)[0]
 
 
 def test_bench_cpu_writes_results_and_parity(tiny_photo: Path, tmp_path: Path):
-    report = _run(
-        "bench_cpu.py",
-        "--photo",
-        str(tiny_photo),
-        "--images",
-        str(tiny_photo.parent),
-        "--encoders",
-        "vits",
-        "--batches",
-        "2",
-        "--bf16-batches",
-        "",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--input-size",
-        "28",
-        out=tmp_path / "cpu.json",
-    )
+    args = ["--photo", str(tiny_photo), "--images", str(tiny_photo.parent), "--encoders", "vits", "--batches", "2"]
+    report = _run("bench_cpu.py", *args, "--bf16-batches", "", *QUICK_TIMING, out=tmp_path / "cpu.json")
     assert report["benchmark"] == "cpu"
     assert MACHINE_KEYS <= report["machine"].keys()
     assert report["settings"]["photo_size_hw"] == [56, 70]
@@ -106,40 +82,15 @@ def test_bench_cpu_writes_results_and_parity(tiny_photo: Path, tmp_path: Path):
 
 
 def test_bench_cpu_unknown_compile_mode_is_refused_before_measuring(tmp_path: Path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_cpu.py"),
-            "--compile",
-            "warp-speed",
-            "--out",
-            str(tmp_path / "cpu.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_benchmark("bench_cpu.py", "--compile", "warp-speed", "--out", str(tmp_path / "cpu.json"), timeout=300)
     assert proc.returncode != 0
     assert "--compile: unknown mode 'warp-speed'" in proc.stderr
     assert not (tmp_path / "cpu.json").exists()
 
 
 def test_bench_memory_compares_frame_counts(tiny_photo: Path, tmp_path: Path):
-    report = _run(
-        "bench_memory.py",
-        "--photo",
-        str(tiny_photo),
-        "--frames",
-        "1,3",
-        "--height",
-        "42",
-        "--width",
-        "56",
-        "--input-size",
-        "28",
-        out=tmp_path / "memory.json",
-    )
+    args = ["--photo", str(tiny_photo), "--frames", "1,3", "--height", "42", "--width", "56", "--input-size", "28"]
+    report = _run("bench_memory.py", *args, out=tmp_path / "memory.json")
     assert report["benchmark"] == "memory" and MACHINE_KEYS <= report["machine"].keys()
     assert [r["frames"] for r in report["results"]] == [1, 3]
     expected_device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -162,24 +113,8 @@ def test_bench_gpu_skips_cleanly_without_cuda(tmp_path: Path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bench_gpu_smoke_on_cuda(tiny_photo: Path, tmp_path: Path):
-    report = _run(
-        "bench_gpu.py",
-        "--photo",
-        str(tiny_photo),
-        "--encoders",
-        "vits",
-        "--batches",
-        "1,2",
-        "--size",
-        "28",
-        "--input-size",
-        "28",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        out=tmp_path / "gpu.json",
-    )
+    args = ["--photo", str(tiny_photo), "--encoders", "vits", "--batches", "1,2", "--size", "28"]
+    report = _run("bench_gpu.py", *args, *QUICK_TIMING, out=tmp_path / "gpu.json")
     assert report["benchmark"] == "gpu" and "gpu" in report["machine"]
     assert len(report["throughput"]) == 3 * 2
     assert all(r["images_per_s"] > 0 and r["peak_allocated_mib"] > 0 for r in report["throughput"])
@@ -273,20 +208,8 @@ def test_peak_rss_sees_a_freed_allocation():
 
 def test_bench_scale_reports_throughput_and_a_killed_worker(tmp_path: Path):
     pytest.importorskip("ray.data", reason="the ray extra is not installed")
-    report = _run(
-        "bench_scale.py",
-        "--images",
-        "12",
-        "--workers",
-        "1",
-        "--batch-size",
-        "4",
-        "--input-size",
-        "28",
-        "--work-dir",
-        str(tmp_path / "work"),
-        out=tmp_path / "scale.json",
-    )
+    args = ["--images", "12", "--workers", "1", "--batch-size", "4", "--input-size", "28"]
+    report = _run("bench_scale.py", *args, "--work-dir", str(tmp_path / "work"), out=tmp_path / "scale.json")
     assert report["benchmark"] == "scale" and MACHINE_KEYS <= report["machine"].keys()
     plain, killed = report["results"]
     assert plain["run"] == "1 worker(s)" and killed["run"] == "1 workers, 1 killed"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dav2_core import cli
-from dav2_core.batch import JOB_FILE, MANIFEST_FILE
+from dav2_core.batch import JOB_FILE, MANIFEST_FILE, BatchJob
+from dav2_core.cli.batch import parse_job
 
 # The CLI tests' fixtures: the vits variant file (seeded random weights) and one torch thread (autouse), so
 # the single-process reference runs with one thread like a Ray worker with one CPU (CPU sums depend on it).
@@ -74,6 +75,11 @@ def run_reference(source: Path, out: Path, models_dir: Path, batch_size: int) ->
 def run_batch_cli(source: Path, out: Path, models_dir: Path, *extra: str) -> int:
     """``dav2 batch SOURCE -o OUT --npy`` with the small test settings."""
     return cli.main(["batch", str(source), "-o", str(out), "--npy", "--models-dir", str(models_dir), *SMALL, *extra])
+
+
+def small_job(models_dir: Path, *args: str) -> BatchJob:
+    """``dav2 batch`` arguments parsed into a job, with the test models folder and the tiny settings (SMALL)."""
+    return parse_job([*args, "--models-dir", str(models_dir), *SMALL])
 
 
 def output_files(folder: Path) -> dict[str, bytes]:

@@ -23,6 +23,7 @@ from batch_helpers import (  # noqa: E402
     one_cpu_thread,
     read_manifest,
     run_batch_cli,
+    small_job,
     write_image,
 )
 from dav2_core.batch import BatchError, BatchJob, MANIFEST_FILE, manifest_schema, run_batch, worker  # noqa: E402
@@ -60,24 +61,7 @@ def test_manifest_schema_and_rows(dataset, models_dir, tmp_path) -> None:
 
     source, _ = dataset
     out = tmp_path / "out"
-    summary = run_batch(
-        parse_job(
-            [
-                str(source),
-                "-o",
-                str(out),
-                "--models-dir",
-                str(models_dir),
-                "--input-size",
-                "70",
-                "--device",
-                "cpu",
-                "-q",
-                "--batch-size",
-                "4",
-            ]
-        )
-    )
+    summary = run_batch(small_job(models_dir, str(source), "-o", str(out), "--batch-size", "4"))
     assert pq.read_schema(out / MANIFEST_FILE).equals(manifest_schema())
     rows = read_manifest(out)
     assert [row["index"] for row in rows] == list(range(10))

@@ -23,11 +23,11 @@ from batch_helpers import (  # noqa: E402
     one_cpu_thread,
     read_manifest,
     run_batch_cli,
+    small_job,
 )
 from dav2_core import io  # noqa: E402
 from dav2_core.batch import KillOnce, run_batch  # noqa: E402
 from dav2_core.batch.ray_engine import RayEngine  # noqa: E402
-from dav2_core.cli.batch import parse_job  # noqa: E402
 
 __all__ = ["dataset", "models_dir", "one_cpu_thread"]  # fixtures used by the tests below
 
@@ -59,29 +59,8 @@ def test_a_killed_worker_loses_no_work(ray_session, dataset, models_dir, tmp_pat
     listing.write_text("\n".join(map(str, files)) + f"\n{source / 'gone.png'}\n")
     monkeypatch.setattr(RayEngine, "local_scan_rows", 0)  # the scan as Ray Data tasks too
     out = tmp_path / "out"
-    job = parse_job(
-        [
-            str(listing),
-            "-o",
-            str(out),
-            "--root",
-            str(source),
-            "--npy",
-            "--batch-size",
-            "2",
-            "--engine",
-            "ray",
-            "--num-workers",
-            "2",
-            "--models-dir",
-            str(models_dir),
-            "--input-size",
-            "70",
-            "--device",
-            "cpu",
-            "-q",
-        ]
-    )
+    args = [str(listing), "-o", str(out), "--root", str(source), "--npy", "--batch-size", "2"]
+    job = small_job(models_dir, *args, "--engine", "ray", "--num-workers", "2")
     marker = tmp_path / "killed"
     summary = run_batch(job, fault=KillOnce(str(marker), after_batches=1))
     killed = int(marker.read_text())

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from checkpoint_factory import write_checkpoint
+from cli_fixtures import models_dir, one_cpu_thread  # noqa: F401  (fixtures: random vits weights, one thread)
 from dav2_core import cli, io, pipeline
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
@@ -26,28 +26,6 @@ from dav2_core.video.source import DecodeStats, FrameRange, VideoSource
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--input-size", "70", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """Tiny forwards run fastest on one thread; the CLI keeps it because OMP_NUM_THREADS is set."""
-    saved_env, saved_threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved_threads)
-    if saved_env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = saved_env
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding the vits variant file (seeded random weights, official .pth format)."""
-    folder = tmp_path_factory.mktemp("models")
-    write_checkpoint(folder / "depth_anything_v2_vits.pth", "vits", "official-pth", seed=0)
-    return folder
 
 
 @pytest.fixture(scope="module")

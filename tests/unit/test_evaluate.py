@@ -267,44 +267,14 @@ def test_cli_eval_predicts_images_with_the_model(tmp_path: Path, shared_dir: Pat
 
     write_checkpoint(tmp_path / "depth_anything_v2_vits.pth", "vits", "official-pth", seed=0)
     nyu = shared_dir / "depth_gt/nyu"
-    code = cli.main(
-        [
-            "eval",
-            "--gt",
-            str(nyu / "depth/sync_depth_00000.png"),
-            "--image",
-            str(nyu / "rgb/rgb_00000.jpg"),
-            "--models-dir",
-            str(tmp_path),
-            "--device",
-            "cpu",
-            "--input-size",
-            "56",
-            "--max-depth",
-            "10",
-            "--json",
-            str(tmp_path / "r.json"),
-        ]
-    )
+    gt, image = str(nyu / "depth/sync_depth_00000.png"), str(nyu / "rgb/rgb_00000.jpg")
+    predict = ["eval", "--gt", gt, "--image", image, "--models-dir", str(tmp_path), "--device", "cpu"]
+    code = cli.main([*predict, "--input-size", "56", "--max-depth", "10", "--json", str(tmp_path / "r.json")])
     assert code == 0, capsys.readouterr().err
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     assert 0 < row["n_valid"] <= 480 * 640 and all(math.isfinite(row[k]) for k in ("abs_rel", "rmse", "delta1"))
     # the model options are the depth command's: --backend is honoured (here refused: no CUDA for TensorRT)
-    code = cli.main(
-        [
-            "eval",
-            "--gt",
-            str(nyu / "depth/sync_depth_00000.png"),
-            "--image",
-            str(nyu / "rgb/rgb_00000.jpg"),
-            "--models-dir",
-            str(tmp_path),
-            "--device",
-            "cpu",
-            "--backend",
-            "tensorrt",
-        ]
-    )
+    code = cli.main([*predict, "--backend", "tensorrt"])
     assert code == 2 and "TensorRT requested without CUDA" in capsys.readouterr().err
 
 

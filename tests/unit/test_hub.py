@@ -37,6 +37,29 @@ def resolvable_hub(monkeypatch):
 
 
 @pytest.fixture
+def online(monkeypatch):
+    """HF_HUB_OFFLINE unset, in the environment and in huggingface_hub's constants: downloads are allowed."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def _unavailable_when_download_raises(
+    error: BaseException, variant: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> HubUnavailableError:
+    """Resolve ``variant`` into ``folder`` while every download raises ``error``; the HubUnavailableError that
+    comes instead, checked to say where the file belongs."""
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(hub, "hf_hub_download", fails)
+    with pytest.raises(HubUnavailableError) as exc:
+        resolve_checkpoint(variant, folder)
+    _assert_tells_where(str(exc.value), variant, folder)
+    return exc.value
+
+
+@pytest.fixture
 def offline(monkeypatch, no_network):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -71,18 +94,9 @@ def test_offline_env_set_after_import_is_honoured(tmp_path, monkeypatch, no_netw
         ConnectionError("Name or service not known"),
     ],
 )
-def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub, error):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-    def fails(*args, **kwargs):
-        raise error
-
-    monkeypatch.setattr(hub, "hf_hub_download", fails)
-    with pytest.raises(HubUnavailableError) as exc:
-        resolve_checkpoint("vitb", tmp_path)
-    _assert_tells_where(str(exc.value), "vitb", tmp_path)
-    assert type(error).__name__ in str(exc.value) and exc.value.__cause__ is error
+def test_connection_errors_become_hub_unavailable(tmp_path, monkeypatch, online, resolvable_hub, error):
+    failure = _unavailable_when_download_raises(error, "vitb", tmp_path, monkeypatch)
+    assert type(error).__name__ in str(failure) and failure.__cause__ is error
 
 
 def _transport():
@@ -94,25 +108,15 @@ def _transport():
     return importlib.import_module(errors.HTTPError.__module__.split(".")[0])
 
 
-def test_transport_errors_become_hub_unavailable(tmp_path, monkeypatch, resolvable_hub):
+def test_transport_errors_become_hub_unavailable(tmp_path, monkeypatch, online, resolvable_hub):
     """huggingface_hub >= 1 talks through httpx / httpx2, whose transport errors are not OSErrors."""
-    transport = _transport()
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    error = transport.ConnectError("connection refused")
-
-    def fails(*args, **kwargs):
-        raise error
-
-    monkeypatch.setattr(hub, "hf_hub_download", fails)
-    with pytest.raises(HubUnavailableError) as exc:
-        resolve_checkpoint("metric_hypersim_vitl", tmp_path)
-    _assert_tells_where(str(exc.value), "metric_hypersim_vitl", tmp_path)
-    assert exc.value.__cause__ is error
+    error = _transport().ConnectError("connection refused")
+    failure = _unavailable_when_download_raises(error, "metric_hypersim_vitl", tmp_path, monkeypatch)
+    assert failure.__cause__ is error
 
 
 @pytest.fixture
-def broken_hub_transport(monkeypatch, resolvable_hub):
+def broken_hub_transport(monkeypatch, online, resolvable_hub):
     """huggingface_hub's real downloader over a fake network: HEAD answers, the body stops after 100 of 1000
     bytes (a connection dropped mid-download). Nothing leaves this process."""
     import huggingface_hub
@@ -128,8 +132,6 @@ def broken_hub_transport(monkeypatch, resolvable_hub):
             return transport.Response(200, headers=headers, request=request)
         return transport.Response(200, headers={"Content-Length": "1000"}, content=b"x" * 100, request=request)
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     previous = _http._GLOBAL_CLIENT_FACTORY
     huggingface_hub.set_client_factory(lambda: transport.Client(transport=transport.MockTransport(handler)))
     yield
@@ -151,9 +153,7 @@ def test_failed_download_leaves_nothing_behind(tmp_path, broken_hub_transport, f
     assert sorted(tmp_path.rglob("*")) == before  # no .lock, .metadata, .incomplete or folder left
 
 
-def test_download_goes_to_models_dir(tmp_path, monkeypatch, resolvable_hub):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+def test_download_goes_to_models_dir(tmp_path, monkeypatch, online, resolvable_hub):
     calls = []
 
     def fake_download(repo_id, filename, local_dir):
@@ -201,9 +201,7 @@ def test_kijai_metric_name_and_preference_order(tmp_path, offline):
     )
 
 
-def test_vitg_has_no_published_file(tmp_path, monkeypatch, no_network):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+def test_vitg_has_no_published_file(tmp_path, online, no_network):
     with pytest.raises(HubUnavailableError) as exc:
         resolve_checkpoint("vitg", tmp_path)
     text = str(exc.value)
@@ -217,12 +215,9 @@ def test_unknown_variant_lists_the_valid_ones(tmp_path, offline):
         resolve_checkpoint("vitx", tmp_path)
 
 
-def test_unresolvable_hub_fails_at_once_without_retries(tmp_path, monkeypatch, no_network):
+def test_unresolvable_hub_fails_at_once_without_retries(tmp_path, monkeypatch, online, no_network):
     """No network at all (the host does not resolve): the error comes at once, the downloader is never called."""
     import socket
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
     def no_dns(host, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

@@ -17,16 +17,21 @@ def synthetic_depth(image: torch.Tensor) -> torch.Tensor:
     return 1.0 + 2.0 * (1.0 - luminance)
 
 
+def geometry_schema(model: str, inputs: list[io.Input]) -> io.Schema:
+    """A test node "Test <model> Geometry" (category testing) with one <MODEL>_GEOMETRY output."""
+    return io.Schema(
+        node_id=f"DAV2Test{model}Geometry",
+        display_name=f"Test {model} Geometry",
+        category="testing",
+        inputs=inputs,
+        outputs=[io.Custom(f"{model.upper()}_GEOMETRY").Output(f"{model.lower()}_geometry")],
+    )
+
+
 class TestDA3Geometry(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="DAV2TestDA3Geometry",
-            display_name="Test DA3 Geometry",
-            category="testing",
-            inputs=[io.Image.Input("image")],
-            outputs=[io.Custom("DA3_GEOMETRY").Output("da3_geometry")],
-        )
+        return geometry_schema("DA3", [io.Image.Input("image")])
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
@@ -40,13 +45,7 @@ class TestDA3Geometry(io.ComfyNode):
 class TestMoGeGeometry(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="DAV2TestMoGeGeometry",
-            display_name="Test MoGe Geometry",
-            category="testing",
-            inputs=[io.Image.Input("image"), io.Float.Input("fov_x_degrees", default=60.0)],
-            outputs=[io.Custom("MOGE_GEOMETRY").Output("moge_geometry")],
-        )
+        return geometry_schema("MoGe", [io.Image.Input("image"), io.Float.Input("fov_x_degrees", default=60.0)])
 
     @classmethod
     def execute(cls, image, fov_x_degrees) -> io.NodeOutput:
