@@ -7,6 +7,7 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import sys
 import traceback
 from typing import Any
@@ -85,12 +86,30 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> Any:
     process = ctx.Process(target=_child, args=(queue, fn, args))
     process.start()
     try:
-        ok, payload = queue.get()
+        ok, payload = _result_of(process, queue)
     finally:
         process.join()
     if not ok:
         raise RuntimeError(f"benchmark worker failed:\n{payload}")
     return payload
+
+
+def _result_of(process: Any, results: Any) -> tuple[bool, Any]:
+    """The child's (ok, payload); a RuntimeError naming its exit code when it died without one (killed for
+    memory, a crash in native code) instead of waiting for it forever."""
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            if process.is_alive():
+                continue
+            try:  # it may have put its result just before exiting
+                return results.get(timeout=1.0)
+            except queue.Empty:
+                raise RuntimeError(
+                    f"benchmark worker exited with code {process.exitcode} without a result "
+                    "(killed, e.g. for memory, or crashed in native code)"
+                ) from None
 
 
 def _child(queue: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
