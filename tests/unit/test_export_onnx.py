@@ -116,7 +116,7 @@ def test_fp16_file_is_half_the_size_and_close(vits, dynamic_onnx, tmp_path):
 @pytest.mark.parametrize(
     "encoder,shape",
     [
-        ("vitb", (2, 42, 56)),
+        pytest.param("vitb", (2, 42, 56), marks=pytest.mark.slow),  # larger models: the full suite, not test-fast
         pytest.param("vitl", (1, 28, 28), marks=pytest.mark.slow),
     ],
 )
