@@ -11,6 +11,7 @@ import { app } from "../../scripts/app.js";
 import { ensureStylesheet, fetchConfig, workflowChanged } from "./dav2_common.js";
 import { showDepthPreview } from "./depth_preview.js";
 import { showDepthStats } from "./depth_stats.js";
+import { hookNodeFaces } from "./node_faces.js";
 
 const EXTENSION = "dav2.DepthAnythingV2";
 /** Node property holding the last output our widgets showed (the parts of the UI output that are ours). */
@@ -98,6 +99,7 @@ function register() {
   app.registerExtension({
     name: EXTENSION,
     async beforeRegisterNodeDef(nodeType, nodeData) {
+      hookNodeFaces(nodeType, nodeData);
       const onExecuted = nodeType.prototype.onExecuted;
       nodeType.prototype.onExecuted = function (output) {
         const r = onExecuted?.apply(this, arguments);
