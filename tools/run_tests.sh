@@ -7,7 +7,7 @@
 # set up by tools/setup_comfyui.py from ../shared/vendor) in its own environment (.comfyui/venv-0.33): the whole comfy
 # tier and the browser subset in COMFYUI_033_BROWSER (every example workflow's layout after load and run, previews
 # and stats after a run, a reload, a tab switch and a saved file, on 0.33's pinned frontend 1.49.6 and on 1.58.1,
-# classic canvas and Nodes 2.0; picking on the classic canvas of both; node faces; help pages). The other browser
+# classic canvas and Nodes 2.0; picking on the classic canvas of both; node faces (advanced fold, mode options); help pages). The other browser
 # tests check frontend behaviour that the 0.3.75 pass already covers on both frontends, and are left out of this
 # pass to keep CI under 45 minutes. Without ../shared/vendor the pass is skipped with a message; DAV2_COMFYUI_033=0
 # skips it too. `--comfyui-0.33-only` runs only it. DAV2_PYTHON picks the interpreter of the first pass
@@ -19,7 +19,7 @@ PYTHON="${DAV2_PYTHON:-.venv/bin/python}"
 COMFY033_DIR="$PWD/.comfyui/ComfyUI-0.33.0"
 COMFY033_PY=".comfyui/venv-0.33/bin/python"
 SHARED_DIR="${DAV2_SHARED_DIR:-$PWD/../shared}"
-COMFYUI_033_BROWSER="example_workflows_do_not_overlap or previews_and_stats_come_back or (click_sets_bokeh_focus and classic) or help_page or folds_its_advanced"
+COMFYUI_033_BROWSER="example_workflows_do_not_overlap or previews_and_stats_come_back or (click_sets_bokeh_focus and classic) or help_page or node_faces"
 
 pytest_pass() {  # label, junit name, python, pytest args...
   local label="$1" junit="$2" python="$3"
