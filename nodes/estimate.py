@@ -6,14 +6,21 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import EstimateOptions, estimate
 from dav2_core.preprocess import check_image_batch
 from dav2_core.ranges import ESTIMATE_MODES
 
 from . import model_patcher
-from .api import advanced, image_output, io
-from .estimate_quality import quality_inputs, size_inputs, tile_inputs, tile_options, tta_input, tta_options
+from .api import image_output, io
+from .estimate_quality import (
+    chunk_size_input,
+    quality_inputs,
+    size_inputs,
+    tile_inputs,
+    tile_options,
+    tta_input,
+    tta_options,
+)
 from .preview import depth_preview_ui
 from .types import SEARCH_ALIASES, DepthIO, DepthModel, DepthModelIO, range_combo, schema
 
@@ -45,15 +52,9 @@ class EstimateDepth(io.ComfyNode):
                     default=False,
                     tooltip="Flip the image and mask (near = black). The DEPTH output is never inverted.",
                 ),
-                advanced(
-                    io.Int.Input(
-                        "chunk_size",
-                        default=0,
-                        min=0,
-                        max=MAX_CHUNK,
-                        tooltip="Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
-                        "between chunks, and the progress bar advances per chunk.",
-                    )
+                chunk_size_input(
+                    "Images per forward pass; 0 = automatic from free memory. Cancel takes effect "
+                    "between chunks, and the progress bar advances per chunk."
                 ),
                 *quality_inputs(),
                 *tile_inputs(),

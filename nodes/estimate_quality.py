@@ -10,6 +10,7 @@ from .api import advanced, io
 
 from .types import MAX_SIDE_LIMIT, help_text
 
+from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import ESTIMATE_RESOLUTIONS
 from dav2_core.preprocess import MAX_INPUT_SIZE
 from dav2_core.tta import TTA_MODES
@@ -153,6 +154,12 @@ def temporal_inputs(*, video: bool = False) -> list[io.Input]:
             )
         ),
     ]
+
+
+def chunk_size_input(tooltip: str) -> io.Input:
+    """The advanced ``chunk_size`` (items per forward pass, 0 = automatic) of Estimate Depth and Video Depth; the
+    tooltip says what the node's items and its automatic sizing are."""
+    return advanced(io.Int.Input("chunk_size", default=0, min=0, max=MAX_CHUNK, tooltip=tooltip))
 
 
 def tta_input() -> io.Input:

@@ -22,7 +22,7 @@ from dav2_core.video.sequence import check_formats
 from . import model_patcher
 from .api import InputImpl, advanced, io, ui
 from .effect_io import output_target, path_problem
-from .estimate_quality import quality_inputs, size_inputs, tile_inputs, tta_input
+from .estimate_quality import chunk_size_input, quality_inputs, size_inputs, tile_inputs, tta_input
 from .preview import report_ui
 from .types import SEARCH_ALIASES, DepthModel, DepthModelIO, help_text, range_combo, schema
 
@@ -143,15 +143,9 @@ class VideoDepth(io.ComfyNode):
                     tooltip="gray: ControlNet-ready grey depth, near = white; the others colour it",
                 ),
                 *_frame_inputs(),
-                advanced(
-                    io.Int.Input(
-                        "chunk_size",
-                        default=0,
-                        min=0,
-                        max=MAX_CHUNK,
-                        tooltip="Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
-                        "Progress advances and Cancel takes effect between chunks",
-                    )
+                chunk_size_input(
+                    "Frames per chunk; 0 = automatic from free GPU memory and a 256 MB host budget. "
+                    "Progress advances and Cancel takes effect between chunks"
                 ),
                 io.Combo.Input(
                     "image_sequence",
