@@ -24,6 +24,7 @@ from PIL import Image
 from cli_fixtures import SMALL, one_cpu_thread  # noqa: F401  (fixture)
 from dav2_core import cli, io
 from dav2_core.checkpoints.random_init import write_random_checkpoint
+from signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +122,7 @@ def test_sigint_to_a_real_export_process(tmp_path, checkpoint):
     out = tmp_path / "out" / "x.onnx"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "dav2_core", "export", "--checkpoint", str(checkpoint), "--dynamic", "-o", str(out)]
-    process = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not list(out.parent.glob(".dav2-export-*")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

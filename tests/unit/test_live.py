@@ -32,6 +32,7 @@ from dav2_core.video.live import (
     live_depth,
 )
 from dav2_core.video.mjpeg import BOUNDARY, MjpegServer
+from signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -296,7 +297,7 @@ def test_cli_live_file_in_realtime_then_ctrl_c(tmp_path, models_dir):
         "cpu",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     lines = []
     deadline = time.monotonic() + 240
     for line in proc.stderr:
