@@ -8,7 +8,7 @@ from dav2_core.effects import lens_blur
 
 from .api import advanced, image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, help_text, image_and_depth_inputs, require_depth, schema
+from .types import SEARCH_ALIASES, choice_input, depth_value_input, image_and_depth_inputs, require_depth, schema
 
 #: How the focus is chosen, in UI order.
 FOCUS_MODES: dict[str, str] = {
@@ -33,9 +33,7 @@ class DepthBokeh(io.ComfyNode):
             + ["bokeh", "lens blur", "depth of field", "dof", "refocus", "blur background"],
             inputs=[
                 *image_and_depth_inputs("Images [B,H,W,3] to blur"),
-                io.Combo.Input(
-                    "focus_mode", options=list(FOCUS_MODES), default="point", tooltip=help_text(FOCUS_MODES)
-                ),
+                choice_input("focus_mode", FOCUS_MODES, default="point"),
                 *(
                     io.Float.Input(
                         f"focus_{axis}",
@@ -47,12 +45,9 @@ class DepthBokeh(io.ComfyNode):
                     )
                     for axis, direction, extent in (("x", "horizontal", "width"), ("y", "vertical", "height"))
                 ),
-                io.Float.Input(
+                depth_value_input(
                     "focus_depth",
                     default=1.0,
-                    min=-1e9,
-                    max=1e9,
-                    step=0.01,
                     tooltip="depth mode: the depth in focus, in the DEPTH's units: metres for metric "
                     "models, the model's raw value for relative ones (see Depth Stats for the "
                     "range). Must lie inside each image's depth range.",

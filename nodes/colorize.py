@@ -11,7 +11,7 @@ from dav2_core.ranges import COLORIZE_MODES, help_of
 
 from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
-from .types import SEARCH_ALIASES, depth_input, help_text, range_combo, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, depth_value_input, help_text, range_combo, require_depth, schema
 
 
 def as_depth(value: object) -> DepthMap:
@@ -35,20 +35,12 @@ def range_inputs() -> list[io.Input]:
     "manual" where the running ComfyUI has one (nodes/api.py), else a combo and two floats always shown."""
     lead = "Which depth values span the colormap:"
     bounds = [
-        io.Float.Input(
-            "manual_min",
-            default=0.0,
-            min=-1e9,
-            max=1e9,
-            step=0.01,
-            tooltip="manual range only: lower bound in the depth's units (metres for metric)",
+        depth_value_input(
+            "manual_min", default=0.0, tooltip="manual range only: lower bound in the depth's units (metres for metric)"
         ),
-        io.Float.Input(
+        depth_value_input(
             "manual_max",
             default=1.0,
-            min=-1e9,
-            max=1e9,
-            step=0.01,
             tooltip="manual range only: upper bound in the depth's units; must be greater than manual_min",
         ),
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .api import advanced, io
 
-from .types import MAX_SIDE_LIMIT, help_text
+from .types import MAX_SIDE_LIMIT, choice_input
 
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import ESTIMATE_RESOLUTIONS
@@ -18,16 +18,21 @@ from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TI
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, PATCH_SIZE
 
 
+def side_input(name: str, default: int, max: int, tooltip: str, min: int = PATCH_SIZE, **flags: bool) -> io.Input:
+    """A side in pixels that the network runs at: an Int in steps of the patch size (14); ``flags`` such as
+    ``optional``."""
+    return io.Int.Input(name, default=default, min=min, max=max, step=PATCH_SIZE, tooltip=tooltip, **flags)
+
+
 def tile_inputs() -> list[io.Input]:
     """The optional tiled-mode inputs (used only with resolution 'tiled'; defaults keep old workflows)."""
     return [
         advanced(
-            io.Int.Input(
+            side_input(
                 "tile_size",
                 default=DEFAULT_TILE_SIZE,
                 min=2 * PATCH_SIZE,
                 max=MAX_TILE_SIZE,
-                step=PATCH_SIZE,
                 optional=True,
                 tooltip="tiled mode only: side of each tile in pixels (multiple of 14), run at the network at "
                 f"that size. {DEFAULT_TILE_SIZE} is what the models were trained at.",
@@ -63,28 +68,19 @@ def size_inputs() -> list[io.Input]:
     """``input_size``, ``resolution`` and ``max_side`` (advanced): the network size, as Estimate Depth and Video
     Depth both take it (``EstimateOptions``)."""
     return [
-        io.Int.Input(
+        side_input(
             "input_size",
             default=DEFAULT_INPUT_SIZE,
-            min=PATCH_SIZE,
             max=MAX_INPUT_SIZE,
-            step=PATCH_SIZE,
             tooltip="Network resolution for keep_aspect (the short side, multiple of 14). "
             f"{DEFAULT_INPUT_SIZE} is what the models were trained at; larger shows finer detail, costs more.",
         ),
-        io.Combo.Input(
-            "resolution",
-            options=list(ESTIMATE_RESOLUTIONS),
-            default="keep_aspect",
-            tooltip=help_text(ESTIMATE_RESOLUTIONS),
-        ),
+        choice_input("resolution", ESTIMATE_RESOLUTIONS, default="keep_aspect"),
         advanced(
-            io.Int.Input(
+            side_input(
                 "max_side",
                 default=DEFAULT_MAX_SIDE,
-                min=PATCH_SIZE,
                 max=MAX_SIDE_LIMIT,
-                step=PATCH_SIZE,
                 tooltip="native mode only: the longest side the network runs at (multiple of 14); "
                 "larger images are scaled down to it",
             )
@@ -165,13 +161,12 @@ def chunk_size_input(tooltip: str) -> io.Input:
 def tta_input() -> io.Input:
     """The optional ``tta`` choice; it comes after every older input, so saved workflows keep their values."""
     return advanced(
-        io.Combo.Input(
+        choice_input(
             "tta",
-            options=list(TTA_MODES),
+            TTA_MODES,
             default="none",
+            lead="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):",
             optional=True,
-            tooltip="Test-time augmentation (compute cost in parentheses; flip_tta on adds a flip to any choice):\n"
-            + "\n".join(f"{name}: {text}" for name, text in TTA_MODES.items()),
         )
     )
 

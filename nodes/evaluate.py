@@ -13,7 +13,7 @@ from .api import advanced, io
 from .colorize import as_depth  # DEPTH, or a grey depth IMAGE read as relative depth
 from .effect_io import input_file, path_problem
 from .preview import report_ui
-from .types import SEARCH_ALIASES, DepthIO, depth_input, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, DepthIO, choice_input, depth_input, require_depth, schema
 
 GT_FILE_HELP = (
     "Ground-truth file: a name relative to ComfyUI's input folder (subfolders with '/'), or 'name [output]' / "
@@ -63,7 +63,7 @@ class EvaluateDepth(io.ComfyNode):
                     tooltip="Raw value per metre (depth) or per pixel (disparity); 0 = the format's "
                     "default (1000 for 16-bit depth PNGs, i.e. millimetres; else 1)",
                 ),
-                io.Combo.Input("align", options=list(ALIGN_MODES), default="auto", tooltip=help_text(ALIGN_MODES)),
+                choice_input("align", ALIGN_MODES, default="auto"),
                 advanced(
                     io.Float.Input(
                         "min_depth",

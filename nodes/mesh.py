@@ -11,10 +11,16 @@ import torch
 from dav2_core.geometry import DEFAULT_DISCONTINUITY, depth_to_mesh
 
 from .api import MESH_HAS_TEXTURE, io
-from .types import SEARCH_ALIASES, depth_input, fov_input, require_depth, schema
-
-MAX_BATCH_INDEX = 4095
-MAX_DECIMATION = 64
+from .types import (
+    SEARCH_ALIASES,
+    batch_index_input,
+    check_batch_index,
+    depth_input,
+    fov_input,
+    pixel_stride_input,
+    require_depth,
+    schema,
+)
 
 
 class DepthToMesh(io.ComfyNode):
@@ -49,12 +55,8 @@ class DepthToMesh(io.ComfyNode):
                     tooltip="Texture: the image the depth came from (any size; one image, or the batch the "
                     "depth came from)",
                 ),
-                io.Int.Input(
-                    "batch_index",
-                    default=0,
-                    min=0,
-                    max=MAX_BATCH_INDEX,
-                    tooltip="Which depth map (and image) of a batch to mesh; a MESH holds one",
+                batch_index_input(
+                    "batch_index", tooltip="Which depth map (and image) of a batch to mesh; a MESH holds one"
                 ),
                 fov_input(
                     "fov_degrees",
@@ -67,11 +69,8 @@ class DepthToMesh(io.ComfyNode):
                     tooltip="Use the camera that came with core DA3/MoGe geometry when there is one; off: "
                     "always fov_degrees",
                 ),
-                io.Int.Input(
+                pixel_stride_input(
                     "decimation",
-                    default=1,
-                    min=1,
-                    max=MAX_DECIMATION,
                     tooltip="Keep every n-th pixel in x and y as a vertex (1 = full resolution, 2 = a quarter "
                     "of the vertices)",
                 ),
@@ -100,11 +99,7 @@ class DepthToMesh(io.ComfyNode):
         image: torch.Tensor | None = None,
     ) -> io.NodeOutput:
         depth_map = require_depth(depth)
-        if not 0 <= batch_index < depth_map.batch:
-            raise ValueError(
-                f"batch_index {batch_index} is outside the batch of {depth_map.batch} depth map(s); "
-                f"use 0..{depth_map.batch - 1}"
-            )
+        check_batch_index("batch_index", batch_index, depth_map.batch, "depth map(s)")
         texture = None
         if image is not None:
             n = int(image.shape[0]) if isinstance(image, torch.Tensor) and image.ndim == 4 else 0

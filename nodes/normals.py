@@ -14,9 +14,8 @@ from dav2_core.effects import depth_to_normals, depth_to_pointcloud, ply_bytes, 
 
 from .api import HAS_POINT_CLOUD, advanced, image_output, io
 from .effect_io import execution, file_entries, output_target, path_problem
-from .types import SEARCH_ALIASES, depth_input, fov_input, require_depth, schema
+from .types import SEARCH_ALIASES, depth_input, fov_input, pixel_stride_input, require_depth, schema
 
-MAX_STRIDE = 64
 #: core's point-cloud output where the running ComfyUI has the type (nodes/api.py), else none.
 POINT_CLOUD_OUTPUT = (
     [
@@ -69,11 +68,8 @@ class DepthToNormals(io.ComfyNode):
                     "allowed); a counter is appended",
                 ),
                 advanced(
-                    io.Int.Input(
+                    pixel_stride_input(
                         "ply_stride",
-                        default=1,
-                        min=1,
-                        max=MAX_STRIDE,
                         tooltip="save_ply only: keep every n-th pixel in x and y (2 = a quarter of the points)",
                     )
                 ),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from dav2_core.effects import MOTION_HELP, MOTIONS, parallax_frames
+from dav2_core.effects import MOTION_HELP, parallax_frames
 
 from .api import image_output, io
 from .effect_io import execution
-from .types import SEARCH_ALIASES, help_text, image_and_depth_inputs, require_depth, schema
+from .types import SEARCH_ALIASES, choice_input, image_and_depth_inputs, require_depth, schema
 
 MAX_FRAMES = 1024
 
@@ -36,9 +36,7 @@ class DepthParallax(io.ComfyNode):
                     max=MAX_FRAMES,
                     tooltip="Frames N per input image (at least 1); circle and swing loop seamlessly",
                 ),
-                io.Combo.Input(
-                    "motion", options=list(MOTIONS), default="circle", tooltip="Camera move:\n" + help_text(MOTION_HELP)
-                ),
+                choice_input("motion", MOTION_HELP, default="circle", lead="Camera move:"),
                 io.Float.Input(
                     "strength",
                     default=0.03,

@@ -6,7 +6,7 @@ from dav2_core.effects import FORMATS, export, save_depth
 
 from .api import io
 from .effect_io import file_entries, output_target, path_problem
-from .types import SEARCH_ALIASES, depth_input, help_text, require_depth, schema
+from .types import SEARCH_ALIASES, choice_input, depth_input, require_depth, schema
 
 FORMAT_HELP: dict[str, str] = {
     "png16": "16-bit greyscale PNG per image, scaled to its min..max (both stored in the PNG's 'dav2_depth' text "
@@ -39,7 +39,7 @@ class SaveDepth(io.ComfyNode):
                     tooltip="File name start inside the output folder; may contain subfolders and "
                     "Save Image's %date%-style variables. A counter is appended.",
                 ),
-                io.Combo.Input("format", options=list(FORMATS), default="png16", tooltip=help_text(FORMAT_HELP)),
+                choice_input("format", FORMAT_HELP, default="png16"),
             ],
             outputs=[],
         )

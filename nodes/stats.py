@@ -6,9 +6,7 @@ from dav2_core.plots import plot_to_tensor
 from dav2_core.stats import depth_stats, format_stats
 
 from .api import image_output, io, ui
-from .types import SEARCH_ALIASES, depth_input, require_depth, schema
-
-MAX_BATCH_INDEX = 4095
+from .types import SEARCH_ALIASES, batch_index_input, check_batch_index, depth_input, require_depth, schema
 
 
 class DepthStats(io.ComfyNode):
@@ -26,12 +24,8 @@ class DepthStats(io.ComfyNode):
             is_output_node=True,
             inputs=[
                 depth_input("depth", tooltip="DEPTH from Estimate Depth (metres for metric models)"),
-                io.Int.Input(
-                    "plot_index",
-                    default=0,
-                    min=0,
-                    max=MAX_BATCH_INDEX,
-                    tooltip="Which image of the batch the plot shows (0 = first); the stats cover all",
+                batch_index_input(
+                    "plot_index", tooltip="Which image of the batch the plot shows (0 = first); the stats cover all"
                 ),
             ],
             outputs=[
@@ -50,11 +44,7 @@ class DepthStats(io.ComfyNode):
     @classmethod
     def execute(cls, depth: object, plot_index: int) -> io.NodeOutput:
         depth_map = require_depth(depth)
-        if not 0 <= plot_index < depth_map.batch:
-            raise ValueError(
-                f"plot_index {plot_index} is outside the batch of {depth_map.batch} image(s); "
-                f"use 0..{depth_map.batch - 1}"
-            )
+        check_batch_index("plot_index", plot_index, depth_map.batch, "image(s)")
         stats = depth_stats(depth_map)
         text = format_stats(stats)
         title = f"Image {plot_index + 1} of {depth_map.batch}" + (f" - {depth_map.model}" if depth_map.model else "")

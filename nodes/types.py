@@ -21,6 +21,10 @@ MODEL_FOLDER = "depthanything"
 MAX_SIDE_LIMIT = 8190 // PATCH_SIZE * PATCH_SIZE
 #: Words the node search matches besides the display names (used where the Schema supports aliases).
 SEARCH_ALIASES = ["depth", "depth anything", "depth map", "midas", "zoe", "controlnet depth", "dav2"]
+#: Largest batch index the nodes that pick one item of a batch offer (Depth Stats' plot, Depth to Mesh).
+MAX_BATCH_INDEX = 4095
+#: Largest pixel stride (keep every n-th pixel in x and y) of the point cloud and mesh outputs.
+MAX_PIXEL_STRIDE = 64
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,29 @@ def fov_input(name: str, tooltip: str) -> io.Input:
     return io.Float.Input(name, default=DEFAULT_FOV, min=1.0, max=179.0, step=0.5, tooltip=tooltip)
 
 
+def depth_value_input(name: str, default: float, tooltip: str) -> io.Input:
+    """A value in a depth map's own units (metres for metric models, the raw value for relative ones): any
+    float, step 0.01."""
+    return io.Float.Input(name, default=default, min=-1e9, max=1e9, step=0.01, tooltip=tooltip)
+
+
+def batch_index_input(name: str, tooltip: str) -> io.Input:
+    """Which item of a batch a node uses: 0 (the first) .. MAX_BATCH_INDEX; check it with
+    :func:`check_batch_index`."""
+    return io.Int.Input(name, default=0, min=0, max=MAX_BATCH_INDEX, tooltip=tooltip)
+
+
+def check_batch_index(name: str, index: int, batch: int, items: str) -> None:
+    """ValueError unless ``index`` (the input ``name``) picks one of ``batch`` ``items`` (e.g. "image(s)")."""
+    if not 0 <= index < batch:
+        raise ValueError(f"{name} {index} is outside the batch of {batch} {items}; use 0..{batch - 1}")
+
+
+def pixel_stride_input(name: str, tooltip: str) -> io.Input:
+    """A "keep every n-th pixel in x and y" input: 1 (every pixel) .. MAX_PIXEL_STRIDE."""
+    return io.Int.Input(name, default=1, min=1, max=MAX_PIXEL_STRIDE, tooltip=tooltip)
+
+
 def require_depth(value: Any, input_name: str = "depth") -> DepthMap:
     """The DepthMap on a depth input (a DEPTH, or core DA3/MoGe geometry converted by
     ``dav2_core.geometry.depth_from_geometry``), or a ValueError saying what was wired instead and what to do."""
@@ -148,9 +175,14 @@ def help_text(options: dict[str, str]) -> str:
     return "\n".join(f"{name}: {text}" for name, text in options.items())
 
 
+def choice_input(name: str, choices: dict[str, str], default: str, lead: str = "", **flags: Any) -> io.Combo.Input:
+    """A combo of ``choices``' names in order whose tooltip lists them, one ``name: meaning`` line each (after the
+    line ``lead`` where given); ``flags`` such as ``optional``."""
+    tooltip = lead + "\n" + help_text(choices) if lead else help_text(choices)
+    return io.Combo.Input(name, options=list(choices), default=default, tooltip=tooltip, **flags)
+
+
 def range_combo(name: str, names: dict[str, RangeName], lead: str, default: str | None = None) -> io.Combo.Input:
     """A range-mode combo from one of ``dav2_core.ranges``' tables: its names in order (the first is the default
     unless ``default`` says), the tooltip ``lead`` then one ``name: help`` line each."""
-    return io.Combo.Input(
-        name, options=list(names), default=default or next(iter(names)), tooltip=lead + "\n" + help_text(help_of(names))
-    )
+    return choice_input(name, help_of(names), default or next(iter(names)), lead)
