@@ -67,8 +67,8 @@ def _temp_dir(server: Any) -> str:
     return str(server.base_dir / "temp")
 
 
-def _graph(server: Any, image_name: str, model_file: str, **kwargs: Any) -> dict:
-    return depth_graph(server.object_info(), image_name, model_file, INPUT_SIZE, **kwargs)
+def _graph(image_name: str, model_file: str, **kwargs: Any) -> tuple[dict, dict[str, int]]:
+    return depth_graph(image_name, model_file, INPUT_SIZE, **kwargs)
 
 
 @pytest.mark.parametrize("ui", ALL_UIS, indirect=True)
@@ -79,17 +79,19 @@ def test_workflow_stats_hover_and_colormap(page: Any, ui: bh.UI, ui_server: Any,
     image = test_image(96, 136, seed=3 + bh.UIS.index(ui))
     name = comfy_server.upload_image(image, f"dav2_browser_main_{ui.id}.png")
     truth = truth_depth(checkpoints["relative"], image)
-    bh.load_api_graph(page, _graph(comfy_server, name, TEST_CHECKPOINT, save_npy="dav2_browser/main"))
-    entry = queue_and_wait(page, comfy_server, 3, execution=1)
+    graph, ids = _graph(name, TEST_CHECKPOINT, save_npy="dav2_browser/main")
+    stats = ids["stats"]
+    bh.load_api_graph(page, graph)
+    entry = queue_and_wait(page, comfy_server, ids["estimate"], execution=1)
     # The server's own DEPTH output (Save Depth .npy) agrees with the independent in-process computation.
-    server_depth = saved_depth(comfy_server, entry, "7")
+    server_depth = saved_depth(comfy_server, entry, str(ids["save"]))
     assert server_depth.shape == truth.shape == (96, 136)
     assert np.abs(server_depth - truth).max() <= 1e-5 * np.abs(truth).max()
 
     # Depth Stats shows its table, with the numbers of the DEPTH output (its plot is checked at the end).
-    page.wait_for_selector(stats_sel(5), state="attached", timeout=30_000)
-    show_node(page, 5)
-    check_stats_table(page, 5, truth, "relative (inverse depth)")
+    page.wait_for_selector(stats_sel(stats), state="attached", timeout=30_000)
+    show_node(page, stats)
+    check_stats_table(page, stats, truth, "relative (inverse depth)")
     bh.screenshot(page, "main-stats")
 
     # Estimate Depth: the preview, hover, colormaps.
@@ -117,11 +119,11 @@ def test_workflow_stats_hover_and_colormap(page: Any, ui: bh.UI, ui_server: Any,
     assert preview_state(page, 3)["execution"] == 1
 
     # The Depth Stats plot arrives as a normal "images" output and shows on the node.
-    stats_out = entry["outputs"]["5"]
+    stats_out = entry["outputs"][str(stats)]
     assert stats_out.get("images"), f"Depth Stats sent no plot image in its UI output: {list(stats_out)}"
-    wait_core_images(page, 5)
-    show_node(page, 5)
-    assert_on_top(page, f"{stats_sel(5)} table")
+    wait_core_images(page, stats)
+    show_node(page, stats)
+    assert_on_top(page, f"{stats_sel(stats)} table")
     bh.screenshot(page, "main-stats-plot")
 
 
@@ -130,7 +132,8 @@ def test_reexecution_with_new_image_replaces_preview(page: Any, comfy_server: An
     second = test_image(110, 60, seed=6)
     name1 = comfy_server.upload_image(first, "dav2_browser_first.png")
     name2 = comfy_server.upload_image(second, "dav2_browser_second.png")
-    bh.load_api_graph(page, _graph(comfy_server, name1, TEST_CHECKPOINT, colorize=False))
+    graph, ids = _graph(name1, TEST_CHECKPOINT, colorize=False)
+    bh.load_api_graph(page, graph)
     queue_and_wait(page, comfy_server, 3, execution=1)
     assert preview_state(page, 3)["canvas"] == [100, 72]
 
@@ -146,14 +149,15 @@ def test_reexecution_with_new_image_replaces_preview(page: Any, comfy_server: An
     queue_and_wait(page, comfy_server, 3, execution=2)
     # Our widgets are display only: not in the saved workflow's widget values, not in the queued prompt.
     saved = page.evaluate(
-        """async () => {
+        """async (stats) => {
             const app = window.comfyAPI.app.app;
             const node = app.graph.getNodeById(3);
             const wf = app.graph.serialize().nodes.find((n) => n.id === 3);
             const prompt = (await app.graphToPrompt()).output;
             return {values: wf.widgets_values.length, real: node.widgets.filter((w) => !w.name.startsWith("dav2_")).length,
-                    inputs: Object.keys(prompt["3"].inputs), stats: Object.keys(prompt["5"].inputs)};
-        }"""
+                    inputs: Object.keys(prompt["3"].inputs), stats: Object.keys(prompt[stats].inputs)};
+        }""",
+        str(ids["stats"]),
     )
     assert saved["values"] == saved["real"], saved
     assert not [k for k in saved["inputs"] + saved["stats"] if k.startswith("dav2_")], saved
@@ -164,8 +168,8 @@ def test_reexecution_with_new_image_replaces_preview(page: Any, comfy_server: An
     truth2 = truth_depth(checkpoints["relative"], second)
     check_hover(page, 3, truth2, [(0, 0), (59, 109), (30, 55)], "relative")
     check_colours(page, 3, truth2, "Spectral_r", metric=False, invert=False)
-    page.wait_for_selector(f'{stats_sel(5)}[data-execution="2"]', state="attached")
-    check_stats_table(page, 5, truth2, "relative (inverse depth)")
+    page.wait_for_selector(f'{stats_sel(ids["stats"])}[data-execution="2"]', state="attached")
+    check_stats_table(page, ids["stats"], truth2, "relative (inverse depth)")
     bh.screenshot(page, "reexecution")
 
 
@@ -174,7 +178,8 @@ def test_metric_model_shows_metres(page: Any, comfy_server: Any, checkpoints: di
     name = comfy_server.upload_image(image, "dav2_browser_metric.png")
     truth = truth_depth(checkpoints["metric"], image)
     assert 0.0 < truth.min() < truth.max() < METRIC_MAX_DEPTH  # metres from the sigmoid head
-    bh.load_api_graph(page, _graph(comfy_server, name, METRIC_CHECKPOINT, colorize=False))
+    graph, ids = _graph(name, METRIC_CHECKPOINT, colorize=False)
+    bh.load_api_graph(page, graph)
     queue_and_wait(page, comfy_server, 3, execution=1)
     state = preview_state(page, 3)
     assert state["entry"]["units"] == "m" and state["entry"]["kind"] == "metric"
@@ -182,7 +187,7 @@ def test_metric_model_shows_metres(page: Any, comfy_server: Any, checkpoints: di
     check_hover(page, 3, truth, [(3, 4), (119, 79), (60, 40)], "m")
     check_colours(page, 3, truth, "Spectral_r", metric=True, invert=False)  # near (small metres) = high end
     assert page.locator(f"{preview_sel(3)} .dav2-axis-max").text_content().endswith(" m")
-    check_stats_table(page, 5, truth, "m")
+    check_stats_table(page, ids["stats"], truth, "m")
     bh.screenshot(page, "metric")
 
 
@@ -194,14 +199,16 @@ def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, chec
 
     image = test_image(64, 90, seed=13)
     name = comfy_server.upload_image(image, "dav2_browser_range.png")
-    bh.load_api_graph(page, _graph(comfy_server, name, TEST_CHECKPOINT, stats=False, save_npy="dav2_browser/range"))
+    graph, ids = _graph(name, TEST_CHECKPOINT, stats=False, save_npy="dav2_browser/range")
+    preview_id, save_id = str(ids["preview"]), str(ids["save"])
+    bh.load_api_graph(page, graph)
     entry = queue_and_wait(page, comfy_server, 4, execution=1)
-    depth = saved_depth(comfy_server, entry, "7")
+    depth = saved_depth(comfy_server, entry, save_id)
     show_node(page, 4, 420, 480)
 
     # auto: unchanged, the depth's own min..max (the independent LUT check and the node's output agree)
     check_colours(page, 4, depth, "Spectral_r", metric=False, invert=False)
-    auto = check_matches_output(page, comfy_server, entry, "6", 4)
+    auto = check_matches_output(page, comfy_server, entry, preview_id, 4)
     assert "colours" not in preview_state(page, 4)["status"]
 
     # manual: a window inside the depth's range, so both ends clip
@@ -212,7 +219,7 @@ def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, chec
     entry = queue_and_wait(page, comfy_server, 4, execution=2)
     shown = entry["outputs"]["4"]["dav2_depth"][0]
     assert (shown["display_min"], shown["display_max"]) == pytest.approx((lo, hi), abs=1e-6)
-    manual = check_matches_output(page, comfy_server, entry, "6", 4)
+    manual = check_matches_output(page, comfy_server, entry, preview_id, 4)
     assert np.abs(manual - auto).mean() > 10, "the manual range should change the colours"
     assert "colours" in preview_state(page, 4)["status"]
     show_node(page, 4, 420, 480)
@@ -226,22 +233,22 @@ def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, chec
     want = [float(v[0]) for v in colorize_range(DepthMap(torch.from_numpy(depth)[None]), "percentile")]
     assert [shown["display_min"], shown["display_max"]] == pytest.approx(want, rel=1e-5)
     assert page.locator(f"{preview_sel(4)} .dav2-invert input").is_checked()
-    check_matches_output(page, comfy_server, entry, "6", 4)
+    check_matches_output(page, comfy_server, entry, preview_id, 4)
 
     # metric model, manual range in metres (near = fewer metres)
     set_widgets(page, 2, model=METRIC_CHECKPOINT)
     set_widgets(page, 4, invert=False, range_mode="auto")
     entry = queue_and_wait(page, comfy_server, 4, execution=4)
-    metres = saved_depth(comfy_server, entry, "7")
+    metres = saved_depth(comfy_server, entry, save_id)
     check_colours(page, 4, metres, "Spectral_r", metric=True, invert=False)
-    check_matches_output(page, comfy_server, entry, "6", 4)
+    check_matches_output(page, comfy_server, entry, preview_id, 4)
     lo, hi = (round(float(np.quantile(metres, q)), 2) for q in (0.2, 0.7))
     assert metres.min() < lo < hi < metres.max()
     set_widgets(page, 4, range_mode="manual", manual_min=lo, manual_max=hi)
     entry = queue_and_wait(page, comfy_server, 4, execution=5)
     shown = entry["outputs"]["4"]["dav2_depth"][0]
     assert shown["units"] == "m" and (shown["display_min"], shown["display_max"]) == pytest.approx((lo, hi), abs=1e-6)
-    check_matches_output(page, comfy_server, entry, "6", 4)
+    check_matches_output(page, comfy_server, entry, preview_id, 4)
     bh.screenshot(page, "colorize-metric-manual")
 
 
@@ -250,7 +257,8 @@ def test_single_pixel_image(page: Any, comfy_server: Any, checkpoints: dict) -> 
     name = comfy_server.upload_image(image, "dav2_browser_1px.png")
     truth = truth_depth(checkpoints["relative"], image)
     assert truth.shape == (1, 1)
-    bh.load_api_graph(page, _graph(comfy_server, name, TEST_CHECKPOINT, colorize=False))
+    graph, ids = _graph(name, TEST_CHECKPOINT, colorize=False)
+    bh.load_api_graph(page, graph)
     queue_and_wait(page, comfy_server, 3, execution=1)
     state = preview_state(page, 3)
     assert state["canvas"] == [1, 1] and state["entry"]["min"] == state["entry"]["max"]
@@ -260,7 +268,7 @@ def test_single_pixel_image(page: Any, comfy_server: Any, checkpoints: dict) -> 
     assert (r["x"], r["y"]) == ("0", "0")
     assert float(r["value"]) == pytest.approx(truth[0, 0], rel=1e-5, abs=1e-6)
     check_colours(page, 3, truth, "Spectral_r", metric=False, invert=False)  # zero range: first LUT colour
-    table = stats_cells(page, 5)
+    table = stats_cells(page, ids["stats"])
     assert table["rows"]["range"] == ["0"] and table["rows"]["std"] == ["0"]
     bh.screenshot(page, "single-pixel")
 
@@ -269,7 +277,7 @@ def test_4k_image_downsampled_display_exact_hover(page: Any, comfy_server: Any, 
     image = test_image(2160, 3840, seed=9)
     name = comfy_server.upload_image(image, "dav2_browser_4k.png")
     truth = truth_depth(checkpoints["relative"], image)
-    bh.load_api_graph(page, _graph(comfy_server, name, TEST_CHECKPOINT, colorize=False, stats=False))
+    bh.load_api_graph(page, _graph(name, TEST_CHECKPOINT, colorize=False, stats=False)[0])
     queue_and_wait(page, comfy_server, 3, execution=1, timeout_s=600)
     state = preview_state(page, 3)
     assert (state["entry"]["width"], state["entry"]["height"]) == (3840, 2160)

@@ -39,7 +39,14 @@ from browser_checks import (
     wait_core_images,
 )
 from browser_helpers import ALL_UIS, BOTH_FRONTENDS, make_node, preview_sel, send_output, stats_sel
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, api_node, load_nodes_module, write_test_video
+from comfy_harness import (
+    NODE_IDS,
+    TEST_CHECKPOINT,
+    estimate_graph,
+    load_nodes_module,
+    point_cloud_nodes,
+    write_test_video,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
@@ -408,28 +415,15 @@ def test_point_cloud_opens_in_core_preview_3d(page: Any, ui: bh.UI, ui_server: A
     """Depth to Normals' ``ply_file`` into core's Preview 3D: the newest frontend's 3D viewer fetches our PLY
     from the output folder (the stock 1.32 frontend has no PLY loader; README says so)."""
     Image.fromarray(test_image(40, 60, 1)).save(ui_server.input_dir / "dav2_ply.png")
-    info = ui_server.object_info()
-    node = lambda kind, **kw: api_node(info, NODE_IDS.get(kind, kind), **kw)  # noqa: E731
-    graph = {
-        "1": node("LoadImage", image="dav2_ply.png"),
-        "2": node("Load Depth Anything V2", model=TEST_CHECKPOINT, precision="fp32"),
-        "3": node("Estimate Depth", model=["2", 0], image=["1", 0], input_size=INPUT_SIZE),
-        "4": node(
-            "Depth to Normals",
-            depth=["3", 1],
-            save_ply=True,
-            filename_prefix="dav2_3d/cloud",
-            ply_stride=2,
-            image=["1", 0],
-        ),
-        "5": node("Preview3D", model_file=["4", 1]),
-    }
-    bh.load_api_graph(page, graph)
-    bh.show_node(page, "5")  # Nodes 2.0 mounts (and so loads) only the nodes on screen
+    graph, photo, estimate = estimate_graph("dav2_ply.png", input_size=INPUT_SIZE)
+    normals, viewer = point_cloud_nodes(graph, estimate["depth"], photo["IMAGE"], "dav2_3d/cloud")
+    normals_id, viewer_id = str(normals.id), str(viewer.id)
+    bh.load_api_graph(page, graph.to_api())
+    bh.show_node(page, viewer_id)  # Nodes 2.0 mounts (and so loads) only the nodes on screen
     with page.expect_response(lambda r: ".ply" in r.url, timeout=120_000) as response:
         entry = queue_and_wait(page, ui_server, None)
-    (ply,) = ui_server.output_files(entry, "4", "ply_files")
-    assert entry["outputs"]["5"]["result"][0] == f"dav2_3d/{ply.name}"
+    (ply,) = ui_server.output_files(entry, normals_id, "ply_files")
+    assert entry["outputs"][viewer_id]["result"][0] == f"dav2_3d/{ply.name}"
     query = parse_qs(urlparse(response.value.url).query)
     assert (query["filename"], query.get("subfolder"), query.get("type")) == ([ply.name], ["dav2_3d"], ["output"])
     assert response.value.status == 200 and response.value.body() == ply.read_bytes()

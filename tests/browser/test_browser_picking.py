@@ -18,44 +18,36 @@ from PIL import Image
 import browser_helpers as bh
 from browser_checks import INPUT_SIZE, hover, preview_state, queue_and_wait, saved_depth, test_image, truth_depth
 from browser_helpers import ALL_UIS, make_node, preview_sel, send_output, set_widgets, show_node, stats_sel
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, api_node, load_nodes_module
+from comfy_harness import NODE_IDS, estimate_graph, load_nodes_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 preview = load_nodes_module("preview")
 H, W = 60, 90  # the test picture: wider than high, so the preview has empty bands above and below it
-BOKEH, CALIBRATE, COLORIZE, ESTIMATE = "8", "11", "4", "3"
+#: Node ids of :func:`_picking_graph` (numbered in the order it adds them).
+ESTIMATE, COLORIZE, ESTIMATE_SAVE, BOKEH, COC_SAVE, CALIBRATE, METRIC_SAVE = "3", "4", "6", "7", "9", "10", "11"
 BOKEH_ARGS = dict(max_blur_radius=4.0, focus_range=0.05, layers=5)
 MARK_COLOURS = {"focus": (255, 255, 255), "point": (255, 210, 63)}  # web/dav2.css
 
 
-def _picking_graph(server: Any, image_name: str, prefix: str, points: str) -> dict:
-    """LoadImage (1) -> Load (2) -> Estimate Depth (3) -> Colorize (4) -> PreviewImage (6); Save Depth (7) of
-    the estimate; Depth Bokeh (8: image 1, depth 3) -> coc -> MaskToImage (9) -> SaveImage (10); Calibrate (11:
-    depth 3, ``points`` typed by hand) -> Save Depth (12)."""
-    info = server.object_info()
-    node = lambda kind, **kw: api_node(info, NODE_IDS.get(kind, kind), **kw)  # noqa: E731
-    return {
-        "1": node("LoadImage", image=image_name),
-        "2": node("Load Depth Anything V2", model=TEST_CHECKPOINT, precision="fp32"),
-        "3": node(
-            "Estimate Depth",
-            model=["2", 0],
-            image=["1", 0],
-            input_size=INPUT_SIZE,
-            resolution="keep_aspect",
-            chunk_size=0,
-        ),
-        "4": node("Colorize Depth", depth=["3", 1], colormap="Spectral_r", invert=False, range_mode="auto"),
-        "6": node("PreviewImage", images=["4", 0]),
-        "7": node("Save Depth", depth=["3", 1], filename_prefix=f"{prefix}/estimate", format="npy"),
-        "8": node(
-            "Depth Bokeh", image=["1", 0], depth=["3", 1], focus_mode="point", focus_x=0.5, focus_y=0.5, **BOKEH_ARGS
-        ),
-        "9": node("MaskToImage", mask=["8", 1]),
-        "10": node("SaveImage", images=["9", 0], filename_prefix=f"{prefix}/coc"),
-        "11": node("Calibrate Depth to Metric", depth=["3", 1], points=points, max_depth_m=1000.0),
-        "12": node("Save Depth", depth=["11", 0], filename_prefix=f"{prefix}/metric", format="npy"),
-    }
+def _picking_graph(image_name: str, prefix: str, points: str) -> dict:
+    """LoadImage -> Load -> Estimate Depth -> Colorize -> PreviewImage; Save Depth of the estimate; Depth Bokeh
+    (image, depth) -> coc -> MaskToImage -> SaveImage; Calibrate (depth, ``points`` typed by hand) -> Save Depth."""
+    graph, photo, estimate = estimate_graph(image_name, input_size=INPUT_SIZE, resolution="keep_aspect", chunk_size=0)
+    depth = estimate["depth"]
+    colorize = graph.add("DAV2ColorizeDepth", depth=depth, colormap="Spectral_r", invert=False, range_mode="auto")
+    graph.add("PreviewImage", images=colorize["image"])
+    estimate_save = graph.add("DAV2SaveDepth", depth=depth, filename_prefix=f"{prefix}/estimate", format="npy")
+    bokeh = graph.add(
+        "DAV2DepthBokeh", image=photo["IMAGE"], depth=depth, focus_mode="point", focus_x=0.5, focus_y=0.5, **BOKEH_ARGS
+    )
+    coc_save = graph.add(
+        "SaveImage", images=graph.add("MaskToImage", mask=bokeh["coc"])["IMAGE"], filename_prefix=f"{prefix}/coc"
+    )
+    calibrate = graph.add("DAV2CalibrateDepth", depth=depth, points=points, max_depth_m=1000.0)
+    metric_save = graph.add("DAV2SaveDepth", depth=calibrate["depth"], filename_prefix=f"{prefix}/metric", format="npy")
+    ids = (estimate, colorize, estimate_save, bokeh, coc_save, calibrate, metric_save)
+    assert tuple(str(n.id) for n in ids) == (ESTIMATE, COLORIZE, ESTIMATE_SAVE, BOKEH, COC_SAVE, CALIBRATE, METRIC_SAVE)
+    return graph.to_api()
 
 
 def _widgets(page: Any, node_id: str | int) -> dict:
@@ -167,7 +159,7 @@ def test_click_sets_bokeh_focus_shift_click_adds_calibrate_point(
     near = tuple(int(v) for v in np.unravel_index(np.argmax(truth), truth.shape)[::-1])
     far = tuple(int(v) for v in np.unravel_index(np.argmin(truth), truth.shape)[::-1])
     hand = f"{near[0]},{near[1]},1; {far[0]},{far[1]},4"
-    bh.load_api_graph(page, _picking_graph(server, name, prefix, hand))
+    bh.load_api_graph(page, _picking_graph(name, prefix, hand))
     queue_and_wait(page, server, ESTIMATE, execution=1)
     page.wait_for_selector(f'{preview_sel(COLORIZE)}[data-ready="1"]', state="attached", timeout=60_000)
     first_report = page.locator(f"{stats_sel(CALIBRATE)} .dav2-stats-text").text_content()
@@ -260,13 +252,13 @@ def test_click_sets_bokeh_focus_shift_click_adds_calibrate_point(
     prompt_inputs = entry["prompt"][2]
     assert prompt_inputs[BOKEH]["inputs"]["focus_x"] == bokeh["focus_x"]
     assert prompt_inputs[CALIBRATE]["inputs"]["points"] == points
-    (coc_file,) = server.output_files(entry, "10")
+    (coc_file,) = server.output_files(entry, COC_SAVE)
     coc = np.asarray(Image.open(coc_file).convert("L")).astype(np.float64) / 255.0
     assert coc[y, x] == 0.0
     from dav2_core.depth import DepthMap
     from dav2_core.effects import lens_blur
 
-    depth = saved_depth(server, entry, "7")
+    depth = saved_depth(server, entry, ESTIMATE_SAVE)
     _, want = lens_blur(
         torch.from_numpy(image.astype(np.float32) / 255.0)[None],
         DepthMap(torch.from_numpy(depth).float()[None]),
@@ -274,7 +266,7 @@ def test_click_sets_bokeh_focus_shift_click_adds_calibrate_point(
         **BOKEH_ARGS,
     )
     assert np.abs(coc - want[0].numpy()).max() <= 1.5 / 255
-    metric = saved_depth(server, entry, "12")
+    metric = saved_depth(server, entry, METRIC_SAVE)
     assert metric[p1[1], p1[0]] == pytest.approx(2.5, rel=1e-4)
     assert metric[p2[1], p2[0]] == pytest.approx(7.0, rel=1e-4)
     # Calibrate shows the report of this fit on the node

@@ -19,6 +19,7 @@ from comfy_harness import (
     estimate_graph,
     execution_error,
     node_id_of,
+    point_cloud_nodes,
     read_video,
     set_inputs,
     ui_to_api,
@@ -145,16 +146,8 @@ def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
     points = f"{x1},{y1},2.0; {x2},{y2},8.0"
     graph, photo_node, estimate = _estimate_graph()
     metric = _calibrated(graph, estimate, points, "effects_e2e/metric", "exr")
-    normals = graph.add(
-        "DAV2DepthToNormals",
-        depth=metric["depth"],
-        save_ply=True,
-        filename_prefix="effects_e2e/cloud",
-        ply_stride=2,
-        image=photo_node["IMAGE"],
-    )
-    graph.add("PreviewImage", images=normals["normals"])
-    graph.add("Preview3D", model_file=normals["ply_file"])  # core's 3D viewer node
+    normals, viewer = point_cloud_nodes(graph, metric["depth"], photo_node["IMAGE"], "effects_e2e/cloud")
+    preview = graph.add("PreviewImage", images=normals["normals"])
     entry = comfy_server.run(graph.to_api())
     assert_success(comfy_server, entry)
     report = entry["outputs"]["5"]["text"][0]
@@ -164,13 +157,13 @@ def test_calibrate_save_exr_and_point_cloud(comfy_server, photo):
     assert (metric.kind, metric.units) == ("metric", "m") and metric.values.shape == (1, *photo.shape[:2])
     assert float(metric.values[0, y1, x1]) == pytest.approx(2.0, rel=1e-3)  # two points: an exact fit
     assert float(metric.values[0, y2, x2]) == pytest.approx(8.0, rel=1e-3)
-    (ply,) = comfy_server.output_files(entry, "7", "ply_files")
+    (ply,) = comfy_server.output_files(entry, str(normals.id), "ply_files")
     header = ply.read_bytes().split(b"end_header\n")[0].decode()
     h, w = photo.shape[:2]
     assert f"element vertex {((h + 1) // 2) * ((w + 1) // 2)}" in header
-    assert entry["outputs"]["9"]["result"][0] == f"effects_e2e/{ply.name}"  # what the 3D viewer loads from output/
-    (normals,) = saved_rgb(comfy_server, entry, "8")
-    assert normals.shape == photo.shape
+    assert entry["outputs"][str(viewer.id)]["result"][0] == f"effects_e2e/{ply.name}"  # what Preview 3D loads
+    (normals_rgb,) = saved_rgb(comfy_server, entry, str(preview.id))
+    assert normals_rgb.shape == photo.shape
 
 
 def test_bad_effect_input_is_reported_and_the_server_survives(comfy_server, object_info, photo):

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from tools.graphs import Graph, Node
+from tools.graphs import Graph, Node, Output
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-depth-anything-v2-pro"
@@ -643,34 +643,6 @@ def _default(kind: Any, opts: dict) -> Any:
     return None
 
 
-def api_node(object_info: dict, class_type: str, **inputs: Any) -> dict:
-    """An API-format node with every widget input at its default from ``/object_info``, then ``inputs``.
-
-    A DynamicCombo (ComfyUI 0.33+: Colorize's range_mode) sends its options' inputs as ``<combo>.<input>``; the
-    defaults of every option's inputs are filled in (ComfyUI reads the selected option's, ignores the rest), and a
-    plain name in ``inputs`` (``manual_min``) lands on its dotted key, so one graph serves both ComfyUI versions."""
-    spec = object_info[class_type]["input"]
-    values: dict[str, Any] = {}
-    for section in ("required", "optional"):
-        for name, definition in spec.get(section, {}).items():
-            kind = definition[0]
-            opts = definition[1] if len(definition) > 1 and isinstance(definition[1], dict) else {}
-            default = _default(kind, opts)
-            if default is not None:
-                values[name] = default
-            if kind == DYNAMIC_COMBO:
-                for option in opts.get("options", []):
-                    for sub_section in ("required", "optional"):
-                        for sub, sub_def in option["inputs"].get(sub_section, {}).items():
-                            sub_opts = sub_def[1] if len(sub_def) > 1 and isinstance(sub_def[1], dict) else {}
-                            sub_default = _default(sub_def[0], sub_opts)
-                            if sub_default is not None:
-                                values.setdefault(f"{name}.{sub}", sub_default)
-    node = {"class_type": class_type, "inputs": values}
-    set_node_inputs(node, **inputs)
-    return node
-
-
 def nest_dynamic_inputs(graph: dict, object_info: dict) -> dict:
     """A copy of an API graph where a node's flat input named like an input of its DynamicCombo's selected option
     moves to ``<combo>.<input>`` (ComfyUI 0.33's form); other inputs and ComfyUI versions without DynamicCombo are
@@ -706,49 +678,36 @@ def set_node_inputs(node: dict, **values: Any) -> dict:
 
 
 def depth_graph(
-    object_info: dict,
     image_name: str,
     model_file: str,
     input_size: int,
     colorize: bool = True,
     stats: bool = True,
     save_npy: str | None = None,
-) -> dict:
-    """API graph: LoadImage (1) -> Load Depth Anything V2 (2) -> Estimate Depth (3) (-> Colorize Depth (4)
-    -> PreviewImage (6); -> Depth Stats (5); -> Save Depth (7) as .npy under the prefix ``save_npy``);
-    without Colorize and Stats, PreviewImage (6) shows the depth image."""
-    graph = {
-        "1": api_node(object_info, "LoadImage", image=image_name),
-        "2": api_node(object_info, NODE_IDS["Load Depth Anything V2"], model=model_file, precision="fp32"),
-        "3": api_node(
-            object_info,
-            NODE_IDS["Estimate Depth"],
-            model=["2", 0],
-            image=["1", 0],
-            input_size=input_size,
-            resolution="keep_aspect",
-            chunk_size=0,
-        ),
-    }
+) -> tuple[dict, dict[str, int]]:
+    """LoadImage -> Load Depth Anything V2 (fp32) -> Estimate Depth (-> Colorize Depth (Spectral_r) -> PreviewImage;
+    -> Depth Stats; -> Save Depth as .npy under the prefix ``save_npy``), numbered in that order; without Colorize
+    and Stats, PreviewImage shows Estimate Depth's depth image. Returns the API graph and its nodes' ids (keys:
+    estimate, colorize, stats, preview, save; only those in the graph)."""
+    graph, _, estimate = estimate_graph(
+        image_name, model_file, input_size=input_size, resolution="keep_aspect", chunk_size=0
+    )
+    shown = estimate["depth_image"]
+    colorized = None
     if colorize:
-        graph["4"] = api_node(
-            object_info,
-            NODE_IDS["Colorize Depth"],
-            depth=["3", 1],
-            colormap="Spectral_r",
-            invert=False,
-            range_mode="auto",
+        colorized = graph.add(
+            "DAV2ColorizeDepth", depth=estimate["depth"], colormap="Spectral_r", invert=False, range_mode="auto"
         )
-        graph["6"] = api_node(object_info, "PreviewImage", images=["4", 0])
-    if stats:
-        graph["5"] = api_node(object_info, NODE_IDS["Depth Stats"], depth=["3", 1])
-    if save_npy:
-        graph["7"] = api_node(
-            object_info, NODE_IDS["Save Depth"], depth=["3", 1], filename_prefix=save_npy, format="npy"
-        )
-    if not colorize and not stats:
-        graph["6"] = api_node(object_info, "PreviewImage", images=["3", 0])
-    return graph
+        shown = colorized["image"]
+    table = graph.add("DAV2DepthStats", depth=estimate["depth"]) if stats else None
+    preview = graph.add("PreviewImage", images=shown) if colorize or not stats else None
+    save = (
+        graph.add("DAV2SaveDepth", depth=estimate["depth"], filename_prefix=save_npy, format="npy")
+        if save_npy
+        else None
+    )
+    nodes = {"estimate": estimate, "colorize": colorized, "stats": table, "preview": preview, "save": save}
+    return graph.to_api(), {name: node.id for name, node in nodes.items() if node is not None}
 
 
 def estimate_graph(
@@ -768,6 +727,15 @@ def estimate_graph(
     loader = graph.add("DAV2ModelLoader", model=model, precision=precision, **({"backend": backend} if backend else {}))
     estimate = {"input_size": 28, **estimate}
     return graph, photo, graph.add("DAV2EstimateDepth", model=loader["model"], image=frames["IMAGE"], **estimate)
+
+
+def point_cloud_nodes(graph: Graph, depth: Output, image: Output, prefix: str) -> tuple[Node, Node]:
+    """Add Depth to Normals (``depth``, colours from ``image``, a PLY of every 2nd pixel under ``prefix``) ->
+    core's Preview 3D to ``graph``; returns (Depth to Normals, Preview 3D)."""
+    normals = graph.add(
+        "DAV2DepthToNormals", depth=depth, save_ply=True, filename_prefix=prefix, ply_stride=2, image=image
+    )
+    return normals, graph.add("Preview3D", model_file=normals["ply_file"])
 
 
 def video_depth_graph(clip: str, model: str, save_prefix: str, **video_depth: Any) -> dict:
