@@ -220,8 +220,10 @@ def _depth_values(
     check_cancel: CancelCheck | None,
     output_device: torch.device | str | None,
     work_device: torch.device | str | None,
+    clip: bool = False,
 ) -> torch.Tensor:
-    """predict -> refine: depth [B,H,W] float32 on ``output_device`` (None: the engine's device)."""
+    """predict -> refine: depth [B,H,W] float32 on ``output_device`` (None: the engine's device). ``clip``: the
+    batch is one clip through Video Depth Anything (:func:`_vda_clip`) instead of independent images."""
 
     def on_chunk(done: int, total: int) -> None:
         if progress is not None:
@@ -229,7 +231,9 @@ def _depth_values(
         if check_cancel is not None:
             check_cancel()
 
-    if options.resolution == "tiled":
+    if clip:
+        values, net = _vda_clip(model, images, options, progress, check_cancel, output_device)
+    elif options.resolution == "tiled":
         values = tiled_depth(
             model,
             images,
@@ -256,7 +260,8 @@ def _depth_values(
             multi_scale=options.multi_scale,
         )
     if options.refine > 0.0:
-        net = options.resolved_size(values.shape[1], values.shape[2])
+        if not clip:
+            net = options.resolved_size(values.shape[1], values.shape[2])
         device = work_device if work_device is not None else as_engine(model).device
         values = refine_with_image(images, values, float(options.refine), net, device, check_cancel)
     return values
@@ -269,9 +274,9 @@ def _vda_clip(
     progress: ProgressFn | None,
     check_cancel: CancelCheck | None,
     output_device: torch.device | str | None,
-    work_device: torch.device | str | None,
-) -> torch.Tensor:
-    """An IMAGE batch [B,H,W,C] as one clip through Video Depth Anything -> depth [B,H,W] float32."""
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """An IMAGE batch [B,H,W,C] as one clip through Video Depth Anything -> (depth [B,H,W] float32, the
+    network size (h, w) it ran at)."""
     from .vda import OfflineVDA, check_vda_options  # lazy: loaded only for a Video Depth Anything model
 
     check_vda_options(options, refine_ok=True)
@@ -284,13 +289,9 @@ def _vda_clip(
         if progress is not None:
             progress(runner.frames_out, total)
     parts.append(runner.finish())
-    values = torch.cat(parts)
     if progress is not None:
         progress(total, total)
-    if options.refine > 0.0:
-        device = work_device if work_device is not None else as_engine(model).device
-        values = refine_with_image(images, values, float(options.refine), runner.net, device, check_cancel)
-    return values
+    return torch.cat(parts), runner.net
 
 
 #: Frames handed to a Video Depth Anything window runner at a time (its windows take 22 new frames).
@@ -319,11 +320,9 @@ def estimate(
     batch order; :mod:`dav2_core.vda`); a batch of one image, tiled mode or flip TTA is refused.
     """
     kind, _, _ = describe(model)
-    if is_video_model(model):
-        values = _vda_clip(model, images, options, progress, check_cancel, output_device, work_device)
-    else:
-        values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device)
-    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1 and not is_video_model(model):
+    clip = is_video_model(model)
+    values = _depth_values(model, images, options, progress, check_cancel, output_device, work_device, clip)
+    if options.temporal_consistency and kind == "relative" and values.shape[0] > 1 and not clip:
         values = TemporalAligner(float(options.temporal_smoothing))(values)
     depth = DepthMap(values, kind=kind, model=model_label(model, model_name))
     mode = options.effective_normalization

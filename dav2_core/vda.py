@@ -274,15 +274,7 @@ def _blend(pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
 class OnlineVDA(_VDABase):
     """The official streaming mode (``infer_video_depth_one``): :meth:`push` frames, get their depth at once."""
 
-    def __init__(
-        self,
-        model: Any,
-        input_size: int = DEFAULT_INPUT_SIZE,
-        output_device: torch.device | str | None = "cpu",
-        check_cancel: CancelCheck | None = None,
-    ) -> None:
-        super().__init__(model, input_size, output_device, check_cancel)
-        self._cache: list[list[torch.Tensor]] = []  # per frame: its 8 attention inputs
+    _cache: list[list[torch.Tensor]]  # per frame: its 8 attention inputs (the first frame fills it)
 
     def push(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames [n,H,W,C] -> their depth [n,H,W], one frame at a time against the cache."""
@@ -297,7 +289,7 @@ class OnlineVDA(_VDABase):
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         grid = (self.net[0] // PATCH_SIZE, self.net[1] // PATCH_SIZE)
         tokens = self.model.encode(x)
-        if not self._cache:
+        if self.frames_in == 0:
             depth, states = self.model.decode(tokens, grid, 1)
             self._cache = [states] * VDA_WINDOW
         else:

@@ -47,6 +47,7 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
 
     sys.path.insert(0, str(ROOT / "tests" / "support"))
     import comfy_harness as h
+    from checkpoint_factory import write_checkpoint
 
     bgr = cv2.imread(str(photo))
     if bgr is None:
@@ -63,12 +64,10 @@ def render_thumbnails(photo: Path, models: Path, out_dir: Path = OUT_DIR, only: 
             shutil.copy2(models / OFFICIAL_SMALL, model_dir / OFFICIAL_SMALL)
         else:
             print(f"no {OFFICIAL_SMALL} in {models}: thumbnails use a random-init checkpoint (noise depth)")
-            h.write_test_checkpoint(model_dir / OFFICIAL_SMALL, fmt="official-pth")
+            write_checkpoint(model_dir / OFFICIAL_SMALL, "vits", "official-pth")
         if (models / VDA_SMALL).is_file():
             shutil.copy2(models / VDA_SMALL, model_dir / VDA_SMALL)
         elif only is None or "video_depth_anything" in only:
-            from checkpoint_factory import write_checkpoint
-
             print(f"no {VDA_SMALL} in {models}: its thumbnail uses a random-init checkpoint (noise depth)")
             write_checkpoint(model_dir / VDA_SMALL, "vits", "official-pth", family="vda")
         cv2.imwrite(str(base / "input" / EXAMPLE_IMAGE), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

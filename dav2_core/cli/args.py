@@ -150,6 +150,11 @@ def add_variant_argument(group: argparse._ArgumentGroup, help: str) -> None:
     )
 
 
+def add_colormap_argument(group: argparse._ArgumentGroup, help: str) -> None:
+    """--colormap: the colormap of the colour outputs (``args.colormap``, one of COLORMAPS)."""
+    group.add_argument("--colormap", choices=COLORMAPS, default=DEFAULT_COLORMAP, help=help)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model options (--encoder, --checkpoint, --models-dir, --device, --dtype, --backend, --cache-dir, --compile)."""
     model = parser.add_argument_group("model")
@@ -332,12 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="videos: align each frame's depth scale/shift to the previous frame (relative models)",
     )
     out = parser.add_argument_group("output")
-    out.add_argument(
-        "--colormap",
-        choices=COLORMAPS,
-        default=DEFAULT_COLORMAP,
-        help=f"colormap of the colour outputs (default {DEFAULT_COLORMAP}: near = red)",
-    )
+    add_colormap_argument(out, f"colormap of the colour outputs (default {DEFAULT_COLORMAP}: near = red)")
     out.add_argument("--no-color", action="store_true", help="no colour PNG for images; videos are written in grey")
     out.add_argument("--invert", action="store_true", help="near = black (and the low end of the colormap)")
     out.add_argument(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoints import CheckpointError
-from ..colormaps import COLORMAPS, DEFAULT_COLORMAP
+from ..colormaps import DEFAULT_COLORMAP
 from ..hub import HubUnavailableError
 from ..io import atomic_write
 from ..video.live import (
@@ -43,6 +43,7 @@ from ..video.sink import CONTAINERS, writable_temp
 from ..jobs import CliError, CliOptions, load_cli_model
 from .args import (
     NORMALIZE_CHOICES,
+    add_colormap_argument,
     add_inference_arguments,
     add_model_arguments,
     estimate_options,
@@ -108,12 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="npy",
         help="; ".join(f"{k}: {v}" for k, v in SEQUENCE_FORMATS.items()) + " (default npy)",
     )
-    out.add_argument(
-        "--colormap",
-        choices=COLORMAPS,
-        default=DEFAULT_COLORMAP,
-        help=f"colormap of the stream and video (default {DEFAULT_COLORMAP}); gray: near = white",
-    )
+    add_colormap_argument(out, f"colormap of the stream and video (default {DEFAULT_COLORMAP}); gray: near = white")
     out.add_argument(
         "--grey", "--gray", dest="grey", action="store_true", help="grey picture (same as --colormap gray)"
     )

@@ -1,4 +1,5 @@
-"""What the effects share: input checks, IMAGE/DEPTH pairing chunk by chunk, and depth -> inverse depth.
+"""What the effects share: input checks, IMAGE/DEPTH pairing chunk by chunk (:func:`pair_inputs`), and depth ->
+inverse depth.
 
 Images follow the one IMAGE rule of :mod:`dav2_core.preprocess` (uint8 or float 0..1, grey/RGB/RGBA),
 checked for layout up front and for values chunk by chunk.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,14 +43,17 @@ def paired_batch(images: int, depths: int) -> int:
     return max(images, depths)
 
 
-def warn_if_resized(depth_hw: tuple[int, ...], image_hw: tuple[int, ...], what: str = "depth") -> None:
-    """The one ``UserWarning`` for a depth of another size than its image (it is resized, bilinear)."""
+def warn_if_resized(
+    depth_hw: tuple[int, ...], image_hw: tuple[int, ...], what: str = "depth", stacklevel: int = 3
+) -> None:
+    """The one ``UserWarning`` for a depth of another size than its image (it is resized, bilinear);
+    ``stacklevel`` as for ``warnings.warn`` (3: the caller of the function that calls this)."""
     if tuple(depth_hw) != tuple(image_hw):
         warnings.warn(
             f"{what} is {depth_hw[1]}x{depth_hw[0]} but the image is {image_hw[1]}x{image_hw[0]};"
             " resizing the depth (bilinear) to the image size",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -97,6 +102,39 @@ def pair_batches(image: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tenso
     rows, repeat = _rows(image, 0, total)
     image = rows.expand(total, -1, -1, -1) if repeat else rows
     return image, depth_chunk(values, 0, total, size, image.device)
+
+
+@dataclass(frozen=True)
+class PairedInputs:
+    """A checked IMAGE [B,H,W,C] and its DepthMap paired by the pairing rule (:func:`pair_inputs`), read
+    chunk by chunk on the compute ``device``: ``batch`` items of ``size`` (H, W), the image's size."""
+
+    image: torch.Tensor
+    depth: DepthMap
+    device: torch.device
+    batch: int
+    size: tuple[int, int]
+
+    def rgb(self, start: int, stop: int) -> torch.Tensor:
+        """Items start..stop as [b,H,W,3] float32 0..1 (:func:`image_chunk`)."""
+        return image_chunk(self.image, start, stop, self.device)
+
+    def inverse_depth(self, start: int, stop: int) -> torch.Tensor:
+        """Items start..stop as [b,H,W] float32 inverse depth (:func:`inverse_depth`) at the image's size."""
+        return depth_chunk(self.depth.values, start, stop, self.size, self.device, self._to_inverse)
+
+    def _to_inverse(self, values: torch.Tensor) -> torch.Tensor:
+        return inverse_depth(self.depth.with_values(values))
+
+
+def pair_inputs(image: torch.Tensor, depth: DepthMap, device: torch.device) -> PairedInputs:
+    """Pair a checked IMAGE with a checked DepthMap for an effect run in chunks on ``device``: ValueError
+    for batch lengths that do not pair, the resize ``UserWarning`` (for the effect's caller) for a depth of
+    another size."""
+    batch = paired_batch(image.shape[0], depth.batch)
+    size = (image.shape[1], image.shape[2])
+    warn_if_resized((depth.height, depth.width), size, stacklevel=4)
+    return PairedInputs(image, depth, device, batch, size)
 
 
 def inverse_depth(depth: DepthMap) -> torch.Tensor:

@@ -23,15 +23,7 @@ import torch
 from ..depth import DepthMap
 from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
-from ._common import (
-    check_depth,
-    depth_chunk,
-    image_chunk,
-    inverse_depth,
-    normalise_per_image,
-    paired_batch,
-    warn_if_resized,
-)
+from ._common import check_depth, normalise_per_image, pair_inputs
 
 
 def disc_kernel(radius: float, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -202,21 +194,17 @@ def lens_blur(
 
     run = run or Execution()
     device, out_device = run.devices(img)
-    batch = paired_batch(img.shape[0], depth.batch)
-    _, h, w, _ = img.shape
-    warn_if_resized((depth.height, depth.width), (h, w))
+    pair = pair_inputs(img, depth, device)
+    batch, (h, w) = pair.batch, pair.size
     advice = "blur fewer or smaller images at a time"
     out = allocate_output((batch, h, w, 3), out_device, f"{batch} images of {w}x{h}", advice)
     coc_out = allocate_output((batch, h, w), out_device, f"{batch} masks of {w}x{h}", advice)
     flat_images: list[int] = []
 
-    def to_inverse(values: torch.Tensor) -> torch.Tensor:
-        return inverse_depth(depth.with_values(values))
-
     def work(start: int, stop: int) -> None:
-        disp = depth_chunk(depth.values, start, stop, (h, w), device, to_inverse)
+        disp = pair.inverse_depth(start, stop)
         blurred, coc, flat = _blur_chunk(
-            image_chunk(img, start, stop, device),
+            pair.rgb(start, stop),
             disp,
             focus_depth,
             focus_point,

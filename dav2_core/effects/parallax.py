@@ -21,15 +21,7 @@ import torch.nn.functional as F
 from ..depth import DepthMap
 from ..preprocess import check_image_batch
 from ..chunks import Execution, allocate_output, run_chunked
-from ._common import (
-    check_depth,
-    depth_chunk,
-    image_chunk,
-    inverse_depth,
-    normalise_per_image,
-    paired_batch,
-    warn_if_resized,
-)
+from ._common import check_depth, inverse_depth, normalise_per_image, pair_inputs
 
 Motion = Literal["zoom_in", "dolly", "circle", "swing"]
 
@@ -275,9 +267,8 @@ def parallax_frames(
     run = run or Execution()
     device, out_device = run.devices(img)
     n = int(frames)
-    batch = paired_batch(img.shape[0], depth.batch)
-    _, h, w, _ = img.shape
-    warn_if_resized((depth.height, depth.width), (h, w))
+    pair = pair_inputs(img, depth, device)
+    batch, (h, w) = pair.batch, pair.size
     images = f"{batch} images x " if batch > 1 else ""
     out = allocate_output(
         (batch * n, h, w, 3),
@@ -287,16 +278,13 @@ def parallax_frames(
     )
     times = _times(motion, n)
 
-    def to_inverse(values: torch.Tensor) -> torch.Tensor:
-        return inverse_depth(depth.with_values(values))
-
     def work(start: int, stop: int) -> None:
         parts = []
         for i in range(start // n, (stop - 1) // n + 1):  # the images this chunk's frames belong to
             first, last = max(start, i * n), min(stop, (i + 1) * n)
             count = last - first
-            disp = depth_chunk(depth.values, i, i + 1, (h, w), device, to_inverse).expand(count, -1, -1)
-            rgb = image_chunk(img, i, i + 1, device).expand(count, -1, -1, -1)
+            disp = pair.inverse_depth(i, i + 1).expand(count, -1, -1)
+            rgb = pair.rgb(i, i + 1).expand(count, -1, -1, -1)
             parts.append((rgb, disp, times[first - i * n : last - i * n]))
         rgb = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         disp = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, ui_to_api, write_test_checkpoint
+from checkpoint_factory import write_checkpoint
+from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, ui_to_api
 from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
@@ -116,7 +117,7 @@ def test_loader_checkpoint_type_overrides_metadata(comfy_inprocess):
 def test_loader_official_name_gives_metric_kind(comfy_inprocess):
     """A metric file under its official name (no metadata) is metric with the variant's max depth."""
     variant = VARIANTS["metric_hypersim_vits"]
-    path = write_test_checkpoint(comfy_inprocess.model_dir / variant.filename, fmt="official-pth")
+    path = write_checkpoint(comfy_inprocess.model_dir / variant.filename, "vits", "official-pth")
     try:
         loaded = (
             comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "fp32", "auto", "auto").args[0]
@@ -131,7 +132,7 @@ def test_loader_official_name_gives_metric_kind(comfy_inprocess):
 def test_loader_metadata_beats_the_file_name(comfy_inprocess):
     """A file under a known metric name (kijai's) whose metadata says relative is relative."""
     name = "depth_anything_v2_metric_vkitti_vits_fp32.safetensors"
-    path = write_test_checkpoint(comfy_inprocess.model_dir / name, kind="relative")
+    path = write_checkpoint(comfy_inprocess.model_dir / name, "vits", kind="relative")
     try:
         loaded = comfy_inprocess.node("Load Depth Anything V2").execute(name, "fp32", "auto", "auto").args[0]
         assert (loaded.kind, loaded.max_depth) == ("relative", None)
@@ -145,7 +146,7 @@ def test_same_file_same_kind_in_comfyui_and_in_load_model(comfy_inprocess):
     from dav2_core.loading import load_model
 
     variant = VARIANTS["metric_vkitti_vits"]
-    path = write_test_checkpoint(comfy_inprocess.model_dir / variant.filename, fmt="official-pth")
+    path = write_checkpoint(comfy_inprocess.model_dir / variant.filename, "vits", "official-pth")
     try:
         loaded = comfy_inprocess.node("Load Depth Anything V2").execute(variant.filename, "fp32", "auto", "cpu").args[0]
         info = load_model(path, device="cpu", dtype="fp32").checkpoint_info

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from checkpoint_factory import write_checkpoint
 from comfy_harness import (
     MODEL_FOLDER,
     OFFICIAL_VITS,
@@ -31,7 +32,6 @@ from comfy_harness import (
     make_base_dir,
     start_server,
     estimate_graph,
-    write_test_checkpoint,
 )
 from tools.graphs import Graph, NodeSpec, specs_of
 from tools.graphs.specs import prepare_comfyui
@@ -46,7 +46,7 @@ IMAGE = "geometry_input.png"
 def server(tmp_path_factory):
     comfyui_dir()
     base = tmp_path_factory.mktemp("geometry_server")
-    ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt_geometry") / TEST_CHECKPOINT)
+    ckpt = write_checkpoint(tmp_path_factory.mktemp("ckpt_geometry") / TEST_CHECKPOINT, "vits")
     make_base_dir(base, ckpt)
     (base / "models" / MODEL_FOLDER / OFFICIAL_VITS).symlink_to(TEST_CHECKPOINT)
     (base / "custom_nodes" / "dav2_core_geometry_test_nodes").symlink_to(

@@ -180,23 +180,6 @@ def make_base_dir(base: Path, checkpoint: Path | None = None) -> Path:
     return base
 
 
-# --------------------------------------------------------------------------- test checkpoints
-
-
-def write_test_checkpoint(
-    path: Path,
-    encoder: str = "vits",
-    seed: int = 0,
-    kind: str = "relative",
-    max_depth: float | None = None,
-    fmt: str = "official-safetensors",
-) -> Path:
-    """A seeded random-init Depth Anything V2 checkpoint at ``path`` (tests/support/checkpoint_factory.py)."""
-    from checkpoint_factory import write_checkpoint
-
-    return write_checkpoint(path, encoder, fmt, seed=seed, kind=kind, max_depth=max_depth)
-
-
 # --------------------------------------------------------------------------- in-process ComfyUI
 
 
@@ -277,9 +260,11 @@ def load_pack_inprocess(base_dir: Path) -> InProcessComfy:
 def comfy_inprocess(tmp_path_factory: pytest.TempPathFactory) -> InProcessComfy:
     """ComfyUI imported in this process with the pack loaded and a random-init vits checkpoint in
     ``models/depthanything`` (:data:`TEST_CHECKPOINT`)."""
+    from checkpoint_factory import write_checkpoint
+
     comfyui_dir()
     base = tmp_path_factory.mktemp("comfy_inprocess")
-    ckpt = write_test_checkpoint(tmp_path_factory.mktemp("ckpt") / TEST_CHECKPOINT)
+    ckpt = write_checkpoint(tmp_path_factory.mktemp("ckpt") / TEST_CHECKPOINT, "vits")
     make_base_dir(base, ckpt)
     return load_pack_inprocess(base)
 
@@ -817,8 +802,10 @@ def _test_server(
 ) -> ComfyServer:
     """A started server with its own base directory, :data:`TEST_CHECKPOINT` (also linked as
     :data:`OFFICIAL_VITS`) in models/depthanything, Hugging Face forced offline."""
+    from checkpoint_factory import write_checkpoint
+
     base = tmp_path_factory.mktemp(name)
-    ckpt = write_test_checkpoint(tmp_path_factory.mktemp(f"ckpt_{name}") / TEST_CHECKPOINT)
+    ckpt = write_checkpoint(tmp_path_factory.mktemp(f"ckpt_{name}") / TEST_CHECKPOINT, "vits")
     make_base_dir(base, ckpt)
     (base / "models" / MODEL_FOLDER / OFFICIAL_VITS).symlink_to(TEST_CHECKPOINT)
     return start_server(base, env={"HF_HUB_OFFLINE": "1"}, extra_args=extra_args)
