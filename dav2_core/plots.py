@@ -128,12 +128,7 @@ def plot_depth_analysis(
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def plot_to_tensor(
-    depth2d: torch.Tensor | np.ndarray,
-    units: str,
-    title: str = "",
-    size: tuple[int, int] = DEFAULT_SIZE,
-) -> torch.Tensor:
-    """:func:`plot_depth_analysis` as a ComfyUI IMAGE: [1,H,W,3] float32 0..1 on the CPU."""
-    image = plot_depth_analysis(depth2d, units, title, size)
-    return torch.from_numpy(image).float().div_(255.0).unsqueeze(0)
+def as_image(rgb: np.ndarray) -> torch.Tensor:
+    """An RGB uint8 array [H,W,3] (e.g. :func:`plot_depth_analysis`'s) as a ComfyUI IMAGE: [1,H,W,3] float32 0..1
+    on the CPU."""
+    return torch.from_numpy(rgb).float().div_(255.0).unsqueeze(0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dav2_core.plots import plot_to_tensor
+from dav2_core.plots import as_image, plot_depth_analysis
 from dav2_core.stats import depth_stats, format_stats
 
 from .api import image_output, io, ui
@@ -48,6 +48,6 @@ class DepthStats(io.ComfyNode):
         stats = depth_stats(depth_map)
         text = format_stats(stats)
         title = f"Image {plot_index + 1} of {depth_map.batch}" + (f" - {depth_map.model}" if depth_map.model else "")
-        plot = plot_to_tensor(depth_map.values[plot_index], depth_map.units, title=title)
+        plot = as_image(plot_depth_analysis(depth_map.values[plot_index], depth_map.units, title=title))
         plot_preview = ui.PreviewImage(plot, cls=cls).as_dict()  # the plot shown on the node
         return io.NodeOutput(text, image_output(plot), ui={"text": [text], "dav2_stats": [stats], **plot_preview})

@@ -98,13 +98,7 @@ _POINT_AT_TEST_INPUTS = """([image, video, model]) => {
 def _run_from_ui(page: Any, server: Any) -> dict:
     """Queue the canvas graph like the Run button; wait for the prompt's history entry (partial runs count:
     a graph whose other branch cannot run, like the ControlNet example without SD weights)."""
-    with page.expect_response(
-        lambda r: r.url.endswith("/prompt") and r.request.method == "POST", timeout=60_000
-    ) as response:
-        bh.queue_from_ui(page)
-    body = response.value.json()
-    assert "prompt_id" in body, f"the UI's /prompt was refused: {json.dumps(body)[:2000]}"
-    entry = server.wait_history(body["prompt_id"], timeout=600)
+    entry = queue_and_wait(page, server, None, timeout_s=600)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
     return entry
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dav2_core.depth import DepthMap
-from dav2_core.plots import plot_depth_analysis, plot_to_tensor
+from dav2_core.plots import as_image, plot_depth_analysis
 from dav2_core.stats import STAT_KEYS, TABLE_COLUMNS, depth_stats, format_stats, stats_table_rows
 
 
@@ -177,10 +177,11 @@ def test_plot_large_map_is_downsampled_fast():
     assert img.shape == (900, 1200, 3)
 
 
-def test_plot_to_tensor_and_threads():
+def test_plot_as_image_and_threads():
     results: list[torch.Tensor] = []
     threads = [
-        threading.Thread(target=lambda: results.append(plot_to_tensor(scene(), "m", size=(640, 480)))) for _ in range(2)
+        threading.Thread(target=lambda: results.append(as_image(plot_depth_analysis(scene(), "m", size=(640, 480)))))
+        for _ in range(2)
     ]
     for t in threads:
         t.start()
