@@ -1,4 +1,4 @@
-"""Benchmark output: the machine block, JSON files, plain-text tables.
+"""Benchmark output: the machine block, the report and its ``--out`` JSON file, plain-text tables.
 
 Benchmarks are scripts, not tests: every number they print comes from one run on the machine named in
 their JSON (``machine`` block). Nothing here is imported by the engine.
@@ -117,7 +117,7 @@ ACCURACY_COLUMNS: list[Column] = [
 def print_accuracy(rows: Sequence[dict[str, Any]], photo_count: int) -> None:
     """Print the worst-case accuracy table (one row per encoder and comparison) over ``photo_count`` photos."""
     print(f"\nAccuracy on {photo_count} photo(s), worst case (errors over the reference's output range):")
-    print(format_table(rows, ACCURACY_COLUMNS))
+    print_table(rows, ACCURACY_COLUMNS)
 
 
 def run_info(argv: Sequence[str] | None) -> dict[str, Any]:
