@@ -42,24 +42,23 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dav2_core.cli.args import choice_list, int_list, non_negative_int, positive_int  # noqa: E402
+from dav2_core.cli.args import choice_list, int_list, positive_int  # noqa: E402
 from benchmarks.accuracy import compare, worst  # noqa: E402
 from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
 from benchmarks.models import (
     DTYPES,
-    SEED,
     add_compile_argument,
-    compile_counts,
+    add_seed_argument,
     compile_model,
-    compiled_row,
     is_compiled,
     load_accel,
     seeded_models,
     seeded_ours,
+    time_model_calls,
 )  # noqa: E402
-from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, print_accuracy, run_info, write_json  # noqa: E402
-from benchmarks.timing import median, time_calls  # noqa: E402
+from benchmarks.photos import add_photo_arguments, bgr_to_images, load_photos, read_bgr  # noqa: E402
+from benchmarks.report import add_out_argument, print_accuracy, print_table, write_report  # noqa: E402
+from benchmarks.timing import add_timing_arguments, median  # noqa: E402
 from benchmarks.backends import accuracy as backend_accuracy, build_engine, cpu_rows, floor  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -116,20 +115,13 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     rss = PeakRss()
     rss.start()
-    snapshot: dict[str, Any] = {}
-    times = time_calls(
-        call, cfg["runs"], cfg["warmup"], after_warmup=lambda: snapshot.update(compiled=compile_counts(model))
-    )
+    times, ran = time_model_calls(model, call, cfg["runs"], cfg["warmup"])
     peak = rss.peak_growth()
     per_image = median(times) / cfg["batch"]
     return {
         **{k: cfg[k] for k in ("encoder", "impl", "mode", "dtype", "batch")},
         **({"backend": cfg["backend"]} if cfg["impl"] == "backend" else {}),
-        **(
-            {"compiled_active": is_compiled(model), **compiled_row(model, snapshot.get("compiled"))}
-            if cfg["mode"] == "compiled"
-            else {}
-        ),
+        **({"compiled_active": is_compiled(model), **ran} if cfg["mode"] == "compiled" else {}),
         "label": f"{cfg['backend']} {IMPLS['backend']}" if cfg["impl"] == "backend" else IMPLS[cfg["impl"]],
         "median_ms_per_image": per_image * 1e3,
         "images_per_s": 1.0 / per_image,
@@ -220,17 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--photo",
-        type=Path,
-        default=None,
-        help="timed photo (default: ../shared/depth_gt/nyu/rgb/rgb_00000.jpg, 640x480 -> 518x686)",
-    )
-    parser.add_argument(
-        "--images",
-        type=Path,
-        default=None,
-        help="folder of photos for the accuracy figures (default: the timed photo only)",
+    add_photo_arguments(
+        parser,
+        "timed photo (default: ../shared/depth_gt/nyu/rgb/rgb_00000.jpg, 640x480 -> 518x686)",
+        "folder of photos for the accuracy figures (default: the timed photo only)",
     )
     parser.add_argument("--encoders", type=choice_list(CPU_ENCODERS), default=["vits", "vitb"])
     parser.add_argument("--batches", type=int_list, default=[1, 4], help="fp32 tensor-API batch sizes (e.g. 1,4,16)")
@@ -241,8 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time bf16 at these batch sizes, e.g. 1 (default none: CPUs without native bf16 "
         "run it many times slower; the bf16 error is always measured)",
     )
-    parser.add_argument("--runs", type=positive_int, default=5, help="timed calls per configuration (median)")
-    parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls first")
+    add_timing_arguments(parser, 5, 1, "timed calls per configuration (median)", "untimed calls first")
     parser.add_argument("--input-size", type=positive_int, default=518)
     add_compile_argument(
         parser,
@@ -262,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="engine cache for the backends' ONNX exports (default: a temporary folder)",
     )
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    add_seed_argument(parser)
+    add_out_argument(parser)
     return parser
 
 
@@ -320,22 +304,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         scratch.cleanup()
 
     print()
-    print(
-        format_table(
-            results,
-            [
-                ("encoder", "encoder", "s"),
-                ("label", "implementation", "s"),
-                ("mode", "mode", "s"),
-                ("dtype", "dtype", "s"),
-                ("batch", "batch", "d"),
-                ("median_ms_per_image", "ms/image", ".1f"),
-                ("images_per_s", "images/s", ".2f"),
-                ("speedup_vs_official", "x official", ".2f"),
-                ("peak_rss_mib", "peak RSS MiB", ".0f"),
-                ("floor_efficiency", "of fp32 floor", ".0%"),
-            ],
-        )
+    print_table(
+        results,
+        [
+            "encoder",
+            ("label", "implementation", "s"),
+            "mode",
+            "dtype",
+            "batch",
+            ("median_ms_per_image", "ms/image", ".1f"),
+            ("images_per_s", "images/s", ".2f"),
+            "speedup_vs_official",
+            ("peak_rss_mib", "peak RSS MiB", ".0f"),
+            ("floor_efficiency", "of fp32 floor", ".0%"),
+        ],
     )
     print(
         "fp32 floor (forward FLOPs / measured fp32 GEMM rate, one image): "
@@ -355,10 +337,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     print_accuracy(acc_rows, len(photos))
 
-    report = {
-        "benchmark": "cpu",
-        **run_info(argv),
-        "settings": {
+    return write_report(
+        args.out,
+        "cpu",
+        argv,
+        settings={
             "photo": str(args.photo),  # first, the sizes next: **shared_settings keeps the keys' order
             "photo_size_hw": [height, width],
             "network_size_hw": list(net),
@@ -368,13 +351,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "per configuration (high-water mark reset via /proc/self/clear_refs); weights excluded",
             "weights": "random init under torch.manual_seed(seed), final conv bias 0.05",
         },
-        "results": results,
-        "floor": floors,
-        "accuracy": acc,
-        "backend_accuracy": backend_acc,
-    }
-    write_json(args.out, report)
-    return report
+        results=results,
+        floor=floors,
+        accuracy=acc,
+        backend_accuracy=backend_acc,
+    )
 
 
 if __name__ == "__main__":

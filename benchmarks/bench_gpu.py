@@ -43,16 +43,14 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dav2_core.cli.args import choice_list, int_list, non_negative_int, positive_int  # noqa: E402
+from dav2_core.cli.args import choice_list, int_list, positive_int  # noqa: E402
 from benchmarks.accuracy import compare, worst  # noqa: E402
 from benchmarks.memory import MIB  # noqa: E402
 from benchmarks.models import (
     DTYPES,
-    SEED,
     add_compile_argument,
-    compile_counts,
+    add_seed_argument,
     compile_model,
-    compiled_row,
     free_memory,
     is_compiled,
     load_accel,
@@ -61,10 +59,11 @@ from benchmarks.models import (
     seeded_models,
     seeded_ours,
     set_tf32,
+    time_model_calls,
 )  # noqa: E402
-from benchmarks.photos import bgr_to_images, load_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, print_accuracy, run_info, write_json  # noqa: E402
-from benchmarks.timing import OomRetries, device_sync, median, time_calls  # noqa: E402
+from benchmarks.photos import add_photo_arguments, bgr_to_images, load_photos, read_bgr  # noqa: E402
+from benchmarks.report import add_out_argument, print_accuracy, print_table, write_json, write_report  # noqa: E402
+from benchmarks.timing import OomRetries, add_timing_arguments, device_sync, median, time_calls  # noqa: E402
 from benchmarks.backends import build_engine, gpu_rows  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.memory import OutOfMemoryError  # noqa: E402
@@ -93,24 +92,19 @@ def throughput_row(
     """
     device = images.device
     batch = images.shape[0]
-    snapshot: dict[str, Any] = {}
-
-    def after_warmup() -> None:
-        snapshot["compiled"] = compile_counts(model)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-
+    reset_peak = (lambda: torch.cuda.reset_peak_memory_stats(device)) if device.type == "cuda" else None
     if device.type == "cuda":
         torch.cuda.empty_cache()
         before = torch.cuda.memory_allocated(device)
     try:
         with OomRetries().watch() as handler:
-            times = time_calls(
+            times, ran = time_model_calls(
+                model,
                 lambda: predict_depth(model, images, input_size=input_size, chunk_size=batch, output_device=None),
                 runs,
                 warmup,
                 device_sync(device),
-                after_warmup,
+                reset_peak,
             )
     except OutOfMemoryError as exc:
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
@@ -120,7 +114,7 @@ def throughput_row(
         "images_per_s": batch / call,
         "call_ms": [t * 1e3 for t in times],
         "oom_retries": handler.count,
-        **compiled_row(model, snapshot.get("compiled")),
+        **ran,
     }
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
@@ -201,20 +195,17 @@ def precision_errors(model: torch.nn.Module, photos: list[Path], dtypes: list[st
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--photo",
-        type=Path,
-        default=None,
-        help="photo for infer_image and the throughput input (default: the 640x480 NYU frame)",
+    add_photo_arguments(
+        parser,
+        "photo for infer_image and the throughput input (default: the 640x480 NYU frame)",
+        "folder of photos for the accuracy figures",
     )
-    parser.add_argument("--images", type=Path, default=None, help="folder of photos for the accuracy figures")
     parser.add_argument("--encoders", type=choice_list(GPU_ENCODERS), default=["vits", "vitl"])
     parser.add_argument("--dtypes", type=choice_list(tuple(DTYPES)), default=["fp32", "fp16", "bf16"])
     parser.add_argument("--batches", type=int_list, default=[1, 8, 32, 64])
     parser.add_argument("--size", type=positive_int, default=518, help="square throughput input side, pixels")
     parser.add_argument("--input-size", type=positive_int, default=518, help="network input_size")
-    parser.add_argument("--runs", type=positive_int, default=10)
-    parser.add_argument("--warmup", type=non_negative_int, default=3)
+    add_timing_arguments(parser, 10, 3)
     add_compile_argument(
         parser,
         "also time the engine's fast path dav2_core.accel.optimize (torch.compile; MODE auto = "
@@ -226,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow TF32 for fp32 matmuls and convolutions (default: off, so fp32 rows and the fp32 "
         "reference of the accuracy figures are true fp32); the flags are recorded either way",
     )
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    add_seed_argument(parser)
+    add_out_argument(parser)
     return parser
 
 
@@ -331,34 +322,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         free_memory()
 
     print()
-    print(
-        format_table(
-            infer_rows,
-            [
-                ("encoder", "encoder", "s"),
-                ("impl", "implementation", "s"),
-                ("median_ms_per_image", "ms/image", ".2f"),
-                ("speedup_vs_official", "x official", ".2f"),
-            ],
-        )
+    print_table(
+        infer_rows,
+        ["encoder", ("impl", "implementation", "s"), ("median_ms_per_image", "ms/image", ".2f"), "speedup_vs_official"],
     )
     print()
-    print(
-        format_table(
-            throughput,
-            [
-                ("encoder", "encoder", "s"),
-                ("dtype", "dtype", "s"),
-                ("mode", "mode", "s"),
-                ("batch", "batch", "d"),
-                ("images_per_s", "images/s", ".0f"),
-                ("ms_per_call", "ms/call", ".2f"),
-                ("peak_allocated_mib", "peak MiB", ".0f"),
-                ("oom_retries", "OOM splits", "d"),
-                ("ran_compiled", "ran compiled", ""),
-                ("error", "error", "s"),
-            ],
-        )
+    print_table(
+        throughput,
+        [
+            "encoder",
+            "dtype",
+            "mode",
+            "batch",
+            ("images_per_s", "images/s", ".0f"),
+            "ms_per_call",
+            ("peak_allocated_mib", "peak MiB", ".0f"),
+            ("oom_retries", "OOM splits", "d"),
+            ("ran_compiled", "ran compiled", ""),
+            ("error", "error", "s"),
+        ],
     )
     acc_rows = parity + [
         {"encoder": p["encoder"], "comparison": k.replace("_", " "), **v}
@@ -367,10 +349,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     print_accuracy(acc_rows, len(photos))
 
-    report = {
-        "benchmark": "gpu",
-        **run_info(argv),
-        "settings": {
+    return write_report(
+        args.out,
+        "gpu",
+        argv,
+        settings={
             "photo": str(args.photo),
             "photo_size_hw": list(bgr.shape[:2]),
             "network_size_hw": list(network_size(*bgr.shape[:2], args.input_size)),
@@ -387,12 +370,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "(peak_allocated_mib), and that minus the memory allocated before the warm-up "
             "(peak_above_weights_mib); every model and its compiled graphs are released between variants",
         },
-        "infer_image": infer_rows,
-        "throughput": throughput,
-        "accuracy": {"parity": parity, "precision": precision},
-    }
-    write_json(args.out, report)
-    return report
+        infer_image=infer_rows,
+        throughput=throughput,
+        accuracy={"parity": parity, "precision": precision},
+    )
 
 
 if __name__ == "__main__":

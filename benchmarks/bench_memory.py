@@ -40,9 +40,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from dav2_core.cli.args import int_list, non_negative_int, positive_int  # noqa: E402
 from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
-from benchmarks.models import DTYPES, SEED, seeded_ours, set_tf32, tf32_flags  # noqa: E402
-from benchmarks.photos import bgr_to_images, read_bgr, resolve_photo  # noqa: E402
-from benchmarks.report import format_table, run_info, write_json  # noqa: E402
+from benchmarks.models import DTYPES, add_seed_argument, seeded_ours, set_tf32, tf32_flags  # noqa: E402
+from benchmarks.photos import add_photo_arguments, bgr_to_images, read_bgr, resolve_photo  # noqa: E402
+from benchmarks.report import add_out_argument, print_table, write_report  # noqa: E402
 from dav2_core.inference import auto_chunk_size, predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
@@ -131,7 +131,7 @@ def measure_cpu(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photo", type=Path, default=None, help="frame content (default: the 640x480 NYU frame)")
+    add_photo_arguments(parser, "frame content (default: the 640x480 NYU frame)")
     parser.add_argument(
         "--frames", type=int_list, default=None, help="frame counts to compare (default: 100,1000 on CUDA, 8,32 on CPU)"
     )
@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per chunk (default: 16 on CUDA, 2 on CPU, so every frame count runs as several "
         "chunks); 0 = the engine's automatic size",
     )
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    add_seed_argument(parser)
+    add_out_argument(parser)
     return parser
 
 
@@ -198,18 +198,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         key, label = "peak_beyond_output_mib", "RSS peak beyond output MiB"
     ratio = results[-1][key] / results[0][key] if results[0][key] > 0 else None
 
-    print(
-        format_table(
-            results,
-            [
-                ("frames", "frames", "d"),
-                ("chunk_size", "chunk", "d"),
-                ("chunks", "chunks", "d"),
-                ("frames_per_s", "frames/s", ".2f"),
-                ("output_mib", "output MiB", ".0f"),
-                (key, label, ".0f"),
-            ],
-        )
+    print_table(
+        results,
+        [
+            "frames",
+            "chunk_size",
+            ("chunks", "chunks", "d"),
+            "frames_per_s",
+            ("output_mib", "output MiB", ".0f"),
+            (key, label, ".0f"),
+        ],
     )
     single = [r["frames"] for r in results if r["chunks"] < 2]
     if single:
@@ -222,12 +220,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"peak memory at {counts[-1]} frames / at {counts[0]} frames: {ratio:.2f} (1.00 = independent of the frame count)"
         )
 
-    report = {
-        "benchmark": "memory",
-        "device": device,
-        "note": note,
-        **run_info(argv),
-        "settings": {
+    return write_report(
+        args.out,
+        "memory",
+        argv,
+        device=device,
+        note=note,
+        settings={
             **{k: cfg[k] for k in ("photo", "encoder", "dtype", "height", "width", "input_size", "chunk_size", "seed")},
             "network_size_hw": list(net),
             "frames": counts,
@@ -236,11 +235,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "warmup": "one chunk through the engine before each measurement",
             "input": "one photo repeated as a stride-0 view (the input itself costs no memory)",
         },
-        "results": results,
-        "peak_ratio_last_to_first": ratio,
-    }
-    write_json(args.out, report)
-    return report
+        results=results,
+        peak_ratio_last_to_first=ratio,
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from dav2_core.cli.args import int_list, positive_int  # noqa: E402
 from benchmarks.models import SEED, seeded_ours  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import add_out_argument, machine_info, print_table, write_json  # noqa: E402
 from dav2_core.batch import JOB_FILE, MANIFEST_FILE, BatchSummary, KillOnce, run_batch  # noqa: E402
 from dav2_core.cli.batch import parse_job  # noqa: E402
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--no-kill", action="store_true", help="skip the killed-worker run")
     parser.add_argument("--work-dir", type=Path, default=None, help="where images and outputs go (default: a temp dir)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    add_out_argument(parser, "JSON results file")
     args = parser.parse_args(argv)
     import ray
 
@@ -178,25 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["speedup_vs_first"] = row["images_per_s"] / base if base else None
         row["steady_speedup"] = row["steady_images_per_s"] / steady if steady else None
-    print(
-        format_table(
-            rows,
-            [
-                ("run", "run", ""),
-                ("images", "images", "d"),
-                ("wall_s", "wall s", ".1f"),
-                ("images_per_s", "img/s", ".2f"),
-                ("speedup_vs_first", "x first", ".2f"),
-                ("first_result_s", "start s", ".1f"),
-                ("steady_images_per_s", "steady img/s", ".2f"),
-                ("steady_speedup", "x first", ".2f"),
-                ("worker_processes", "worker procs", "d"),
-                ("max_worker_peak_rss_mib", "peak RSS/worker MiB", ".0f"),
-                ("manifest_complete", "manifest complete", ""),
-                ("identical_to_first", "same bytes", ""),
-                ("results_reported", "results", "d"),
-            ],
-        )
+    print_table(
+        rows,
+        [
+            ("run", "run", ""),
+            ("images", "images", "d"),
+            ("wall_s", "wall s", ".1f"),
+            ("images_per_s", "img/s", ".2f"),
+            ("speedup_vs_first", "x first", ".2f"),
+            ("first_result_s", "start s", ".1f"),
+            ("steady_images_per_s", "steady img/s", ".2f"),
+            ("steady_speedup", "x first", ".2f"),
+            ("worker_processes", "worker procs", "d"),
+            ("max_worker_peak_rss_mib", "peak RSS/worker MiB", ".0f"),
+            ("manifest_complete", "manifest complete", ""),
+            ("identical_to_first", "same bytes", ""),
+            ("results_reported", "results", "d"),
+        ],
     )
     for row in rows:
         busy = ", ".join(f"{w['images']} img at {w['images_per_s_busy']:.1f} img/s" for w in row["per_worker"])

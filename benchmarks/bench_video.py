@@ -48,8 +48,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from dav2_core.cli.args import int_list, positive_int  # noqa: E402
 from benchmarks.memory import MIB, PeakRss, run_isolated  # noqa: E402
-from benchmarks.models import SEED, seeded_ours  # noqa: E402
-from benchmarks.report import format_table, run_info, write_json  # noqa: E402
+from benchmarks.models import add_seed_argument, seeded_ours  # noqa: E402
+from benchmarks.report import Column, add_out_argument, print_table, write_report  # noqa: E402
 from dav2_core.effects import flicker_metric  # noqa: E402
 from dav2_core.video import VideoOptions, depth_video  # noqa: E402
 
@@ -237,13 +237,13 @@ def vda_rows(args: argparse.Namespace, cfg: dict[str, Any], tmp: Path) -> dict[s
         for repeat in range(args.repeats):
             row = run_isolated(measure_vda, {**cfg, "clip": str(clip), "output": str(tmp / f"vda_{count}.mp4")})
             rows.append({**row, "repeat": repeat})
-            print(format_table([rows[-1]], VDA_COLUMNS))
+            print_table([rows[-1]], VDA_COLUMNS)
         for which in ("ours", "official"):
             if which == "official" and (official_missing or count not in official_frames):
                 continue
             row = run_isolated(measure_vda_inference, {**cfg, "clip": str(clip), "which": which})
             rows.append({**row, "repeat": 0})
-            print(format_table([rows[-1]], VDA_COLUMNS))
+            print_table([rows[-1]], VDA_COLUMNS)
         if count == args.frames[0]:  # flicker of the normalised depth (png16, lossless) on the first clip
             for label, fn, extra in (
                 ("DA-V2 per frame", measure, {"temporal": False}),
@@ -276,11 +276,9 @@ def vda_rows(args: argparse.Namespace, cfg: dict[str, Any], tmp: Path) -> dict[s
         theirs = [r for r in rows if r["frames"] == count and r["model"] == "vda (official, inference only)"]
         if mine and theirs:
             speed[count] = mine[0]["frames_per_s"] / theirs[0]["frames_per_s"]
-    print(format_table(rows, VDA_COLUMNS))
+    print_table(rows, VDA_COLUMNS)
     if flickers:
-        print(
-            format_table(flickers, [("model", "model", "s"), ("frames", "frames", "d"), ("flicker", "flicker", ".5f")])
-        )
+        print_table(flickers, ["model", "frames", ("flicker", "flicker", ".5f")])
     return {
         "rows": rows,
         "flicker": flickers,
@@ -294,11 +292,11 @@ def vda_rows(args: argparse.Namespace, cfg: dict[str, Any], tmp: Path) -> dict[s
     }
 
 
-VDA_COLUMNS = [
-    ("frames", "frames", "d"),
-    ("model", "model", "s"),
+VDA_COLUMNS: list[Column] = [
+    "frames",
+    "model",
     ("seconds", "s", ".1f"),
-    ("frames_per_s", "frames/s", ".2f"),
+    "frames_per_s",
     ("peak_rss_growth_mib", "RSS peak growth MiB", ".0f"),
 ]
 
@@ -347,8 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="runs per frame count (fresh processes); peaks are compared by their median (default 3)",
     )
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    add_seed_argument(parser)
+    add_out_argument(parser)
     parser.add_argument(
         "--vda",
         action="store_true",
@@ -380,20 +378,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.vda:
         with tempfile.TemporaryDirectory(prefix="bench_video_vda_") as tmp:
             vda = vda_rows(args, cfg, Path(tmp))
-        report = {
-            "benchmark": "video_vda",
-            **run_info(argv),
-            "settings": {
-                **{k: cfg[k] for k in ("encoder", "input_size", "seed")},
-                "width": args.width,
-                "height": args.height,
-                "frames": args.frames,
-                "weights": "seeded random VDA",
-            },
-            **vda,
+        settings = {
+            **{k: cfg[k] for k in ("encoder", "input_size", "seed")},
+            "width": args.width,
+            "height": args.height,
+            "frames": args.frames,
+            "weights": "seeded random VDA",
         }
-        write_json(args.out, report)
-        return report
+        return write_report(args.out, "video_vda", argv, settings=settings, **vda)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results, flickers = [], []
     with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
@@ -407,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         {**cfg, "clip": str(clip), "output": str(out), "range_mode": "two_pass", "device": device},
                     )
                     results.append({**row, "repeat": repeat})
-                    print(format_table([results[-1]], COLUMNS))
+                    print_table([results[-1]], COLUMNS)
                 if count == args.frames[0] and device == "cpu":
                     for mode in modes:  # with the png16 sequence: the normalised depth before the codec
                         video = Path(tmp) / f"depth_{count}_{mode}.mp4"
@@ -433,19 +425,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         )
             clip.unlink()
     summary = summarise(results)
-    print(format_table(results, COLUMNS))
-    print(format_table(summary, SUMMARY_COLUMNS))
+    print_table(results, COLUMNS)
+    print_table(summary, SUMMARY_COLUMNS)
     if flickers:
-        print(
-            format_table(
-                flickers,
-                [
-                    ("range_mode", "normalisation", "s"),
-                    ("frames", "frames", "d"),
-                    ("flicker", "flicker: normalised depth", ".5f"),
-                    ("flicker_encoded", "flicker: encoded video", ".5f"),
-                ],
-            )
+        print_table(
+            flickers,
+            [
+                ("range_mode", "normalisation", "s"),
+                "frames",
+                ("flicker", "flicker: normalised depth", ".5f"),
+                ("flicker_encoded", "flicker: encoded video", ".5f"),
+            ],
         )
     cpu = [r for r in summary if r["device"] == "cpu"]
     first, last = cpu[0]["peak_rss_median_mib"], cpu[-1]["peak_rss_median_mib"]
@@ -462,24 +452,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"median peak RSS growth {args.frames[-1]} / {args.frames[0]} frames: {ratio:.3f} (target <= "
             f"{TARGET_RATIO}); every run below {TARGET_GROWTH_MIB} MiB above the model: {targets['rss_growth_below_2gib']}"
         )
-    report = {
-        "benchmark": "video",
-        **run_info(argv),
-        "settings": {
+    return write_report(
+        args.out,
+        "video",
+        argv,
+        settings={
             **{k: cfg[k] for k in ("encoder", "input_size", "chunk_size", "seed")},
             "width": args.width,
             "height": args.height,
             "frames": args.frames,
             "node_defaults": "VideoOptions() (two_pass, temporal alignment, gray), input_size/chunk_size as given",
         },
-        "results": results,
-        "summary": summary,
-        "flicker": flickers,
-        "gpu": None if "cuda" in devices else {"skipped": "no CUDA device"},
-        "targets": targets,
-    }
-    write_json(args.out, report)
-    return report
+        results=results,
+        summary=summary,
+        flicker=flickers,
+        gpu=None if "cuda" in devices else {"skipped": "no CUDA device"},
+        targets=targets,
+    )
 
 
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -503,9 +492,9 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-SUMMARY_COLUMNS = [
-    ("frames", "frames", "d"),
-    ("device", "device", "s"),
+SUMMARY_COLUMNS: list[Column] = [
+    "frames",
+    "device",
     ("runs", "runs", "d"),
     ("frames_per_s_median", "frames/s", ".2f"),
     ("peak_rss_median_mib", "RSS peak median MiB", ".0f"),
@@ -513,12 +502,12 @@ SUMMARY_COLUMNS = [
     ("peak_rss_max_mib", "max", ".0f"),
     ("gpu_peak_median_mib", "GPU peak median MiB", ".0f"),
 ]
-COLUMNS = [
-    ("frames", "frames", "d"),
-    ("device", "device", "s"),
-    ("chunk_size", "chunk", "d"),
+COLUMNS: list[Column] = [
+    "frames",
+    "device",
+    "chunk_size",
     ("cache", "cache", "s"),
-    ("frames_per_s", "frames/s", ".2f"),
+    "frames_per_s",
     ("model_mib", "model MiB", ".0f"),
     ("peak_rss_growth_mib", "RSS peak above model MiB", ".0f"),
     ("gpu_peak_above_weights_mib", "GPU peak MiB", ".0f"),

@@ -45,7 +45,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from dav2_core.cli.args import positive_int  # noqa: E402
 from benchmarks.photos import SHARED  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import add_out_argument, machine_info, print_table, write_json  # noqa: E402
 from dav2_core import io  # noqa: E402
 from dav2_core.depth import DepthMap, safe_reciprocal  # noqa: E402
 from dav2_core.engines import describe  # noqa: E402
@@ -53,17 +53,18 @@ from dav2_core.evaluate import evaluate_depth, seam_ratio  # noqa: E402
 from dav2_core.ground_truth import GroundTruth, read_ground_truth  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.pipeline import EstimateOptions, estimate  # noqa: E402
-from dav2_core.tiling import (
-    MIN_METRES,
-    TileGrid,
-    align_tiles,
-    crop_tiles,
-    merge_depth,
-    plan_tiles,  # noqa: E402
-    predict_tiles,
-)
+from dav2_core.tiling import MIN_METRES, TileGrid, align_tiles, crop_tiles, merge_depth, plan_tiles, predict_tiles  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
 
+#: The table's metric columns: (row key prefix, header, format spec, the maps it is measured on); the row keys
+#: are ``{prefix}_{map}`` (see :func:`run_sample`).
+METRIC_COLUMNS = (
+    ("seam", "seam", ".3f", ("plain", "tiled", "hard", "naive")),
+    ("edge", "edge", ".3f", ("plain", "tiled")),
+    ("img_edge", "img_edge", ".3f", ("plain", "tiled")),
+    ("abs_rel", "AbsRel", ".4f", ("plain", "tiled")),
+    ("delta1", "d1", ".4f", ("plain", "tiled")),
+)
 MOTORCYCLE = dict(focal_baseline=994.978 * 0.193001, doffs=31.086)  # shared/README.md
 EDGE_RADIUS, EDGE_THRESHOLD = 2, 0.05
 
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tiles", type=positive_int, default=16)
     parser.add_argument("--sets", default="nyu,middlebury,photos", help="comma list of nyu, middlebury, photos")
     parser.add_argument("--shared", type=Path, default=SHARED, help=f"the shared data folder (default {SHARED})")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    add_out_argument(parser, "write the results as JSON")
     args = parser.parse_args(argv)
     EstimateOptions(
         input_size=args.input_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap, max_tiles=args.max_tiles
@@ -255,27 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         verified = verified or "path_max_abs_diff" in row
         rows.append(row)
         print(f"{name}: {row['tiles']} tiles, {row['seconds']} s", file=sys.stderr)
-    columns = [
-        ("sample", "sample", ""),
-        ("tiles", "tiles", "d"),
-        ("seam_plain", "seam plain", ".3f"),
-        ("seam_tiled", "seam tiled", ".3f"),
-        ("seam_hard", "seam hard", ".3f"),
-        ("seam_naive", "seam naive", ".3f"),
-        ("edge_plain", "edge plain", ".3f"),
-        ("edge_tiled", "edge tiled", ".3f"),
-        ("img_edge_plain", "img_edge plain", ".3f"),
-        ("img_edge_tiled", "img_edge tiled", ".3f"),
-        ("abs_rel_plain", "AbsRel plain", ".4f"),
-        ("abs_rel_tiled", "AbsRel tiled", ".4f"),
-        ("delta1_plain", "d1 plain", ".4f"),
-        ("delta1_tiled", "d1 tiled", ".4f"),
-    ]
+    metrics = [(f"{key}_{m}", f"{header} {m}", spec) for key, header, spec, maps in METRIC_COLUMNS for m in maps]
     print(
         f"weights: {weights}\nsettings: input {args.input_size}, tiles {args.tile_size} px, overlap "
         f"{args.tile_overlap}, max {args.max_tiles}"
     )
-    print(format_table(rows, columns))
+    print_table(rows, [("sample", "sample", ""), ("tiles", "tiles", "d"), *metrics])
     write_json(
         args.out,
         {

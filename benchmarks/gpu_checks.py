@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks.accuracy import compare  # noqa: E402
 from benchmarks.models import DTYPES, official_available, seeded_ours, set_tf32, tf32_flags  # noqa: E402
 from benchmarks.photos import ROOT, SHARED, bgr_to_images, list_photos, read_bgr  # noqa: E402
-from benchmarks.report import format_table, machine_info, write_json  # noqa: E402
+from benchmarks.report import machine_info, print_table, write_json  # noqa: E402
 from benchmarks.timing import OomRetries, device_sync, median, time_calls  # noqa: E402
 from dav2_core.inference import predict_depth  # noqa: E402
 from dav2_core.preprocess import network_size  # noqa: E402
@@ -194,17 +194,9 @@ def step_smoke(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
             ok &= row["finite"] and row["shape_ok"]
             rows.append(row)
     worst_low = max((r["vs_fp32"]["max_abs_over_range"] for r in rows if "vs_fp32" in r), default=None)
-    print(
-        format_table(
-            [{**r, "max_err": r.get("vs_fp32", r.get("vs_cpu_fp32", {})).get("max_abs_over_range")} for r in rows],
-            [
-                ("encoder", "encoder", "s"),
-                ("dtype", "dtype", "s"),
-                ("finite", "finite", ""),
-                ("ms_per_call", "ms/call", ".2f"),
-                ("max_err", "max err/range", ".2e"),
-            ],
-        )
+    print_table(
+        [{**r, "max_err": r.get("vs_fp32", r.get("vs_cpu_fp32", {})).get("max_abs_over_range")} for r in rows],
+        ["encoder", "dtype", ("finite", "finite", ""), "ms_per_call", ("max_err", "max err/range", ".2e")],
     )
     summary = f"{len(rows)} runs {'all finite' if ok else 'NOT all finite/shaped'}"
     if worst_low is not None:
@@ -261,19 +253,17 @@ def step_sdpa(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
                     except RuntimeError as exc:
                         row["unsupported"] = str(exc).splitlines()[0][:120]
                     rows.append(row)
-    print(
-        format_table(
-            rows,
-            [
-                ("encoder", "enc", "s"),
-                ("tokens", "tokens", "d"),
-                ("dtype", "dtype", "s"),
-                ("backend", "backend", "s"),
-                ("ms", "ms", ".3f"),
-                ("max_abs_err", "max err", ".1e"),
-                ("unsupported", "unsupported", "s"),
-            ],
-        )
+    print_table(
+        rows,
+        [
+            ("encoder", "enc", "s"),
+            ("tokens", "tokens", "d"),
+            "dtype",
+            ("backend", "backend", "s"),
+            ("ms", "ms", ".3f"),
+            ("max_abs_err", "max err", ".1e"),
+            ("unsupported", "unsupported", "s"),
+        ],
     )
     fastest = {}
     for row in rows:
@@ -319,17 +309,15 @@ def step_chunks(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
                     }
                 )
                 ok &= err <= limit
-    print(
-        format_table(
-            rows,
-            [
-                ("dtype", "dtype", "s"),
-                ("flip_tta", "flip", ""),
-                ("chunk", "chunk", "d"),
-                ("vs_chunk_1", "max err/range vs chunk 1", ".1e"),
-                ("bitwise_equal", "bitwise", ""),
-            ],
-        )
+    print_table(
+        rows,
+        [
+            "dtype",
+            ("flip_tta", "flip", ""),
+            ("chunk", "chunk", "d"),
+            ("vs_chunk_1", "max err/range vs chunk 1", ".1e"),
+            ("bitwise_equal", "bitwise", ""),
+        ],
     )
     worst_err = max(r["vs_chunk_1"] for r in rows)
     return {
@@ -462,17 +450,15 @@ def step_compile(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     stats = result["stats"]
     worst_err = max(r["vs_eager"]["max_abs_over_range"] for r in result["rows"])
     ok = stats["failure"] is None and stats["eager_calls"] == 0 and stats["compiles"] == 2 and worst_err <= 1e-2
-    print(
-        format_table(
-            result["rows"],
-            [
-                ("batch", "batch", "d"),
-                ("first_call_s", "first call s", ".1f"),
-                ("eager_ms", "eager ms", ".2f"),
-                ("compiled_ms", "compiled ms", ".2f"),
-                ("speedup", "speed-up", ".2f"),
-            ],
-        )
+    print_table(
+        result["rows"],
+        [
+            "batch",
+            ("first_call_s", "first call s", ".1f"),
+            ("eager_ms", "eager ms", ".2f"),
+            ("compiled_ms", "compiled ms", ".2f"),
+            ("speedup", "speed-up", ".2f"),
+        ],
     )
     result.update(
         status="ok" if ok else "fail",
@@ -516,10 +502,8 @@ def step_summary(args: argparse.Namespace) -> dict[str, Any]:
         summary = _bench_summary(name, data) if name.startswith("bench_") else (data or {}).get("summary", "")
         rows.append({"step": name, "status": status, "seconds": run.get("seconds", "-"), "summary": summary})
         merged["steps"][name] = {"status": status, "run": run, "result": data}
-    print(
-        format_table(
-            rows, [("step", "step", "s"), ("status", "status", "s"), ("seconds", "s", "s"), ("summary", "summary", "s")]
-        )
+    print_table(
+        rows, [("step", "step", "s"), ("status", "status", "s"), ("seconds", "s", "s"), ("summary", "summary", "s")]
     )
     write_json(args.results / "gpu_first_run.json", merged)
     return merged

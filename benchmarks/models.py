@@ -10,12 +10,15 @@ import argparse
 import gc
 import sys
 from typing import Any
+from collections.abc import Callable
 
 import torch
 
 from dav2_core import DepthAnythingV2
 from dav2_core.dtypes import PRECISION_DTYPES
 from dav2_core.variants import ENCODERS
+
+from benchmarks.timing import time_calls
 
 
 DTYPES = PRECISION_DTYPES
@@ -64,6 +67,11 @@ def seeded_ours(encoder: str, seed: int = SEED) -> DepthAnythingV2:
     with torch.no_grad():
         ours.depth_head.scratch.output_conv2[2].bias.fill_(0.05)
     return ours
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    """``--seed N``: the ``torch.manual_seed`` of the random-init weights (default :data:`SEED`)."""
+    parser.add_argument("--seed", type=int, default=SEED)
 
 
 def add_compile_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -125,6 +133,27 @@ def compiled_row(model: torch.nn.Module, before: dict[str, int] | None) -> dict[
         "timed_eager_calls": eager,
         "ran_compiled": compiled > 0 and eager == 0,
     }
+
+
+def time_model_calls(
+    model: torch.nn.Module,
+    fn: Callable[[], Any],
+    runs: int,
+    warmup: int,
+    sync: Callable[[], None] | None = None,
+    after_warmup: Callable[[], None] | None = None,
+) -> tuple[list[float], dict[str, Any]]:
+    """:func:`~benchmarks.timing.time_calls` of ``fn`` (calls of ``model``), and :func:`compiled_row` of the
+    timed calls (the engine's counts are taken after the warm-up, before ``after_warmup``)."""
+    before: dict[str, Any] = {}
+
+    def snapshot() -> None:
+        before["counts"] = compile_counts(model)
+        if after_warmup is not None:
+            after_warmup()
+
+    times = time_calls(fn, runs, warmup, sync, snapshot)
+    return times, compiled_row(model, before.get("counts"))
 
 
 def release_model(model: torch.nn.Module) -> None:

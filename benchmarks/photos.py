@@ -53,6 +53,14 @@ def resolve_photo(path: Path | None) -> Path:
     return photo
 
 
+def add_photo_arguments(parser: argparse.ArgumentParser, photo_help: str, images_help: str | None = None) -> None:
+    """``--photo PATH`` (default: :data:`DEFAULT_PHOTO`, see :func:`resolve_photo`) and, with ``images_help``,
+    ``--images DIR`` (the accuracy photos; default: the timed photo): what :func:`load_photos` reads."""
+    parser.add_argument("--photo", type=Path, default=None, help=photo_help)
+    if images_help is not None:
+        parser.add_argument("--images", type=Path, default=None, help=images_help)
+
+
 def load_photos(args: argparse.Namespace, prog: str) -> tuple[list[Path], np.ndarray]:
     """Resolve ``args.photo`` in place; return (accuracy photos: ``--images`` or the timed photo, timed photo
     as BGR). A missing photo or folder ends the script with a message naming ``prog``."""

@@ -1,4 +1,4 @@
-"""Benchmark output: the machine block, JSON files, plain-text tables.
+"""Benchmark output: the machine block, the report and its ``--out`` JSON file, plain-text tables.
 
 Benchmarks are scripts, not tests: every number they print comes from one run on the machine named in
 their JSON (``machine`` block). Nothing here is imported by the engine.
@@ -6,6 +6,7 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -59,12 +60,37 @@ def write_json(path: Path | None, data: dict[str, Any]) -> None:
     print(f"wrote {path}")
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
-    """A plain-text table; ``columns`` = (key, header, format spec); missing values print as '-'."""
-    cells = [[header for _, header, _ in columns]]
+def add_out_argument(parser: argparse.ArgumentParser, help: str = "JSON file to write") -> None:
+    """``--out PATH``: where :func:`write_json` writes the report (absent: no file)."""
+    parser.add_argument("--out", type=Path, default=None, help=help)
+
+
+#: The columns that several benchmarks' tables share: result key -> (header, format spec).
+COMMON_COLUMNS = {
+    "encoder": ("encoder", "s"),
+    "dtype": ("dtype", "s"),
+    "mode": ("mode", "s"),
+    "batch": ("batch", "d"),
+    "speedup_vs_official": ("x official", ".2f"),
+    "ms_per_call": ("ms/call", ".2f"),
+    "frames": ("frames", "d"),
+    "device": ("device", "s"),
+    "model": ("model", "s"),
+    "chunk_size": ("chunk", "d"),
+    "frames_per_s": ("frames/s", ".2f"),
+}
+
+#: A table column: a key of :data:`COMMON_COLUMNS`, or (result key, header, format spec).
+Column = str | tuple[str, str, str]
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """A plain-text table of ``rows``, one column per entry of ``columns``; missing values print as '-'."""
+    specs = [(column, *COMMON_COLUMNS[column]) if isinstance(column, str) else column for column in columns]
+    cells = [[header for _, header, _ in specs]]
     for row in rows:
         line = []
-        for key, _, spec in columns:
+        for key, _, spec in specs:
             value = row.get(key)
             line.append("-" if value is None else format(value, spec))
         cells.append(line)
@@ -74,8 +100,13 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     return "\n".join(out)
 
 
-ACCURACY_COLUMNS = [
-    ("encoder", "encoder", "s"),
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
+    """Print :func:`format_table` of ``rows``."""
+    print(format_table(rows, columns))
+
+
+ACCURACY_COLUMNS: list[Column] = [
+    "encoder",
     ("comparison", "comparison", "s"),
     ("max_abs_over_range", "max abs/range", ".2e"),
     ("mean_abs_over_range", "mean abs/range", ".2e"),
@@ -86,7 +117,7 @@ ACCURACY_COLUMNS = [
 def print_accuracy(rows: Sequence[dict[str, Any]], photo_count: int) -> None:
     """Print the worst-case accuracy table (one row per encoder and comparison) over ``photo_count`` photos."""
     print(f"\nAccuracy on {photo_count} photo(s), worst case (errors over the reference's output range):")
-    print(format_table(rows, ACCURACY_COLUMNS))
+    print_table(rows, ACCURACY_COLUMNS)
 
 
 def run_info(argv: Sequence[str] | None) -> dict[str, Any]:
@@ -95,3 +126,11 @@ def run_info(argv: Sequence[str] | None) -> dict[str, Any]:
         "command": [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])],
         "machine": machine_info(),
     }
+
+
+def write_report(path: Path | None, benchmark: str, argv: Sequence[str] | None, **sections: Any) -> dict[str, Any]:
+    """The report of one run: ``benchmark``, :func:`run_info` and ``sections`` in that order; written to ``path``
+    (:func:`write_json`, None: not written) and returned."""
+    report = {"benchmark": benchmark, **run_info(argv), **sections}
+    write_json(path, report)
+    return report

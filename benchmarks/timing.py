@@ -6,6 +6,7 @@ their JSON (``machine`` block). Nothing here is imported by the engine.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import statistics
@@ -15,10 +16,25 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
+from dav2_core.cli.args import non_negative_int, positive_int
+
 
 def device_sync(device: torch.device) -> Callable[[], None] | None:
     """The ``sync`` for :func:`time_calls` on ``device``: waits for CUDA work; None elsewhere (synchronous)."""
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+
+
+def add_timing_arguments(
+    parser: argparse.ArgumentParser,
+    runs: int,
+    warmup: int,
+    runs_help: str | None = None,
+    warmup_help: str | None = None,
+) -> None:
+    """``--runs N`` (timed calls, default ``runs``) and ``--warmup N`` (untimed calls first, default ``warmup``),
+    as :func:`time_calls` takes them."""
+    parser.add_argument("--runs", type=positive_int, default=runs, help=runs_help)
+    parser.add_argument("--warmup", type=non_negative_int, default=warmup, help=warmup_help)
 
 
 def time_calls(
