@@ -8,7 +8,7 @@
 // a workflow tab switch, undo, or loading a saved workflow (frontends that restore outputs themselves call
 // onNodeOutputsUpdated, handled the same way). Showing the same output twice is a no-op.
 import { app } from "../../scripts/app.js";
-import { ensureStylesheet, fetchConfig, workflowChanged } from "./dav2_common.js";
+import { chainCallback, ensureStylesheet, fetchConfig, workflowChanged } from "./dav2_common.js";
 import { showDepthPreview } from "./depth_preview.js";
 import { showDepthStats } from "./depth_stats.js";
 import { hookNodeFaces } from "./node_faces.js";
@@ -100,19 +100,14 @@ function register() {
     name: EXTENSION,
     async beforeRegisterNodeDef(nodeType, nodeData) {
       hookNodeFaces(nodeType, nodeData);
-      const onExecuted = nodeType.prototype.onExecuted;
-      nodeType.prototype.onExecuted = function (output) {
-        const r = onExecuted?.apply(this, arguments);
+      chainCallback(nodeType.prototype, "onExecuted", function (output) {
         try {
           handleOutput(this, output, true);
         } catch (err) {
           console.error(`[dav2] could not show the output of node ${this.id} (${nodeData.name}):`, err);
         }
-        return r;
-      };
-      const onConfigure = nodeType.prototype.onConfigure;
-      nodeType.prototype.onConfigure = function () {
-        const r = onConfigure?.apply(this, arguments);
+      });
+      chainCallback(nodeType.prototype, "onConfigure", function () {
         // after the whole graph is configured: sizes, links and the node's graph are final
         setTimeout(() => {
           try {
@@ -121,8 +116,7 @@ function register() {
             console.error(`[dav2] could not restore the preview of node ${this.id} (${nodeData.name}):`, err);
           }
         }, 0);
-        return r;
-      };
+      });
     },
     // Frontends that restore outputs themselves (e.g. a job opened from the queue) report them here.
     onNodeOutputsUpdated(nodeOutputs) {

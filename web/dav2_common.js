@@ -94,6 +94,21 @@ export function ensureMounted(node, element) {
   }));
 }
 
+/**
+ * Make ``target[name]`` (a node type's ``onConfigure``, a widget's ``callback``, ...) also run ``extra`` with the
+ * same ``this`` and arguments: after what was there, or ``before`` it; returns what was there returned. The one
+ * way this extension hooks the frontend's callbacks, so other extensions' hooks keep running.
+ */
+export function chainCallback(target, name, extra, { before = false } = {}) {
+  const previous = target[name];
+  target[name] = function (...args) {
+    if (before) extra.apply(this, args);
+    const result = previous?.apply(this, args);
+    if (!before) extra.apply(this, args);
+    return result;
+  };
+}
+
 /** Tell the frontend the workflow changed now (it saves it and records an undo step), not at the next click. */
 export function workflowChanged() {
   app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();

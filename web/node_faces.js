@@ -7,6 +7,8 @@
 // Nodes 2.0 on 1.58, where it is a setter into the widget store), ``widget.options.hidden`` (Nodes 2.0 on 1.32
 // and 1.49, which read the widget store's copy: ``widget._state`` on 1.49). We set all that exist.
 
+import { chainCallback } from "./dav2_common.js";
+
 /** Options that only one resolution mode uses. */
 const MODE_WIDGETS = { max_side: ["native"], tile_size: ["tiled"], tile_overlap: ["tiled"], max_tiles: ["tiled"] };
 
@@ -107,38 +109,22 @@ export function hookNodeFaces(nodeType, nodeData) {
       console.error(`[dav2] could not show the options of node ${node.id}'s resolution mode:`, err);
     }
   };
-  const onNodeCreated = nodeType.prototype.onNodeCreated;
-  nodeType.prototype.onNodeCreated = function () {
-    const r = onNodeCreated?.apply(this, arguments);
+  chainCallback(nodeType.prototype, "onNodeCreated", function () {
     const resolution = this.widgets?.find((w) => w.name === "resolution");
-    if (resolution) {
-      const callback = resolution.callback;
-      const node = this;
-      resolution.callback = function () {
-        const result = callback?.apply(this, arguments);
-        safely(node, true);
-        return result;
-      };
-    }
+    const node = this;
+    if (resolution) chainCallback(resolution, "callback", () => safely(node, true));
     safely(this, true);
     // the frontend sizes a new node after onNodeCreated, for all its widgets: fit it once that is done
     // (a node configured from a workflow meanwhile keeps its saved size)
     setTimeout(() => {
       if (!this.dav2Configured && hasModes(this)) fitNode(this, true);
     }, 0);
-    return r;
-  };
-  const onConfigure = nodeType.prototype.onConfigure;
-  nodeType.prototype.onConfigure = function () {
-    const r = onConfigure?.apply(this, arguments);
+  });
+  chainCallback(nodeType.prototype, "onConfigure", function () {
     this.dav2Configured = true;
     safely(this, false); // a loaded workflow keeps its saved size (grown only if its widgets need more)
-    return r;
-  };
-  const onConnectionsChange = nodeType.prototype.onConnectionsChange;
-  nodeType.prototype.onConnectionsChange = function () {
-    const r = onConnectionsChange?.apply(this, arguments);
+  });
+  chainCallback(nodeType.prototype, "onConnectionsChange", function () {
     safely(this, false);
-    return r;
-  };
+  });
 }
