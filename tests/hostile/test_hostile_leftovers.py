@@ -41,7 +41,7 @@ def backdate(path: Path, when: float) -> None:
 
 def plant(folder: Path, prefix: str, pid: int, folder_kind: bool, suffix: str = "", when: float = OLD) -> Path:
     """What a process ``pid`` of this host leaves when killed: a marked temporary file or folder."""
-    name = f"{prefix}{io.TEMP_MARK}-{pid}-{io._host_tag()}-abc123{suffix}"
+    name = f"{prefix}{io.TEMP_MARK}-{pid}-{io.writing._host_tag()}-abc123{suffix}"
     path = folder / name
     if folder_kind:
         path.mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_video_temporaries_carry_their_owner(tmp_path, monkeypatch):
             sequence_dir=tmp_path / "d_frames",
             check_cancel=cancel,
         )
-    mark = f"{io.TEMP_MARK}-{os.getpid()}-{io._host_tag()}-"
+    mark = f"{io.TEMP_MARK}-{os.getpid()}-{io.writing._host_tag()}-"
     assert any(name.startswith(".d.mp4.") and mark in name for name in seen), seen
     assert any(name.startswith(".d_frames.partial-") and mark in name for name in seen), seen
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # a cancel leaves nothing

@@ -416,7 +416,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, models_dir: Pa
         file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.np, "save", save_half_then_interrupt)
+    monkeypatch.setattr(io.writing.np, "save", save_half_then_interrupt)  # write_npy lives in io.writing
     out = tmp_path / "out"
     code, err = run_cli([str(tmp_path / "x.png"), "-o", str(out), "--npy"], models_dir, capsys)
     assert code == 130 and "interrupted" in err
