@@ -45,7 +45,7 @@ def _picking_graph(server: Any, image_name: str, prefix: str, points: str) -> di
             resolution="keep_aspect",
             chunk_size=0,
         ),
-        "4": node("Colorize Depth", depth=["3", 1], colormap="Spectral_r", invert=False, range_mode="auto"),
+        "4": node("Colorize Depth", depth=["3", 1], colormap="Spectral_r", invert=False, range_mode="min_max"),
         "6": node("PreviewImage", images=["4", 0]),
         "7": node("Save Depth", depth=["3", 1], filename_prefix=f"{prefix}/estimate", format="npy"),
         "8": node(

@@ -127,7 +127,9 @@ def test_clip_and_image_ranges_differ(comfy_server, clip):
     """The video comparison above can fail: the clip range and each frame's own range give different frames."""
     out = []
     for name in ("clip", "image"):
-        entry = comfy_server.run(video_depth_graph(CLIP, TEST_CHECKPOINT, f"video/range_names_{name}", normalization=name))
+        entry = comfy_server.run(
+            video_depth_graph(CLIP, TEST_CHECKPOINT, f"video/range_names_{name}", normalization=name)
+        )
         assert_success(comfy_server, entry)
         out.append(read_video(comfy_server.output_files(entry, "4")[0]))
     assert not np.array_equal(out[0], out[1])
@@ -153,6 +155,8 @@ def test_unknown_name_is_refused_naming_the_choices(comfy_server, photo, clip, n
     text = " ".join(f"{e['message']} {e['details']}" for e in errors)
     assert choices in text, errors
     # ComfyUI 0.33 drops a DynamicCombo's unknown value before the node sees it: then the node says so
-    dynamic = comfy_server.object_info("DAV2ColorizeDepth")["input"]["required"]["range_mode"][0] == "COMFY_DYNAMICCOMBO_V3"
+    dynamic = (
+        comfy_server.object_info("DAV2ColorizeDepth")["input"]["required"]["range_mode"][0] == "COMFY_DYNAMICCOMBO_V3"
+    )
     assert ("range_mode is missing or unknown" if node == "colorize" and dynamic else "'sideways'") in text, errors
     assert comfy_server.alive()

@@ -28,7 +28,7 @@ def test_widget_defaults_are_the_core_defaults(comfy_inprocess):
 def test_node_options_map_onto_the_core(comfy_inprocess):
     options = node_module(comfy_inprocess).video_options(
         input_size=140,
-        normalization="per_frame",
+        normalization="image",
         range_statistic="percentile",
         invert=True,
         colormap="turbo",
@@ -39,7 +39,7 @@ def test_node_options_map_onto_the_core(comfy_inprocess):
         image_sequence="npy",
         temporal_consistency=False,
     )
-    assert options.range_mode == "per_frame" and options.colormap == "turbo" and options.sequence == ("npy",)
+    assert options.range_mode == "image" and options.colormap == "turbo" and options.sequence == ("npy",)
     assert (options.frames.start, options.frames.count, options.frames.stride) == (3, 7, 2)
     est = options.estimate
     assert (est.input_size, est.normalization, est.invert, est.chunk_size, est.temporal_consistency) == (

@@ -737,7 +737,7 @@ def depth_graph(
             depth=["3", 1],
             colormap="Spectral_r",
             invert=False,
-            range_mode="auto",
+            range_mode="min_max",
         )
         graph["6"] = api_node(object_info, "PreviewImage", images=["4", 0])
     if stats:
