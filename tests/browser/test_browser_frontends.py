@@ -437,8 +437,9 @@ def test_workflow_with_older_range_names_loads_with_the_current_ones(
     bh.fit_view(page)
     bh.screenshot(page, f"older-names-{ui.id}")
     page.evaluate(_POINT_AT_TEST_INPUTS, [EXAMPLE_IMAGE, EXAMPLE_VIDEO, TEST_CHECKPOINT])
-    entry = _run_from_ui(page, ui_server)
-    assert any("dav2_depth" in out for out in entry["outputs"].values()), json.dumps(entry["outputs"])[:1000]
+    entry = _run_from_ui(page, ui_server)  # queued with the current names, validated and run (success)
+    saved = [i for out in entry["outputs"].values() for i in out.get("images", []) if i.get("type") == "output"]
+    assert saved, json.dumps(entry["outputs"])[:1000]  # (the estimate may come from the cache of an earlier UI's run)
 
 
 @pytest.mark.parametrize("ui", BOTH_FRONTENDS, indirect=True)

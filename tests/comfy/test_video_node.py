@@ -53,12 +53,14 @@ def test_node_options_map_onto_the_core(comfy_inprocess):
 
 def test_bad_settings_are_refused(comfy_inprocess, monkeypatch):
     module = node_module(comfy_inprocess)
-    with pytest.raises(ValueError, match="unknown video normalisation 'clip'"):
-        module.video_options(normalization="clip")
+    with pytest.raises(ValueError, match="unknown video normalisation 'min_max'; choose one of clip, running, image"):
+        module.video_options(normalization="min_max")
     with pytest.raises(ValueError, match="unknown range_statistic"):
         module.video_options(range_statistic="median")
     node = comfy_inprocess.node("Video Depth")
     assert node.validate_inputs(image_sequence="png16") is True
+    assert node.validate_inputs(normalization="two_pass") is True  # an older name: the same choice as clip
+    assert "choose one of clip, running, image" in node.validate_inputs(normalization="sideways")
     monkeypatch.setattr(sys.modules["dav2_core.video.sequence"], "exr_backend", lambda: None)
     assert "OpenEXR" in node.validate_inputs(image_sequence="exr")
 
