@@ -80,19 +80,19 @@ def colorize(values01: torch.Tensor, name: str = DEFAULT_COLORMAP, invert: bool 
 
 def colorize_range(
     depth: DepthMap | torch.Tensor,
-    range_mode: str = "auto",
+    range_mode: str = "min_max",
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-image value range ``(lo[B], hi[B])`` that :func:`colorize_depth` spans the colormap with.
 
     Float32 on the depth's device, in the DEPTH'S OWN UNITS (metres for metric, raw values for relative
-    or a plain tensor), ``lo <= hi``. 'auto': finite min/max of each image; 'percentile': each image's
+    or a plain tensor), ``lo <= hi``. 'min_max': finite min/max of each image; 'percentile': each image's
     2nd/98th percentiles; 'manual': ``vmin``/``vmax`` for every image (both required, finite, vmin < vmax).
     The near end is ``hi`` for relative depth and ``lo`` (fewer metres) for metric depth. An image
-    without finite pixels gets ``lo = hi = 0``.
+    without finite pixels gets ``lo = hi = 0``. Older names are accepted (``ranges.LEGACY_NAMES``: 'auto').
     """
-    statistic, _ = split(range_mode, COLORIZE_MODES)
+    statistic, _ = split(range_mode, "colorize")
     metric = isinstance(depth, DepthMap) and depth.is_metric
     if statistic == "manual":
         if vmin is None or vmax is None:
@@ -139,13 +139,13 @@ def colorize_depth(
     depth: DepthMap | torch.Tensor,
     name: str = DEFAULT_COLORMAP,
     invert: bool = False,
-    range_mode: str = "auto",
+    range_mode: str = "min_max",
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> torch.Tensor:
     """Depth [B,H,W] → colour IMAGE [B,H,W,3] float32 0..1, near at the high end of the colormap.
 
-    ``range_mode``: 'auto' = per-image min-max; 'percentile' = per-image 2nd-98th percentiles; 'manual' =
+    ``range_mode``: 'min_max' = per-image min-max; 'percentile' = per-image 2nd-98th percentiles; 'manual' =
     ``vmin``..``vmax`` in the depth's own units (metres for metric: vmin is the near end; relative values:
     vmax is the near end). ``vmin``/``vmax`` are used only in 'manual' (see :func:`colorize_range`).
     ``invert`` puts near at the low end. A plain tensor is read as relative depth (larger = nearer).

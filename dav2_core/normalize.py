@@ -13,18 +13,24 @@ from typing import Literal
 import torch
 
 from .depth import DepthMap
-from .ranges import ESTIMATE_MODES, PERCENTILES, help_of
+from .ranges import ESTIMATE_MODES, PERCENTILES, canonical, help_of
 
-NormalizeMode = Literal["per_image", "percentile", "batch", "raw"]
+NormalizeMode = Literal["min_max", "percentile", "batch", "raw"]
 
 #: The normalisation modes, in UI order, with the short help used for tooltips (defined in ``ranges``).
 NORMALIZE_MODE_HELP: dict[str, str] = help_of(ESTIMATE_MODES)
 NORMALIZE_MODES: tuple[str, ...] = tuple(NORMALIZE_MODE_HELP)
+#: The modes that take a range (all but 'raw').
+_RANGED: tuple[str, ...] = tuple(m for m in NORMALIZE_MODES if m != "raw")
 
 
-def _check_mode(mode: str, allowed: tuple[str, ...]) -> None:
-    if mode not in allowed:
-        raise ValueError(f"unknown normalisation mode {mode!r}; choose one of {', '.join(allowed)}")
+def _check_mode(mode: str, allowed: tuple[str, ...]) -> str:
+    """The current name of normalisation ``mode`` (older names accepted, ``ranges.LEGACY_NAMES``) if it is one of
+    ``allowed``; ValueError naming the choices otherwise."""
+    name = canonical(mode, "estimate", "normalisation mode")
+    if name not in allowed:
+        raise ValueError(f"normalisation mode {mode!r} has no range here; choose one of {', '.join(allowed)}")
+    return name
 
 
 def _check_percentiles(low_pct: float, high_pct: float) -> None:
@@ -104,19 +110,19 @@ def masked_quantile(values: torch.Tensor, valid: torch.Tensor, qs: list[float] |
 
 def range_of(
     depth: DepthMap | torch.Tensor,
-    mode: str = "per_image",
+    mode: str = "min_max",
     low_pct: float = PERCENTILES[0],
     high_pct: float = PERCENTILES[1],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image nearness bounds ``(lo[B], hi[B])`` float32 that map to 0 (far) and 1 (near).
 
-    ``mode``: 'per_image' (finite min/max of each image), 'percentile' (each image's ``low_pct`` /
+    ``mode``: 'min_max' (finite min/max of each image), 'percentile' (each image's ``low_pct`` /
     ``high_pct`` percentiles) or 'batch' (one finite min/max over the whole batch, repeated B times).
     Bounds are in nearness units: the values for relative depth, minus metres for metric depth.
     NaN/Inf pixels are ignored; an image without finite pixels gets ``lo = hi = 0``.
     'raw' has no range (it does not rescale) and is refused.
     """
-    _check_mode(mode, ("per_image", "percentile", "batch"))
+    mode = _check_mode(mode, _RANGED)
     near = nearness(depth)
     batch = near.shape[0]
     flat = near.reshape(batch, -1)
@@ -155,14 +161,14 @@ def scale_to_unit(near: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, invert
 
 def normalize_depth(
     depth: DepthMap | torch.Tensor,
-    mode: str = "per_image",
+    mode: str = "min_max",
     low_pct: float = PERCENTILES[0],
     high_pct: float = PERCENTILES[1],
     invert: bool = False,
 ) -> torch.Tensor:
     """Depth [B,H,W] → float32 [B,H,W] in 0..1 with near = 1 (white) for relative and metric depth.
 
-    - 'per_image': min-max of each image.
+    - 'min_max': min-max of each image.
     - 'percentile': each image clipped at its ``low_pct``/``high_pct`` percentiles, then scaled.
     - 'batch': one min-max over the whole batch (frames keep their differences: no video flicker).
     - 'raw': the depth values unchanged (float32 copy, NOT 0..1 and not clamped; metric stays metres,
@@ -171,12 +177,12 @@ def normalize_depth(
     In the scaled modes NaN/Inf pixels are ignored for the range and output 0; an image with zero range
     (constant depth) is all zeros. ``invert`` gives near = 0 (invalid pixels stay 0).
     """
-    _check_mode(mode, NORMALIZE_MODES)
+    mode = _check_mode(mode, NORMALIZE_MODES)
     if mode == "raw":
         if invert:
             raise ValueError(
                 "invert cannot be used with normalisation 'raw' (raw returns the model's values unchanged);"
-                " pick 'per_image', 'percentile' or 'batch' to get an inverted 0..1 map"
+                " pick 'min_max', 'percentile' or 'batch' to get an inverted 0..1 map"
             )
         return as_depth_values(depth).clone()
     lo, hi = range_of(depth, mode, low_pct, high_pct)
@@ -186,15 +192,14 @@ def normalize_depth(
 class RunningRange:
     """Normalisation range for streamed frames (video): the union of the frames' ranges seen so far.
 
-    Each chunk's per-frame ranges (``mode`` 'per_image': min-max, or 'percentile': 1st/99th percentiles)
+    Each chunk's per-frame ranges (``mode`` 'min_max': min-max, or 'percentile': 1st/99th percentiles)
     widen the running range; it never shrinks, so a region keeps its grey level from frame to frame (no
     flicker). After the first chunks the range settles; only depth beyond everything seen before widens it.
     Bounds are in nearness units, as :func:`range_of` gives them.
     """
 
-    def __init__(self, mode: str = "per_image") -> None:
-        _check_mode(mode, ("per_image", "percentile", "batch"))
-        self.mode = mode
+    def __init__(self, mode: str = "min_max") -> None:
+        self.mode = _check_mode(mode, _RANGED)
         self.lo = math.inf
         self.hi = -math.inf
 

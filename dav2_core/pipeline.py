@@ -29,9 +29,9 @@ from .effects.refine import refine_with_image
 from .effects.temporal import TemporalAligner
 from .engines import as_engine, describe, is_video_model, single_image_refusal
 from .inference import ProgressFn, predict_depth
-from .normalize import NORMALIZE_MODES, RunningRange, nearness, normalize_depth, range_of, scale_to_unit
+from .normalize import RunningRange, nearness, normalize_depth, range_of, scale_to_unit
 from .preprocess import RESOLUTION_MODES, check_input_size, network_size
-from .ranges import STREAM_SCOPES, help_of
+from .ranges import STREAM_SCOPES, canonical, help_of
 from .tta import check_tta, check_tta_options, tta_mode, tta_parts, view_sizes
 from .tiling import (
     DEFAULT_MAX_TILES,
@@ -54,7 +54,7 @@ ESTIMATE_RESOLUTIONS: dict[str, str] = {
     "for detail, each aligned to it and blended without seams (more compute; for large images)",
 }
 
-StreamRange = Literal["running", "per_frame", "fixed"]
+StreamRange = Literal["running", "image", "fixed"]
 #: How a stream's frames are normalised, with their help text (defined in ``ranges``).
 STREAM_RANGE_HELP: dict[str, str] = help_of(STREAM_SCOPES)
 
@@ -75,7 +75,7 @@ class EstimateOptions:
     refine: 0..1 strength of the image-guided (guided filter) edge refinement; 0 = off.
     temporal_consistency / temporal_smoothing: align each frame's scale/shift to its predecessor
     (relative models only) with strength 0..1, and normalise over the batch instead of per image.
-    normalization: one of ``normalize.NORMALIZE_MODES``; invert: near = 0 instead of 1 (not with 'raw').
+    normalization: one of ``normalize.NORMALIZE_MODES`` (older names accepted: ``ranges.LEGACY_NAMES``); invert: near = 0 instead of 1 (not with 'raw').
     tta: test-time augmentation, one of ``tta.TTA_MODES`` (none, flip, multi_scale, multi_scale_flip);
     multi_scale is not available in tiled mode and needs keep_aspect input_size >= 42.
     """
@@ -91,7 +91,7 @@ class EstimateOptions:
     refine: float = 0.0
     temporal_consistency: bool = False
     temporal_smoothing: float = 1.0
-    normalization: str = "per_image"
+    normalization: str = "min_max"
     invert: bool = False
     tta: str = "none"
 
@@ -116,14 +116,11 @@ class EstimateOptions:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
                 raise ValueError(f"{name} must be a number in 0..1, got {value!r}")
-        if self.normalization not in NORMALIZE_MODES:
-            raise ValueError(
-                f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZE_MODES)}"
-            )
+        object.__setattr__(self, "normalization", canonical(self.normalization, "estimate", "normalization"))
         if self.normalization == "raw" and self.invert:
             raise ValueError(
                 "invert cannot be combined with normalization 'raw' (raw keeps the model's values); "
-                "turn invert off or pick per_image, percentile or batch"
+                "turn invert off or pick min_max, percentile or batch"
             )
         check_tta_options(self.tta, self.resolution, self.input_size)
 
@@ -135,7 +132,7 @@ class EstimateOptions:
     @property
     def effective_normalization(self) -> str:
         """The normalisation actually used: with temporal consistency, one min-max over the batch (raw stays raw)."""
-        if self.temporal_consistency and self.normalization in ("per_image", "percentile"):
+        if self.temporal_consistency and self.normalization in ("min_max", "percentile"):
             return "batch"
         return self.normalization
 
@@ -333,7 +330,7 @@ def estimate(
 class DepthStream:
     """Depth for consecutive chunks of one clip with state carried across chunks (see the module docstring).
 
-    range_mode: 'running' (default: a widening clip range, one pass), 'per_frame', or 'fixed' with
+    range_mode: 'running' (default: a widening clip range, one pass), 'image' (each frame its own), or 'fixed' with
     ``fixed_range`` = (lo, hi) in *nearness* units (``normalize.range_of`` units: relative values, or
     minus metres for metric depth), e.g. from a first pass. With ``options.temporal_consistency`` each
     frame of a relative model is aligned to the previous output frame, across chunk boundaries too.
@@ -353,8 +350,7 @@ class DepthStream:
     frames_done: int = 0
 
     def __post_init__(self) -> None:
-        if self.range_mode not in STREAM_RANGE_HELP:
-            raise ValueError(f"unknown range mode {self.range_mode!r}; choose one of {', '.join(STREAM_RANGE_HELP)}")
+        self.range_mode = canonical(self.range_mode, "stream")  # older names accepted (ranges.LEGACY_NAMES)
         if (self.range_mode == "fixed") != (self.fixed_range is not None):
             raise ValueError("range_mode 'fixed' needs fixed_range=(lo, hi), and fixed_range needs range_mode 'fixed'")
         self.kind = describe(self.model)[0]
@@ -364,9 +360,9 @@ class DepthStream:
 
     @property
     def statistic(self) -> str:
-        """The per-frame range statistic ('per_image' min-max or 'percentile'; 'batch' reads as 'per_image')."""
+        """The per-frame range statistic ('min_max' or 'percentile'; 'batch' reads as 'min_max')."""
         mode = self.options.normalization
-        return "per_image" if mode == "batch" else mode
+        return "min_max" if mode == "batch" else mode
 
     def depth(self, frames: torch.Tensor, *, check_cancel: CancelCheck | None = None) -> DepthMap:
         """predict -> refine -> temporal alignment for the next chunk [n,H,W,C] (float 0..1 or uint8), not
@@ -384,7 +380,7 @@ class DepthStream:
         mode = self.options.normalization
         if mode == "raw":
             return DepthResult(depth, normalize_depth(depth, "raw"), "raw")
-        if self.range_mode == "per_frame":
+        if self.range_mode == "image":
             lo, hi = range_of(depth, self.statistic)
         elif self.range_mode == "fixed":
             lo = torch.full((depth.batch,), float(self.fixed_range[0]))

@@ -7,7 +7,7 @@ import torch
 from dav2_core.colormaps import COLORMAPS, DEFAULT_COLORMAP, colorize_in_range, colorize_range
 from dav2_core.depth import DepthMap
 from dav2_core.geometry import is_geometry_packet
-from dav2_core.ranges import COLORIZE_MODES, help_of
+from dav2_core.ranges import COLORIZE_MODES, canonical, choices_text, help_of
 
 from .api import HAS_DYNAMIC_COMBO, image_output, io
 from .preview import depth_preview_ui
@@ -105,14 +105,22 @@ class ColorizeDepth(io.ComfyNode):
     ) -> bool | str:
         """Refuse a bad manual range when the graph is queued, before anything runs. ``**_other`` makes ComfyUI
         (0.33) hand over the DynamicCombo's ``range_mode.manual_min``/``manual_max`` too, which it then nests into
-        ``range_mode``; without it only the names above would pass and the bounds would never be checked."""
+        ``range_mode``; without it only the names above would pass and the bounds would never be checked.
+        Declaring ``range_mode`` makes this ComfyUI's check of it: older names (``ranges.LEGACY_NAMES``) pass, an
+        unknown one is refused naming the choices. ComfyUI 0.33 drops a DynamicCombo whose value is no option
+        before this runs (``range_mode`` None here), so there a missing value means an unknown one."""
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
-        if range_mode is not None and range_mode not in COLORIZE_MODES:
-            return f"unknown range_mode {range_mode!r}; choose one of {', '.join(COLORIZE_MODES)}"
+        if range_mode is None and HAS_DYNAMIC_COMBO:
+            return f"range_mode is missing or unknown; choose one of {choices_text('colorize')}"
+        if range_mode is not None:
+            try:  # older names (ranges.LEGACY_NAMES) pass
+                range_mode = canonical(range_mode, "colorize", "range_mode")
+            except ValueError as exc:
+                return str(exc)
         if range_mode == "manual" and manual_min is not None and manual_max is not None and manual_min >= manual_max:
             return (
                 f"manual range: manual_min ({manual_min:g}) must be smaller than manual_max ({manual_max:g}); "
-                "raise manual_max or lower manual_min, or use range_mode auto"
+                "raise manual_max or lower manual_min, or use range_mode min_max"
             )
         return True
 
@@ -127,7 +135,8 @@ class ColorizeDepth(io.ComfyNode):
         manual_max: float | None = None,
     ) -> io.NodeOutput:
         range_mode, manual_min, manual_max = range_choice(range_mode, manual_min, manual_max)
-        manual = range_mode in COLORIZE_MODES and COLORIZE_MODES[range_mode].statistic == "manual"
+        range_mode = canonical(range_mode, "colorize", "range_mode")  # older names give the same choice
+        manual = COLORIZE_MODES[range_mode].statistic == "manual"
         depth_map = as_depth(depth)
         lo, hi = colorize_range(
             depth_map, range_mode, vmin=manual_min if manual else None, vmax=manual_max if manual else None

@@ -89,10 +89,12 @@ class EstimateDepth(io.ComfyNode):
         resolution: str | None = None,
         input_size: int | None = None,
     ) -> bool | str:
-        """Refuse raw + invert, bad tile options and impossible tta choices when the graph is queued."""
+        """Refuse raw + invert, bad tile options and impossible tta choices when the graph is queued. Declaring
+        ``normalization`` makes this ComfyUI's check of it (instead of the option list): the older names of
+        ``ranges.LEGACY_NAMES`` pass, an unknown name is refused naming the choices."""
         try:
             EstimateOptions(
-                normalization=normalization or "per_image",
+                normalization=normalization or "min_max",
                 invert=bool(invert),
                 **tile_options(tile_size, tile_overlap, max_tiles),
                 **tta_options(tta, resolution, input_size),

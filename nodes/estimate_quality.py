@@ -132,7 +132,7 @@ def temporal_inputs(*, video: bool = False) -> list[io.Input]:
         consistency = (
             "For video frames / image sequences: align each frame's depth scale and shift to the "
             "previous frame's (robust least squares), then normalise the depth image and mask "
-            "once over the whole batch (per_image/percentile become batch), so they do not "
+            "once over the whole batch (min_max/percentile become batch), so they do not "
             "flicker. Relative models only: metric depth is already in metres, so for metric "
             "models the alignment is skipped and only the batch-wide normalisation applies."
         )

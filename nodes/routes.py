@@ -2,14 +2,16 @@
 
 * ``GET /dav2/colormaps``: the colormap LUTs the nodes use (one source for Colorize Depth, the CLI and the
   browser's recolouring).
-* ``GET /dav2/config``: the statistics keys in display order, the batch preview cap, and where a click on
-  the depth preview writes (:data:`PICK_TARGETS`).
+* ``GET /dav2/config``: the statistics keys in display order, the batch preview cap, where a click on
+  the depth preview writes (:data:`PICK_TARGETS`), and the older range-mode values a loaded workflow's widgets
+  are renamed from (``range_names.legacy_values``).
 * ``GET /dav2/preview_files?names=a.png/b.png``: which packed preview PNGs are still in the temp folder
   (ComfyUI empties it on start; a restored preview whose file is gone shows a placeholder instead of a
   failed request).
 
 Registration needs ComfyUI's running ``PromptServer``; without one (in-process tests, plain imports)
-:func:`register_routes` does nothing.
+:func:`register_routes` does nothing. It also adds the ``on_prompt`` handler that renames older range-mode
+values in queued prompts (``range_names.current_names``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dav2_core.paths import PathRefused, confine
 from dav2_core.stats import STAT_KEYS
 
 from .preview import MAX_PREVIEW_IMAGES, PREVIEW_SUBFOLDER
+from .range_names import current_names, legacy_values
 
 COLORMAPS_ROUTE = "/dav2/colormaps"
 CONFIG_ROUTE = "/dav2/config"
@@ -45,9 +48,14 @@ PICK_TARGETS = {
 
 
 def web_config() -> dict:
-    """What ``GET /dav2/config`` answers: ``stat_keys`` (list), ``max_preview_images`` (int) and ``pick``
-    (:data:`PICK_TARGETS`)."""
-    return {"stat_keys": list(STAT_KEYS), "max_preview_images": MAX_PREVIEW_IMAGES, "pick": PICK_TARGETS}
+    """What ``GET /dav2/config`` answers: ``stat_keys`` (list), ``max_preview_images`` (int), ``pick``
+    (:data:`PICK_TARGETS`) and ``legacy_values`` (``{node id: {input: {older value: current value}}}``)."""
+    return {
+        "stat_keys": list(STAT_KEYS),
+        "max_preview_images": MAX_PREVIEW_IMAGES,
+        "pick": PICK_TARGETS,
+        "legacy_values": legacy_values(),
+    }
 
 
 def preview_files_present(names: list[str], temp_dir: str) -> dict[str, bool]:
@@ -99,5 +107,6 @@ def register_routes() -> bool:
     prompt_server.routes.get(COLORMAPS_ROUTE)(get_colormaps)
     prompt_server.routes.get(CONFIG_ROUTE)(get_config)
     prompt_server.routes.get(PREVIEW_FILES_ROUTE)(get_preview_files)
+    prompt_server.add_on_prompt_handler(current_names)
     _registered = True
     return True

@@ -13,7 +13,7 @@ import folder_paths
 from dav2_core.colormaps import COLORMAPS
 from dav2_core.inference import MAX_CHUNK
 from dav2_core.pipeline import EstimateOptions
-from dav2_core.ranges import VIDEO_SCOPES, VIDEO_STATISTICS, statistic_mode
+from dav2_core.ranges import VIDEO_SCOPES, VIDEO_STATISTICS, canonical, statistic_mode
 from dav2_core.tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from dav2_core.video import SEQUENCE_FORMATS, VDA_MODE_HELP, FrameRange, VideoOptions, depth_video
 from dav2_core.variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE
@@ -59,7 +59,7 @@ def video_options(
     input_size: int = DEFAULT_INPUT_SIZE,
     resolution: str = "keep_aspect",
     max_side: int = DEFAULT_MAX_SIDE,
-    normalization: str = "two_pass",
+    normalization: str = "clip",
     range_statistic: str = "min_max",
     invert: bool = False,
     colormap: str = "gray",
@@ -182,9 +182,17 @@ class VideoDepth(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, image_sequence: str | None = None, filename_prefix: str | None = None) -> bool | str:
+    def validate_inputs(
+        cls, image_sequence: str | None = None, filename_prefix: str | None = None, normalization: str | None = None
+    ) -> bool | str:
         """Refuse an EXR sequence when the graph is queued if this Python cannot write EXR, and a sequence
-        prefix that would write outside the output folder."""
+        prefix that would write outside the output folder. Declaring ``normalization`` makes this ComfyUI's check
+        of it: the older names of ``ranges.LEGACY_NAMES`` pass, an unknown name is refused naming the choices."""
+        if normalization is not None:
+            try:
+                canonical(normalization, "video", "normalization")
+            except ValueError as exc:
+                return str(exc)
         problem = None if image_sequence in (None, "none") else path_problem(filename_prefix, output_prefix=True)
         if problem:
             return problem

@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no depth_gt/middlebury_motorcycle under {args.shared}: pass --shared DIR")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     image, relative, metric = load_scene(args.shared)
-    grey = normalize_depth(relative, "per_image")[0, :, :, None].expand(-1, -1, 3)
-    lo, hi = colorize_range(relative, "auto")
+    grey = normalize_depth(relative, "min_max")[0, :, :, None].expand(-1, -1, 3)
+    lo, hi = colorize_range(relative, "min_max")
     coloured = colorize_in_range(relative, lo, hi, "Spectral_r")[0]
-    mlo, mhi = colorize_range(metric, "auto")
+    mlo, mhi = colorize_range(metric, "min_max")
     metric_coloured = colorize_in_range(metric, mlo, mhi, "turbo")[0]
     written = [
         save("estimate_depth.jpg", panel(image[0]), panel(grey)),

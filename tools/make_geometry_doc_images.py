@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     packet = {"image": torch.from_numpy(photo)[None], "depth": torch.from_numpy(metres)[None], "intrinsics": k}
     packet["normal"] = torch.zeros(1, h, w, 3)
     converted = geometry.depth_from_geometry(packet)
-    lo, hi = colorize_range(converted, "auto")
+    lo, hi = colorize_range(converted, "min_max")
     save("geometry_to_depth.jpg", panel(photo), panel(colorize_in_range(converted, lo, hi, "turbo")[0].numpy()))
 
     # Camera from Photo EXIF: the field of view the node reads, drawn on the photo

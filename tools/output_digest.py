@@ -50,6 +50,8 @@ IMAGE_RUNS: dict[str, list[str]] = {
     "tta_refine": ["--flip-tta", "--refine", "0.5", "--input-size", "266"],
     "tiled": ["--tiles", "4", "--tile-size", "266", "--tile-overlap", "56", "--input-size", "266", "--npy"],
 }
+#: The older range names (dav2_core.ranges.LEGACY_NAMES, still accepted, the same choices: clip, running, image) are
+#: kept here and below so a digest saved before the range vocabulary keeps the same keys to compare against.
 VIDEO_RANGES = ("two_pass", "running", "per_frame")
 
 

@@ -2,7 +2,8 @@
 // (nodes/preview.py) gets the interactive depth preview; "dav2_stats" gets the statistics table; "dav2_report"
 // (Calibrate, Evaluate) gets its text report shown in the same box the stats table uses.
 // The keys are ours alone, so the hooks act on any node type that sends them and ignore all others:
-// no dependence on the folder name the pack was installed under.
+// no dependence on the folder name the pack was installed under. Widgets holding an older range-mode name are
+// renamed when a workflow loads (range_names.js).
 //
 // What a node last showed is kept in its properties (``dav2_output``), so it comes back after a page reload,
 // a workflow tab switch, undo, or loading a saved workflow (frontends that restore outputs themselves call
@@ -12,6 +13,7 @@ import { chainCallback, ensureStylesheet, fetchConfig, workflowChanged } from ".
 import { showDepthPreview } from "./depth_preview.js";
 import { showDepthStats } from "./depth_stats.js";
 import { hookNodeFaces } from "./node_faces.js";
+import { hookRangeNames } from "./range_names.js";
 
 const EXTENSION = "dav2.DepthAnythingV2";
 /** Node property holding the last output our widgets showed (the parts of the UI output that are ours). */
@@ -100,6 +102,7 @@ function register() {
     name: EXTENSION,
     async beforeRegisterNodeDef(nodeType, nodeData) {
       hookNodeFaces(nodeType, nodeData);
+      await hookRangeNames(nodeType, nodeData); // older range-mode values renamed before node_faces.js reads them
       chainCallback(nodeType.prototype, "onExecuted", function (output) {
         try {
           handleOutput(this, output, true);

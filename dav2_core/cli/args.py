@@ -22,11 +22,11 @@ from ..tta import TTA_MODES
 from ..tiling import DEFAULT_MAX_TILES, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..variants import DEFAULT_INPUT_SIZE, DEFAULT_MAX_SIDE, VARIANTS
 from ..jobs import CliOptions
-from ..ranges import CLI_STATISTICS, CLI_STATISTICS_HELP
+from ..ranges import CLI_STATISTICS, CLI_STATISTICS_HELP, LEGACY_NAMES, canonical
 from ..video import VDA_MODE_HELP, VIDEO_RANGE_HELP
 
 #: --normalize choices: images use their own range; a video combines its frames' ranges (--video-range).
-NORMALIZE_CHOICES = CLI_STATISTICS
+NORMALIZE_CHOICES: tuple[str, ...] = tuple(CLI_STATISTICS)
 DTYPE_CHOICES = ("auto", *PRECISIONS)
 
 
@@ -48,6 +48,31 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0."""
     return _whole_number(text, 0)
+
+
+def range_name(front_end: str, what: str) -> Callable[[str], str]:
+    """argparse type: a range name of ``dav2_core.ranges``' ``front_end`` table; an older name is accepted and
+    given its current name (so ``choices`` lists only the current ones), anything else is refused naming them."""
+
+    def convert(text: str) -> str:
+        try:
+            return canonical(text, front_end, what)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = what  # argparse names the type in some messages
+    return convert
+
+
+def normalize_argument(group: Any, help_text: str) -> None:
+    """``--normalize``: the per-image range statistic (``ranges.CLI_STATISTICS``; older names accepted)."""
+    group.add_argument(
+        "--normalize",
+        type=range_name("cli_statistic", "--normalize value"),
+        choices=NORMALIZE_CHOICES,
+        default=NORMALIZE_CHOICES[0],
+        help=help_text,
+    )
 
 
 def port(text: str) -> int:
@@ -381,18 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--frames", action="store_true", help="videos: also write every frame as a 16-bit PNG in <stem>_depth_frames/"
     )
-    out.add_argument(
-        "--normalize",
-        choices=NORMALIZE_CHOICES,
-        default="per_image",
-        help=CLI_STATISTICS_HELP,
-    )
+    normalize_argument(out, CLI_STATISTICS_HELP)
     video = parser.add_argument_group("video")
+    old_ranges = ", ".join(f"{a} = {b}" for a, b in LEGACY_NAMES["video"].items())
     video.add_argument(
         "--video-range",
+        type=range_name("video", "--video-range value"),
         choices=list(VIDEO_RANGE_HELP),
         default=next(iter(VIDEO_RANGE_HELP)),
-        help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items()),
+        help="; ".join(f"{name}: {text}" for name, text in VIDEO_RANGE_HELP.items())
+        + f" (older names accepted: {old_ranges})",
     )
     video.add_argument(
         "--start-frame",

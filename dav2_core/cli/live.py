@@ -42,12 +42,12 @@ from ..video.sequence import SEQUENCE_FORMATS
 from ..video.sink import CONTAINERS, writable_temp
 from ..jobs import CliError, CliOptions, load_cli_model
 from .args import (
-    NORMALIZE_CHOICES,
     add_colormap_argument,
     add_inference_arguments,
     add_model_arguments,
     estimate_options,
     model_options,
+    normalize_argument,
     port,
     positive_float,
 )
@@ -114,11 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--grey", "--gray", dest="grey", action="store_true", help="grey picture (same as --colormap gray)"
     )
     out.add_argument("--invert", action="store_true", help="near = black (and the low end of the colormap)")
-    out.add_argument(
-        "--normalize",
-        choices=NORMALIZE_CHOICES,
-        default="per_image",
-        help="each frame's range statistic, combined into a running range that only widens (no flicker)",
+    normalize_argument(
+        out,
+        "each frame's range statistic (min_max or percentile; older name per_image accepted), combined into a "
+        "running range that only widens (no flicker)",
     )
     out.add_argument("--stats-json", metavar="FILE", help="write the run's numbers (fps, latency, dropped) as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status line, only the final summary")

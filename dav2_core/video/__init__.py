@@ -5,12 +5,12 @@ Memory stays flat however long the clip is: one chunk of frames (sized from free
 is read. Temporal alignment and the normalisation range are carried across chunks by DepthStream.
 
 Decisions:
-- Normalisation ``two_pass`` is the default: the first pass estimates every frame and keeps only each
+- Normalisation ``clip`` (one range over the whole clip, two passes) is the default: the first pass estimates every frame and keeps only each
   frame's range (and its depth in an unlinked float16 temporary file beside the output, when the disk
   has room; otherwise the second pass estimates the clip again); the second pass normalises every frame
   with the clip-wide range (``DepthStream(range_mode="fixed")``). It is the only mode in which a region
   keeps its grey level over the whole clip: ``running`` (one pass) is flicker-free too, but a range that
-  widens later changes the grey levels from then on; ``per_frame`` flickers.
+  widens later changes the grey levels from then on; ``image`` (each frame its own range) flickers.
 - Timing: the depth video keeps every frame's source timestamp (shifted to start at 0), so variable frame
   rates, strides and skipped (undecodable) frames stay aligned with the source; no frame is duplicated
   to fill a gap. Nominal rate = source average rate / stride.

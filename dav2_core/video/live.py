@@ -466,7 +466,7 @@ class LiveOptions:
         if self.duration is not None and not self.duration > 0:
             raise ValueError(f"duration must be a number of seconds > 0, got {self.duration!r}")
         if self.estimate.normalization == "raw":
-            raise ValueError("live depth needs a 0..1 picture: normalization per_image or percentile, not raw")
+            raise ValueError("live depth needs a 0..1 picture: normalization min_max or percentile, not raw")
 
 
 def live_depth(

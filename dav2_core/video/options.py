@@ -10,7 +10,7 @@ from ..colormaps import COLORMAPS
 from ..engines import as_engine
 from ..inference import auto_chunk_size
 from ..pipeline import EstimateOptions
-from ..ranges import VIDEO_SCOPES, help_of
+from ..ranges import VIDEO_SCOPES, canonical, help_of
 from .sequence import check_formats
 from .sink import CRF
 from .source import FrameRange
@@ -40,8 +40,8 @@ class VideoOptions:
     """How a depth video is made (validated on construction; ValueError names the bad option).
 
     estimate: the estimate options (network size, flip TTA, refine, temporal alignment; ``normalization``
-    is the per-frame range statistic: 'per_image' min-max or 'percentile'; 'raw' has no picture).
-    range_mode: one of :data:`VIDEO_RANGE_HELP`. colormap: one of ``COLORMAPS`` ('gray': near = white).
+    is the per-frame range statistic: 'min_max' or 'percentile'; 'raw' has no picture).
+    range_mode: one of :data:`VIDEO_RANGE_HELP` (older names accepted: ``ranges.LEGACY_NAMES``). colormap: one of ``COLORMAPS`` ('gray': near = white).
     frames: which source frames. sequence: image-sequence formats to write too (``SEQUENCE_FORMATS``).
     audio: pass the source's audio through. cache: two-pass depth cache 'auto' (disk when there is room),
     'disk' or 'recompute'. crf: x264 quality (0 lossless .. 51; 17 visually lossless).
@@ -49,7 +49,7 @@ class VideoOptions:
     """
 
     estimate: EstimateOptions = EstimateOptions(temporal_consistency=True)
-    range_mode: str = "two_pass"
+    range_mode: str = "clip"
     colormap: str = "gray"
     frames: FrameRange = FrameRange()
     sequence: tuple[str, ...] = ()
@@ -61,15 +61,12 @@ class VideoOptions:
     def __post_init__(self) -> None:
         if self.vda_mode not in VDA_MODE_HELP:
             raise ValueError(f"unknown vda_mode {self.vda_mode!r}; choose one of {', '.join(VDA_MODE_HELP)}")
-        if self.range_mode not in VIDEO_RANGE_HELP:
-            raise ValueError(
-                f"unknown video normalisation {self.range_mode!r}; choose one of {', '.join(VIDEO_RANGE_HELP)}"
-            )
+        object.__setattr__(self, "range_mode", canonical(self.range_mode, "video", "video normalisation"))
         if self.colormap not in COLORMAPS:
             raise ValueError(f"unknown colormap {self.colormap!r}; choose one of {', '.join(COLORMAPS)}")
         if self.estimate.normalization == "raw":
             raise ValueError(
-                "a depth video needs a 0..1 picture: use normalization 'per_image' (min-max) or "
+                "a depth video needs a 0..1 picture: use normalization 'min_max' or "
                 "'percentile', not 'raw' (write the raw values as an exr or npy sequence)"
             )
         if self.cache not in CACHE_MODES:

@@ -240,14 +240,14 @@ class _Run:
         report.selected = o.frames.expected(src.frame_count)
         report.size, report.encoded_size = (src.width, src.height), encoded_size(src.width, src.height)
         report.fps = float(src.rate / o.frames.stride)
-        report.passes = 2 if o.range_mode == "two_pass" else 1
+        report.passes = 2 if o.range_mode == "clip" else 1
         self.total = (report.selected or 0) * report.passes
         if o.sequence:
             folder = self.sequence_dir or self.output.with_name(self.output.stem + "_frames")
             keep = ("kind", "units", "model", "source", "normalization", "statistic", "invert", "near")
             meta = {k: v for k, v in self.metadata().items() if k in keep}
             self.sequence = SequenceWriter(folder, tuple(o.sequence), {**meta, "png16": PNG16_DECODE})
-        if o.range_mode == "two_pass":
+        if o.range_mode == "clip":
             self._two_pass(est, chunk)
         else:
             self._one_pass(est, chunk)

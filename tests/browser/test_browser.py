@@ -192,7 +192,7 @@ def test_metric_model_shows_metres(page: Any, comfy_server: Any, checkpoints: di
 
 
 def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, checkpoints: dict) -> None:
-    """Colorize Depth's preview colours with the node's range_mode (auto, manual, percentile; relative and
+    """Colorize Depth's preview colours with the node's range_mode (min_max, manual, percentile; relative and
     metric; inverted): every canvas pixel equals the node's IMAGE output; hover still reads the exact depth."""
     from dav2_core.colormaps import colorize_range
     from dav2_core.depth import DepthMap
@@ -206,7 +206,7 @@ def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, chec
     depth = saved_depth(comfy_server, entry, save_id)
     show_node(page, 4, 420, 480)
 
-    # auto: unchanged, the depth's own min..max (the independent LUT check and the node's output agree)
+    # min_max: unchanged, the depth's own min..max (the independent LUT check and the node's output agree)
     check_colours(page, 4, depth, "Spectral_r", metric=False, invert=False)
     auto = check_matches_output(page, comfy_server, entry, preview_id, 4)
     assert "colours" not in preview_state(page, 4)["status"]
@@ -237,7 +237,7 @@ def test_colorize_preview_uses_the_node_range(page: Any, comfy_server: Any, chec
 
     # metric model, manual range in metres (near = fewer metres)
     set_widgets(page, 2, model=METRIC_CHECKPOINT)
-    set_widgets(page, 4, invert=False, range_mode="auto")
+    set_widgets(page, 4, invert=False, range_mode="min_max")
     entry = queue_and_wait(page, comfy_server, 4, execution=4)
     metres = saved_depth(comfy_server, entry, save_id)
     check_colours(page, 4, metres, "Spectral_r", metric=True, invert=False)

@@ -34,7 +34,7 @@ def _picking_graph(image_name: str, prefix: str, points: str) -> dict:
     (image, depth) -> coc -> MaskToImage -> SaveImage; Calibrate (depth, ``points`` typed by hand) -> Save Depth."""
     graph, photo, estimate = estimate_graph(image_name, input_size=INPUT_SIZE, resolution="keep_aspect", chunk_size=0)
     depth = estimate["depth"]
-    colorize = graph.add("DAV2ColorizeDepth", depth=depth, colormap="Spectral_r", invert=False, range_mode="auto")
+    colorize = graph.add("DAV2ColorizeDepth", depth=depth, colormap="Spectral_r", invert=False, range_mode="min_max")
     graph.add("PreviewImage", images=colorize["image"])
     estimate_save = graph.add("DAV2SaveDepth", depth=depth, filename_prefix=f"{prefix}/estimate", format="npy")
     bokeh = graph.add(

@@ -116,7 +116,7 @@ def test_newer_schema_on_comfyui_0_33(api, comfy_inprocess) -> None:
     colorize = _input_specs(comfy_inprocess, "Colorize Depth")
     assert colorize["range_mode"][0] == "COMFY_DYNAMICCOMBO_V3"
     options = {o["key"]: o["inputs"] for o in colorize["range_mode"][1]["options"]}
-    assert set(options["manual"]["required"]) == {"manual_min", "manual_max"} and not options["auto"].get("required")
+    assert set(options["manual"]["required"]) == {"manual_min", "manual_max"} and not options["min_max"].get("required")
     for name in ("Estimate Depth", "Colorize Depth"):
         assert comfy_inprocess.node(name).GET_SCHEMA().has_intermediate_output is True
     for name in NODE_NAMES:
@@ -136,8 +136,8 @@ def test_colorize_takes_the_dynamic_combo_shape(comfy_inprocess) -> None:
     nested = colorize.execute(depth, "viridis", False, {"range_mode": "manual", "manual_min": 0.5, "manual_max": 1.5})
     assert torch.equal(flat.args[0], nested.args[0])
     assert flat.ui["dav2_depth"][0]["display_min"] == nested.ui["dav2_depth"][0]["display_min"] == 0.5
-    auto = colorize.execute(depth, "viridis", False, {"range_mode": "auto"})
-    assert torch.equal(auto.args[0], colorize.execute(depth, "viridis", False, "auto", 0.0, 1.0).args[0])
+    auto = colorize.execute(depth, "viridis", False, {"range_mode": "auto"})  # the older name of min_max
+    assert torch.equal(auto.args[0], colorize.execute(depth, "viridis", False, "min_max", 0.0, 1.0).args[0])
     assert "smaller than manual_max" in colorize.validate_inputs(
         {"range_mode": "manual", "manual_min": 2.0, "manual_max": 1.0}
     )
@@ -151,10 +151,10 @@ def test_image_outputs_follow_comfyuis_intermediate_dtype(api, comfy_inprocess, 
     depth = DepthMap(torch.rand(1, 6, 8))
     colorize = comfy_inprocess.node("Colorize Depth")
     assert api.intermediate_dtype() == getattr(mm, "intermediate_dtype", lambda: torch.float32)()
-    assert colorize.execute(depth, "gray", False, "auto", 0.0, 1.0).args[0].dtype == api.intermediate_dtype()
+    assert colorize.execute(depth, "gray", False, "min_max", 0.0, 1.0).args[0].dtype == api.intermediate_dtype()
     monkeypatch.setattr(mm, "intermediate_dtype", lambda: torch.float16, raising=False)
     assert api.image_output(torch.rand(1, 2, 2, 3)).dtype == torch.float16
-    image = colorize.execute(depth, "gray", False, "auto", 0.0, 1.0).args[0]
+    image = colorize.execute(depth, "gray", False, "min_max", 0.0, 1.0).args[0]
     assert image.dtype == torch.float16 and image.device == mm.intermediate_device()
 
 

@@ -22,7 +22,7 @@ def model(comfy_inprocess):
 
 def estimate(comfy, model, image, **overrides):
     args = dict(
-        input_size=28, resolution="keep_aspect", max_side=1932, normalization="per_image", invert=False, chunk_size=0
+        input_size=28, resolution="keep_aspect", max_side=1932, normalization="min_max", invert=False, chunk_size=0
     )
     args.update(overrides)
     return comfy.node("Estimate Depth").execute(model, image, **args)
@@ -41,9 +41,9 @@ def test_estimate_tiled_runs_and_bad_tiles_are_refused_at_queue_time(comfy_inpro
     import comfy.utils
 
     node = comfy_inprocess.node("Estimate Depth")
-    assert "smaller than tile_size" in node.validate_inputs("per_image", False, tile_size=56, tile_overlap=56)
-    assert node.validate_inputs("per_image", False, tile_size=56, tile_overlap=14, max_tiles=4) is True
-    assert node.validate_inputs("per_image", False) is True  # a workflow saved before the tile inputs existed
+    assert "smaller than tile_size" in node.validate_inputs("min_max", False, tile_size=56, tile_overlap=56)
+    assert node.validate_inputs("min_max", False, tile_size=56, tile_overlap=14, max_tiles=4) is True
+    assert node.validate_inputs("min_max", False) is True  # a workflow saved before the tile inputs existed
     image = torch.rand(1, 60, 84, 3, generator=torch.Generator().manual_seed(0))
     calls = []
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))

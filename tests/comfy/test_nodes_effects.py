@@ -506,7 +506,7 @@ def model(comfy_inprocess):
 
 def estimate(comfy, model, image, **overrides):
     args = dict(
-        input_size=SIZE, resolution="keep_aspect", max_side=1932, normalization="per_image", invert=False, chunk_size=0
+        input_size=SIZE, resolution="keep_aspect", max_side=1932, normalization="min_max", invert=False, chunk_size=0
     )
     args.update(overrides)
     return node(comfy, "Estimate Depth").execute(model, image, **args)
@@ -657,7 +657,7 @@ def test_repeated_prompts_retain_no_tensors(comfy_inprocess, model):
     def one_prompt(k: int) -> None:
         image = texture(b=2, seed=k)
         depth = estimate(comfy_inprocess, model, image, flip_tta=True, refine=0.3).args[1]
-        node(comfy_inprocess, "Colorize Depth").execute(depth, "Spectral_r", False, "auto", 0.0, 1.0)
+        node(comfy_inprocess, "Colorize Depth").execute(depth, "Spectral_r", False, "min_max", 0.0, 1.0)
         node(comfy_inprocess, "Depth Stats").execute(depth, 0)
         bokeh(comfy_inprocess, image, depth)
         parallax(comfy_inprocess, image, depth, frames=3)

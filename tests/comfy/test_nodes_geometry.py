@@ -110,7 +110,7 @@ def test_moge_geometry_is_metres_in_colorize_and_stats(comfy_inprocess):
     stats = node(comfy_inprocess, "Depth Stats").execute(packet, 0).args[0]
     assert stats.startswith("Depth stats - units: m - model: MoGe")
     assert "min 1 m  max 3 m" in stats
-    coloured = node(comfy_inprocess, "Colorize Depth").execute(packet, "viridis", False, "auto", 0.0, 1.0)
+    coloured = node(comfy_inprocess, "Colorize Depth").execute(packet, "viridis", False, "min_max", 0.0, 1.0)
     assert coloured.args[0].shape == (1, H, W, 3)
     preview = coloured.ui["dav2_depth"][0]
     assert preview["units"] == "m" and preview["kind"] == "metric"
@@ -260,7 +260,7 @@ def test_moge_sky_flows_through_every_depth_node(comfy_inprocess):
     depth[0, :6] = float("inf")  # the top rows are sky
     packet = moge_packet(depth)
     image = torch.rand(1, H, W, 3)
-    coloured = node(comfy_inprocess, "Colorize Depth").execute(packet, "viridis", False, "auto", 0.0, 1.0).args[0]
+    coloured = node(comfy_inprocess, "Colorize Depth").execute(packet, "viridis", False, "min_max", 0.0, 1.0).args[0]
     assert bool(torch.isfinite(coloured).all())
     stats = node(comfy_inprocess, "Depth Stats").execute(packet, 0).args[0]
     assert f"valid {(H - 6) * W} / {H * W} px" in stats

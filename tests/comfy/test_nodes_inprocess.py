@@ -15,7 +15,15 @@ import pytest
 import torch
 
 from checkpoint_factory import write_checkpoint
-from comfy_harness import NODE_IDS, TEST_CHECKPOINT, offered_nodes, run_coroutine, ui_to_api
+from comfy_harness import (
+    DYNAMIC_COMBO,
+    NODE_IDS,
+    TEST_CHECKPOINT,
+    load_nodes_module,
+    offered_nodes,
+    run_coroutine,
+    ui_to_api,
+)
 from dav2_core.colormaps import COLORMAPS, colorize_in_range, colorize_range, lut
 from dav2_core.depth import DepthMap
 from dav2_core.inference import predict_depth
@@ -27,7 +35,7 @@ SIZE = 70  # network input size for the tests (a multiple of 14; small for 2 CPU
 
 def run_estimate(comfy, model, image, **overrides):
     args = dict(
-        input_size=SIZE, resolution="keep_aspect", max_side=1932, normalization="per_image", invert=False, chunk_size=0
+        input_size=SIZE, resolution="keep_aspect", max_side=1932, normalization="min_max", invert=False, chunk_size=0
     )
     args.update(overrides)
     return comfy.node("Estimate Depth").execute(model, image, **args)
@@ -338,7 +346,7 @@ def test_estimate_raw_keeps_values(comfy_inprocess, model, images, estimated):
 def test_estimate_raw_with_invert_is_refused_before_running(comfy_inprocess, model, images):
     node = comfy_inprocess.node("Estimate Depth")
     assert "invert" in node.validate_inputs("raw", True)
-    assert node.validate_inputs("per_image", True) is True
+    assert node.validate_inputs("min_max", True) is True
     with pytest.raises(ValueError, match="invert"):
         run_estimate(comfy_inprocess, model, images, normalization="raw", invert=True)
 
@@ -407,25 +415,25 @@ def test_colorize_depth_end_colours(comfy_inprocess, estimated):
     node = comfy_inprocess.node("Colorize Depth")
     depth = estimated.args[1]
     for name in ("Spectral_r", "turbo", "gray"):
-        image = node.execute(depth, name, False, "auto", 0.0, 1.0).args[0]
+        image = node.execute(depth, name, False, "min_max", 0.0, 1.0).args[0]
         assert image.shape == (*depth.values.shape, 3)
         table = lut(name)
         flat = depth.values[0].flatten()
         pixels = image[0].reshape(-1, 3)
         torch.testing.assert_close(pixels[flat.argmax()], table[-1])  # nearest = high end
         torch.testing.assert_close(pixels[flat.argmin()], table[0])  # farthest = low end
-    inverted = node.execute(depth, "Spectral_r", True, "auto", 0.0, 1.0).args[0]
+    inverted = node.execute(depth, "Spectral_r", True, "min_max", 0.0, 1.0).args[0]
     torch.testing.assert_close(inverted[0].reshape(-1, 3)[depth.values[0].flatten().argmax()], lut("Spectral_r")[0])
     assert set(COLORMAPS) == set(node.GET_SCHEMA().inputs[1].options)
 
 
 def test_colorize_accepts_a_depth_image(comfy_inprocess, estimated):
     node = comfy_inprocess.node("Colorize Depth")
-    from_image = node.execute(estimated.args[0], "viridis", False, "auto", 0.0, 1.0).args[0]
-    from_depth = node.execute(estimated.args[1], "viridis", False, "auto", 0.0, 1.0).args[0]
+    from_image = node.execute(estimated.args[0], "viridis", False, "min_max", 0.0, 1.0).args[0]
+    from_depth = node.execute(estimated.args[1], "viridis", False, "min_max", 0.0, 1.0).args[0]
     torch.testing.assert_close(from_image, from_depth, atol=2e-3, rtol=0)
     rgba = torch.cat([estimated.args[0], torch.ones(*estimated.args[0].shape[:3], 1)], dim=-1)
-    torch.testing.assert_close(node.execute(rgba, "viridis", False, "auto", 0.0, 1.0).args[0], from_image)
+    torch.testing.assert_close(node.execute(rgba, "viridis", False, "min_max", 0.0, 1.0).args[0], from_image)
 
 
 def test_colorize_manual_range(comfy_inprocess):
@@ -435,7 +443,7 @@ def test_colorize_manual_range(comfy_inprocess):
     np.testing.assert_allclose(image[0, 0, :, 0].numpy(), [1.0, 0.5, 0.0, 0.0], atol=1e-6)  # 1 m near = white
 
 
-@pytest.mark.parametrize("mode, bounds", [("auto", (0.0, 1.0)), ("percentile", (0.0, 1.0)), ("manual", (0.2, 0.7))])
+@pytest.mark.parametrize("mode, bounds", [("min_max", (0.0, 1.0)), ("percentile", (0.0, 1.0)), ("manual", (0.2, 0.7))])
 def test_colorize_preview_carries_the_range_it_coloured_with(comfy_inprocess, estimated, mode, bounds):
     node = comfy_inprocess.node("Colorize Depth")
     depth = estimated.args[1]
@@ -444,7 +452,7 @@ def test_colorize_preview_carries_the_range_it_coloured_with(comfy_inprocess, es
     entries = out.ui["dav2_depth"]
     assert [(e["display_min"], e["display_max"]) for e in entries] == list(zip(lo.tolist(), hi.tolist()))
     torch.testing.assert_close(out.args[0], colorize_in_range(depth, lo, hi, "viridis", invert=True), atol=0, rtol=0)
-    if mode == "auto":  # auto: the depth's own min/max, as the preview had before
+    if mode == "min_max":  # the depth's own min/max, as the preview had before
         assert all(
             e["display_min"] == pytest.approx(e["min"]) and e["display_max"] == pytest.approx(e["max"]) for e in entries
         )
@@ -454,7 +462,7 @@ def test_colorize_manual_min_not_below_max_is_refused(comfy_inprocess, estimated
     node = comfy_inprocess.node("Colorize Depth")
     message = node.validate_inputs("manual", 2.0, 2.0)
     assert isinstance(message, str) and "manual_min" in message and "manual_max" in message
-    assert node.validate_inputs("auto", 2.0, 2.0) is True  # min/max are ignored outside manual
+    assert node.validate_inputs("min_max", 2.0, 2.0) is True  # min/max are ignored outside manual
     with pytest.raises(ValueError, match="min must be smaller than max"):
         node.execute(estimated.args[1], "gray", False, "manual", 5.0, 1.0)
 
@@ -462,7 +470,7 @@ def test_colorize_manual_min_not_below_max_is_refused(comfy_inprocess, estimated
 def test_colorize_mask_is_refused_with_what_to_connect(comfy_inprocess, estimated):
     node = comfy_inprocess.node("Colorize Depth")
     with pytest.raises(ValueError, match="DEPTH"):
-        node.execute(estimated.args[2], "gray", False, "auto", 0.0, 1.0)
+        node.execute(estimated.args[2], "gray", False, "min_max", 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------ stats
@@ -532,14 +540,29 @@ def test_loader_auto_precision_is_the_engines_rule_with_comfyuis_answers(comfy_i
         patcher_module.compute_dtype("fp16", torch.device("cpu"))
 
 
-# ------------------------------------------------------------------------------------ saved range names
+# ------------------------------------------------------------------------------------ range names
 
-#: The range names saved workflows hold (dav2_core.ranges keeps them; these lists must never lose a value).
-SAVED_RANGE_NAMES = {
+#: The range names the nodes offer (dav2_core.ranges' one vocabulary), in order (the first is the default).
+RANGE_NAMES = {
+    ("Estimate Depth", "normalization"): ["min_max", "percentile", "batch", "raw"],
+    ("Video Depth", "normalization"): ["clip", "running", "image"],
+    ("Video Depth", "range_statistic"): ["min_max", "percentile"],
+    ("Colorize Depth", "range_mode"): ["min_max", "percentile", "manual"],
+}
+#: The names earlier versions offered for the same choices, position by position (saved workflows and API prompts
+#: hold them: they must keep working; never remove one).
+OLDER_NAMES = {
     ("Estimate Depth", "normalization"): ["per_image", "percentile", "batch", "raw"],
     ("Video Depth", "normalization"): ["two_pass", "running", "per_frame"],
     ("Video Depth", "range_statistic"): ["min_max", "percentile"],
     ("Colorize Depth", "range_mode"): ["auto", "percentile", "manual"],
+}
+#: Each input's dav2_core.ranges front end.
+FRONT_END = {
+    ("Estimate Depth", "normalization"): "estimate",
+    ("Video Depth", "normalization"): "video",
+    ("Video Depth", "range_statistic"): "video_statistic",
+    ("Colorize Depth", "range_mode"): "colorize",
 }
 
 
@@ -563,62 +586,155 @@ def _api_inputs(comfy, name: str, widgets_values: list) -> dict:
     return inputs
 
 
-@pytest.mark.parametrize("node_input", list(SAVED_RANGE_NAMES), ids=lambda k: f"{k[0]}.{k[1]}")
-def test_saved_range_names_are_still_offered(comfy_inprocess, node_input):
-    """ComfyUI's server refuses a combo value not in the option list (value_not_in_list) and the frontend marks
-    it: every name a saved workflow may hold stays in the list, in the same order (the first is the default)."""
+def _older_and_current(key: tuple[str, str]) -> list[tuple[str, str]]:
+    return list(zip(OLDER_NAMES[key], RANGE_NAMES[key]))
+
+
+@pytest.mark.parametrize("node_input", list(RANGE_NAMES), ids=lambda k: f"{k[0]}.{k[1]}")
+def test_range_names_are_offered_in_order(comfy_inprocess, node_input):
+    """Each range combo offers the vocabulary's names, in the order (and so with the default) it always had."""
     name, input_id = node_input
     spec = {i.id: i for i in comfy_inprocess.node(name).GET_SCHEMA().inputs}[input_id]
     options = [o.key for o in spec.options] if hasattr(spec.options[0], "key") else list(spec.options)
-    assert options == SAVED_RANGE_NAMES[node_input]
+    assert options == RANGE_NAMES[node_input]
 
 
-@pytest.mark.parametrize("mode", SAVED_RANGE_NAMES[("Estimate Depth", "normalization")])
-def test_saved_estimate_normalization_runs_as_before(comfy_inprocess, model, images, mode):
-    """A workflow saved before the tile and tta inputs (UI format: positional widgets_values) and the same node in
-    API format (named inputs) run, and give the engine's normalisation of that name, bit for bit."""
-    ui_inputs = _api_inputs(comfy_inprocess, "Estimate Depth", [SIZE, "keep_aspect", 1932, mode, False, 0])
-    assert ui_inputs["normalization"] == mode and ui_inputs["tta"] == "none"
+@pytest.mark.parametrize("node_input", list(RANGE_NAMES), ids=lambda k: f"{k[0]}.{k[1]}")
+def test_older_names_are_the_same_choices(node_input):
+    """ranges.canonical maps every older name to the current name at its position, and the web extension's table
+    (nodes/range_names.py, served by GET /dav2/config) holds exactly the renamed ones."""
+    from dav2_core.ranges import canonical
+
+    front_end = FRONT_END[node_input]
+    assert [canonical(old, front_end) for old in OLDER_NAMES[node_input]] == RANGE_NAMES[node_input]
+    renamed = {old: new for old, new in _older_and_current(node_input) if old != new}
+    node_id, input_id = NODE_IDS[node_input[0]], node_input[1]
+    assert load_nodes_module("range_names").legacy_values().get(node_id, {}).get(input_id, {}) == renamed
+
+
+@pytest.mark.parametrize(("old", "new"), _older_and_current(("Estimate Depth", "normalization")))
+def test_saved_estimate_normalization_runs_as_before(comfy_inprocess, model, images, old, new):
+    """A workflow saved before the tile and tta inputs with an older normalization name (UI format: positional
+    widgets_values), the same node in API format, and the current name all give the engine's normalisation of
+    that choice, bit for bit."""
+    ui_inputs = _api_inputs(comfy_inprocess, "Estimate Depth", [SIZE, "keep_aspect", 1932, old, False, 0])
+    assert ui_inputs["normalization"] == old and ui_inputs["tta"] == "none"
     node = comfy_inprocess.node("Estimate Depth")
-    assert node.validate_inputs(normalization=mode, invert=False) is True
+    assert node.validate_inputs(normalization=old, invert=False) is True
     from_ui = node.execute(model, images, **ui_inputs)
-    from_api = run_estimate(comfy_inprocess, model, images, normalization=mode)
-    depth = from_api.args[1]
-    expected = depth.values if mode == "raw" else normalize_depth(depth, mode)
-    for out in (from_ui, from_api):
+    from_old = run_estimate(comfy_inprocess, model, images, normalization=old)
+    from_new = run_estimate(comfy_inprocess, model, images, normalization=new)
+    depth = from_new.args[1]
+    expected = depth.values if new == "raw" else normalize_depth(depth, new)
+    for out in (from_ui, from_old, from_new):
         assert torch.equal(out.args[1].values, depth.values)
         assert torch.equal(out.args[2], expected)
 
 
-@pytest.mark.parametrize("mode", SAVED_RANGE_NAMES[("Colorize Depth", "range_mode")])
-def test_saved_colorize_range_mode_runs_as_before(comfy_inprocess, estimated, mode):
-    """Colorize's saved range_mode in UI format (0.3.75's flat layout, read by 0.33's DynamicCombo too) and in API
-    format colours with the range it always had: each image's min-max, its 2nd-98th percentiles, or the bounds."""
+@pytest.mark.parametrize(("old", "new"), _older_and_current(("Colorize Depth", "range_mode")))
+def test_saved_colorize_range_mode_runs_as_before(comfy_inprocess, estimated, old, new):
+    """Colorize's saved range_mode (older name) in UI format (0.3.75's flat layout, read by 0.33's DynamicCombo
+    too) and in API format colours with the range it always had, as the current name does: each image's min-max,
+    its 2nd-98th percentiles, or the bounds."""
     node = comfy_inprocess.node("Colorize Depth")
     depth = estimated.args[1]
-    ui_inputs = _api_inputs(comfy_inprocess, "Colorize Depth", ["viridis", False, mode, 0.2, 0.7])
+    # where range_mode is a DynamicCombo (0.33) the harness's UI conversion, like the frontend, needs an option:
+    # the web extension renames the older name on load there (web/range_names.js, checked in the browser tests)
+    dynamic = node.INPUT_TYPES()["required"]["range_mode"][0] == DYNAMIC_COMBO
+    ui_inputs = _api_inputs(comfy_inprocess, "Colorize Depth", ["viridis", False, new if dynamic else old, 0.2, 0.7])
     assert node.validate_inputs(**ui_inputs) is True
     from_ui = node.execute(depth, **ui_inputs).args[0]
-    from_api = node.execute(depth, colormap="viridis", invert=False, range_mode=mode, manual_min=0.2, manual_max=0.7)
-    if mode == "manual":
+    outs = [
+        node.execute(depth, colormap="viridis", invert=False, range_mode=mode, manual_min=0.2, manual_max=0.7).args[0]
+        for mode in (old, new)
+    ]
+    if new == "manual":
         lo, hi = torch.full((depth.batch,), 0.2), torch.full((depth.batch,), 0.7)
     else:
-        lo, hi = range_of(depth, "per_image") if mode == "auto" else range_of(depth, "percentile", 2.0, 98.0)
+        lo, hi = range_of(depth, "min_max") if new == "min_max" else range_of(depth, "percentile", 2.0, 98.0)
     expected = colorize_in_range(depth, lo, hi, "viridis")
-    assert torch.equal(from_ui, expected) and torch.equal(from_api.args[0], expected)
+    assert all(torch.equal(out, expected) for out in (from_ui, *outs))
 
 
-@pytest.mark.parametrize("statistic", SAVED_RANGE_NAMES[("Video Depth", "range_statistic")])
-@pytest.mark.parametrize("scope", SAVED_RANGE_NAMES[("Video Depth", "normalization")])
-def test_saved_video_range_names_map_as_before(comfy_inprocess, scope, statistic):
-    """Video Depth's saved normalization / range_statistic (UI and API format) give the core options they always
-    gave: the clip range mode as named, the per-frame statistic as the estimate's per_image / percentile."""
+@pytest.mark.parametrize("statistic", RANGE_NAMES[("Video Depth", "range_statistic")])
+@pytest.mark.parametrize(("old", "new"), _older_and_current(("Video Depth", "normalization")))
+def test_saved_video_range_names_map_as_before(comfy_inprocess, old, new, statistic):
+    """Video Depth's saved normalization (older name) / range_statistic (UI and API format) give the core options
+    the current names give: the clip range mode, the per-frame statistic as the estimate's min_max / percentile."""
     module = sys.modules[comfy_inprocess.node("Video Depth").__module__]
-    widgets = [SIZE, "keep_aspect", 1932, scope, statistic, False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth"]
+    widgets = [SIZE, "keep_aspect", 1932, old, statistic, False, "gray", 0, 0, 1, 0, "none", "video/dav2_depth"]
     ui_inputs = _api_inputs(comfy_inprocess, "Video Depth", widgets)
     ui_inputs.pop("filename_prefix")
     from_ui = module.video_options(**ui_inputs)
-    from_api = module.video_options(input_size=SIZE, normalization=scope, range_statistic=statistic)
-    assert from_ui == from_api
-    assert from_ui.range_mode == scope
-    assert from_ui.estimate.normalization == {"min_max": "per_image", "percentile": "percentile"}[statistic]
+    from_old = module.video_options(input_size=SIZE, normalization=old, range_statistic=statistic)
+    from_new = module.video_options(input_size=SIZE, normalization=new, range_statistic=statistic)
+    assert from_ui == from_old == from_new
+    assert from_ui.range_mode == new and from_ui.estimate.normalization == statistic
+
+
+def _validate(prompt: dict, node_id: str) -> tuple[bool, list[dict]]:
+    """ComfyUI's own validation of one node of an API prompt (recursing into the nodes it links to), as queueing
+    runs it, without the server's on_prompt handlers."""
+    import execution
+
+    ok, errors, _ = run_coroutine(execution.validate_inputs("range-names", prompt, node_id, {}))
+    return ok, errors
+
+
+class _VideoSource:
+    """A V1 stand-in for core's Load Video (in-process ComfyUI loads no comfy_extras nodes): a VIDEO output."""
+
+    RETURN_TYPES = ("VIDEO",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:  # noqa: N802 (ComfyUI's name)
+        return {"required": {}}
+
+
+def test_comfyui_validation_takes_older_names_and_refuses_unknown_ones(comfy_inprocess, monkeypatch):
+    """ComfyUI checks a combo value against the option list unless the node's validate_inputs declares the input:
+    Estimate Depth and Video Depth declare ``normalization`` and Colorize Depth ``range_mode``, so the older names
+    pass ComfyUI's own validation (no on_prompt handler involved) and an unknown name is refused naming the
+    choices. On ComfyUI 0.33 Colorize's range_mode is a DynamicCombo, which ComfyUI drops when its value is no
+    option: there the server's on_prompt handler (nodes/range_names.current_names) renames it first, checked too."""
+    from PIL import Image
+
+    from comfy_harness import estimate_graph, video_depth_graph
+
+    input_dir = Path(comfy_inprocess.folder_paths.get_input_directory())
+    Image.fromarray(np.full((20, 28, 3), 128, np.uint8)).save(input_dir / "range_names.png")
+    monkeypatch.setitem(comfy_inprocess.nodes.NODE_CLASS_MAPPINGS, "LoadVideo", _VideoSource)
+
+    def video_prompt(normalization: str) -> dict:
+        prompt = video_depth_graph("range_names.mp4", TEST_CHECKPOINT, "video/range_names", normalization=normalization)
+        prompt["1"]["inputs"] = {}
+        return prompt
+
+    range_names = load_nodes_module("range_names")
+    dynamic = comfy_inprocess.node("Colorize Depth").INPUT_TYPES()["required"]["range_mode"][0] == DYNAMIC_COMBO
+
+    def image_prompt(normalization: str, range_mode: str) -> dict:
+        graph, _, estimate = estimate_graph("range_names.png", normalization=normalization)
+        graph.add("DAV2ColorizeDepth", depth=estimate["depth"], range_mode=range_mode)
+        return graph.to_api()
+
+    for old, new in (("per_image", "min_max"), ("auto", "min_max")):
+        estimate_old = "per_image" if old == "per_image" else "min_max"
+        prompt = image_prompt(estimate_old, old if old == "auto" else "min_max")
+        assert _validate(prompt, "3") == (True, [])
+        colorize_ok, colorize_errors = _validate(prompt, "4")
+        assert colorize_ok is not (dynamic and old == "auto"), colorize_errors
+        renamed = range_names.current_names({"prompt": prompt})["prompt"]
+        assert renamed["4"]["inputs"]["range_mode"] == "min_max" and renamed["3"]["inputs"]["normalization"] == new
+        assert _validate(renamed, "4") == (True, [])
+    for old in ("two_pass", "per_frame"):
+        assert _validate(video_prompt(old), "3") == (True, []), old
+
+    bad = image_prompt("sideways", "min_max")
+    ok, errors = _validate(bad, "3")
+    assert not ok and "'sideways'" in str(errors) and "min_max, percentile, batch, raw" in str(errors)
+    ok, errors = _validate(image_prompt("min_max", "sideways"), "4")
+    assert not ok and "min_max, percentile, manual" in str(errors)
+    ok, errors = _validate(video_prompt("sideways"), "3")
+    assert not ok and "'sideways'" in str(errors) and "clip, running, image" in str(errors)

@@ -62,14 +62,14 @@ def test_multi_scale_through_the_node_is_the_engine_result(comfy_inprocess, mode
 
 def test_impossible_tta_is_refused_when_queued(comfy_inprocess):
     node = comfy_inprocess.node("Estimate Depth")
-    ok = node.validate_inputs("per_image", False, tta="multi_scale", resolution="keep_aspect", input_size=518)
+    ok = node.validate_inputs("min_max", False, tta="multi_scale", resolution="keep_aspect", input_size=518)
     assert ok is True
-    small = node.validate_inputs("per_image", False, tta="multi_scale", resolution="keep_aspect", input_size=28)
+    small = node.validate_inputs("min_max", False, tta="multi_scale", resolution="keep_aspect", input_size=28)
     assert isinstance(small, str) and "input_size >= 42" in small
-    tiled = node.validate_inputs("per_image", False, tta="multi_scale", resolution="tiled", input_size=518)
+    tiled = node.validate_inputs("min_max", False, tta="multi_scale", resolution="tiled", input_size=518)
     assert isinstance(tiled, str) and "tiled" in tiled
-    assert node.validate_inputs("per_image", False, tta="flip", resolution="tiled", input_size=518) is True
-    assert node.validate_inputs("per_image", False) is True  # an old workflow without tta
+    assert node.validate_inputs("min_max", False, tta="flip", resolution="tiled", input_size=518) is True
+    assert node.validate_inputs("min_max", False) is True  # an old workflow without tta
 
 
 def test_video_depth_options_take_tta(comfy_inprocess):

@@ -161,6 +161,11 @@ def test_web_config_is_the_python_constants() -> None:
         "stat_keys": list(STAT_KEYS),
         "max_preview_images": preview.MAX_PREVIEW_IMAGES,
         "pick": routes.PICK_TARGETS,
+        "legacy_values": {  # dav2_core.ranges.LEGACY_NAMES, by node input (web/range_names.js renames them)
+            "DAV2EstimateDepth": {"normalization": {"per_image": "min_max"}},
+            "DAV2VideoDepth": {"normalization": {"two_pass": "clip", "per_frame": "image"}},
+            "DAV2ColorizeDepth": {"range_mode": {"auto": "min_max"}},
+        },
     }
 
 

@@ -28,7 +28,7 @@ def test_widget_defaults_are_the_core_defaults(comfy_inprocess):
 def test_node_options_map_onto_the_core(comfy_inprocess):
     options = node_module(comfy_inprocess).video_options(
         input_size=140,
-        normalization="per_frame",
+        normalization="image",
         range_statistic="percentile",
         invert=True,
         colormap="turbo",
@@ -39,7 +39,7 @@ def test_node_options_map_onto_the_core(comfy_inprocess):
         image_sequence="npy",
         temporal_consistency=False,
     )
-    assert options.range_mode == "per_frame" and options.colormap == "turbo" and options.sequence == ("npy",)
+    assert options.range_mode == "image" and options.colormap == "turbo" and options.sequence == ("npy",)
     assert (options.frames.start, options.frames.count, options.frames.stride) == (3, 7, 2)
     est = options.estimate
     assert (est.input_size, est.normalization, est.invert, est.chunk_size, est.temporal_consistency) == (
@@ -53,12 +53,14 @@ def test_node_options_map_onto_the_core(comfy_inprocess):
 
 def test_bad_settings_are_refused(comfy_inprocess, monkeypatch):
     module = node_module(comfy_inprocess)
-    with pytest.raises(ValueError, match="unknown video normalisation 'clip'"):
-        module.video_options(normalization="clip")
+    with pytest.raises(ValueError, match="unknown video normalisation 'min_max'; choose one of clip, running, image"):
+        module.video_options(normalization="min_max")
     with pytest.raises(ValueError, match="unknown range_statistic"):
         module.video_options(range_statistic="median")
     node = comfy_inprocess.node("Video Depth")
     assert node.validate_inputs(image_sequence="png16") is True
+    assert node.validate_inputs(normalization="two_pass") is True  # an older name: the same choice as clip
+    assert "choose one of clip, running, image" in node.validate_inputs(normalization="sideways")
     monkeypatch.setattr(sys.modules["dav2_core.video.sequence"], "exr_backend", lambda: None)
     assert "OpenEXR" in node.validate_inputs(image_sequence="exr")
 

@@ -200,7 +200,7 @@ def test_a_packet_without_depth_into_our_nodes(comfy_inprocess):
         with pytest.raises(ValueError, match="'depth': the DA3 geometry has no 'depth'"):
             comfy_inprocess.node(name).execute(packet, *args)
     with pytest.raises(ValueError, match="no 'depth'"):
-        comfy_inprocess.node("Colorize Depth").execute(packet, "viridis", False, "auto", 0.0, 1.0)
+        comfy_inprocess.node("Colorize Depth").execute(packet, "viridis", False, "min_max", 0.0, 1.0)
 
 
 def test_a_mesh_wired_into_a_depth_input_is_named(comfy_inprocess):

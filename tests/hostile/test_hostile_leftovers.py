@@ -170,9 +170,7 @@ def test_video_temporaries_carry_their_owner(tmp_path, monkeypatch):
             BrightnessEngine(),
             clip,
             tmp_path / "d.mp4",
-            VideoOptions(
-                estimate=EstimateOptions(input_size=28, chunk_size=2), sequence=("npy",), range_mode="per_frame"
-            ),
+            VideoOptions(estimate=EstimateOptions(input_size=28, chunk_size=2), sequence=("npy",), range_mode="image"),
             sequence_dir=tmp_path / "d_frames",
             check_cancel=cancel,
         )

@@ -681,7 +681,7 @@ def depth_graph(
     colorized = None
     if colorize:
         colorized = graph.add(
-            "DAV2ColorizeDepth", depth=estimate["depth"], colormap="Spectral_r", invert=False, range_mode="auto"
+            "DAV2ColorizeDepth", depth=estimate["depth"], colormap="Spectral_r", invert=False, range_mode="min_max"
         )
         shown = colorized["image"]
     table = graph.add("DAV2DepthStats", depth=estimate["depth"]) if stats else None

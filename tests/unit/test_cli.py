@@ -222,7 +222,7 @@ def test_video_runs_the_streaming_core_of_the_node(tmp_path: Path, models_dir: P
 
 
 def test_running_range_only_widens() -> None:
-    running = RunningRange("per_image")
+    running = RunningRange("min_max")
     first = DepthMap(torch.tensor([[[1.0, 5.0]], [[2.0, 4.0]]]))
     lo, hi = running.update(first)
     assert lo.tolist() == [1.0, 1.0] and hi.tolist() == [5.0, 5.0]
@@ -521,16 +521,84 @@ def test_compile_flag_goes_through_accel_and_falls_back(
     )
 
 
-@pytest.mark.parametrize("statistic", ["per_image", "percentile"])
-@pytest.mark.parametrize("scope", ["two_pass", "running", "per_frame"])
-def test_cli_old_range_flag_values_keep_their_meaning(statistic, scope):
-    """--normalize and --video-range take the values scripts already use (dav2_core.ranges), with the same result:
-    the estimate normalisation and the video range mode as named; the defaults stay per_image / two_pass."""
+@pytest.mark.parametrize(("old", "statistic"), [("per_image", "min_max"), ("percentile", "percentile")])
+@pytest.mark.parametrize(("old_scope", "scope"), [("two_pass", "clip"), ("running", "running"), ("per_frame", "image")])
+def test_cli_range_flags_take_current_and_older_names(old, statistic, old_scope, scope):
+    """--normalize and --video-range offer the range vocabulary (dav2_core.ranges) and still take the names older
+    scripts use, as the same choice; the defaults are min_max / clip (what per_image / two_pass were)."""
     from dav2_core.cli import args, live
 
-    options = args.parse_options(["x.png", "--normalize", statistic, "--video-range", scope])
-    assert (options.estimate.normalization, options.video_range) == (statistic, scope)
+    for names in ((statistic, scope), (old, old_scope)):
+        options = args.parse_options(["x.png", "--normalize", names[0], "--video-range", names[1]])
+        assert (options.estimate.normalization, options.video_range) == (statistic, scope)
     defaults = args.parse_options(["x.png"])
-    assert (defaults.estimate.normalization, defaults.video_range) == ("per_image", "two_pass")
+    assert (defaults.estimate.normalization, defaults.video_range) == ("min_max", "clip")
     streamed = {a.dest: a for a in live.build_parser()._actions}["normalize"]
-    assert tuple(streamed.choices) == ("per_image", "percentile") and streamed.default == "per_image"
+    assert tuple(streamed.choices) == ("min_max", "percentile") and streamed.default == "min_max"
+    assert live.build_parser().parse_args(["0", "--normalize", old]).normalize == statistic
+
+
+def test_cli_help_shows_the_current_names_and_says_older_ones_work(capsys) -> None:
+    from dav2_core.cli import args
+
+    text = " ".join(args.build_parser().format_help().split())
+    assert "--normalize {min_max,percentile}" in text and "--video-range {clip,running,image}" in text
+    assert "per_image is accepted" in text
+    assert "older names accepted: two_pass = clip, per_frame = image" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "choices"),
+    [
+        (["--normalize", "auto"], "choose one of min_max, percentile"),
+        (["--video-range", "sideways"], "choose one of clip, running, image"),
+    ],
+)
+def test_cli_unknown_range_name_exits_2_naming_the_choices(argv, choices, capsys) -> None:
+    from dav2_core.cli import args, live
+
+    parsers = [lambda: args.parse_options(["x.png", *argv])]
+    if argv[0] == "--normalize":  # dav2 live has --normalize too, no --video-range
+        parsers.append(lambda: live.build_parser().parse_args(["0", *argv]))
+    for parse in parsers:
+        with pytest.raises(SystemExit) as exit_info:
+            parse()
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert repr(argv[1]) in err and choices in err and "Traceback" not in err, err
+
+
+def test_cli_older_range_names_write_identical_files(tmp_path: Path, models_dir: Path, capsys) -> None:
+    """A script with the older names (--normalize per_image, --video-range two_pass / per_frame) writes the very
+    files the current names write: PNGs byte for byte, the depth video frame for frame (and its metadata)."""
+    import av
+
+    random_image(tmp_path / "p.png", 40, 56, seed=5)
+    write_video(tmp_path / "clip.mp4", 6)
+    runs = {
+        "old": ["--normalize", "per_image", "--video-range", "two_pass"],
+        "new": ["--normalize", "min_max", "--video-range", "clip"],
+        "old_frame": ["--normalize", "per_image", "--video-range", "per_frame"],
+        "new_frame": ["--normalize", "min_max", "--video-range", "image"],
+    }
+    for name, flags in runs.items():
+        inputs = [str(tmp_path / "p.png")] if name in ("old", "new") else []
+        code, err = run_cli(
+            [*inputs, str(tmp_path / "clip.mp4"), "-o", str(tmp_path / name), *flags], models_dir, capsys
+        )
+        assert code == 0, err
+
+    def video(folder: str) -> tuple[np.ndarray, dict]:
+        with av.open(str(tmp_path / folder / "clip_depth.mp4")) as container:
+            frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+            return frames, dict(container.metadata)
+
+    for old, new in (("old", "new"), ("old_frame", "new_frame")):
+        old_files = sorted(p.name for p in (tmp_path / old).iterdir())
+        assert old_files == sorted(p.name for p in (tmp_path / new).iterdir()) and "clip_depth.mp4" in old_files
+        for name in old_files:
+            if name.endswith(".png"):
+                assert (tmp_path / old / name).read_bytes() == (tmp_path / new / name).read_bytes(), name
+        (old_frames, old_meta), (new_frames, new_meta) = video(old), video(new)
+        assert len(old_frames) == 6 and np.array_equal(old_frames, new_frames) and old_meta == new_meta
+    assert not np.array_equal(video("new")[0], video("new_frame")[0])  # the comparison can tell ranges apart

@@ -26,7 +26,7 @@ from dav2_core.depth import DepthMap
 def test_colormap_list():
     assert COLORMAPS == ("Spectral_r", "viridis", "plasma", "magma", "inferno", "turbo", "gray")
     assert DEFAULT_COLORMAP == "Spectral_r"
-    assert RANGE_MODES == ("auto", "percentile", "manual") and all(RANGE_MODE_HELP.values())
+    assert RANGE_MODES == ("min_max", "percentile", "manual") and all(RANGE_MODE_HELP.values())
 
 
 @pytest.mark.parametrize("name", COLORMAPS)
@@ -99,7 +99,7 @@ def test_near_is_high_end_spectral_red_for_both_kinds():
     assert red_end[0] > red_end[2] and blue_end[2] > blue_end[0]  # high end red, low end blue
     rel = DepthMap(ramp(0.1, 5.0), kind="relative")  # right = nearest
     met = DepthMap(ramp(0.5, 10.0), kind="metric")  # left = nearest
-    for mode in ("auto", "percentile"):
+    for mode in ("min_max", "percentile"):
         r = colorize_depth(rel, range_mode=mode)
         m = colorize_depth(met, range_mode=mode)
         torch.testing.assert_close(r[0, 0, -1], red_end)
@@ -126,7 +126,7 @@ def test_colorize_range_in_depth_units(kind):
     values = torch.rand(2, 9, 11, generator=g) * 4.0 + 0.5
     values[1, 2, 3] = float("nan")
     depth = DepthMap(values, kind=kind if kind == "metric" else "relative")
-    lo, hi = colorize_range(depth, "auto")
+    lo, hi = colorize_range(depth, "min_max")
     finite = [v[torch.isfinite(v)].double().numpy() for v in values]
     np.testing.assert_allclose(lo.numpy(), [f.min() for f in finite], rtol=1e-6)
     np.testing.assert_allclose(hi.numpy(), [f.max() for f in finite], rtol=1e-6)
@@ -135,7 +135,7 @@ def test_colorize_range_in_depth_units(kind):
     np.testing.assert_allclose(hi.numpy(), [np.percentile(f, PERCENTILE_RANGE[1]) for f in finite], rtol=1e-5)
     lo, hi = colorize_range(depth, "manual", 1.0, 3.0)
     assert lo.tolist() == [1.0, 1.0] and hi.tolist() == [3.0, 3.0] and lo.dtype == torch.float32
-    for mode, bounds in (("auto", ()), ("percentile", ()), ("manual", (1.0, 3.0))):
+    for mode, bounds in (("min_max", ()), ("percentile", ()), ("manual", (1.0, 3.0))):
         for invert in (False, True):  # colorize_depth is colorize_in_range over colorize_range, bit for bit
             assert torch.equal(
                 colorize_depth(depth, "turbo", invert, mode, *bounds),
@@ -166,7 +166,7 @@ def test_manual_needs_finite_bounds_and_bad_range_mode():
         colorize_depth(torch.rand(1, 3, 3), range_mode="manual", vmin=1.0)
     with pytest.raises(ValueError, match="finite"):
         colorize_depth(torch.rand(1, 3, 3), range_mode="manual", vmin=float("nan"), vmax=1.0)
-    with pytest.raises(ValueError, match="auto, percentile, manual"):
+    with pytest.raises(ValueError, match="min_max, percentile, manual"):
         colorize_depth(torch.rand(1, 3, 3), range_mode="minmax")
 
 

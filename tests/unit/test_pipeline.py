@@ -104,11 +104,13 @@ def test_running_range_only_widens_across_chunks(model):
     assert all(a[0] >= b[0] and a[1] <= b[1] for a, b in zip(spans, spans[1:]))
 
 
-def test_per_frame_range_stretches_every_frame(model):
-    result = DepthStream(model, EstimateOptions(input_size=SIZE), range_mode="per_frame")(clip(3))
+def test_image_range_stretches_every_frame(model):
+    result = DepthStream(model, EstimateOptions(input_size=SIZE), range_mode="image")(clip(3))
     flat = result.normalized.flatten(1)
     torch.testing.assert_close(flat.amin(1), torch.zeros(3), atol=1e-6, rtol=0)
     torch.testing.assert_close(flat.amax(1), torch.ones(3), atol=1e-6, rtol=0)
+    older = DepthStream(model, EstimateOptions(input_size=SIZE), range_mode="per_frame")  # the older name
+    assert older.range_mode == "image" and torch.equal(older(clip(3)).normalized, result.normalized)
 
 
 def test_stream_metric_model_is_not_aligned(metric_model):

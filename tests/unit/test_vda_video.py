@@ -172,7 +172,7 @@ def test_frame_size_change_mid_clip_is_refused(vda):
 
 
 # ------------------------------------------------------------------------------------------ video core
-@pytest.mark.parametrize("range_mode, cache", [("two_pass", "disk"), ("two_pass", "recompute"), ("running", "auto")])
+@pytest.mark.parametrize("range_mode, cache", [("clip", "disk"), ("clip", "recompute"), ("running", "auto")])
 def test_video_core_runs_vda_windows_exactly(vda, clip35, tmp_path, range_mode, cache):
     options = VideoOptions(estimate=SMALL, range_mode=range_mode, cache=cache, sequence=("npy",))
     report = depth_video(vda, clip35, tmp_path / "d.mp4", options)

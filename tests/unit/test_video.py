@@ -56,7 +56,7 @@ def vits(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------ frames, order, chunks
 @pytest.mark.parametrize(
-    "range_mode, cache", [("two_pass", "disk"), ("two_pass", "recompute"), ("running", "auto"), ("per_frame", "auto")]
+    "range_mode, cache", [("clip", "disk"), ("clip", "recompute"), ("running", "auto"), ("image", "auto")]
 )
 def test_every_frame_once_in_order_across_chunks(tmp_path, clip13, range_mode, cache):
     engine = BrightnessEngine()
@@ -68,9 +68,9 @@ def test_every_frame_once_in_order_across_chunks(tmp_path, clip13, range_mode, c
         options(range_mode=range_mode, cache=cache, sequence=("png16", "npy")),
         progress=lambda done, total: progress.append((done, total)),
     )
-    assert report.frames == 13 and report.chunk == 5 and report.cache == ("" if range_mode != "two_pass" else cache)
+    assert report.frames == 13 and report.chunk == 5 and report.cache == ("" if range_mode != "clip" else cache)
     assert stamps(tmp_path / "d.mp4") == list(range(13))
-    passes = 2 if range_mode == "two_pass" else 1
+    passes = 2 if range_mode == "clip" else 1
     assert engine.calls == [5, 5, 3] * (2 if cache == "recompute" else 1)  # one chunk in flight at a time
     assert [d for d, _ in progress] == [5, 10, 13, 18, 23, 26][: 3 * passes] and progress[-1] == (13 * passes,) * 2
     assert decoded(tmp_path / "d.mp4")[1] == pytest.approx([i / 10 for i in range(13)], abs=1e-3)
@@ -95,7 +95,7 @@ def test_frame_range_start_count_stride(tmp_path, clip13):
     with av.open(str(tmp_path / "d.mp4")) as container:  # what the video is, in its own metadata
         meta = json.loads(container.metadata["dav2_depth"])
     assert meta["frame_range"] == {"start": 2, "count": 4, "stride": 3} and meta["near"] == "white"
-    assert meta["normalization"] == "two_pass" and meta["clip_range"] == pytest.approx(list(report.clip_range))
+    assert meta["normalization"] == "clip" and meta["clip_range"] == pytest.approx(list(report.clip_range))
     assert meta["model"] == "brightness.fake" and meta["units"] == "relative"
     warnings = []
     report = depth_video(
@@ -123,22 +123,22 @@ def test_frame_range_past_the_end_is_a_clear_error(tmp_path, clip13):
 
 
 # ------------------------------------------------------------------------------------ normalisation
-def test_two_pass_normalises_every_frame_with_the_clip_range(tmp_path, vits):
+def test_clip_range_normalises_every_frame_with_it(tmp_path, vits):
     rng = np.random.default_rng(0)
     frames = [(rng.random((42, 56, 3)) * 255 * (0.3 + 0.1 * i)).clip(0, 255).astype(np.uint8) for i in range(7)]
     clip = write_clip(tmp_path / "c.mkv", frames)
     est = EstimateOptions(input_size=28, chunk_size=3)
     ranges = {}
-    for mode in ("two_pass", "running", "per_frame"):
+    for mode in ("clip", "running", "image"):
         out = tmp_path / mode / "d.mp4"
         report = depth_video(vits, clip, out, options(estimate=est, range_mode=mode, sequence=("png16",)))
         metas = [json.loads(Image.open(out.parent / "d_frames" / f"{i:06d}.png").text["dav2_depth"]) for i in range(7)]
         ranges[mode] = [tuple(m["nearness_range"]) for m in metas]
-        if mode == "two_pass":
+        if mode == "clip":
             assert report.clip_range is not None
             assert all(r == pytest.approx(report.clip_range) for r in ranges[mode])
-    assert ranges["running"][-1] == pytest.approx(ranges["two_pass"][0])  # the running range ends at the clip range
-    assert len(set(ranges["running"])) > 1 and len(set(ranges["per_frame"])) == 7
+    assert ranges["running"][-1] == pytest.approx(ranges["clip"][0])  # the running range ends at the clip range
+    assert len(set(ranges["running"])) > 1 and len(set(ranges["image"])) == 7
     lows, highs = zip(*ranges["running"])
     assert list(lows) == sorted(lows, reverse=True) and list(highs) == sorted(highs)  # it only widens
 
