@@ -12,10 +12,6 @@
 # pass to keep CI under 45 minutes. Without ../shared/vendor the pass is skipped with a message; DAV2_COMFYUI_033=0
 # skips it too. `--comfyui-0.33-only` runs only it. DAV2_PYTHON picks the interpreter of the first pass
 # (make test-py313: Python 3.13's venv).
-#
-# Each pass runs on DAV2_TEST_WORKERS pytest-xdist processes (default 2, this machine's and CI's cores; 1 = one
-# process, no xdist): a test file stays on one worker (--dist loadfile), so module fixtures (servers, models) start
-# once. The suite waits much of its time on servers, browsers and subprocesses; two workers use both cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-artifacts
@@ -25,22 +21,12 @@ COMFY033_PY=".comfyui/venv-0.33/bin/python"
 SHARED_DIR="${DAV2_SHARED_DIR:-$PWD/../shared}"
 COMFYUI_033_BROWSER="example_workflows_do_not_overlap or previews_and_stats_come_back or (click_sets_bokeh_focus and classic) or help_page or node_faces"
 
-WORKERS="${DAV2_TEST_WORKERS:-2}"
-
 pytest_pass() {  # label, junit name, python, pytest args...
   local label="$1" junit="$2" python="$3"
   shift 3
-  local parallel=()
-  if [ "$WORKERS" -gt 1 ]; then
-    if "$python" -c "import xdist" 2>/dev/null; then
-      parallel=(-n "$WORKERS" --dist loadfile)
-    else
-      echo "run_tests: pytest-xdist is not installed in $python: one process (make setup installs it)" >&2
-    fi
-  fi
-  echo "run_tests: $label (${WORKERS} worker(s))" >&2
+  echo "run_tests: $label" >&2
   local start=$SECONDS
-  "$python" -m pytest -ra --durations=25 --junitxml="test-artifacts/$junit" "${parallel[@]}" "$@"
+  "$python" -m pytest -ra --durations=25 --junitxml="test-artifacts/$junit" "$@"
   local rc=$?
   echo "run_tests: $label took $((SECONDS - start)) s (exit $rc)" >&2
   if [ "$rc" -eq 5 ]; then
