@@ -102,7 +102,7 @@ function register() {
     name: EXTENSION,
     async beforeRegisterNodeDef(nodeType, nodeData) {
       hookNodeFaces(nodeType, nodeData);
-      await hookRangeNames(nodeType, nodeData); // older range-mode values renamed before node_faces.js reads them
+      hookRangeNames(nodeType, nodeData); // older range-mode values renamed before node_faces.js reads them
       chainCallback(nodeType.prototype, "onExecuted", function (output) {
         try {
           handleOutput(this, output, true);

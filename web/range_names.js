@@ -27,19 +27,33 @@ export function renameOlderValues(node, renames) {
   return changed;
 }
 
-/** Hook a node type whose range widgets have older names (called, awaited, from beforeRegisterNodeDef). */
-export async function hookRangeNames(nodeType, nodeData) {
-  const renames = (await legacyValues())[nodeData?.name];
-  if (!renames) return;
+/** The table once the server answered (null until then); asked for once, when this module loads. */
+let table = null;
+const tableLoaded = legacyValues().then((values) => (table = values));
+
+/**
+ * Hook one of our node types (called from beforeRegisterNodeDef, without waiting: a frontend that does not wait
+ * for that hook, like 1.32, would otherwise configure a reloaded workflow before the extension's other hooks are
+ * in place). The rename runs before every other onConfigure hook (node_faces.js reads the renamed value); if the
+ * table has not arrived yet, it runs when it does.
+ */
+export function hookRangeNames(nodeType, nodeData) {
+  const type = nodeData?.name;
+  if (typeof type !== "string" || !type.startsWith("DAV2")) return;
   chainCallback(
     nodeType.prototype,
     "onConfigure",
     function () {
-      try {
-        if (renameOlderValues(this, renames)) this.setDirtyCanvas?.(true, true);
-      } catch (err) {
-        console.error(`[dav2] could not rename the older range-mode value of node ${this.id}:`, err);
-      }
+      const rename = (values) => {
+        try {
+          const renames = values?.[type];
+          if (renames && renameOlderValues(this, renames)) this.setDirtyCanvas?.(true, true);
+        } catch (err) {
+          console.error(`[dav2] could not rename the older range-mode value of node ${this.id}:`, err);
+        }
+      };
+      if (table) rename(table);
+      else tableLoaded.then(rename);
     },
     { before: true },
   );
